@@ -1,0 +1,62 @@
+# Interval: local commands. Each target installs what it needs first
+# (deploy/bin/setup.sh: idempotent, quiet and apt-free once everything is there).
+#
+#   make up       broker + database + topics + services; prints the URLs once all are
+#                 ready, stays in the foreground; Ctrl-C stops what it started
+#   make start    the same in the background; returns once everything is ready
+#   make stop     stops the services, the broker, and PostgreSQL if we started it
+#   make status
+#   make test     the whole suite (PYTEST_ARGS="-k foo -x" to pass pytest options)
+#   make lint     ruff check, ruff format --check, mypy, lint-imports
+#   make bench    the benchmarks (python -m bench)
+#   make install  only the installs (apt packages, .venv, Kafka jars)
+#
+# Environment: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL pointing elsewhere use that
+# broker / database instead of starting local ones; INTAKE_PORT etc. as in CONTRACT.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.PHONY: help install setup infra up start stop status test lint bench
+
+BIN := deploy/bin
+VENV_BIN := .venv/bin
+PYTEST_ARGS ?=
+# setup.sh ran once for this make invocation; the scripts below skip it then.
+export INTERVAL_SETUP_DONE := 1
+
+help:
+	@sed -n 's/^#   make /  make /p' Makefile
+
+install setup:
+	@$(BIN)/setup.sh
+
+infra: install
+	@$(BIN)/stack.sh infra
+
+up: install
+	@$(BIN)/stack.sh up
+
+start: install
+	@$(BIN)/stack.sh start
+
+stop:
+	@$(BIN)/stack.sh stop
+
+status:
+	@$(BIN)/stack.sh status || true
+
+test: infra
+	$(VENV_BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	@failed=(); \
+	$(VENV_BIN)/ruff check . || failed+=("ruff check"); \
+	$(VENV_BIN)/ruff format --check . || failed+=("ruff format --check"); \
+	$(VENV_BIN)/mypy || failed+=("mypy"); \
+	$(VENV_BIN)/lint-imports || failed+=("lint-imports"); \
+	if (( $${#failed[@]} )); then echo "lint failed: $${failed[*]}" >&2; exit 1; fi; \
+	echo "lint: all checks passed"
+
+bench: infra
+	$(VENV_BIN)/python -m bench

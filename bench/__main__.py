@@ -1,0 +1,181 @@
+"""``make bench``: intake latency and throughput beside bare-driver baselines.
+
+Load is open-loop (requests leave on a fixed schedule and latency counts from the
+scheduled time), so a slow server cannot hide its queueing by slowing the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+
+import aiohttp
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.stack import BASE_DSN, KAFKA, intake_stack
+from shared.events import CloudEvent
+from shared.kafka import ensure_topics
+from tests.factories import intake_body
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def ms(v: float) -> str:
+    return f"{v * 1000:7.2f} ms"
+
+
+async def baseline_insert(n: int = 2000) -> list[float]:
+    conn = await asyncpg.connect(BASE_DSN)
+    await conn.execute("CREATE TEMP TABLE b (id text PRIMARY KEY, body jsonb)")
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await conn.execute("INSERT INTO b VALUES ($1, '{}'::jsonb)", uuid.uuid4().hex)
+        out.append(time.perf_counter() - t)
+    await conn.close()
+    return out
+
+
+async def baseline_kafka(n: int = 300) -> list[float]:
+    topic = "_interval.bench"
+    await ensure_topics([KAFKA], [topic], partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="latest")
+    await producer.start()
+    await consumer.start()
+    await consumer.seek_to_end()
+    out = []
+    try:
+        for _ in range(n):
+            marker = uuid.uuid4().bytes
+            t = time.perf_counter()
+            await producer.send_and_wait(topic, marker)
+            while True:
+                msg = await consumer.getone()
+                if msg.value == marker:
+                    break
+            out.append(time.perf_counter() - t)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return out
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    """POST new intakes at ``rate``/s for ``seconds``; (latencies of 2xx, errors)."""
+    total = int(rate * seconds)
+    bodies = [orjson.dumps(intake_body()) for _ in range(total)]
+    latencies: list[float] = []
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        start = time.perf_counter() + 0.1
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                async with session.post(
+                    f"{url}/v1/intakes",
+                    data=bodies[i],
+                    headers={"content-type": "application/json"},
+                ) as r:
+                    await r.read()
+                    if r.status == 201:
+                        latencies.append(time.perf_counter() - due)
+                    else:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+    return latencies, errors
+
+
+async def post_to_event(url: str, n: int) -> list[float]:
+    """Idle latency from sending a POST to the event arriving at a Kafka consumer."""
+    consumer = AIOKafkaConsumer(
+        "intake.screened", bootstrap_servers=KAFKA, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    out = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(n):
+                body = intake_body()
+                t = time.perf_counter()
+                async with session.post(f"{url}/v1/intakes", json=body) as r:
+                    assert r.status == 201
+                while True:
+                    msg = await consumer.getone()
+                    if CloudEvent.from_bytes(msg.value).data["intake_id"] == body["intake_id"]:
+                        break
+                out.append(time.perf_counter() - t)
+                await asyncio.sleep(0.02)  # idle between events, by design
+    finally:
+        await consumer.stop()
+    return out
+
+
+def line(label: str, values: list[float], extra: str = "") -> None:
+    print(
+        f"  {label:<44} p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
+        f"n={len(values)} {extra}"
+    )
+
+
+async def main() -> None:
+    fixed_s = 10 if QUICK else 30
+    print("Interval bench (2-core machine; whole stack local)")
+    print("Baselines, measured in this run:")
+    ins = await baseline_insert(500 if QUICK else 2000)
+    line("bare asyncpg INSERT (autocommit)", ins)
+    kaf = await baseline_kafka(100 if QUICK else 300)
+    line("bare aiokafka produce(acks=all)->consume", kaf)
+    async with intake_stack() as stack:
+        await open_loop(stack.url, 100, 2)  # warm-up
+        lat, errors = await open_loop(stack.url, 200, fixed_s)
+        print("Intake service:")
+        line(
+            f"POST /v1/intakes at 200/s for {fixed_s}s",
+            lat,
+            f"errors={errors} (goal p99 < 25 ms; ratio p99/insert-p99 "
+            f"{pct(lat, 99) / pct(ins, 99):.1f}x)",
+        )
+        best = 0
+        step_s = 5 if QUICK else 10
+        for rate in (300, 400, 500, 600, 700, 800, 1000, 1200):
+            lat_r, err_r = await open_loop(stack.url, rate, step_s)
+            ok = err_r == 0 and pct(lat_r, 99) < 0.100
+            line(
+                f"  step {rate}/s for {step_s}s", lat_r, f"errors={err_r} {'ok' if ok else 'over'}"
+            )
+            if not ok:
+                break
+            best = rate
+        print(f"  highest sustained rate with p99 < 100 ms: {best}/s (goal >= 600/s)")
+        e2e = await post_to_event(stack.url, 100 if QUICK else 300)
+        line(
+            "POST -> event at a consumer, idle",
+            e2e,
+            f"(goal p99 < 30 ms; bare Kafka round trip p99 {ms(pct(kaf, 99)).strip()})",
+        )
+    print(f"  (median bare insert {statistics.median(ins) * 1e3:.2f} ms)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

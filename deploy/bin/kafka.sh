@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# The local single-node Kafka broker (KRaft, Apache Kafka 3.9.2 jars from
+# deploy/kafka/libs) for development, tests and benchmarks.
+#
+#   deploy/bin/kafka.sh start     start it (no-op if running) and wait until it is ready
+#   deploy/bin/kafka.sh stop      SIGTERM, wait up to KAFKA_STOP_TIMEOUT (30 s), then SIGKILL
+#   deploy/bin/kafka.sh restart
+#   deploy/bin/kafka.sh status    exit 0 when running, 3 when not
+#
+# State (gitignored): .state/kafka/{cluster.id,server.properties,data/,kafka.pid},
+# log: .state/logs/kafka.log (+ kafka.out for the JVM's own output).
+# With KAFKA_BOOTSTRAP_SERVERS pointing elsewhere (not 127.0.0.1:9092 or
+# localhost:9092) start/stop do nothing: that broker is someone else's.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KDIR="$STATE/kafka"
+DATA="$KDIR/data"
+PROPS="$KDIR/server.properties"
+PIDFILE="$KDIR/kafka.pid"
+CLUSTER_ID_FILE="$KDIR/cluster.id"
+LIBS="$ROOT/deploy/kafka/libs"
+HOST=127.0.0.1
+PORT=9092
+CONTROLLER_PORT=9093
+READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-120}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+
+external() {
+  case "${KAFKA_BOOTSTRAP_SERVERS:-$DEFAULT_KAFKA}" in
+    127.0.0.1:9092 | localhost:9092) return 1 ;;
+    *) return 0 ;;
+  esac
+}
+
+java_bin() {
+  local j
+  for j in /usr/lib/jvm/java-17-openjdk-*/bin/java; do
+    [[ -x "$j" ]] && { echo "$j"; return; }
+  done
+  command -v java || die "no java found (run deploy/bin/setup.sh)"
+}
+
+# Prints the pid of this checkout's broker, or nothing. Trusts the pid file only
+# when that process really is our broker (pids get reused); otherwise looks for
+# a kafka.Kafka process started with this checkout's properties file (a lost pid file).
+running_pid() {
+  local pid p
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  if pid_alive "$pid" && pid_cmdline_has "$pid" "kafka.Kafka"; then
+    echo "$pid"
+    return 0
+  fi
+  rm -f "$PIDFILE"
+  for p in /proc/[0-9]*; do
+    p="${p#/proc/}"
+    if pid_cmdline_has "$p" "kafka.Kafka $PROPS" && pid_alive "$p"; then
+      echo "$p" >"$PIDFILE"
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+tail_log() {
+  local f
+  for f in "$LOGS/kafka.out" "$LOGS/kafka.log"; do
+    [[ -s "$f" ]] || continue
+    log "---- last lines of $f ----"
+    tail -n "${1:-30}" "$f" >&2
+  done
+}
+
+# JVM options of the broker: mostly those of Kafka's own kafka-run-class.sh and
+# kafka-server-start.sh. KAFKA_HEAP_OPTS overrides the heap, as there.
+java_opts() {
+  echo "${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+  tool_opts
+  echo "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20"
+  echo "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+  echo "-XX:+ExitOnOutOfMemoryError"
+}
+# ... and of the one-shot StorageTool runs.
+tool_opts() {
+  echo "-Djava.awt.headless=true -Dkafka.logs.dir=$LOGS"
+  echo "-Dlog4j.configuration=file:$ROOT/deploy/kafka/log4j.properties"
+}
+
+write_props() {
+  mkdir -p "$DATA"
+  sed -e "s|^log.dirs=.*|log.dirs=$DATA|" "$ROOT/deploy/kafka/server.properties" >"$PROPS.tmp"
+  mv "$PROPS.tmp" "$PROPS"
+}
+
+# Formats the storage directory once. The cluster id is kept in .state so that
+# a re-format (after data/ was deleted) keeps it; an existing meta.properties wins.
+format_storage() {
+  local java="$1" cid
+  if [[ -f "$DATA/meta.properties" ]]; then
+    cid="$(sed -n 's/^cluster.id=//p' "$DATA/meta.properties")"
+    [[ -n "$cid" ]] && echo "$cid" >"$CLUSTER_ID_FILE"
+    return 0
+  fi
+  if [[ ! -s "$CLUSTER_ID_FILE" ]]; then
+    # shellcheck disable=SC2046
+    "$java" $(tool_opts) -cp "$LIBS/*" kafka.tools.StorageTool random-uuid \
+      2>>"$LOGS/kafka.out" | tail -n 1 >"$CLUSTER_ID_FILE.tmp"
+    [[ -s "$CLUSTER_ID_FILE.tmp" ]] || die "kafka StorageTool random-uuid printed nothing (see $LOGS/kafka.out)"
+    mv "$CLUSTER_ID_FILE.tmp" "$CLUSTER_ID_FILE"
+  fi
+  cid="$(cat "$CLUSTER_ID_FILE")"
+  log "kafka: formatting $DATA (cluster id $cid)"
+  # shellcheck disable=SC2046
+  "$java" $(tool_opts) -cp "$LIBS/*" kafka.tools.StorageTool format \
+    --ignore-formatted -t "$cid" -c "$PROPS" >>"$LOGS/kafka.out" 2>&1 ||
+    { tail_log; die "kafka storage format failed"; }
+}
+
+# Who else holds our ports? (Another checkout's broker, an old manual run...)
+port_owner() {
+  local port="$1" hex inode fd
+  hex="$(printf ':%04X' "$port")"
+  inode="$(awk -v h="$hex" '$2 ~ h"$" && $4 == "0A" {print $10; exit}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)"
+  [[ -n "$inode" ]] || return 0
+  for fd in /proc/[0-9]*/fd/*; do
+    if [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]]; then
+      fd="${fd#/proc/}"
+      echo "pid ${fd%%/*}: $(tr '\0' ' ' <"/proc/${fd%%/*}/cmdline" 2>/dev/null | cut -c1-160)"
+      return 0
+    fi
+  done
+}
+
+wait_ready() {
+  local pid="$1" t0 deadline
+  t0="$(now)"
+  deadline=$((SECONDS + READY_TIMEOUT))
+  # Stage 1: the port opens (and fail fast if the JVM dies meanwhile).
+  until port_open "$HOST" "$PORT"; do
+    if ! pid_alive "$pid"; then
+      tail_log 40
+      rm -f "$PIDFILE"
+      die "kafka exited during startup (logs: $LOGS/kafka.log, $LOGS/kafka.out)"
+    fi
+    ((SECONDS < deadline)) || { tail_log 40; die "kafka did not open $HOST:$PORT within ${READY_TIMEOUT}s"; }
+    sleep 0.2
+  done
+  # Stage 2: a real metadata + acks=all produce + consumer-group round trip.
+  [[ -x "$PY" ]] || die "$PY missing (run deploy/bin/setup.sh)"
+  local left=$((deadline - SECONDS))
+  ((left >= 10)) || left=10
+  if ! (cd "$ROOT" && KAFKA_BOOTSTRAP_SERVERS="$HOST:$PORT" \
+    "$PY" -m shared.admin wait-kafka --timeout "$left" >"$LOGS/wait-kafka.log" 2>&1); then
+    tail_log 40
+    log "---- python -m shared.admin wait-kafka ----"
+    tail -n 20 "$LOGS/wait-kafka.log" >&2
+    die "kafka is not ready (python -m shared.admin wait-kafka failed)"
+  fi
+  log "kafka: ready at $HOST:$PORT (pid $pid, $(elapsed "$t0")s)"
+}
+
+start() {
+  if external; then
+    log "kafka: external broker ($KAFKA_BOOTSTRAP_SERVERS); not starting one"
+    return 0
+  fi
+  local pid
+  if pid="$(running_pid)"; then
+    if port_open "$HOST" "$PORT"; then
+      log "kafka: already running (pid $pid) at $HOST:$PORT"
+      return 0
+    fi
+    wait_ready "$pid" # still starting (e.g. a concurrent start)
+    return 0
+  fi
+  local owner
+  for p in "$PORT" "$CONTROLLER_PORT"; do
+    if port_open "$HOST" "$p"; then
+      owner="$(port_owner "$p")"
+      die "port $HOST:$p is already in use${owner:+ by $owner}; stop it or set KAFKA_BOOTSTRAP_SERVERS to use that broker"
+    fi
+  done
+  ensure_setup
+  compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null || die "no Kafka jars in $LIBS (run deploy/bin/setup.sh)"
+  mkdir -p "$KDIR" "$LOGS"
+  local java
+  java="$(java_bin)"
+  write_props
+  format_storage "$java"
+  local t0
+  t0="$(now)"
+  printf '\n==== %s starting kafka\n' "$(date -Is)" >>"$LOGS/kafka.out"
+  # setsid: its own session, so a Ctrl-C in the terminal of `make up` does not
+  # reach it directly (make up stops the services first, then the broker).
+  # shellcheck disable=SC2046
+  # shellcheck disable=SC2016
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
+    "$java" $(java_opts) -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    </dev/null >>"$LOGS/kafka.out" 2>&1 &
+  for _ in $(seq 50); do
+    [[ -s "$PIDFILE" ]] && break
+    sleep 0.05
+  done
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  [[ -n "$pid" ]] || die "kafka: no pid file after launch"
+  log "kafka: started (pid $pid), waiting until ready..."
+  wait_ready "$pid"
+}
+
+stop() {
+  if external; then
+    log "kafka: external broker ($KAFKA_BOOTSTRAP_SERVERS); nothing to stop"
+    return 0
+  fi
+  local pid
+  if ! pid="$(running_pid)"; then
+    log "kafka: not running"
+    return 0
+  fi
+  local t0
+  t0="$(now)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while pid_alive "$pid"; do
+    if ((SECONDS >= deadline)); then
+      log "kafka: still running after ${STOP_TIMEOUT}s; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.1
+  done
+  rm -f "$PIDFILE"
+  log "kafka: stopped (pid $pid, $(elapsed "$t0")s)"
+}
+
+status() {
+  if external; then
+    echo "kafka: external broker ($KAFKA_BOOTSTRAP_SERVERS)"
+    port_open "${KAFKA_BOOTSTRAP_SERVERS%%,*}" 2>/dev/null || true
+    return 0
+  fi
+  local pid
+  if pid="$(running_pid)"; then
+    if port_open "$HOST" "$PORT"; then
+      echo "kafka: running (pid $pid) at $HOST:$PORT"
+    else
+      echo "kafka: starting (pid $pid), $HOST:$PORT not open yet"
+    fi
+    return 0
+  fi
+  echo "kafka: stopped"
+  return 3
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop && start ;;
+  status) status ;;
+  *) echo "usage: $0 {start|stop|restart|status}" >&2; exit 2 ;;
+esac

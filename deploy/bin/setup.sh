@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Idempotent installer used by every make target (and by kafka.sh / postgres.sh
+# when run on their own). Quiet and apt-free when everything is already there.
+#
+#   1. Debian packages, only those missing: PostgreSQL, OpenJDK 17, Maven, and a
+#      Python 3.11 with venv support if none is found.
+#   2. The virtualenv .venv (Python 3.11) with `pip install -e '.[dev]'`, re-run
+#      only when pyproject.toml changed (hash stamp inside .venv).
+#   3. The Kafka broker's jars in deploy/kafka/libs, re-resolved only when
+#      deploy/kafka/pom.xml changed (hash stamp inside libs/).
+#
+# Components are skipped when not needed: no PostgreSQL packages when
+# DATABASE_URL points elsewhere, no Java/Maven/jars when KAFKA_BOOTSTRAP_SERVERS does.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+mkdir -p "$STATE" "$LOGS"
+# One setup at a time (parallel make targets, a second terminal).
+exec 9>"$STATE/setup.lock"
+flock -w 1800 9 || die "setup.sh: could not take $STATE/setup.lock"
+
+need_postgres=1
+need_kafka=1
+if [[ -n "${DATABASE_URL:-}" && "$DATABASE_URL" != "$DEFAULT_DATABASE_URL" ]]; then need_postgres=0; fi
+case "${KAFKA_BOOTSTRAP_SERVERS:-$DEFAULT_KAFKA}" in
+  127.0.0.1:9092 | localhost:9092) ;;
+  *) need_kafka=0 ;;
+esac
+
+sha() { sha256sum "$1" | awk '{print $1}'; }
+
+# ---------------------------------------------------------------- python 3.11
+# Prints the path of a Python 3.11 interpreter, preferring pyenv/local builds.
+find_python311() {
+  local c
+  for c in "${INTERVAL_PYTHON:-}" python3.11 python3 \
+    "$HOME"/.pyenv/versions/3.11*/bin/python3.11 /usr/local/bin/python3.11 /usr/bin/python3.11; do
+    [[ -n "$c" ]] || continue
+    c="$(command -v "$c" 2>/dev/null)" || continue
+    # (a pyenv shim resolves to the interpreter it runs)
+    if c="$("$c" -c 'import sys; assert sys.version_info[:2] == (3, 11); print(sys.executable)' 2>/dev/null)" &&
+      [[ -x "$c" ]]; then
+      echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+python_can_venv() { "$1" -c 'import venv, ensurepip' 2>/dev/null; }
+
+# ---------------------------------------------------------------- 1. apt
+pkgs=()
+pkg_installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed; }
+
+java17_ok() {
+  compgen -G '/usr/lib/jvm/java-17-openjdk-*/bin/java' >/dev/null && return 0
+  command -v java >/dev/null && java -version 2>&1 | grep -q 'version "17'
+}
+if ((need_kafka)); then
+  java17_ok || pkgs+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || pkgs+=(maven)
+fi
+if ((need_postgres)); then
+  if ! command -v pg_ctlcluster >/dev/null || ! command -v psql >/dev/null ||
+    ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+    pkgs+=(postgresql)
+  fi
+fi
+py311="$(find_python311 || true)"
+if [[ -z "$py311" ]]; then
+  pkgs+=(python3.11 python3.11-venv)
+elif ! python_can_venv "$py311" && [[ "$py311" == /usr/bin/* ]]; then
+  pkgs+=(python3.11-venv)
+fi
+
+if ((${#pkgs[@]})); then
+  command -v apt-get >/dev/null || die "missing ${pkgs[*]} and no apt-get to install them"
+  log "setup: apt-get install ${pkgs[*]}"
+  t0="$(now)"
+  as_root apt-get update -qq >"$LOGS/apt.log" 2>&1 || { tail -n 20 "$LOGS/apt.log" >&2; die "apt-get update failed"; }
+  as_root apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >>"$LOGS/apt.log" 2>&1 ||
+    { tail -n 30 "$LOGS/apt.log" >&2; die "apt-get install ${pkgs[*]} failed (log: $LOGS/apt.log)"; }
+  log "setup: apt done in $(elapsed "$t0")s"
+  hash -r
+  [[ -n "$py311" ]] || py311="$(find_python311)" || die "no Python 3.11 after installing python3.11"
+fi
+
+# ---------------------------------------------------------------- 2. venv
+venv_stamp="$VENV/.interval-pyproject.sha256"
+want="$(sha "$ROOT/pyproject.toml")"
+if [[ -x "$PY" ]] && ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+  log "setup: $VENV is broken or not Python 3.11; recreating it"
+  rm -rf "$VENV"
+fi
+if [[ ! -x "$PY" ]]; then
+  log "setup: creating $VENV with $py311"
+  "$py311" -m venv "$VENV" || die "could not create the virtualenv with $py311"
+  rm -f "$venv_stamp"
+fi
+if [[ "$(cat "$venv_stamp" 2>/dev/null || true)" != "$want" ]]; then
+  log "setup: pip install -e '.[dev]' (pyproject.toml changed or new venv)"
+  t0="$(now)"
+  (cd "$ROOT" && "$PY" -m pip install -q -e '.[dev]') >"$LOGS/pip.log" 2>&1 ||
+    { tail -n 40 "$LOGS/pip.log" >&2; die "pip install failed (log: $LOGS/pip.log)"; }
+  echo "$want" >"$venv_stamp"
+  log "setup: pip done in $(elapsed "$t0")s"
+fi
+
+# ---------------------------------------------------------------- 3. kafka jars
+if ((need_kafka)); then
+  pom="$ROOT/deploy/kafka/pom.xml"
+  libs="$ROOT/deploy/kafka/libs"
+  libs_stamp="$libs/.pom.sha256"
+  want="$(sha "$pom")"
+  if [[ "$(cat "$libs_stamp" 2>/dev/null || true)" != "$want" ]] ||
+    ! compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
+    log "setup: resolving Kafka broker jars (deploy/kafka/pom.xml changed or libs missing)"
+    t0="$(now)"
+    tmp="$STATE/kafka-libs.tmp"
+    rm -rf "$tmp"
+    mvn -B -q -ntp -Dstyle.color=never -f "$pom" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.10.0:copy-dependencies \
+      -DoutputDirectory="$tmp" >"$LOGS/maven.log" 2>&1 ||
+      { tail -n 40 "$LOGS/maven.log" >&2; die "maven could not resolve the Kafka jars (log: $LOGS/maven.log)"; }
+    compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || die "maven ran but no kafka_2.13 jar in $tmp"
+    echo "$want" >"$tmp/.pom.sha256"
+    rm -rf "$libs"
+    mv "$tmp" "$libs"
+    log "setup: $(find "$libs" -name '*.jar' | wc -l) jars in deploy/kafka/libs in $(elapsed "$t0")s"
+  fi
+fi

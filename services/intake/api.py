@@ -1,0 +1,103 @@
+"""Thin HTTP entry points of the intake service: parse, call a handler, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+from services.intake import handlers
+from services.intake.schemas import (
+    CheckinIn,
+    CheckinOut,
+    DischargeIn,
+    DischargeOut,
+    IntakeIn,
+    IntakeOut,
+    Review,
+)
+from shared.web import ErrorBody, JSONResponse
+
+router = APIRouter(prefix="/v1")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed JSON"},
+    404: {"model": ErrorBody, "description": "Unknown id"},
+    409: {
+        "model": ErrorBody,
+        "description": "Id reused with another body, or step not allowed",
+    },
+    413: {"model": ErrorBody, "description": "The body is too large"},
+    422: {"model": ErrorBody, "description": "Invalid fields, each named in `errors`"},
+}
+
+
+def deps(request: Request) -> handlers.Deps:
+    d: handlers.Deps = request.app.state.deps
+    return d
+
+
+@router.post(
+    "/intakes",
+    status_code=201,
+    response_model=IntakeOut,
+    responses=ERRORS,
+    summary="Submit an intake screen (201 new, 200 identical replay)",
+)
+async def submit_intake(body: IntakeIn, request: Request) -> Response:
+    result, created = await handlers.submit_intake(deps(request), body)
+    return JSONResponse(result.model_dump(mode="json"), 201 if created else 200)
+
+
+@router.get(
+    "/intakes/{intake_id}",
+    response_model=IntakeOut,
+    responses=ERRORS,
+    summary="An intake's decision (never the PHI)",
+)
+async def get_intake(intake_id: str, request: Request) -> IntakeOut:
+    return await handlers.get_intake(deps(request), intake_id)
+
+
+@router.post(
+    "/intakes/{intake_id}/approve",
+    response_model=IntakeOut,
+    responses=ERRORS,
+    summary="A clinician approves a needs_review intake (it then schedules)",
+)
+async def approve(intake_id: str, body: Review, request: Request) -> IntakeOut:
+    return await handlers.review_intake(deps(request), intake_id, "approved", body)
+
+
+@router.post(
+    "/intakes/{intake_id}/decline",
+    response_model=IntakeOut,
+    responses=ERRORS,
+    summary="A clinician declines a needs_review intake",
+)
+async def decline(intake_id: str, body: Review, request: Request) -> IntakeOut:
+    return await handlers.review_intake(deps(request), intake_id, "declined", body)
+
+
+@router.post(
+    "/checkins",
+    status_code=202,
+    response_model=CheckinOut,
+    responses=ERRORS,
+    summary="Record a between-session check-in (202 new, 200 identical replay)",
+)
+async def record_checkin(body: CheckinIn, request: Request) -> Response:
+    result, created = await handlers.record_checkin(deps(request), body)
+    return JSONResponse(result.model_dump(mode="json"), 202 if created else 200)
+
+
+@router.post(
+    "/patients/{patient_id}/discharge",
+    response_model=DischargeOut,
+    responses=ERRORS,
+    summary="End monitoring for a patient (idempotent)",
+)
+async def discharge(
+    patient_id: str, request: Request, body: Annotated[DischargeIn | None, Body()] = None
+) -> DischargeOut:
+    return await handlers.discharge_patient(deps(request), patient_id, body or DischargeIn())

@@ -1,0 +1,266 @@
+"""One short async function per command, one transaction each.
+
+Each turns validated input into domain values, asks the pure rules for a verdict,
+stores the result and enqueues its event in the same transaction (outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from services.intake import repository as repo
+from services.intake.domain.eligibility import EligibilityPolicy, decide
+from services.intake.domain.mbc import MbcPolicy, assess_checkin
+from services.intake.domain.model import (
+    AntidepressantTrial,
+    Cssrs,
+    Screen,
+    TrialOutcome,
+    Vitals,
+)
+from services.intake.domain.scoring import score_phq9
+from services.intake.schemas import (
+    AssessmentOut,
+    CheckinIn,
+    CheckinOut,
+    DischargeIn,
+    DischargeOut,
+    IntakeIn,
+    IntakeOut,
+    Review,
+    ReviewOut,
+)
+from services.intake.settings import SOURCE
+from shared import events, outbox
+from shared.errors import Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class Deps:
+    pool: asyncpg.Pool
+    eligibility: EligibilityPolicy
+    mbc: MbcPolicy
+    clock: Callable[[], datetime]
+
+
+def to_screen(body: IntakeIn) -> Screen:
+    return Screen(
+        birth_date=body.patient.date_of_birth,
+        submitted_on=body.submitted_at.date(),
+        phq9=tuple(body.phq9),
+        cssrs=Cssrs(**body.cssrs.model_dump()),
+        trials=tuple(
+            AntidepressantTrial(
+                medication=t.medication,
+                adequate=t.adequate,
+                weeks=t.weeks,
+                outcome=TrialOutcome(t.outcome),
+            )
+            for t in body.antidepressant_trials
+        ),
+        conditions=tuple(dict.fromkeys(body.conditions)),
+        vitals=Vitals(**body.vitals.model_dump()),
+    )
+
+
+def intake_out(row: asyncpg.Record) -> IntakeOut:
+    review = None
+    if row["review_outcome"]:
+        review = ReviewOut(
+            outcome=row["review_outcome"], by=row["reviewed_by"], at=row["reviewed_at"]
+        )
+    return IntakeOut(
+        intake_id=row["intake_id"],
+        patient_id=row["patient_id"],
+        site_id=row["site_id"],
+        decision=row["decision"],
+        reasons=list(row["reasons"]),
+        phq9_total=row["phq9_total"],
+        phq9_severity=row["phq9_severity"],
+        suicide_risk=row["suicide_risk"],
+        phq9_item9_positive=row["phq9_item9_positive"],
+        submitted_at=row["submitted_at"],
+        review=review,
+    )
+
+
+def _preferences(raw: dict[str, object] | None) -> events.Preferences | None:
+    return events.Preferences.model_validate(raw) if raw else None
+
+
+async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
+    """Score, decide, store and announce an intake; (result, created). Replays change nothing."""
+    verdict = decide(to_screen(body), deps.eligibility)
+    score = score_phq9(body.phq9)
+    digest = repo.body_hash(body)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await repo.lock_key(conn, "intake", body.intake_id)
+        existing = await repo.find_intake(conn, body.intake_id)
+        if existing is not None:
+            if bytes(existing["body_hash"]) != digest:
+                raise Conflict(f"intake {body.intake_id} exists with a different body")
+            return intake_out(existing), False
+        await repo.upsert_patient(conn, body, score.total)
+        await repo.insert_intake(conn, body, digest, score, verdict)
+        payload = events.IntakeScreened(
+            intake_id=body.intake_id,
+            patient_id=body.patient.patient_id,
+            site_id=body.site_id,
+            submitted_at=body.submitted_at,
+            decision=verdict.decision.value,
+            reasons=verdict.reasons,
+            phq9_total=score.total,
+            phq9_severity=score.severity.value,
+            phq9_item9_positive=score.item9_positive,
+            suicide_risk=verdict.suicide_risk.value,
+            preferences=_preferences(
+                body.preferences.model_dump(exclude_none=True) if body.preferences else None
+            ),
+        )
+        await outbox.enqueue(
+            conn,
+            events.new_event(
+                payload, source=SOURCE, subject=body.patient.patient_id, time=deps.clock()
+            ),
+        )
+        row = await repo.find_intake(conn, body.intake_id)
+        assert row is not None
+        return intake_out(row), True
+
+
+async def get_intake(deps: Deps, intake_id: str) -> IntakeOut:
+    async with deps.pool.acquire() as conn:
+        row = await repo.find_intake(conn, intake_id)
+    if row is None:
+        raise NotFound(f"no intake {intake_id}")
+    return intake_out(row)
+
+
+async def review_intake(
+    deps: Deps, intake_id: str, outcome: Literal["approved", "declined"], body: Review
+) -> IntakeOut:
+    """A clinician's review of a ``needs_review`` intake; repeating the same review is a no-op."""
+    async with deps.pool.acquire() as conn, conn.transaction():
+        row = await repo.find_intake(conn, intake_id, for_update=True)
+        if row is None:
+            raise NotFound(f"no intake {intake_id}")
+        if row["decision"] != "needs_review":
+            raise Conflict(
+                f"intake {intake_id} is {row['decision']}: only needs_review intakes are reviewed"
+            )
+        if row["review_outcome"] is not None:
+            if row["review_outcome"] == outcome and row["reviewed_by"] == body.by:
+                return intake_out(row)
+            raise Conflict(
+                f"intake {intake_id} was already {row['review_outcome']} by {row['reviewed_by']}"
+            )
+        now = deps.clock()
+        await repo.record_review(conn, intake_id, outcome, body.by, body.note, now)
+        payload = events.IntakeReviewed(
+            intake_id=intake_id,
+            patient_id=row["patient_id"],
+            site_id=row["site_id"],
+            outcome=outcome,
+            reviewed_at=now,
+            reasons=tuple(row["reasons"]),
+            preferences=_preferences(row["preferences"]),
+        )
+        await outbox.enqueue(
+            conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
+        )
+        updated = await repo.find_intake(conn, intake_id)
+        assert updated is not None
+        return intake_out(updated)
+
+
+def checkin_out(row: asyncpg.Record) -> CheckinOut:
+    return CheckinOut(
+        checkin_id=row["checkin_id"],
+        patient_id=row["patient_id"],
+        submitted_at=row["submitted_at"],
+        phq9_total=row["phq9_total"],
+        suicidal_ideation=row["suicidal_ideation"],
+        assessment=AssessmentOut(
+            response=row["response"],
+            remission=row["remission"],
+            worsening=row["worsening"],
+            worsening_reasons=list(row["worsening_reasons"]),
+        ),
+    )
+
+
+async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]:
+    """Store a check-in with its measurement-based-care verdict and announce both."""
+    score = score_phq9(body.phq9) if body.phq9 is not None else None
+    digest = repo.body_hash(body)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await repo.lock_key(conn, "checkin", body.checkin_id)
+        existing = await repo.find_checkin(conn, body.checkin_id)
+        if existing is not None:
+            if bytes(existing["body_hash"]) != digest:
+                raise Conflict(f"check-in {body.checkin_id} exists with a different body")
+            return checkin_out(existing), False
+        # One check-in per patient at a time: the verdict depends on the ones before.
+        patient = await repo.find_patient(conn, body.patient_id, for_update=True)
+        if patient is None:
+            raise NotFound(f"no patient {body.patient_id}")
+        prior = await repo.prior_totals(
+            conn, body.patient_id, patient["treatment_started_at"], body.submitted_at
+        )
+        verdict = assess_checkin(
+            patient["baseline_total"], prior, score.total if score else None, deps.mbc
+        )
+        item9 = bool(score and score.item9_positive)
+        await repo.insert_checkin(
+            conn, body, digest, score.total if score else None, item9, verdict
+        )
+        payload = events.CheckinRecorded(
+            checkin_id=body.checkin_id,
+            patient_id=body.patient_id,
+            site_id=patient["site_id"],
+            submitted_at=body.submitted_at,
+            phq9_total=score.total if score else None,
+            phq9_item9_positive=item9,
+            suicidal_ideation=body.suicidal_ideation,
+            assessment=events.CheckinAssessment(
+                response=verdict.response,
+                remission=verdict.remission,
+                worsening=verdict.worsening,
+                worsening_reasons=verdict.worsening_reasons,
+                baseline_total=verdict.baseline_total,
+                lowest_total=verdict.lowest_total,
+            ),
+        )
+        await outbox.enqueue(
+            conn,
+            events.new_event(payload, source=SOURCE, subject=body.patient_id, time=deps.clock()),
+        )
+        row = await repo.find_checkin(conn, body.checkin_id)
+        assert row is not None
+        return checkin_out(row), True
+
+
+async def discharge_patient(deps: Deps, patient_id: str, body: DischargeIn) -> DischargeOut:
+    """End monitoring; discharging twice is a no-op that returns the first discharge."""
+    async with deps.pool.acquire() as conn, conn.transaction():
+        patient = await repo.find_patient(conn, patient_id, for_update=True)
+        if patient is None:
+            raise NotFound(f"no patient {patient_id}")
+        if patient["discharged_at"] is not None:
+            return DischargeOut(
+                patient_id=patient_id, status="discharged", discharged_at=patient["discharged_at"]
+            )
+        now = deps.clock()
+        await repo.discharge(conn, patient_id, now, body.by, body.note)
+        payload = events.PatientDischarged(
+            patient_id=patient_id, site_id=patient["site_id"], discharged_at=now
+        )
+        await outbox.enqueue(
+            conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
+        )
+        return DischargeOut(patient_id=patient_id, status="discharged", discharged_at=now)

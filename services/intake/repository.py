@@ -1,0 +1,176 @@
+"""All SQL of the intake service. Functions take a connection inside the caller's transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.intake.domain.model import Verdict
+from services.intake.domain.scoring import Phq9Score
+from services.intake.schemas import CheckinIn, IntakeIn
+from shared.db import Conn
+
+
+def body_hash(body: IntakeIn | CheckinIn) -> bytes:
+    return hashlib.sha256(body.model_dump_json().encode()).digest()
+
+
+async def lock_key(conn: Conn, kind: str, key: str) -> None:
+    """Serialise concurrent requests for the same id until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{kind}:{key}")
+
+
+async def find_intake(
+    conn: Conn, intake_id: str, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    sql = "SELECT * FROM intakes WHERE intake_id = $1"
+    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), intake_id)
+
+
+async def upsert_patient(conn: Conn, body: IntakeIn, total: int) -> None:
+    """Store the patient's PHI; the latest intake (by submission time) is the baseline."""
+    p = body.patient
+    await conn.execute(
+        """
+        INSERT INTO patients AS cur (patient_id, site_id, name, date_of_birth, phone, email,
+                              baseline_intake_id, baseline_total, treatment_started_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (patient_id) DO UPDATE SET
+            name = EXCLUDED.name, date_of_birth = EXCLUDED.date_of_birth,
+            phone = EXCLUDED.phone, email = EXCLUDED.email, updated_at = now(),
+            -- a newer intake starts a new course of treatment; a late older one does not
+            site_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN EXCLUDED.site_id ELSE cur.site_id END,
+            baseline_intake_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN EXCLUDED.baseline_intake_id ELSE cur.baseline_intake_id END,
+            baseline_total = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN EXCLUDED.baseline_total ELSE cur.baseline_total END,
+            discharged_at = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN NULL ELSE cur.discharged_at END,
+            treatment_started_at = GREATEST(cur.treatment_started_at,
+                                            EXCLUDED.treatment_started_at)
+        """,
+        p.patient_id,
+        body.site_id,
+        p.name,
+        p.date_of_birth,
+        p.phone,
+        p.email,
+        body.intake_id,
+        total,
+        body.submitted_at,
+    )
+
+
+async def insert_intake(
+    conn: Conn, body: IntakeIn, digest: bytes, score: Phq9Score, verdict: Verdict
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO intakes (intake_id, patient_id, site_id, submitted_at, body_hash, phq9,
+            phq9_total, phq9_severity, phq9_item9_positive, suicide_risk, decision, reasons,
+            conditions, preferences)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        """,
+        body.intake_id,
+        body.patient.patient_id,
+        body.site_id,
+        body.submitted_at,
+        digest,
+        list(body.phq9),
+        score.total,
+        str(score.severity),
+        score.item9_positive,
+        str(verdict.suicide_risk),
+        str(verdict.decision),
+        list(verdict.reasons),
+        list(body.conditions),
+        body.preferences.model_dump(exclude_none=True) if body.preferences else None,
+    )
+
+
+async def record_review(
+    conn: Conn, intake_id: str, outcome: str, by: str, note: str | None, at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE intakes SET review_outcome = $2, reviewed_by = $3, review_note = $4, "
+        "reviewed_at = $5 WHERE intake_id = $1",
+        intake_id,
+        outcome,
+        by,
+        note,
+        at,
+    )
+
+
+async def find_patient(
+    conn: Conn, patient_id: str, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    sql = (
+        "SELECT patient_id, site_id, baseline_total, treatment_started_at, discharged_at "
+        "FROM patients WHERE patient_id = $1"
+    )
+    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), patient_id)
+
+
+async def find_checkin(conn: Conn, checkin_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM checkins WHERE checkin_id = $1", checkin_id)
+
+
+async def prior_totals(conn: Conn, patient_id: str, since: datetime, before: datetime) -> list[int]:
+    """PHQ-9 totals of the patient's check-ins in this course of treatment, oldest first."""
+    rows = await conn.fetch(
+        "SELECT phq9_total FROM checkins WHERE patient_id = $1 AND phq9_total IS NOT NULL "
+        "AND submitted_at >= $2 AND submitted_at < $3 ORDER BY submitted_at, created_at",
+        patient_id,
+        since,
+        before,
+    )
+    return [r["phq9_total"] for r in rows]
+
+
+async def insert_checkin(
+    conn: Conn,
+    body: CheckinIn,
+    digest: bytes,
+    total: int | None,
+    item9: bool,
+    assessment: Any,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9, phq9_total,
+            phq9_item9_positive, suicidal_ideation, note, response, remission, worsening,
+            worsening_reasons)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        """,
+        body.checkin_id,
+        body.patient_id,
+        body.submitted_at,
+        digest,
+        list(body.phq9) if body.phq9 is not None else None,
+        total,
+        item9,
+        body.suicidal_ideation,
+        body.note,
+        assessment.response,
+        assessment.remission,
+        assessment.worsening,
+        list(assessment.worsening_reasons),
+    )
+
+
+async def discharge(
+    conn: Conn, patient_id: str, at: datetime, by: str | None, note: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE patients SET discharged_at = $2, discharged_by = $3, discharge_note = $4, "
+        "updated_at = now() WHERE patient_id = $1",
+        patient_id,
+        at,
+        by,
+        note,
+    )

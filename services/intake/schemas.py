@@ -1,0 +1,226 @@
+"""HTTP request and response bodies of the intake service (the public contract).
+
+Validation here names every bad field in one 422: types are strict where a
+client could be silently misread (``false`` is not ``0``, ``"3"`` is not ``3``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
+
+from services.intake.domain.model import KNOWN_CONDITIONS, TrialOutcome
+
+# A client clock a little ahead of ours is not "the future".
+CLOCK_SKEW = timedelta(minutes=5)
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+Id = Annotated[
+    str,
+    StringConstraints(
+        strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    ),
+]
+Text = Annotated[
+    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+]
+Note = Annotated[str, StringConstraints(strict=True, max_length=5000)]
+Phq9Item = Annotated[int, Field(strict=True, ge=0, le=3)]
+
+
+def _not_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+def _date_not_future(value: date) -> date:
+    if value > (datetime.now(UTC) + CLOCK_SKEW).date():
+        raise ValueError("must not be in the future")
+    return value
+
+
+def _known_condition(code: str) -> str:
+    if code not in KNOWN_CONDITIONS:
+        raise ValueError(
+            f"unknown condition code {code!r}; known: {', '.join(sorted(KNOWN_CONDITIONS))}"
+        )
+    return code
+
+
+def _hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError("must be a time of day as HH:MM (00:00-23:59)")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (an IANA name such as America/New_York)"
+        ) from None
+    if value not in _ZONES:
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)")
+    return value
+
+
+_ZONES = available_timezones()
+
+PastInstant = Annotated[AwareDatetime, AfterValidator(_not_future)]
+PastDate = Annotated[date, AfterValidator(_date_not_future)]
+Condition = Annotated[str, StringConstraints(strict=True), AfterValidator(_known_condition)]
+TimeOfDay = Annotated[str, StringConstraints(strict=True), AfterValidator(_hhmm)]
+TimeZone = Annotated[str, StringConstraints(strict=True), AfterValidator(_timezone)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Patient(Strict):
+    patient_id: Id
+    name: Text
+    date_of_birth: PastDate
+    phone: Annotated[str, StringConstraints(strict=True, max_length=40)] | None = None
+    email: (
+        Annotated[
+            str,
+            StringConstraints(strict=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+        ]
+        | None
+    ) = None
+
+
+class CssrsIn(Strict):
+    wish_to_be_dead: StrictBool
+    suicidal_thoughts: StrictBool
+    method: StrictBool
+    intent: StrictBool
+    plan: StrictBool
+    behavior_past_3_months: StrictBool
+    behavior_ever: StrictBool = False
+
+
+class TrialIn(Strict):
+    medication: Text
+    adequate: StrictBool
+    weeks: Annotated[float, Field(strict=True, ge=0, le=520)]
+    outcome: TrialOutcome
+
+
+class VitalsIn(Strict):
+    systolic: Annotated[int, Field(strict=True, ge=50, le=300)]
+    diastolic: Annotated[int, Field(strict=True, ge=20, le=200)]
+    heart_rate: Annotated[int, Field(strict=True, ge=20, le=250)]
+
+
+class PreferencesIn(Strict):
+    weekdays: Annotated[list[Weekday], Field(min_length=1, max_length=7)] | None = None
+    earliest: TimeOfDay | None = None
+    latest: TimeOfDay | None = None
+    timezone: TimeZone | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> PreferencesIn:
+        if self.earliest and self.latest and self.earliest >= self.latest:
+            raise ValueError("preferences.earliest must be before preferences.latest")
+        return self
+
+
+class IntakeIn(Strict):
+    intake_id: Id
+    site_id: Id
+    submitted_at: PastInstant
+    patient: Patient
+    phq9: Annotated[list[Phq9Item], Field(min_length=9, max_length=9)]
+    cssrs: CssrsIn
+    antidepressant_trials: Annotated[list[TrialIn], Field(max_length=50)]
+    conditions: Annotated[list[Condition], Field(max_length=50)] = []
+    vitals: VitalsIn
+    preferences: PreferencesIn | None = None
+
+    @model_validator(mode="after")
+    def _born_before_submission(self) -> IntakeIn:
+        if self.patient.date_of_birth > self.submitted_at.date():
+            raise ValueError("patient.date_of_birth must be before submitted_at")
+        return self
+
+
+class Review(Strict):
+    by: Text
+    note: Note | None = None
+
+
+class DischargeIn(Strict):
+    by: Text | None = None
+    note: Note | None = None
+
+
+class CheckinIn(Strict):
+    checkin_id: Id
+    patient_id: Id
+    submitted_at: PastInstant
+    phq9: Annotated[list[Phq9Item], Field(min_length=9, max_length=9)] | None
+    suicidal_ideation: StrictBool
+    note: Note | None = None
+
+
+# --- responses ---------------------------------------------------------------
+
+
+class ReviewOut(BaseModel):
+    outcome: Literal["approved", "declined"]
+    by: str
+    at: datetime
+
+
+class IntakeOut(BaseModel):
+    intake_id: str
+    patient_id: str
+    site_id: str
+    decision: Literal["eligible", "needs_review", "ineligible"]
+    reasons: list[str]
+    phq9_total: int
+    phq9_severity: Literal["none_minimal", "mild", "moderate", "moderately_severe", "severe"]
+    suicide_risk: Literal["none", "low", "moderate", "high"]
+    phq9_item9_positive: bool
+    submitted_at: datetime
+    review: ReviewOut | None = None
+
+
+class AssessmentOut(BaseModel):
+    response: bool
+    remission: bool
+    worsening: bool
+    worsening_reasons: list[str]
+
+
+class CheckinOut(BaseModel):
+    checkin_id: str
+    patient_id: str
+    submitted_at: datetime
+    phq9_total: int | None
+    suicidal_ideation: bool
+    assessment: AssessmentOut
+
+
+class DischargeOut(BaseModel):
+    patient_id: str
+    status: Literal["discharged"]
+    discharged_at: datetime

@@ -1,0 +1,44 @@
+"""Intake configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.intake.domain.eligibility import EligibilityPolicy
+from services.intake.domain.mbc import MbcPolicy
+from shared.settings import CommonSettings
+
+SCHEMA = "intake"
+SOURCE = "interval/intake"
+
+
+class IntakeSettings(CommonSettings):
+    intake_port: int = Field(default=8001, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Protocol choices a network may change (DOMAIN.md defaults).
+    eligibility_min_age: int = 18
+    eligibility_min_phq9_total: int = 10
+    eligibility_min_failed_trials: int = 2
+    eligibility_min_trial_weeks: float = 6
+    review_systolic: int = 160
+    review_diastolic: int = 100
+    review_heart_rate_above: int = 110
+    mbc_worsening_rise: int = 5
+    mbc_relapse_total: int = 10
+
+    def eligibility_policy(self) -> EligibilityPolicy:
+        return EligibilityPolicy(
+            min_age=self.eligibility_min_age,
+            min_phq9_total=self.eligibility_min_phq9_total,
+            min_failed_trials=self.eligibility_min_failed_trials,
+            min_trial_weeks=self.eligibility_min_trial_weeks,
+            review_systolic=self.review_systolic,
+            review_diastolic=self.review_diastolic,
+            review_heart_rate_above=self.review_heart_rate_above,
+        )
+
+    def mbc_policy(self) -> MbcPolicy:
+        return MbcPolicy(
+            worsening_rise=self.mbc_worsening_rise, relapse_total=self.mbc_relapse_total
+        )

@@ -1,0 +1,125 @@
+"""The AsyncAPI 3.0 document of every topic, built from the payload models.
+
+``python -m shared.asyncapi`` rewrites ``docs/asyncapi.yaml``; a test fails when
+the committed document and the models disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.events import PAYLOADS, CloudEvent, dlq_topic
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
+
+DLQ_HEADERS = {
+    "type": "object",
+    "description": "The original message's headers plus where and why it failed.",
+    "properties": {
+        "dlq.reason": {
+            "type": "string",
+            "enum": [
+                "invalid_cloudevent",
+                "unexpected_type",
+                "invalid_payload",
+                "rejected",
+                "handler_error",
+            ],
+        },
+        "dlq.detail": {"type": "string"},
+        "dlq.origin.topic": {"type": "string"},
+        "dlq.origin.partition": {"type": "string"},
+        "dlq.origin.offset": {"type": "string"},
+        "dlq.consumer.group": {"type": "string"},
+        "dlq.at": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _schema(model: type[Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return schema
+
+
+def build() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"CloudEvent": _schema(CloudEvent)}
+    for topic, model in PAYLOADS.items():
+        name = model.__name__
+        payload = _schema(model)
+        for sub, defn in payload.pop("$defs", {}).items():
+            schemas[sub] = defn
+        schemas[name] = payload
+        messages[name] = {
+            "name": topic,
+            "title": name,
+            "summary": (model.__doc__ or "").strip().splitlines()[0],
+            "contentType": "application/cloudevents+json",
+            "payload": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/CloudEvent"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": topic},
+                            "data": {"$ref": f"#/components/schemas/{name}"},
+                        },
+                    },
+                ]
+            },
+            "bindings": {"kafka": {"key": {"type": "string", "description": "patient_id"}}},
+        }
+        cid = topic.replace(".", "_")
+        channels[cid] = {
+            "address": topic,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        }
+        channels[f"{cid}_dlq"] = {
+            "address": dlq_topic(topic),
+            "description": f"Messages of {topic} that a consumer could not apply.",
+            "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+        }
+        operations[f"publish_{cid}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{cid}"},
+        }
+    messages["DeadLetter"] = {
+        "name": "dead_letter",
+        "summary": "The original bytes, unchanged, with the reason in headers.",
+        "headers": DLQ_HEADERS,
+        "payload": {"type": "string", "description": "the original message value"},
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Interval events",
+            "version": "1.0.0",
+            "description": (
+                "CloudEvents 1.0 in structured JSON mode, keyed by patient_id; `type` is "
+                "the topic, `subject` the patient id. No event carries a name, birth date, "
+                "phone, e-mail or free-text note."
+            ),
+        },
+        "defaultContentType": "application/cloudevents+json",
+        "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka"}},
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def main() -> int:
+    import yaml  # a development dependency: only regenerating the document needs it
+
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(yaml.safe_dump(build(), sort_keys=False, width=100))
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Kafka consumption with faust-streaming: idempotent, retrying, dead-lettering.
+
+faust acks a message even when its handler raised, so nothing may escape a
+handler: every message ends in exactly one of
+- applied: the handler's effect and the event id (inbox) committed together;
+- skipped: the event id was already in the inbox (a redelivery);
+- dead-lettered: a message that can never succeed (not a CloudEvent, wrong type,
+  invalid payload, a handler that raised a non-transient error) is written to
+  ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
+  broker before we move on;
+- retried: a transient failure (database or broker away) is retried with capped
+  exponential backoff, for as long as it takes, holding the partition's order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from shared import inbox
+from shared.db import Conn, create_pool
+from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, dlq_topic
+from shared.kafka import idempotent_producer
+from shared.logging import get_logger
+from shared.settings import CommonSettings
+
+log = get_logger(__name__)
+
+Handler = Callable[[Conn, CloudEvent, Any], Awaitable[None]]
+
+CONSUMED = Counter("events_consumed_total", "Events consumed", ["topic", "outcome"])
+DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a .dlq", ["topic", "reason"])
+RETRIES = Counter("consumer_retries_total", "Transient failures retried", ["topic"])
+
+TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+    KafkaError,
+)
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that can never be applied; it is dead-lettered."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Events of ``event_type`` read from ``topic`` (the same name unless versioned or a test)."""
+
+    topic: str
+    handler: Handler
+    event_type: str = ""
+
+    @property
+    def expected_type(self) -> str:
+        return self.event_type or self.topic
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+class EventProcessor:
+    """The message-to-outcome logic, independent of faust so it can be driven directly."""
+
+    def __init__(
+        self,
+        *,
+        settings: CommonSettings,
+        schema: str,
+        group: str,
+        routes: list[Route],
+    ) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.group = group
+        self.routes = {r.topic: r for r in routes}
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await create_pool(
+                    self.settings.database_url,
+                    self.schema,
+                    min_size=1,
+                    max_size=self.settings.db_pool_max,
+                )
+            if self._producer is None:
+                self._producer = idempotent_producer(
+                    self.settings.kafka_servers, f"{self.group}-dlq"
+                )
+                await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def process(self, msg: Message) -> str:
+        """Apply one message; returns its outcome. Never raises (but for cancellation)."""
+        try:
+            event = CloudEvent.from_bytes(msg.value)
+        except ValidationError as exc:
+            return await self._dead_letter(msg, "invalid_cloudevent", _first_error(exc))
+        route = self.routes[msg.topic]
+        if event.type != route.expected_type or event.type not in PAYLOADS:
+            return await self._dead_letter(msg, "unexpected_type", event.type)
+        try:
+            payload = event.payload()
+        except ValidationError as exc:
+            return await self._dead_letter(msg, "invalid_payload", _first_error(exc))
+        delay = self.settings.consumer_retry_initial_s
+        while True:
+            try:
+                await self.start()
+                assert self._pool is not None
+                async with self._pool.acquire() as conn, conn.transaction():
+                    if not await inbox.first_time(conn, event.id, msg.topic):
+                        outcome = "duplicate"
+                    else:
+                        await route.handler(conn, event, payload)
+                        outcome = "applied"
+                CONSUMED.labels(msg.topic, outcome).inc()
+                return outcome
+            except TRANSIENT as exc:
+                RETRIES.labels(msg.topic).inc()
+                log.warning(
+                    "consumer_retry",
+                    topic=msg.topic,
+                    event_id=event.id,
+                    error=repr(exc),
+                    retry_in_s=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.consumer_retry_max_s)
+            except PermanentError as exc:
+                return await self._dead_letter(msg, "rejected", str(exc), event.id)
+            except Exception as exc:
+                log.exception("consumer_handler_failed", topic=msg.topic, event_id=event.id)
+                return await self._dead_letter(msg, "handler_error", repr(exc), event.id)
+
+    async def _dead_letter(
+        self, msg: Message, reason: str, detail: str, event_id: str | None = None
+    ) -> str:
+        headers = {
+            **msg.headers,
+            "dlq.reason": reason.encode(),
+            "dlq.detail": detail[:500].encode(),
+            "dlq.origin.topic": msg.topic.encode(),
+            "dlq.origin.partition": str(msg.partition).encode(),
+            "dlq.origin.offset": str(msg.offset).encode(),
+            "dlq.consumer.group": self.group.encode(),
+            "dlq.at": datetime.now(UTC).isoformat().encode(),
+        }
+        headers.setdefault("content-type", CONTENT_TYPE.encode())
+        delay = self.settings.consumer_retry_initial_s
+        while True:  # the message is acked once we return: the DLQ write must succeed first
+            try:
+                await self.start()
+                assert self._producer is not None
+                await self._producer.send_and_wait(
+                    dlq_topic(msg.topic),
+                    value=msg.value,
+                    key=msg.key,
+                    headers=list(headers.items()),
+                )
+                break
+            except TRANSIENT as exc:
+                log.warning("dlq_retry", topic=msg.topic, error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.consumer_retry_max_s)
+        DEAD_LETTERED.labels(msg.topic, reason).inc()
+        CONSUMED.labels(msg.topic, "dead_lettered").inc()
+        log.warning(
+            "dead_lettered",
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            reason=reason,
+            detail=detail[:200],
+            event_id=event_id,
+        )
+        return "dead_lettered"
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    items = raw.items() if isinstance(raw, dict) else (raw or [])
+    return {str(k): bytes(v) for k, v in items}
+
+
+def _first_error(exc: ValidationError) -> str:
+    errs = exc.errors()
+    if not errs:
+        return "invalid"
+    e = errs[0]
+    return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+
+
+def build_faust_app(processor: EventProcessor) -> faust.App:
+    """One faust app per worker process, one agent per consumed topic."""
+    settings = processor.settings
+    app = faust.App(
+        processor.group,
+        broker=[f"kafka://{s}" for s in settings.kafka_servers],
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+    )
+
+    for topic_name in processor.routes:
+        topic = app.topic(
+            topic_name,
+            value_type=bytes,
+            key_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+        )
+
+        async def agent(stream: Any, _topic: str = topic_name) -> None:
+            async for event in stream.events():
+                m = event.message
+                await processor.process(
+                    Message(
+                        topic=_topic,
+                        partition=m.partition,
+                        offset=m.offset,
+                        key=m.key,
+                        value=m.value or b"",
+                        headers=_headers(m.headers),
+                    )
+                )
+
+        app.agent(topic, name=f"{processor.group}.{topic_name}")(agent)
+
+    async def _start() -> None:
+        await processor.start()
+
+    app.task(_start)
+    return app
+
+
+def run_worker(app: faust.App, loglevel: str = "info") -> None:
+    """Run the faust worker in the foreground until SIGTERM/SIGINT.
+
+    Nothing to close on the way out: dead letters are written synchronously and
+    the database connections end with the process.
+    """
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,105 @@
+"""PostgreSQL: one asyncpg pool per service, its own schema, versioned migrations.
+
+Each service owns one schema in the ``care`` database (``intake``, ``scheduling``,
+``alerts``); its connections set ``search_path`` to it, so its SQL is unqualified.
+Migrations are plain SQL files applied in name order inside one transaction each,
+recorded in ``<schema>.schema_migrations``, serialised across processes with an
+advisory lock, so several instances can start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:
+    Conn = asyncpg.Connection
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python objects.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": schema, "application_name": f"interval-{schema}"},
+        init=_init_connection,
+        command_timeout=30,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str, schema: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(
+        dsn, server_settings={"search_path": schema, "application_name": f"interval-{schema}"}
+    )
+    await _init_connection(conn)
+    return conn
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(
+        hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+def migration_files(service_dir: Path) -> list[tuple[str, str]]:
+    """The shared migrations (outbox, inbox) first, then the service's own, by name."""
+    files = sorted(SHARED_MIGRATIONS.glob("*.sql")) + sorted(service_dir.glob("*.sql"))
+    return [(f.stem, f.read_text()) for f in files]
+
+
+async def migrate(dsn: str, schema: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+    """Apply pending migrations; returns the names applied now."""
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {
+                r["version"]
+                for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')  # noqa: S608
+            }
+            for version, sql in migrations:
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                    await conn.execute(sql.replace("{schema}", schema))
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                    )
+                applied.append(version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+    finally:
+        await conn.close()
+    return applied
+
+
+async def ping(pool: asyncpg.Pool, timeout: float) -> None:
+    async with pool.acquire(timeout=timeout) as conn:
+        await conn.fetchval("SELECT 1", timeout=timeout)

@@ -1,0 +1,160 @@
+"""The wire contract: CloudEvents 1.0 envelope (structured JSON) and every payload.
+
+Every event on every topic is built and parsed here and nowhere else. Payloads are
+frozen pydantic models that carry ids, scores, flags, decisions and times only:
+never a patient's name, birth date, phone, e-mail or free-text notes. The AsyncAPI
+document in ``docs/asyncapi.yaml`` is checked against these models by a test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class Payload(BaseModel):
+    """Base of every event payload; ``topic`` ties the model to its topic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    topic: ClassVar[str]
+
+
+# --- intake -----------------------------------------------------------------
+
+
+class Preferences(BaseModel):
+    """A patient's scheduling preferences (site time zone unless ``timezone`` is set)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] | None = None
+    earliest: str | None = Field(default=None, description="HH:MM")
+    latest: str | None = Field(default=None, description="HH:MM")
+    timezone: str | None = Field(default=None, description="IANA time zone")
+
+
+class IntakeScreened(Payload):
+    """An intake screen was scored and decided."""
+
+    topic: ClassVar[str] = "intake.screened"
+    intake_id: str
+    patient_id: str
+    site_id: str
+    submitted_at: AwareDatetime
+    decision: Literal["eligible", "needs_review", "ineligible"]
+    reasons: tuple[str, ...]
+    phq9_total: int = Field(ge=0, le=27)
+    phq9_severity: Literal["none_minimal", "mild", "moderate", "moderately_severe", "severe"]
+    phq9_item9_positive: bool
+    suicide_risk: Literal["none", "low", "moderate", "high"]
+    preferences: Preferences | None = None
+
+
+class IntakeReviewed(Payload):
+    """A clinician approved or declined a ``needs_review`` intake."""
+
+    topic: ClassVar[str] = "intake.reviewed"
+    intake_id: str
+    patient_id: str
+    site_id: str
+    outcome: Literal["approved", "declined"]
+    reviewed_at: AwareDatetime
+    reasons: tuple[str, ...]
+    preferences: Preferences | None = None
+
+
+class CheckinAssessment(BaseModel):
+    """The measurement-based-care verdict: one verdict that alerts and scheduling share."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    response: bool
+    remission: bool
+    worsening: bool
+    worsening_reasons: tuple[str, ...]
+    baseline_total: int
+    lowest_total: int
+
+
+class CheckinRecorded(Payload):
+    """A between-session check-in arrived (the free-text note stays in intake)."""
+
+    topic: ClassVar[str] = "checkin.recorded"
+    checkin_id: str
+    patient_id: str
+    site_id: str
+    submitted_at: AwareDatetime
+    phq9_total: int | None = Field(ge=0, le=27)
+    phq9_item9_positive: bool
+    suicidal_ideation: bool
+    assessment: CheckinAssessment
+
+
+class PatientDischarged(Payload):
+    """Monitoring ends for the patient."""
+
+    topic: ClassVar[str] = "patient.discharged"
+    patient_id: str
+    site_id: str
+    discharged_at: AwareDatetime
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    m.topic: m for m in (IntakeScreened, IntakeReviewed, CheckinRecorded, PatientDischarged)
+}
+TOPICS: tuple[str, ...] = tuple(PAYLOADS)
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+ALL_TOPICS: tuple[str, ...] = tuple(t for topic in TOPICS for t in (topic, dlq_topic(topic)))
+
+
+# --- envelope ---------------------------------------------------------------
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0, structured mode; ``type`` is the topic, ``subject`` the patient."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """The Kafka message key: the patient id, so one patient's events stay in order."""
+        return self.subject
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CloudEvent:
+        return cls.model_validate_json(raw)
+
+    def payload(self) -> Payload:
+        """The typed payload; raises KeyError for an unknown type, ValidationError if bad."""
+        return PAYLOADS[self.type].model_validate(self.data)
+
+
+def new_event(payload: Payload, *, source: str, subject: str, time: datetime) -> CloudEvent:
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source=source,
+        type=payload.topic,
+        subject=subject,
+        time=time,
+        data=payload.model_dump(mode="json"),
+    )

@@ -1,0 +1,105 @@
+"""Kafka adapters: the idempotent producer, topic creation and a readiness round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+HEALTH_TOPIC = "_interval.health"
+
+
+def idempotent_producer(servers: list[str], client_id: str) -> AIOKafkaProducer:
+    """acks=all + idempotence: a retried send is never written twice to a partition."""
+    return AIOKafkaProducer(
+        bootstrap_servers=servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=0,
+        request_timeout_ms=15000,
+        retry_backoff_ms=100,
+    )
+
+
+async def ensure_topics(
+    servers: list[str], topics: Iterable[str], *, partitions: int = 6, replication: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="interval-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            # another process may create one meanwhile
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        for t in missing
+                    ]
+                )
+        return missing
+    finally:
+        await admin.close()
+
+
+async def metadata_ok(servers: list[str], timeout: float) -> bool:
+    """Cheap liveness of the broker connection: a metadata request answered in time."""
+    client = AIOKafkaClient(
+        bootstrap_servers=servers,
+        client_id="interval-readyz",
+        request_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.close()
+
+
+async def round_trip(servers: list[str], timeout: float) -> None:
+    """A real round trip: metadata, produce with acks=all, consume it in a group.
+
+    This is what "the broker is ready" means: an open port is not enough (a KRaft
+    node accepts connections before it can serve a consumer group).
+    """
+    deadline = time.monotonic() + timeout
+    await ensure_topics(servers, [HEALTH_TOPIC], partitions=1)
+    marker = uuid.uuid4().hex.encode()
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
+    consumer = AIOKafkaConsumer(
+        HEALTH_TOPIC,
+        bootstrap_servers=servers,
+        group_id="interval-health",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        # The group must own the partition before we produce, or "latest" skips our marker.
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError("consumer group never got its partition")
+            await asyncio.sleep(0.05)
+        await consumer.seek_to_end()
+        await producer.send_and_wait(HEALTH_TOPIC, marker)
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            if any(m.value == marker for msgs in batch.values() for m in msgs):
+                await consumer.commit()
+                return
+        raise TimeoutError("produced a marker but never consumed it")
+    finally:
+        await consumer.stop()
+        await producer.stop()

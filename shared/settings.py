@@ -1,0 +1,35 @@
+"""Typed configuration shared by every service, read once from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://care:care@127.0.0.1:5432/care"
+DEFAULT_KAFKA = "127.0.0.1:9092"
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service process needs; services subclass it with their own."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = DEFAULT_KAFKA
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: str = "INFO"
+    log_json: bool = True
+    http_host: str = "127.0.0.1"
+
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    # The relay is woken by LISTEN/NOTIFY; this poll is only the safety net.
+    outbox_poll_interval_s: float = Field(default=5.0, gt=0)
+    outbox_batch_size: int = Field(default=200, ge=1)
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
+    # Consumers retry transient failures (database or broker away) with capped backoff.
+    consumer_retry_initial_s: float = Field(default=0.2, gt=0)
+    consumer_retry_max_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]

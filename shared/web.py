@@ -1,0 +1,206 @@
+"""The HTTP shell every service shares: JSON errors, health, readiness, metrics.
+
+Error bodies are the contract's ``{"error", "detail", "errors": [{"field", "message"}]}``.
+The status mapping of domain errors lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import AppError, Conflict, InvalidInput, NotFound, Unavailable
+from shared.logging import get_logger
+
+log = get_logger("http")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, Unavailable: 503}
+
+
+class JSONResponse(Response):
+    """JSON rendered with orjson (datetimes as ISO 8601)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a machine-readable code, a human detail, the bad fields."""
+
+    error: str
+    detail: Any = None
+    errors: list[FieldError] = []
+
+
+def error_body(code: str, detail: Any = None, errors: list[dict[str, str]] | None = None) -> Any:
+    return {"error": code, "detail": detail, "errors": errors or []}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return JSONResponse(error_body("malformed_json", "the body is not valid JSON"), 400)
+        return JSONResponse(
+            error_body(
+                "validation_error", "the request has invalid fields", validation_errors(exc)
+            ),
+            422,
+        )
+
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> Response:
+        status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 400)
+        errors = exc.errors if isinstance(exc, InvalidInput) else None
+        return JSONResponse(error_body(exc.code, exc.detail, errors), status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            error_body(code, exc.detail), exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error_type=type(exc).__name__)
+        return JSONResponse(error_body("internal_error", "unexpected server error"), 500)
+
+
+def install_observability(app: FastAPI, readiness: ReadinessCheck) -> None:
+    @app.middleware("http")
+    async def _observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["x-request-id"] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - start
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUESTS.labels(request.method, path, str(status)).inc()
+            LATENCY.labels(request.method, path).observe(elapsed)
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                log.info(
+                    "http_request",
+                    method=request.method,
+                    route=path,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="200 only when Kafka and PostgreSQL work",
+        responses={503: {"description": "a dependency is unavailable"}},
+    )
+    async def readyz() -> Response:
+        checks = await readiness()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def install_body_limit(app: FastAPI, max_bytes: int) -> None:
+    """Refuse oversized bodies early (413), by Content-Length or while streaming."""
+
+    too_large = JSONResponse(
+        error_body("payload_too_large", f"the body exceeds {max_bytes} bytes"), 413
+    )
+
+    class BodyLimit:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.inner(scope, receive, send)
+                return
+            declared = dict(scope.get("headers") or []).get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                await too_large(scope, receive, send)
+                return
+            seen = 0
+
+            async def limited() -> Any:
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > max_bytes:
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                await self.inner(scope, limited, send)
+            except _BodyTooLarge:
+                await too_large(scope, receive, send)
+
+    app.add_middleware(BodyLimit)

@@ -1,0 +1,233 @@
+"""Integration fixtures: the real broker and database, the services as real processes.
+
+Each test session gets its own database (``care_test_<random>`` on the same server),
+so a running ``make up`` stack is never touched; Kafka topics are shared, so tests
+only look at events carrying ids they created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.events import ALL_TOPICS
+from shared.kafka import ensure_topics
+from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+pytestmark = pytest.mark.integration
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
+BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    """Wait on a condition (never a bare sleep-and-hope)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[str]:
+    name = f"care_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(BASE_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield with_database(BASE_DSN, name)
+    admin = await asyncpg.connect(BASE_DSN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+@dataclass
+class EventLog:
+    """Every message on every project topic since the session started."""
+
+    records: list[Record] = field(default_factory=list)
+
+    def on(self, topic: str) -> list[Record]:
+        return [r for r in self.records if r.topic == topic]
+
+    def containing(self, needle: str, topic: str | None = None) -> list[Record]:
+        raw = needle.encode()
+        return [r for r in self.records if raw in r.value and (topic is None or r.topic == topic)]
+
+
+@pytest.fixture(scope="session")
+async def event_log() -> AsyncIterator[EventLog]:
+    await ensure_topics([KAFKA], ALL_TOPICS)
+    log = EventLog()
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    await consumer.start()
+    parts = [
+        TopicPartition(t, p) for t in ALL_TOPICS for p in (consumer.partitions_for_topic(t) or {0})
+    ]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:  # resolve the positions now, before any test produces
+        await consumer.position(tp)
+
+    async def pump() -> None:
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=100)
+            except Exception:  # broker restarts in the outage test; keep reading after
+                await asyncio.sleep(0.2)
+                continue
+            for msgs in batch.values():
+                for m in msgs:
+                    log.records.append(
+                        Record(
+                            m.topic,
+                            m.partition,
+                            m.offset,
+                            m.key,
+                            m.value or b"",
+                            dict(m.headers or []),
+                        )
+                    )
+
+    task = asyncio.create_task(pump())
+    yield log
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await consumer.stop()
+
+
+@dataclass
+class ServiceProcess:
+    """A process of ours (``python -m <module> <args>``), logs to a file."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class IntakeStack:
+    url: str
+    dsn: str
+    api: ServiceProcess
+    relay: ServiceProcess
+
+
+def service_env(dsn: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env.update(
+        DATABASE_URL=dsn,
+        KAFKA_BOOTSTRAP_SERVERS=KAFKA,
+        LOG_LEVEL="INFO",
+        OUTBOX_POLL_INTERVAL_S="1",
+        **extra,
+    )
+    return env
+
+
+async def wait_ready(url: str, proc: ServiceProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            assert proc.proc is not None
+            if proc.proc.poll() is not None:
+                raise AssertionError(f"{proc.name} exited:\n{proc.logs()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} not ready:\n{proc.logs()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStack]:
+    port = free_port()
+    env = service_env(database, INTAKE_PORT=str(port))
+    run = uuid.uuid4().hex[:6]
+    logs = ARTIFACTS / "logs"
+    api = ServiceProcess(
+        "intake-api", ["services.intake", "api"], env, logs / f"intake-api-{run}.log"
+    )
+    relay = ServiceProcess(
+        "intake-relay", ["services.intake", "relay"], env, logs / f"intake-relay-{run}.log"
+    )
+    api.start()
+    url = f"http://127.0.0.1:{port}"
+    await wait_ready(url, api)
+    relay.start()
+    yield IntakeStack(url=url, dsn=database, api=api, relay=relay)
+    for p in (api, relay):
+        p.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+async def http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=intake.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

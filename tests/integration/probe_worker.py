@@ -1,0 +1,57 @@
+"""A faust worker built from shared.consumer that records what it applied.
+
+Run as ``python -m tests.integration.probe_worker`` with PROBE_TOPIC, PROBE_TYPE,
+PROBE_GROUP and DATABASE_URL set; it is the consumer the integration tests kill
+and restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from shared import db
+from shared.consumer import EventProcessor, PermanentError, Route, build_faust_app, run_worker
+from shared.db import Conn
+from shared.events import CloudEvent
+from shared.logging import configure_logging
+from shared.settings import CommonSettings
+
+SCHEMA = "probe"
+MIGRATIONS = Path(__file__).parent / "probe_migrations"
+
+
+async def record(conn: Conn, event: CloudEvent, _: Any) -> None:
+    if event.subject.startswith("reject-"):
+        raise PermanentError("this patient id is refused by the probe")
+    await conn.execute(
+        "INSERT INTO applied (event_id, topic, subject) VALUES ($1, $2, $3)",
+        event.id,
+        event.type,
+        event.subject,
+    )
+
+
+def processor(settings: CommonSettings, topic: str, event_type: str, group: str) -> EventProcessor:
+    return EventProcessor(
+        settings=settings,
+        schema=SCHEMA,
+        group=group,
+        routes=[Route(topic=topic, handler=record, event_type=event_type)],
+    )
+
+
+def main() -> None:
+    settings = CommonSettings()
+    configure_logging("probe-worker", "INFO")
+    asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
+    proc = processor(
+        settings, os.environ["PROBE_TOPIC"], os.environ["PROBE_TYPE"], os.environ["PROBE_GROUP"]
+    )
+    run_worker(build_faust_app(proc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Readiness tells the truth: 503 while the broker is down, 200 once it is back.
+
+Runs last in the session (file name) because it stops the shared local broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from shared.settings import DEFAULT_KAFKA
+from tests.factories import intake_body
+from tests.integration.conftest import KAFKA, ROOT, EventLog, IntakeStack, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lost(
+    intake: IntakeStack, event_log: EventLog
+) -> None:
+    if KAFKA not in (DEFAULT_KAFKA, "localhost:9092"):
+        pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
+    kafka_sh = str(ROOT / "deploy" / "bin" / "kafka.sh")
+    async with httpx.AsyncClient(base_url=intake.url, timeout=10) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        await run(kafka_sh, "stop")
+        try:
+            status = {"code": 0}
+
+            async def probe() -> None:
+                status["code"] = (await http.get("/readyz")).status_code
+
+            await _until(probe, lambda: status["code"] == 503, "readyz 503")
+            # Intakes are still accepted while the broker is away: the outbox keeps them.
+            body = intake_body()
+            assert (await http.post("/v1/intakes", json=body)).status_code == 201
+        finally:
+            await run(kafka_sh, "start")
+        await _until(probe, lambda: status["code"] == 200, "readyz 200")
+        pid = body["patient"]["patient_id"].encode()
+        await wait_for(
+            lambda: any(r.key == pid for r in event_log.on("intake.screened")),
+            timeout=60,
+            what="the intake accepted during the outage, published",
+        )
+
+
+async def run(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(*argv)
+    assert await asyncio.wait_for(proc.wait(), 300) == 0, f"{argv} failed"
+
+
+async def _until(action: object, done: object, what: str, timeout: float = 30) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        await action()  # type: ignore[operator]
+        if done():  # type: ignore[operator]
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
