@@ -58,16 +58,16 @@ async def intake_stack() -> AsyncIterator[Stack]:
     procs = []
     try:
         for role in ("api", "relay"):
-            out = (logs / f"bench-intake-{role}.log").open("ab")
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "services.intake", role],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=out,
+            with (logs / f"bench-intake-{role}.log").open("ab") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "services.intake", role],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=out,
+                        stderr=out,
+                    )
                 )
-            )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         async with httpx.AsyncClient() as client:

@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
@@ -100,9 +101,11 @@ async def event_log() -> AsyncIterator[EventLog]:
     log = EventLog()
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
     await consumer.start()
-    parts = [
-        TopicPartition(t, p) for t in ALL_TOPICS for p in (consumer.partitions_for_topic(t) or {0})
-    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    described = await admin.describe_topics(list(ALL_TOPICS))
+    await admin.close()
+    parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     for tp in parts:  # resolve the positions now, before any test produces
@@ -148,14 +151,14 @@ class ServiceProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        out = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self.args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

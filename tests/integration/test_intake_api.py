@@ -233,10 +233,10 @@ async def test_reviewing_an_eligible_intake_is_409(http: httpx.AsyncClient) -> N
 async def test_checkins_carry_the_measurement_based_care_verdict(
     http: httpx.AsyncClient, event_log: EventLog, intake: IntakeStack
 ) -> None:
-    body = intake_body()  # baseline total 20
+    now = datetime.now(UTC)
+    body = intake_body(submitted_at=(now - timedelta(hours=2)).isoformat())  # baseline 20
     pid = body["patient"]["patient_id"]
     await http.post("/v1/intakes", json=body)
-    now = datetime.now(UTC)
 
     def at(minutes: int) -> str:
         return (now - timedelta(minutes=minutes)).isoformat()
