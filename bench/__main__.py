@@ -18,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.stack import BASE_DSN, KAFKA, intake_stack
+from shared.db import connect_kwargs
 from shared.events import CloudEvent
 from shared.kafka import ensure_topics
 from tests.factories import intake_body
@@ -37,7 +38,7 @@ def ms(v: float) -> str:
 
 
 async def baseline_insert(n: int = 2000) -> list[float]:
-    conn = await asyncpg.connect(BASE_DSN)
+    conn = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     await conn.execute("CREATE TEMP TABLE b (id text PRIMARY KEY, body jsonb)")
     out = []
     for _ in range(n):

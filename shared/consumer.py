@@ -15,6 +15,7 @@ handler: every message ends in exactly one of
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import faust
+import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
@@ -31,7 +33,7 @@ from shared import inbox
 from shared.db import Conn, create_pool
 from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, dlq_topic
 from shared.kafka import idempotent_producer
-from shared.logging import get_logger
+from shared.logging import configure_logging, get_logger
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -132,6 +134,12 @@ class EventProcessor:
         except ValidationError as exc:
             return await self._dead_letter(msg, "invalid_cloudevent", _first_error(exc))
         route = self.routes[msg.topic]
+        with structlog.contextvars.bound_contextvars(
+            topic=msg.topic, partition=msg.partition, offset=msg.offset, event_id=event.id
+        ):
+            return await self._apply(route, msg, event)
+
+    async def _apply(self, route: Route, msg: Message, event: CloudEvent) -> str:
         if event.type != route.expected_type or event.type not in PAYLOADS:
             return await self._dead_letter(msg, "unexpected_type", event.type)
         try:
@@ -142,7 +150,13 @@ class EventProcessor:
         while True:
             try:
                 await self.start()
-                assert self._pool is not None
+            except Exception as exc:  # our dependencies, never the message's fault: retry
+                log.error("consumer_cannot_start", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.consumer_retry_max_s)
+                continue
+            assert self._pool is not None
+            try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     if not await inbox.first_time(conn, event.id, msg.topic):
                         outcome = "duplicate"
@@ -273,11 +287,23 @@ def build_faust_app(processor: EventProcessor) -> faust.App:
     return app
 
 
-def run_worker(app: faust.App, loglevel: str = "info") -> None:
+class _Worker(faust.Worker):
+    """faust's worker, logging through our structlog JSON setup instead of its own."""
+
+    service = "worker"
+    log_json = True
+
+    def on_setup_root_logger(self, logger: Any, level: int) -> None:
+        configure_logging(self.service, logging.getLevelName(level), self.log_json)
+
+
+def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:
     """Run the faust worker in the foreground until SIGTERM/SIGINT.
 
     Nothing to close on the way out: dead letters are written synchronously and
     the database connections end with the process.
     """
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    _Worker.service = service
+    _Worker.log_json = settings.log_json
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -13,7 +13,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -25,6 +26,20 @@ else:
     Conn = asyncpg.Connection
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def connect_kwargs(dsn: str, schema: str | None = None) -> dict[str, Any]:
+    """Connection options: TLS off on loopback unless the URL asks for it (it only costs CPU)."""
+    kwargs: dict[str, Any] = {}
+    parts = urlsplit(dsn)
+    if parts.hostname in ("127.0.0.1", "localhost", "::1") and "sslmode" not in parts.query:
+        kwargs["ssl"] = False
+    if schema is not None:
+        kwargs["server_settings"] = {
+            "search_path": schema,
+            "application_name": f"interval-{schema}",
+        }
+    return kwargs
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -39,20 +54,12 @@ async def create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
-        server_settings={"search_path": schema, "application_name": f"interval-{schema}"},
         init=_init_connection,
         command_timeout=30,
+        **connect_kwargs(dsn, schema),
     )
     assert pool is not None
     return pool
-
-
-async def connect(dsn: str, schema: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(
-        dsn, server_settings={"search_path": schema, "application_name": f"interval-{schema}"}
-    )
-    await _init_connection(conn)
-    return conn
 
 
 def _lock_key(schema: str) -> int:
@@ -69,7 +76,7 @@ def migration_files(service_dir: Path) -> list[tuple[str, str]]:
 
 async def migrate(dsn: str, schema: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
     """Apply pending migrations; returns the names applied now."""
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, **connect_kwargs(dsn))
     applied: list[str] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))

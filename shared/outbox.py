@@ -22,33 +22,44 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
-from shared.db import Conn
+from shared.db import Conn, connect_kwargs
 from shared.events import CONTENT_TYPE, CloudEvent
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 PUBLISHED = Counter("outbox_published_total", "Events published by the outbox relay", ["topic"])
-BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published", ["schema"])
+BACKLOG = Gauge("outbox_backlog", "Outbox events not yet published", ["schema"])
+BACKLOG_AGE = Gauge(
+    "outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished event", ["schema"]
+)
 RELAY_LEADER = Gauge("outbox_relay_leader", "1 when this relay holds the publishing lock")
+
+
+def row(event: CloudEvent) -> tuple[str, str, str, bytes]:
+    """The outbox columns (event_id, topic, key, value) of an event, for a repository that
+    writes its state change and the event in one statement."""
+    return (event.id, event.type, event.key, event.to_bytes())
 
 
 async def enqueue(conn: Conn, event: CloudEvent) -> None:
     """Add an event to the outbox; call inside the transaction of the state change."""
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
-        event.id,
-        event.type,
-        event.key,
-        event.to_bytes(),
+        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)", *row(event)
     )
 
 
-async def enqueue_many(conn: Conn, events: list[CloudEvent]) -> None:
-    await conn.executemany(
-        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
-        [(e.id, e.type, e.key, e.to_bytes()) for e in events],
-    )
+async def measure_backlog(pool: asyncpg.Pool, schema: str) -> None:
+    """Refresh the backlog gauges (called when /metrics is scraped)."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, "
+            "coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS age "
+            "FROM outbox WHERE published_at IS NULL"
+        )
+    assert row is not None
+    BACKLOG.labels(schema).set(row["n"])
+    BACKLOG_AGE.labels(schema).set(float(row["age"]))
 
 
 def _leader_key(schema: str) -> int:
@@ -104,13 +115,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def _run_once(self) -> None:
-        conn = await asyncpg.connect(
-            self.config.dsn,
-            server_settings={
-                "search_path": self.config.schema,
-                "application_name": f"relay-{self.config.schema}",
-            },
-        )
+        options = connect_kwargs(self.config.dsn, self.config.schema)
+        options["server_settings"]["application_name"] = f"relay-{self.config.schema}"
+        conn = await asyncpg.connect(self.config.dsn, **options)
         try:
             # Block (politely) until we are the one relay of this service that publishes.
             while not await conn.fetchval(
@@ -144,7 +151,6 @@ class OutboxRelay:
             self.config.batch_size,
         )
         if not rows:
-            BACKLOG.labels(self.config.schema).set(0)
             return 0
         # Send the whole batch, then wait: aiokafka keeps one in-flight batch per
         # partition with idempotence on, so the order per key is the id order.
@@ -167,8 +173,6 @@ class OutboxRelay:
         )
         for r in rows:
             PUBLISHED.labels(r["topic"]).inc()
-        backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        BACKLOG.labels(self.config.schema).set(backlog)
         return len(rows)
 
     async def _cleanup(self, conn: Conn) -> None:

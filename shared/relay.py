@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
+from prometheus_client import start_http_server
 
 from shared import db
 from shared.kafka import idempotent_producer
@@ -41,6 +42,8 @@ async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -
             log.warning("relay_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+    if settings.relay_metrics_port:
+        start_http_server(settings.relay_metrics_port, addr=settings.http_host)
     relay = OutboxRelay(
         RelayConfig(
             dsn=settings.database_url,

@@ -25,6 +25,8 @@ class CommonSettings(BaseSettings):
     # The relay is woken by LISTEN/NOTIFY; this poll is only the safety net.
     outbox_poll_interval_s: float = Field(default=5.0, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1)
+    # The relay process serves /metrics on this port when set (the API serves its own).
+    relay_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     readiness_timeout_s: float = Field(default=2.0, gt=0)
     # Consumers retry transient failures (database or broker away) with capped backoff.
     consumer_retry_initial_s: float = Field(default=0.2, gt=0)

@@ -112,35 +112,57 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal_error", "unexpected server error"), 500)
 
 
-def install_observability(app: FastAPI, readiness: ReadinessCheck) -> None:
-    @app.middleware("http")
-    async def _observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+class _Observe:
+    """Request id, one log line and metrics per request (pure ASGI: no body buffering)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"")[:64].decode("latin-1")
+        request_id = given or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        start = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        start = time.perf_counter()
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["x-request-id"] = request_id
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            REQUESTS.labels(request.method, path, str(status)).inc()
-            LATENCY.labels(request.method, path).observe(elapsed)
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            REQUESTS.labels(method, path, str(status)).inc()
+            LATENCY.labels(method, path).observe(elapsed)
             if path not in ("/healthz", "/readyz", "/metrics"):
                 log.info(
                     "http_request",
-                    method=request.method,
+                    method=method,
                     route=path,
                     status=status,
                     ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def install_observability(
+    app: FastAPI,
+    readiness: ReadinessCheck,
+    before_metrics: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    app.add_middleware(_Observe)
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -161,6 +183,8 @@ def install_observability(app: FastAPI, readiness: ReadinessCheck) -> None:
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        if before_metrics is not None:
+            await before_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

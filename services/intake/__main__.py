@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 import uvicorn
+import uvloop
 
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import SCHEMA, IntakeSettings
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout_graceful_shutdown=10,
         )
     else:
-        asyncio.run(serve_relay(settings, SCHEMA, MIGRATIONS))
+        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from services.intake.api import router
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared import db
 from shared.kafka import metadata_ok
+from shared.outbox import measure_backlog
 from shared.web import install_body_limit, install_error_handlers, install_observability
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -74,7 +76,12 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         return checks
 
     install_error_handlers(app)
-    install_observability(app, readiness)
+
+    async def before_metrics() -> None:
+        with contextlib.suppress(Exception):  # a scrape must not fail with the database
+            await measure_backlog(app.state.deps.pool, SCHEMA)
+
+    install_observability(app, readiness, before_metrics)
     install_body_limit(app, settings.max_body_bytes)
     app.include_router(router)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
@@ -98,39 +98,44 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
     verdict = decide(to_screen(body), deps.eligibility)
     score = score_phq9(body.phq9)
     digest = repo.body_hash(body)
-    async with deps.pool.acquire() as conn, conn.transaction():
-        await repo.lock_key(conn, "intake", body.intake_id)
+    pid = body.patient.patient_id
+    async with deps.pool.acquire() as conn:
         existing = await repo.find_intake(conn, body.intake_id)
-        if existing is not None:
-            if bytes(existing["body_hash"]) != digest:
-                raise Conflict(f"intake {body.intake_id} exists with a different body")
-            return intake_out(existing), False
-        await repo.upsert_patient(conn, body, score.total)
-        await repo.insert_intake(conn, body, digest, score, verdict)
-        payload = events.IntakeScreened(
-            intake_id=body.intake_id,
-            patient_id=body.patient.patient_id,
-            site_id=body.site_id,
-            submitted_at=body.submitted_at,
-            decision=verdict.decision.value,
-            reasons=verdict.reasons,
-            phq9_total=score.total,
-            phq9_severity=score.severity.value,
-            phq9_item9_positive=score.item9_positive,
-            suicide_risk=verdict.suicide_risk.value,
-            preferences=_preferences(
-                body.preferences.model_dump(exclude_none=True) if body.preferences else None
-            ),
-        )
-        await outbox.enqueue(
-            conn,
-            events.new_event(
-                payload, source=SOURCE, subject=body.patient.patient_id, time=deps.clock()
-            ),
-        )
-        row = await repo.find_intake(conn, body.intake_id)
-        assert row is not None
-        return intake_out(row), True
+        if existing is None:
+            payload = events.IntakeScreened(
+                intake_id=body.intake_id,
+                patient_id=pid,
+                site_id=body.site_id,
+                submitted_at=body.submitted_at,
+                decision=verdict.decision.value,
+                reasons=verdict.reasons,
+                phq9_total=score.total,
+                phq9_severity=score.severity.value,
+                phq9_item9_positive=score.item9_positive,
+                suicide_risk=verdict.suicide_risk.value,
+                preferences=_preferences(
+                    body.preferences.model_dump(exclude_none=True) if body.preferences else None
+                ),
+            )
+            event = events.new_event(payload, source=SOURCE, subject=pid, time=deps.clock())
+            if await repo.create_intake(conn, body, digest, score, verdict, event):
+                return IntakeOut(
+                    intake_id=body.intake_id,
+                    patient_id=pid,
+                    site_id=body.site_id,
+                    decision=verdict.decision.value,
+                    reasons=list(verdict.reasons),
+                    phq9_total=score.total,
+                    phq9_severity=score.severity.value,
+                    suicide_risk=verdict.suicide_risk.value,
+                    phq9_item9_positive=score.item9_positive,
+                    submitted_at=body.submitted_at.astimezone(UTC),
+                ), True
+            existing = await repo.find_intake(conn, body.intake_id)  # lost a race: replay
+            assert existing is not None
+    if bytes(existing["body_hash"]) != digest:
+        raise Conflict(f"intake {body.intake_id} exists with a different body")
+    return intake_out(existing), False
 
 
 async def get_intake(deps: Deps, intake_id: str) -> IntakeOut:

@@ -11,7 +11,9 @@ import asyncpg
 from services.intake.domain.model import Verdict
 from services.intake.domain.scoring import Phq9Score
 from services.intake.schemas import CheckinIn, IntakeIn
+from shared import outbox
 from shared.db import Conn
+from shared.events import CloudEvent
 
 
 def body_hash(body: IntakeIn | CheckinIn) -> bytes:
@@ -30,53 +32,57 @@ async def find_intake(
     return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), intake_id)
 
 
-async def upsert_patient(conn: Conn, body: IntakeIn, total: int) -> None:
-    """Store the patient's PHI; the latest intake (by submission time) is the baseline."""
+async def create_intake(
+    conn: Conn,
+    body: IntakeIn,
+    digest: bytes,
+    score: Phq9Score,
+    verdict: Verdict,
+    event: CloudEvent,
+) -> bool:
+    """Store the intake, the patient's PHI and the outbox event in one atomic statement.
+
+    Returns False (and changes nothing) when the intake id already exists, so a
+    racing duplicate never overwrites the patient. The latest intake by submission
+    time is the patient's baseline; a late older one does not start a new course.
+    """
     p = body.patient
-    await conn.execute(
+    inserted = await conn.fetchval(
         """
-        INSERT INTO patients AS cur (patient_id, site_id, name, date_of_birth, phone, email,
-                              baseline_intake_id, baseline_total, treatment_started_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (patient_id) DO UPDATE SET
-            name = EXCLUDED.name, date_of_birth = EXCLUDED.date_of_birth,
-            phone = EXCLUDED.phone, email = EXCLUDED.email, updated_at = now(),
-            -- a newer intake starts a new course of treatment; a late older one does not
-            site_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                THEN EXCLUDED.site_id ELSE cur.site_id END,
-            baseline_intake_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                THEN EXCLUDED.baseline_intake_id ELSE cur.baseline_intake_id END,
-            baseline_total = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                THEN EXCLUDED.baseline_total ELSE cur.baseline_total END,
-            discharged_at = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                THEN NULL ELSE cur.discharged_at END,
-            treatment_started_at = GREATEST(cur.treatment_started_at,
-                                            EXCLUDED.treatment_started_at)
+        WITH i AS (
+            INSERT INTO intakes (intake_id, patient_id, site_id, submitted_at, body_hash, phq9,
+                phq9_total, phq9_severity, phq9_item9_positive, suicide_risk, decision,
+                reasons, conditions, preferences)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            ON CONFLICT (intake_id) DO NOTHING
+            RETURNING intake_id
+        ), p AS (
+            INSERT INTO patients AS cur (patient_id, site_id, name, date_of_birth, phone, email,
+                baseline_intake_id, baseline_total, treatment_started_at)
+            SELECT $2, $3, $15, $16, $17, $18, $1, $7, $4 FROM i
+            ON CONFLICT (patient_id) DO UPDATE SET
+                name = EXCLUDED.name, date_of_birth = EXCLUDED.date_of_birth,
+                phone = EXCLUDED.phone, email = EXCLUDED.email, updated_at = now(),
+                site_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                    THEN EXCLUDED.site_id ELSE cur.site_id END,
+                baseline_intake_id = CASE
+                    WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                    THEN EXCLUDED.baseline_intake_id ELSE cur.baseline_intake_id END,
+                baseline_total = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                    THEN EXCLUDED.baseline_total ELSE cur.baseline_total END,
+                discharged_at = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                    THEN NULL ELSE cur.discharged_at END,
+                treatment_started_at = GREATEST(cur.treatment_started_at,
+                                                EXCLUDED.treatment_started_at)
+            RETURNING 1
+        ), o AS (
+            INSERT INTO outbox (event_id, topic, key, value)
+            SELECT $19, $20, $21, $22 FROM i
+        )
+        SELECT count(*) FROM i
         """,
+        body.intake_id,
         p.patient_id,
-        body.site_id,
-        p.name,
-        p.date_of_birth,
-        p.phone,
-        p.email,
-        body.intake_id,
-        total,
-        body.submitted_at,
-    )
-
-
-async def insert_intake(
-    conn: Conn, body: IntakeIn, digest: bytes, score: Phq9Score, verdict: Verdict
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO intakes (intake_id, patient_id, site_id, submitted_at, body_hash, phq9,
-            phq9_total, phq9_severity, phq9_item9_positive, suicide_risk, decision, reasons,
-            conditions, preferences)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-        """,
-        body.intake_id,
-        body.patient.patient_id,
         body.site_id,
         body.submitted_at,
         digest,
@@ -89,7 +95,13 @@ async def insert_intake(
         list(verdict.reasons),
         list(body.conditions),
         body.preferences.model_dump(exclude_none=True) if body.preferences else None,
+        p.name,
+        p.date_of_birth,
+        p.phone,
+        p.email,
+        *outbox.row(event),
     )
+    return bool(inserted)
 
 
 async def record_review(

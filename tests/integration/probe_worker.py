@@ -50,7 +50,7 @@ def main() -> None:
     proc = processor(
         settings, os.environ["PROBE_TOPIC"], os.environ["PROBE_TYPE"], os.environ["PROBE_GROUP"]
     )
-    run_worker(build_faust_app(proc))
+    run_worker(build_faust_app(proc), "probe-worker", settings)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -310,6 +311,52 @@ async def test_ops_endpoints(http: httpx.AsyncClient) -> None:
     assert ready.json()["checks"] == {"postgres": "ok", "kafka": "ok"}
     metrics = await http.get("/metrics")
     assert "http_requests_total" in metrics.text
+    assert 'outbox_backlog{schema="intake"}' in metrics.text
     spec = (await http.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
     assert "/v1/intakes" in spec["paths"]
+
+
+async def test_a_replay_answers_the_same_body_whatever_offset_the_time_was_sent_in(
+    http: httpx.AsyncClient,
+) -> None:
+    at = datetime.now(UTC).astimezone(timezone(timedelta(hours=-5))) - timedelta(hours=1)
+    body = intake_body(submitted_at=at.isoformat())
+    first = await http.post("/v1/intakes", json=body)
+    again = await http.post("/v1/intakes", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+
+
+async def test_concurrent_submissions_of_one_intake_store_and_publish_it_once(
+    http: httpx.AsyncClient, intake: IntakeStack
+) -> None:
+    body = intake_body()
+    rivals = []
+    for i in range(5):  # same id, other bodies: each must be refused, none may win the PHI
+        other = deep(body)
+        other["patient"]["name"] = f"Rival {i}"
+        rivals.append(other)
+    answers = await asyncio.gather(
+        *(http.post("/v1/intakes", json=b) for b in [body] * 10 + rivals)
+    )
+    codes = [r.status_code for r in answers]
+    assert codes.count(201) == 1
+    assert await outbox_rows(intake.dsn, body["patient"]["patient_id"]) == 1
+    conn = await asyncpg.connect(intake.dsn)
+    try:
+        stored_name = await conn.fetchval(
+            "SELECT name FROM intake.patients WHERE patient_id = $1", body["patient"]["patient_id"]
+        )
+    finally:
+        await conn.close()
+    won = next(
+        b for b, r in zip([body] * 10 + rivals, answers, strict=True) if r.status_code == 201
+    )
+    assert stored_name == won["patient"]["name"]
+    losers = [
+        r.status_code
+        for b, r in zip([body] * 10 + rivals, answers, strict=True)
+        if b["patient"]["name"] != won["patient"]["name"]
+    ]
+    assert set(losers) == {409}
