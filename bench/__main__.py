@@ -132,6 +132,20 @@ async def post_to_event(url: str, n: int) -> list[float]:
     return out
 
 
+async def drain_time(dsn: str, timeout: float = 120) -> float:
+    """Seconds until every accepted intake's event has been published."""
+    conn = await asyncpg.connect(dsn, **connect_kwargs(dsn))
+    start = time.perf_counter()
+    try:
+        while await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL"):
+            if time.perf_counter() - start > timeout:
+                raise RuntimeError("the outbox did not drain")
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    return time.perf_counter() - start
+
+
 def line(label: str, values: list[float], extra: str = "") -> None:
     print(
         f"  {label:<44} p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
@@ -169,6 +183,10 @@ async def main() -> None:
                 break
             best = rate
         print(f"  highest sustained rate with p99 < 100 ms: {best}/s (goal >= 600/s)")
+        drained = await drain_time(stack.dsn)
+        print(
+            f"  outbox backlog after the steps published in {drained:.2f} s (nothing left behind)"
+        )
         e2e = await post_to_event(stack.url, 100 if QUICK else 300)
         line(
             "POST -> event at a consumer, idle",
