@@ -119,6 +119,10 @@ class EventProcessor:
                 )
                 await self._producer.start()
 
+    @property
+    def pool(self) -> asyncpg.Pool | None:
+        return self._pool
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()

@@ -103,8 +103,86 @@ class PatientDischarged(Payload):
     discharged_at: AwareDatetime
 
 
+# --- scheduling ----------------------------------------------------------------
+
+AppointmentKind = Literal["dosing", "integration", "maintenance"]
+AppointmentStatus = Literal["proposed", "confirmed", "cancelled", "completed", "no_show"]
+
+
+class AppointmentProposed(Payload):
+    """A session was proposed (part of an induction series, a maintenance, a rebooking)."""
+
+    topic: ClassVar[str] = "appointment.proposed"
+    appointment_id: str
+    series_id: str
+    patient_id: str
+    site_id: str
+    kind: AppointmentKind
+    sequence: int = Field(ge=1)
+    status: AppointmentStatus
+    start: AwareDatetime
+    end: AwareDatetime
+    resource: str
+    reason: str
+    relaxed: tuple[str, ...] = ()
+
+
+class AppointmentChanged(Payload):
+    """An appointment moved through its lifecycle (confirm, cancel, complete, no-show)."""
+
+    topic: ClassVar[str] = "appointment.changed"
+    appointment_id: str
+    series_id: str
+    patient_id: str
+    site_id: str
+    kind: AppointmentKind
+    sequence: int = Field(ge=1)
+    status: AppointmentStatus
+    previous_status: AppointmentStatus
+    start: AwareDatetime
+    end: AwareDatetime
+    resource: str
+    reason: str
+    changed_at: AwareDatetime
+    cause: str | None = Field(default=None, description="why, e.g. deferred_vitals")
+
+
+class SeriesWaitlisted(Payload):
+    """No series fits (or the site is not configured yet): the patient waits, visibly."""
+
+    topic: ClassVar[str] = "series.waitlisted"
+    patient_id: str
+    site_id: str
+    purpose: str = Field(description="induction | post_induction | worsening | rebooked")
+    reason: str
+    waitlisted_at: AwareDatetime
+
+
+class DoseDeferred(Payload):
+    """Pre-dose vitals were over the day-of-dosing limits: the dose was deferred."""
+
+    topic: ClassVar[str] = "dose.deferred"
+    appointment_id: str
+    series_id: str
+    patient_id: str
+    site_id: str
+    reasons: tuple[str, ...]
+    deferred_at: AwareDatetime
+    rebooked_appointment_id: str | None = None
+
+
 PAYLOADS: dict[str, type[Payload]] = {
-    m.topic: m for m in (IntakeScreened, IntakeReviewed, CheckinRecorded, PatientDischarged)
+    m.topic: m
+    for m in (
+        IntakeScreened,
+        IntakeReviewed,
+        CheckinRecorded,
+        PatientDischarged,
+        AppointmentProposed,
+        AppointmentChanged,
+        SeriesWaitlisted,
+        DoseDeferred,
+    )
 }
 TOPICS: tuple[str, ...] = tuple(PAYLOADS)
 

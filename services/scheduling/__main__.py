@@ -1,0 +1,41 @@
+"""``python -m services.scheduling api|relay|worker``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import uvicorn
+import uvloop
+
+from services.scheduling.app import MIGRATIONS, create_app, create_processor
+from services.scheduling.settings import SCHEMA, SchedulingSettings
+from shared import db
+from shared.consumer import build_faust_app, run_worker
+from shared.logging import configure_logging
+from shared.relay import serve_relay
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.scheduling")
+    parser.add_argument("role", choices=["api", "relay", "worker"])
+    args = parser.parse_args(argv)
+    settings = SchedulingSettings()
+    service = f"scheduling-{args.role}"
+    configure_logging(service, settings.log_level, settings.log_json)
+    if args.role == "api":
+        uvicorn.run(create_app(settings), host=settings.http_host, port=settings.scheduling_port,
+                    log_config=None, access_log=False, loop="uvloop", http="httptools",
+                    timeout_graceful_shutdown=10)
+    elif args.role == "relay":
+        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
+    else:
+        asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
+        processor = create_processor(settings)
+        run_worker(build_faust_app(processor), service, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

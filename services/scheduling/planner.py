@@ -1,0 +1,250 @@
+"""The shell around the pure slot search: load the calendar, plan, book, or waitlist.
+
+Booking is optimistic: the plan is inserted under a savepoint, and PostgreSQL's
+exclusion constraints refuse it if another worker booked an overlapping slot
+meanwhile; the loser reloads the calendar and plans again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.scheduling import repository as repo
+from services.scheduling.domain.calendar import Calendar
+from services.scheduling.domain.model import (
+    RETREAT,
+    STANDARD,
+    Busy,
+    Kind,
+    NoFit,
+    PlannedSession,
+    Preferences,
+    Protocol,
+    SeriesPlan,
+    Site,
+)
+from services.scheduling.domain.slots import find_series, find_single
+from services.scheduling.settings import SOURCE, SchedulingSettings
+from shared import events, outbox
+from shared.db import Conn
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+PROTOCOLS = {"standard": STANDARD, "retreat": RETREAT}
+
+
+@dataclass(frozen=True)
+class Booked:
+    series_id: str
+    appointment_ids: tuple[str, ...]
+    relaxed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Waitlisted:
+    reason: str
+
+
+def to_site(row: asyncpg.Record) -> Site:
+    hours = tuple(
+        (day, time.fromisoformat(v[0]), time.fromisoformat(v[1]))
+        for day, v in row["hours"].items()
+    )
+    return Site(
+        site_id=row["site_id"],
+        timezone=row["timezone"],
+        hours=hours,
+        rooms=row["treatment_rooms"],
+        therapists=row["therapists"],
+    )
+
+
+def to_preferences(raw: dict[str, Any] | None) -> Preferences:
+    if not raw:
+        return Preferences()
+    weekdays = raw.get("weekdays")
+    return Preferences(
+        weekdays=frozenset(weekdays) if weekdays else None,
+        earliest=time.fromisoformat(raw["earliest"]) if raw.get("earliest") else None,
+        latest=time.fromisoformat(raw["latest"]) if raw.get("latest") else None,
+    )
+
+
+async def _calendar(
+    conn: Conn, site: Site, patient_id: str, since: datetime, until: datetime
+) -> tuple[Calendar, list[tuple[datetime, datetime]]]:
+    rows = await repo.busy(conn, site.site_id, since, until)
+    calendar = Calendar.from_busy(Busy(r["resource"], r["start_at"], r["end_at"]) for r in rows)
+    mine = [(r["start_at"], r["end_at"]) for r in await repo.patient_busy(conn, patient_id, since)]
+    return calendar, mine
+
+
+async def _waitlist(
+    conn: Conn,
+    *,
+    patient_id: str,
+    site_id: str,
+    purpose: str,
+    reason: str,
+    prefs: dict[str, Any] | None,
+    not_before: datetime | None,
+    now: datetime,
+) -> Waitlisted:
+    if await repo.waitlist_add(conn, patient_id, site_id, purpose, reason, prefs, not_before):
+        payload = events.SeriesWaitlisted(
+            patient_id=patient_id, site_id=site_id, purpose=purpose, reason=reason,
+            waitlisted_at=now,
+        )
+        await outbox.enqueue(
+            conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
+        )
+    log.info("waitlisted", patient_id=patient_id, site_id=site_id, purpose=purpose, reason=reason)
+    return Waitlisted(reason)
+
+
+async def _book(
+    conn: Conn,
+    *,
+    sessions: tuple[PlannedSession, ...],
+    patient_id: str,
+    site_id: str,
+    purpose: str,
+    protocol: str,
+    relaxed: tuple[str, ...],
+    now: datetime,
+    series_id: str | None = None,
+    replaces: str | None = None,
+) -> Booked:
+    new_series = series_id is None
+    sid = series_id or str(uuid.uuid4())
+    ids = tuple(str(uuid.uuid4()) for _ in sessions)
+    async with conn.transaction():  # a savepoint: a lost race undoes only this attempt
+        if new_series:
+            await repo.insert_series(conn, sid, patient_id, site_id, purpose, protocol, relaxed)
+        await repo.insert_appointments(
+            conn,
+            [
+                (aid, sid, patient_id, site_id, s.kind.value, s.sequence, s.start, s.end,
+                 s.resource, purpose, replaces if s.kind != Kind.integration else None)
+                for aid, s in zip(ids, sessions, strict=True)
+            ],
+        )
+        for aid, s in zip(ids, sessions, strict=True):
+            payload = events.AppointmentProposed(
+                appointment_id=aid, series_id=sid, patient_id=patient_id, site_id=site_id,
+                kind=s.kind.value, sequence=s.sequence, status="proposed", start=s.start,
+                end=s.end, resource=s.resource, reason=purpose, relaxed=relaxed,
+            )
+            await outbox.enqueue(
+                conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
+            )
+    return Booked(series_id=sid, appointment_ids=ids, relaxed=relaxed)
+
+
+def _protocol(site_row: asyncpg.Record) -> tuple[str, Protocol]:
+    name = site_row["protocol"]
+    return name, PROTOCOLS[name]
+
+
+async def propose_series(
+    conn: Conn,
+    settings: SchedulingSettings,
+    *,
+    patient_id: str,
+    site_id: str,
+    prefs: dict[str, Any] | None,
+    now: datetime,
+    purpose: str = "induction",
+) -> Booked | Waitlisted:
+    """Plan and book a whole induction series, or waitlist the patient with the reason."""
+    site_row = await repo.get_site(conn, site_id)
+    if site_row is None:
+        return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
+                               reason="site_not_configured", prefs=prefs, not_before=None,
+                               now=now)
+    name, protocol = _protocol(site_row)
+    site = to_site(site_row)
+    until = now + settings.horizon + protocol.window + timedelta(days=7)
+    for _ in range(settings.replan_attempts):
+        calendar, mine = await _calendar(conn, site, patient_id, now, until)
+        plan = find_series(site, calendar, protocol, to_preferences(prefs), now,
+                           horizon=settings.horizon, pref_patience=settings.pref_patience,
+                           patient_busy=mine)
+        if isinstance(plan, NoFit):
+            return await _waitlist(conn, patient_id=patient_id, site_id=site_id,
+                                   purpose=purpose, reason=plan.reason, prefs=prefs,
+                                   not_before=None, now=now)
+        assert isinstance(plan, SeriesPlan)
+        try:
+            booked = await _book(conn, sessions=plan.sessions, patient_id=patient_id,
+                                 site_id=site_id, purpose=purpose, protocol=name,
+                                 relaxed=plan.relaxed, now=now)
+        except asyncpg.ExclusionViolationError:
+            log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
+            continue
+        await repo.waitlist_remove(conn, patient_id, purpose)
+        return booked
+    return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
+                           reason="contention", prefs=prefs, not_before=None, now=now)
+
+
+async def propose_single(
+    conn: Conn,
+    settings: SchedulingSettings,
+    *,
+    patient_id: str,
+    site_id: str,
+    prefs: dict[str, Any] | None,
+    now: datetime,
+    purpose: str,
+    kind: Kind,
+    not_before: datetime,
+    not_after: datetime,
+    sequence: int = 1,
+    series_id: str | None = None,
+    preferred_therapist: str | None = None,
+    replaces: str | None = None,
+) -> Booked | Waitlisted:
+    """One dose (maintenance or a rebooking) with its integration session, or waitlist."""
+    site_row = await repo.get_site(conn, site_id)
+    if site_row is None:
+        return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
+                               reason="site_not_configured", prefs=prefs,
+                               not_before=not_before, now=now)
+    name, protocol = _protocol(site_row)
+    site = to_site(site_row)
+    for _ in range(settings.replan_attempts):
+        calendar, mine = await _calendar(conn, site, patient_id, now,
+                                         not_after + timedelta(days=5))
+        found = find_single(site, calendar, protocol, to_preferences(prefs), now, kind=kind,
+                            not_before=not_before, not_after=not_after, sequence=sequence,
+                            preferred_therapist=preferred_therapist, patient_busy=mine)
+        if isinstance(found, NoFit):
+            return await _waitlist(conn, patient_id=patient_id, site_id=site_id,
+                                   purpose=purpose, reason=found.reason, prefs=prefs,
+                                   not_before=not_before, now=now)
+        sessions, relaxed = _single(found)
+        try:
+            booked = await _book(conn, sessions=sessions, patient_id=patient_id,
+                                 site_id=site_id, purpose=purpose, protocol=name,
+                                 relaxed=relaxed, now=now, series_id=series_id,
+                                 replaces=replaces)
+        except asyncpg.ExclusionViolationError:
+            continue
+        await repo.waitlist_remove(conn, patient_id, purpose)
+        return booked
+    return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
+                           reason="contention", prefs=prefs, not_before=not_before, now=now)
+
+
+def _single(found: Any) -> tuple[tuple[PlannedSession, ...], tuple[str, ...]]:
+    """find_single's answer as (sessions, relaxed preferences)."""
+    if isinstance(found, tuple):
+        return tuple(found), ()
+    return tuple(found.sessions), tuple(found.relaxed)

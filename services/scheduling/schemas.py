@@ -1,0 +1,113 @@
+"""HTTP bodies of the scheduling service (the public contract, extended)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_ZONES = available_timezones()
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _timezone(value: str) -> str:
+    if value not in _ZONES:
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)")
+    return value
+
+
+def _hours(value: list[str]) -> list[str]:
+    if len(value) != 2:
+        raise ValueError("must be [opening, closing] as two HH:MM times")
+    for v in value:
+        if not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a time of day as HH:MM")
+    if value[0] >= value[1]:
+        raise ValueError("closing must be after opening")
+    return value
+
+
+TimeZone = Annotated[str, StringConstraints(strict=True), AfterValidator(_timezone)]
+Hours = Annotated[list[Annotated[str, StringConstraints(strict=True)]], AfterValidator(_hours)]
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Text
+    timezone: TimeZone
+    hours: dict[Weekday, Hours] = Field(description="opening hours per weekday, site local time")
+    treatment_rooms: Annotated[int, Field(strict=True, ge=1, le=500)]
+    therapists: Annotated[int, Field(strict=True, ge=1, le=500)]
+    protocol: Literal["standard", "retreat"] = "standard"
+
+    @field_validator("hours")
+    @classmethod
+    def _some_day_open(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("the site must open on at least one weekday")
+        return value
+
+
+class SiteOut(SiteIn):
+    site_id: str
+    updated_at: datetime
+
+
+class AppointmentOut(BaseModel):
+    appointment_id: str
+    patient_id: str
+    site_id: str
+    series_id: str
+    kind: Literal["dosing", "integration", "maintenance"]
+    sequence: int
+    status: Literal["proposed", "confirmed", "cancelled", "completed", "no_show"]
+    start: datetime
+    end: datetime
+    resource: str
+    reason: str
+    cause: str | None = None
+    replaces: str | None = None
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    by: Text | None = None
+    note: Annotated[str, StringConstraints(strict=True, max_length=5000)] | None = None
+
+
+class VitalsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    systolic: Annotated[int, Field(strict=True, ge=50, le=300)]
+    diastolic: Annotated[int, Field(strict=True, ge=20, le=200)]
+    heart_rate: Annotated[int, Field(strict=True, ge=20, le=250)] | None = None
+    taken_at: AwareDatetime | None = None
+
+
+class VitalsOut(BaseModel):
+    appointment: AppointmentOut
+    deferred: bool
+    reasons: list[str]
+    rebooked: list[AppointmentOut] = []
+
+
+class WaitlistEntry(BaseModel):
+    patient_id: str
+    site_id: str
+    purpose: str
+    reason: str
+    since: datetime
+    attempts: int

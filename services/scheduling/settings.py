@@ -1,0 +1,37 @@
+"""Scheduling configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+SCHEMA = "scheduling"
+SOURCE = "interval/scheduling"
+
+
+class SchedulingSettings(CommonSettings):
+    scheduling_port: int = Field(default=8002, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # How far ahead a series may be placed before the patient is waitlisted.
+    scheduling_horizon_days: int = Field(default=90, ge=7, le=365)
+    # How long a preference is honoured at the cost of a later start.
+    preference_patience_days: int = Field(default=14, ge=0, le=90)
+    # Attempts to re-plan after losing a race for a slot to another worker.
+    replan_attempts: int = Field(default=10, ge=1)
+    # Waitlisted patients retried per site when capacity frees up.
+    waitlist_retry_batch: int = Field(default=20, ge=1)
+    maintenance_after_induction_days: int = Field(default=28, ge=1)
+    maintenance_worsening_within_days: int = Field(default=7, ge=1)
+    defer_systolic: int = 160
+    defer_diastolic: int = 100
+
+    @property
+    def horizon(self) -> timedelta:
+        return timedelta(days=self.scheduling_horizon_days)
+
+    @property
+    def pref_patience(self) -> timedelta:
+        return timedelta(days=self.preference_patience_days)
