@@ -17,7 +17,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.stack import BASE_DSN, KAFKA, intake_stack
+from bench import scheduling
+from bench.stack import BASE_DSN, KAFKA, stack
 from shared.db import connect_kwargs
 from shared.events import CloudEvent
 from shared.kafka import ensure_topics
@@ -106,11 +107,9 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
     return latencies, errors
 
 
-async def post_to_event(url: str, n: int) -> list[float]:
+async def post_to_event(url: str, topic: str, n: int) -> list[float]:
     """Idle latency from sending a POST to the event arriving at a Kafka consumer."""
-    consumer = AIOKafkaConsumer(
-        "intake.screened", bootstrap_servers=KAFKA, auto_offset_reset="latest"
-    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="latest")
     await consumer.start()
     await consumer.seek_to_end()
     out = []
@@ -161,9 +160,9 @@ async def main() -> None:
     line("bare asyncpg INSERT (autocommit)", ins)
     kaf = await baseline_kafka(100 if QUICK else 300)
     line("bare aiokafka produce(acks=all)->consume", kaf)
-    async with intake_stack() as stack:
-        await open_loop(stack.url, 100, 2)  # warm-up
-        lat, errors = await open_loop(stack.url, 200, fixed_s)
+    async with stack() as st:
+        await open_loop(st.urls["intake"], 100, 2)  # warm-up
+        lat, errors = await open_loop(st.urls["intake"], 200, fixed_s)
         print("Intake service:")
         line(
             f"POST /v1/intakes at 200/s for {fixed_s}s",
@@ -174,7 +173,7 @@ async def main() -> None:
         best = 0
         step_s = 5 if QUICK else 10
         for rate in (300, 400, 500, 600, 700, 800, 1000, 1200):
-            lat_r, err_r = await open_loop(stack.url, rate, step_s)
+            lat_r, err_r = await open_loop(st.urls["intake"], rate, step_s)
             ok = err_r == 0 and pct(lat_r, 99) < 0.100
             line(
                 f"  step {rate}/s for {step_s}s", lat_r, f"errors={err_r} {'ok' if ok else 'over'}"
@@ -183,17 +182,37 @@ async def main() -> None:
                 break
             best = rate
         print(f"  highest sustained rate with p99 < 100 ms: {best}/s (goal >= 600/s)")
-        drained = await drain_time(stack.dsn)
+        drained = await drain_time(st.dsn)
         print(
             f"  outbox backlog after the steps published in {drained:.2f} s (nothing left behind)"
         )
-        e2e = await post_to_event(stack.url, 100 if QUICK else 300)
+        e2e = await post_to_event(
+            st.urls["intake"], st.topic("intake.screened"), 100 if QUICK else 300
+        )
         line(
             "POST -> event at a consumer, idle",
             e2e,
             f"(goal p99 < 30 ms; bare Kafka round trip p99 {ms(pct(kaf, 99)).strip()})",
         )
     print(f"  (median bare insert {statistics.median(ins) * 1e3:.2f} ms)")
+    print("Scheduling:")
+    scheduling.slot_search(100 if QUICK else 300)
+    async with stack(("intake", "scheduling")) as st:
+        lat, missing = await scheduling.series_latency(st, 50, 10 if QUICK else 20)
+        line("intake -> whole series proposed, 50/s", lat, f"missing={missing} (goal p99 < 300 ms)")
+        best = 0
+        for rate in (50, 75, 100, 150, 200):
+            lat_r, missing_r = await scheduling.series_latency(st, rate, 5 if QUICK else 10)
+            ok = missing_r == 0 and max(lat_r, default=99) < 5.0
+            line(
+                f"  step {rate}/s",
+                lat_r,
+                f"missing={missing_r} max {max(lat_r, default=0):.2f}s {'ok' if ok else 'over'}",
+            )
+            if not ok:
+                break
+            best = rate
+        print(f"  sustained intakes/s with every series proposed and lag < 5 s: {best}/s")
 
 
 if __name__ == "__main__":

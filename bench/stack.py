@@ -1,4 +1,4 @@
-"""Start the intake service (API + relay) as real processes on a throwaway database."""
+"""Start the services as real processes on a throwaway database for a benchmark."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.db import connect_kwargs
+from shared.events import ALL_TOPICS
+from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +32,12 @@ BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 
 @dataclass
 class Stack:
-    url: str
     dsn: str
+    prefix: str
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
 
 
 def _port() -> int:
@@ -38,52 +46,72 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not become ready")
+            await asyncio.sleep(0.1)
+
+
 @contextlib.asynccontextmanager
-async def intake_stack() -> AsyncIterator[Stack]:
+async def stack(services: tuple[str, ...] = ("intake",)) -> AsyncIterator[Stack]:
+    """Each service's api and relay (and scheduling's worker) on a fresh database."""
     name = f"care_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(BASE_DSN)
+    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     dsn = urlunsplit(urlsplit(BASE_DSN)._replace(path=f"/{name}"))
-    port = _port()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    topics = [prefix + t for t in ALL_TOPICS]
+    await ensure_topics([KAFKA], topics)
+    ports = {s: _port() for s in services}
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-        "INTAKE_PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        "KAFKA_TOPIC_PREFIX": prefix,
+        **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
     }
     logs = ROOT / ".state" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
+    result = Stack(dsn=dsn, prefix=prefix)
     try:
-        for role in ("api", "relay"):
-            with (logs / f"bench-intake-{role}.log").open("ab") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "services.intake", role],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=out,
-                        stderr=out,
+        for svc in services:
+            roles = ["api", "relay"] + (["worker"] if svc == "scheduling" else [])
+            for role in roles:
+                with (logs / f"bench-{svc}-{role}.log").open("ab") as out:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", f"services.{svc}", role],
+                            cwd=ROOT,
+                            env=env,
+                            stdout=out,
+                            stderr=out,
+                        )
                     )
-                )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient() as client:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/readyz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("intake did not become ready")
-                await asyncio.sleep(0.1)
-        yield Stack(url=url, dsn=dsn)
+            result.urls[svc] = f"http://127.0.0.1:{ports[svc]}"
+            await _ready(result.urls[svc])
+        yield result
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
-            p.wait(timeout=20)
-        admin = await asyncpg.connect(BASE_DSN)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+        kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+        await kafka_admin.start()
+        with contextlib.suppress(Exception):
+            await kafka_admin.delete_topics(topics)
+        await kafka_admin.close()

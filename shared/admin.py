@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = CommonSettings()
     if args.command == "ensure-topics":
-        created = asyncio.run(ensure_topics(settings.kafka_servers, ALL_TOPICS))
+        names = [settings.topic(t) for t in ALL_TOPICS]
+        created = asyncio.run(ensure_topics(settings.kafka_servers, names))
         print(f"topics: {len(ALL_TOPICS)} present, {len(created)} created")
     elif args.command == "wait-kafka":
         start = time.monotonic()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -243,8 +243,14 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
 
 
-def build_faust_app(processor: EventProcessor) -> faust.App:
-    """One faust app per worker process, one agent per consumed topic."""
+Timer = tuple[float, Callable[[], Awaitable[None]]]
+
+
+def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> faust.App:
+    """One faust app per worker process, one agent per consumed topic, plus periodic tasks.
+
+    A periodic task's failure is logged and retried at its next tick.
+    """
     settings = processor.settings
     app = faust.App(
         processor.group,
@@ -254,7 +260,7 @@ def build_faust_app(processor: EventProcessor) -> faust.App:
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.consumer_offset_reset,
         broker_commit_interval=1.0,
         producer_acks=-1,
     )
@@ -288,6 +294,15 @@ def build_faust_app(processor: EventProcessor) -> faust.App:
         await processor.start()
 
     app.task(_start)
+    for interval, fn in timers:
+
+        async def tick(_fn: Callable[[], Awaitable[None]] = fn) -> None:
+            try:
+                await _fn()
+            except Exception:
+                log.exception("periodic_task_failed", task=getattr(_fn, "__name__", "task"))
+
+        app.timer(interval)(tick)
     return app
 
 

@@ -50,6 +50,7 @@ class RelayConfig:
     batch_size: int = 200
     poll_interval_s: float = 5.0
     retention_days: int = 7
+    topic_prefix: str = ""
 
 
 class OutboxRelay:
@@ -131,7 +132,7 @@ class OutboxRelay:
         # partition with idempotence on, so the order per key is the id order.
         futures = [
             await self.producer.send(
-                r["topic"],
+                self.config.topic_prefix + r["topic"],
                 value=bytes(r["value"]),
                 key=r["key"].encode(),
                 headers=[
@@ -193,6 +194,7 @@ async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -
             schema=schema,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
+            topic_prefix=settings.kafka_topic_prefix,
         ),
         producer,
     )

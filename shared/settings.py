@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,6 +17,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = DEFAULT_KAFKA
+    # Prepended to every topic name on the broker (events keep their type): lets test
+    # runs and benchmarks share a broker with a running stack without mixing events.
+    kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
     database_url: str = DEFAULT_DATABASE_URL
     log_level: str = "INFO"
     log_json: bool = True
@@ -31,6 +36,12 @@ class CommonSettings(BaseSettings):
     # Consumers retry transient failures (database or broker away) with capped backoff.
     consumer_retry_initial_s: float = Field(default=0.2, gt=0)
     consumer_retry_max_s: float = Field(default=10.0, gt=0)
+    # Where a consumer group with no committed offsets starts (tests use "latest").
+    consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    def topic(self, name: str) -> str:
+        """The broker's name of a topic."""
+        return f"{self.kafka_topic_prefix}{name}"
 
     @property
     def kafka_servers(self) -> list[str]:

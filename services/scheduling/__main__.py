@@ -9,7 +9,7 @@ import sys
 import uvicorn
 import uvloop
 
-from services.scheduling.app import MIGRATIONS, create_app, create_processor
+from services.scheduling.app import MIGRATIONS, create_app, create_processor, worker_timers
 from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import db
 from shared.consumer import build_faust_app, run_worker
@@ -25,15 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     service = f"scheduling-{args.role}"
     configure_logging(service, settings.log_level, settings.log_json)
     if args.role == "api":
-        uvicorn.run(create_app(settings), host=settings.http_host, port=settings.scheduling_port,
-                    log_config=None, access_log=False, loop="uvloop", http="httptools",
-                    timeout_graceful_shutdown=10)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.http_host,
+            port=settings.scheduling_port,
+            log_config=None,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=10,
+        )
     elif args.role == "relay":
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     else:
         asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
         processor = create_processor(settings)
-        run_worker(build_faust_app(processor), service, settings)
+        app = build_faust_app(processor, worker_timers(settings, processor))
+        run_worker(app, service, settings)
     return 0
 
 

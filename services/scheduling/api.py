@@ -42,8 +42,12 @@ def site_out(row: Any) -> SiteOut:
     return SiteOut.model_validate({**dict(row), "hours": dict(row["hours"])})
 
 
-@router.put("/sites/{site_id}", response_model=SiteOut, responses=ERRORS,
-            summary="Create or replace a site (hours in its time zone, rooms, therapists)")
+@router.put(
+    "/sites/{site_id}",
+    response_model=SiteOut,
+    responses=ERRORS,
+    summary="Create or replace a site (hours in its time zone, rooms, therapists)",
+)
 async def put_site(site_id: str, body: SiteIn, request: Request) -> SiteOut:
     return site_out(await handlers.put_site(deps(request), site_id, body))
 
@@ -53,14 +57,21 @@ async def get_site(site_id: str, request: Request) -> SiteOut:
     return site_out(await handlers.get_site(deps(request), site_id))
 
 
-@router.get("/patients/{patient_id}/appointments", response_model=list[AppointmentOut],
-            summary="Every appointment of a patient, in time order")
+@router.get(
+    "/patients/{patient_id}/appointments",
+    response_model=list[AppointmentOut],
+    summary="Every appointment of a patient, in time order",
+)
 async def patient_appointments(patient_id: str, request: Request) -> list[AppointmentOut]:
     return await handlers.patient_appointments(deps(request), patient_id)
 
 
-@router.get("/sites/{site_id}/schedule", response_model=list[AppointmentOut], responses=ERRORS,
-            summary="The site's appointments overlapping [from, to)")
+@router.get(
+    "/sites/{site_id}/schedule",
+    response_model=list[AppointmentOut],
+    responses=ERRORS,
+    summary="The site's appointments overlapping [from, to)",
+)
 async def site_schedule(
     site_id: str,
     request: Request,
@@ -68,15 +79,24 @@ async def site_schedule(
     to: Annotated[datetime, Query()],
 ) -> list[AppointmentOut]:
     if from_.tzinfo is None or to.tzinfo is None:
-        raise InvalidInput([{"field": "from" if from_.tzinfo is None else "to",
-                             "message": "must include a UTC offset"}])
+        raise InvalidInput(
+            [
+                {
+                    "field": "from" if from_.tzinfo is None else "to",
+                    "message": "must include a UTC offset",
+                }
+            ]
+        )
     if to <= from_:
         raise InvalidInput([{"field": "to", "message": "must be after from"}])
     return await handlers.site_schedule(deps(request), site_id, from_, to)
 
 
-@router.get("/waitlist", response_model=list[WaitlistEntry],
-            summary="Patients waiting for capacity or for their site, oldest first")
+@router.get(
+    "/waitlist",
+    response_model=list[WaitlistEntry],
+    summary="Patients waiting for capacity or for their site, oldest first",
+)
 async def waitlist(request: Request, site_id: str | None = None) -> list[WaitlistEntry]:
     async with deps(request).pool.acquire() as conn:
         rows = await repo.waitlist(conn, site_id)
@@ -84,8 +104,13 @@ async def waitlist(request: Request, site_id: str | None = None) -> list[Waitlis
 
 
 def _action_route(path: str, action: Action, summary: str) -> None:
-    @router.post(f"/appointments/{{appointment_id}}/{path}", response_model=AppointmentOut,
-                 responses=ERRORS, summary=summary, name=f"appointment_{action.value}")
+    @router.post(
+        f"/appointments/{{appointment_id}}/{path}",
+        response_model=AppointmentOut,
+        responses=ERRORS,
+        summary=summary,
+        name=f"appointment_{action.value}",
+    )
     async def _route(
         appointment_id: str,
         request: Request,
@@ -100,7 +125,11 @@ _action_route("complete", Action.complete, "Mark a confirmed appointment complet
 _action_route("no-show", Action.no_show, "Mark a no-show (a missed dose is rebooked)")
 
 
-@router.post("/appointments/{appointment_id}/vitals", response_model=VitalsOut,
-             responses=ERRORS, summary="Pre-dose vitals: over the limits the dose is deferred")
+@router.post(
+    "/appointments/{appointment_id}/vitals",
+    response_model=VitalsOut,
+    responses=ERRORS,
+    summary="Pre-dose vitals: over the limits the dose is deferred",
+)
 async def vitals(appointment_id: str, body: VitalsIn, request: Request) -> VitalsOut:
     return await handlers.record_vitals(deps(request), appointment_id, body)

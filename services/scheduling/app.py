@@ -16,13 +16,12 @@ from services.scheduling import handlers
 from services.scheduling.api import router
 from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import db, events
-from shared.consumer import EventProcessor, Route
+from shared.consumer import EventProcessor, Route, Timer
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
 from shared.web import install_body_limit, install_error_handlers, install_observability
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-GROUP = "scheduling"
 
 
 def utcnow() -> datetime:
@@ -35,8 +34,12 @@ def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utc
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS))
-        pool = await db.create_pool(settings.database_url, SCHEMA,
-                                    min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await db.create_pool(
+            settings.database_url,
+            SCHEMA,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
         app.state.deps = handlers.Deps(pool=pool, settings=settings, clock=clock)
         try:
             yield
@@ -93,12 +96,12 @@ def create_processor(
         async def handle(conn: db.Conn, event: events.CloudEvent, payload: Any) -> None:
             await fn(conn, deps(), event, payload)
 
-        return Route(topic=topic, handler=handle)
+        return Route(topic=settings.topic(topic), handler=handle, event_type=topic)
 
     processor = EventProcessor(
         settings=settings,
         schema=SCHEMA,
-        group=GROUP,
+        group=settings.scheduling_consumer_group,
         routes=[
             route(events.IntakeScreened.topic, handlers.on_intake_screened),
             route(events.IntakeReviewed.topic, handlers.on_intake_reviewed),
@@ -107,3 +110,16 @@ def create_processor(
         ],
     )
     return processor
+
+
+def worker_timers(
+    settings: SchedulingSettings, processor: EventProcessor, clock: Callable[[], datetime] = utcnow
+) -> list[Timer]:
+    async def retry_waitlists() -> None:
+        await processor.start()
+        assert processor.pool is not None
+        await handlers.retry_all_waitlists(
+            handlers.Deps(pool=processor.pool, settings=settings, clock=clock)
+        )
+
+    return [(settings.waitlist_retry_interval_s, retry_waitlists)]

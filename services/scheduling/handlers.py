@@ -90,18 +90,36 @@ async def retry_waitlist(deps: Deps, site_id: str) -> int:
     return booked
 
 
+async def retry_all_waitlists(deps: Deps) -> None:
+    async with deps.pool.acquire() as conn:
+        sites = await repo.waitlisted_sites(conn)
+    for site_id in sites:
+        await retry_waitlist(deps, site_id)
+
+
 async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
     now = deps.clock()
     if entry["purpose"] == "induction":
         return await planner.propose_series(
-            conn, deps.settings, patient_id=entry["patient_id"], site_id=entry["site_id"],
-            prefs=entry["preferences"], now=now,
+            conn,
+            deps.settings,
+            patient_id=entry["patient_id"],
+            site_id=entry["site_id"],
+            prefs=entry["preferences"],
+            now=now,
         )
     not_before = max(entry["not_before"] or now, now)
     return await planner.propose_single(
-        conn, deps.settings, patient_id=entry["patient_id"], site_id=entry["site_id"],
-        prefs=entry["preferences"], now=now, purpose=entry["purpose"], kind=Kind.maintenance,
-        not_before=not_before, not_after=not_before + timedelta(days=7),
+        conn,
+        deps.settings,
+        patient_id=entry["patient_id"],
+        site_id=entry["site_id"],
+        prefs=entry["preferences"],
+        now=now,
+        purpose=entry["purpose"],
+        kind=Kind.maintenance,
+        not_before=not_before,
+        not_after=not_before + timedelta(days=7),
     )
 
 
@@ -113,11 +131,20 @@ async def _change(
 ) -> asyncpg.Record:
     updated = await repo.set_status(conn, row["appointment_id"], status.value, cause)
     payload = events.AppointmentChanged(
-        appointment_id=row["appointment_id"], series_id=row["series_id"],
-        patient_id=row["patient_id"], site_id=row["site_id"], kind=row["kind"],
-        sequence=row["sequence"], status=status.value, previous_status=row["status"],
-        start=row["start"], end=row["end"], resource=row["resource"], reason=row["reason"],
-        changed_at=now, cause=cause,
+        appointment_id=row["appointment_id"],
+        series_id=row["series_id"],
+        patient_id=row["patient_id"],
+        site_id=row["site_id"],
+        kind=row["kind"],
+        sequence=row["sequence"],
+        status=status.value,
+        previous_status=row["status"],
+        start=row["start"],
+        end=row["end"],
+        resource=row["resource"],
+        reason=row["reason"],
+        changed_at=now,
+        cause=cause,
     )
     await outbox.enqueue(
         conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
@@ -141,14 +168,27 @@ async def _release_dose(
     not_before = now
     not_after = max(row["start"] + protocol.window / 3, now + timedelta(days=7))
     booked = await planner.propose_single(
-        conn, deps.settings, patient_id=row["patient_id"], site_id=row["site_id"], prefs=prefs,
-        now=now, purpose="rebooked", kind=Kind(row["kind"]), not_before=not_before,
-        not_after=not_after, sequence=row["sequence"], series_id=row["series_id"],
-        preferred_therapist=therapist, replaces=row["appointment_id"],
+        conn,
+        deps.settings,
+        patient_id=row["patient_id"],
+        site_id=row["site_id"],
+        prefs=prefs,
+        now=now,
+        purpose="rebooked",
+        kind=Kind(row["kind"]),
+        not_before=not_before,
+        not_after=not_after,
+        sequence=row["sequence"],
+        series_id=row["series_id"],
+        preferred_therapist=therapist,
+        replaces=row["appointment_id"],
     )
     if isinstance(booked, planner.Booked):
-        return [r for aid in booked.appointment_ids
-                if (r := await repo.get_appointment(conn, aid)) is not None]
+        return [
+            r
+            for aid in booked.appointment_ids
+            if (r := await repo.get_appointment(conn, aid)) is not None
+        ]
     return []
 
 
@@ -167,9 +207,16 @@ async def _after_completion(conn: Conn, deps: Deps, row: asyncpg.Record, now: da
     not_before, not_after = after_induction_window(now, deps.maintenance)
     patient = await repo.get_patient(conn, row["patient_id"])
     await planner.propose_single(
-        conn, deps.settings, patient_id=row["patient_id"], site_id=row["site_id"],
-        prefs=patient["preferences"] if patient else None, now=now, purpose="post_induction",
-        kind=Kind.maintenance, not_before=not_before, not_after=not_after,
+        conn,
+        deps.settings,
+        patient_id=row["patient_id"],
+        site_id=row["site_id"],
+        prefs=patient["preferences"] if patient else None,
+        now=now,
+        purpose="post_induction",
+        kind=Kind.maintenance,
+        not_before=not_before,
+        not_after=not_after,
     )
 
 
@@ -216,9 +263,12 @@ async def record_vitals(deps: Deps, appointment_id: str, body: VitalsIn) -> Vita
         updated = await _change(conn, row, Status.cancelled, now, cause="deferred_vitals")
         rebooked = await _release_dose(conn, deps, row, now, cause="deferred_vitals")
         payload = events.DoseDeferred(
-            appointment_id=appointment_id, series_id=row["series_id"],
-            patient_id=row["patient_id"], site_id=row["site_id"],
-            reasons=("blood_pressure_high",), deferred_at=now,
+            appointment_id=appointment_id,
+            series_id=row["series_id"],
+            patient_id=row["patient_id"],
+            site_id=row["site_id"],
+            reasons=("blood_pressure_high",),
+            deferred_at=now,
             rebooked_appointment_id=next(
                 (r["appointment_id"] for r in rebooked if r["kind"] != Kind.integration.value),
                 None,
@@ -228,7 +278,9 @@ async def record_vitals(deps: Deps, appointment_id: str, body: VitalsIn) -> Vita
             conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
         )
         return VitalsOut(
-            appointment=appointment_out(updated), deferred=True, reasons=["blood_pressure_high"],
+            appointment=appointment_out(updated),
+            deferred=True,
+            reasons=["blood_pressure_high"],
             rebooked=[appointment_out(r) for r in rebooked],
         )
 
@@ -280,8 +332,9 @@ async def _start_induction(
     if await repo.has_series(conn, patient_id, "induction"):
         log.info("induction_exists", patient_id=patient_id)
         return
-    await planner.propose_series(conn, deps.settings, patient_id=patient_id, site_id=site_id,
-                                 prefs=prefs, now=deps.clock())
+    await planner.propose_series(
+        conn, deps.settings, patient_id=patient_id, site_id=site_id, prefs=prefs, now=deps.clock()
+    )
 
 
 async def on_checkin_recorded(
@@ -297,9 +350,16 @@ async def on_checkin_recorded(
         return
     not_before, not_after = worsening_window(now, deps.maintenance)
     await planner.propose_single(
-        conn, deps.settings, patient_id=p.patient_id, site_id=patient["site_id"],
-        prefs=patient["preferences"], now=now, purpose="worsening", kind=Kind.maintenance,
-        not_before=not_before, not_after=not_after,
+        conn,
+        deps.settings,
+        patient_id=p.patient_id,
+        site_id=patient["site_id"],
+        prefs=patient["preferences"],
+        now=now,
+        purpose="worsening",
+        kind=Kind.maintenance,
+        not_before=not_before,
+        not_after=not_after,
     )
 
 

@@ -53,8 +53,7 @@ class Waitlisted:
 
 def to_site(row: asyncpg.Record) -> Site:
     hours = tuple(
-        (day, time.fromisoformat(v[0]), time.fromisoformat(v[1]))
-        for day, v in row["hours"].items()
+        (day, time.fromisoformat(v[0]), time.fromisoformat(v[1])) for day, v in row["hours"].items()
     )
     return Site(
         site_id=row["site_id"],
@@ -98,7 +97,10 @@ async def _waitlist(
 ) -> Waitlisted:
     if await repo.waitlist_add(conn, patient_id, site_id, purpose, reason, prefs, not_before):
         payload = events.SeriesWaitlisted(
-            patient_id=patient_id, site_id=site_id, purpose=purpose, reason=reason,
+            patient_id=patient_id,
+            site_id=site_id,
+            purpose=purpose,
+            reason=reason,
             waitlisted_at=now,
         )
         await outbox.enqueue(
@@ -130,16 +132,36 @@ async def _book(
         await repo.insert_appointments(
             conn,
             [
-                (aid, sid, patient_id, site_id, s.kind.value, s.sequence, s.start, s.end,
-                 s.resource, purpose, replaces if s.kind != Kind.integration else None)
+                (
+                    aid,
+                    sid,
+                    patient_id,
+                    site_id,
+                    s.kind.value,
+                    s.sequence,
+                    s.start,
+                    s.end,
+                    s.resource,
+                    purpose,
+                    replaces if s.kind != Kind.integration else None,
+                )
                 for aid, s in zip(ids, sessions, strict=True)
             ],
         )
         for aid, s in zip(ids, sessions, strict=True):
             payload = events.AppointmentProposed(
-                appointment_id=aid, series_id=sid, patient_id=patient_id, site_id=site_id,
-                kind=s.kind.value, sequence=s.sequence, status="proposed", start=s.start,
-                end=s.end, resource=s.resource, reason=purpose, relaxed=relaxed,
+                appointment_id=aid,
+                series_id=sid,
+                patient_id=patient_id,
+                site_id=site_id,
+                kind=s.kind.value,
+                sequence=s.sequence,
+                status="proposed",
+                start=s.start,
+                end=s.end,
+                resource=s.resource,
+                reason=purpose,
+                relaxed=relaxed,
             )
             await outbox.enqueue(
                 conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
@@ -165,33 +187,69 @@ async def propose_series(
     """Plan and book a whole induction series, or waitlist the patient with the reason."""
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
-        return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
-                               reason="site_not_configured", prefs=prefs, not_before=None,
-                               now=now)
+        return await _waitlist(
+            conn,
+            patient_id=patient_id,
+            site_id=site_id,
+            purpose=purpose,
+            reason="site_not_configured",
+            prefs=prefs,
+            not_before=None,
+            now=now,
+        )
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
     until = now + settings.horizon + protocol.window + timedelta(days=7)
     for _ in range(settings.replan_attempts):
         calendar, mine = await _calendar(conn, site, patient_id, now, until)
-        plan = find_series(site, calendar, protocol, to_preferences(prefs), now,
-                           horizon=settings.horizon, pref_patience=settings.pref_patience,
-                           patient_busy=mine)
+        plan = find_series(
+            site,
+            calendar,
+            protocol,
+            to_preferences(prefs),
+            now,
+            horizon=settings.horizon,
+            pref_patience=settings.pref_patience,
+            patient_busy=mine,
+        )
         if isinstance(plan, NoFit):
-            return await _waitlist(conn, patient_id=patient_id, site_id=site_id,
-                                   purpose=purpose, reason=plan.reason, prefs=prefs,
-                                   not_before=None, now=now)
+            return await _waitlist(
+                conn,
+                patient_id=patient_id,
+                site_id=site_id,
+                purpose=purpose,
+                reason=plan.reason,
+                prefs=prefs,
+                not_before=None,
+                now=now,
+            )
         assert isinstance(plan, SeriesPlan)
         try:
-            booked = await _book(conn, sessions=plan.sessions, patient_id=patient_id,
-                                 site_id=site_id, purpose=purpose, protocol=name,
-                                 relaxed=plan.relaxed, now=now)
+            booked = await _book(
+                conn,
+                sessions=plan.sessions,
+                patient_id=patient_id,
+                site_id=site_id,
+                purpose=purpose,
+                protocol=name,
+                relaxed=plan.relaxed,
+                now=now,
+            )
         except asyncpg.ExclusionViolationError:
             log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
             continue
         await repo.waitlist_remove(conn, patient_id, purpose)
         return booked
-    return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
-                           reason="contention", prefs=prefs, not_before=None, now=now)
+    return await _waitlist(
+        conn,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        reason="contention",
+        prefs=prefs,
+        not_before=None,
+        now=now,
+    )
 
 
 async def propose_single(
@@ -214,37 +272,69 @@ async def propose_single(
     """One dose (maintenance or a rebooking) with its integration session, or waitlist."""
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
-        return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
-                               reason="site_not_configured", prefs=prefs,
-                               not_before=not_before, now=now)
+        return await _waitlist(
+            conn,
+            patient_id=patient_id,
+            site_id=site_id,
+            purpose=purpose,
+            reason="site_not_configured",
+            prefs=prefs,
+            not_before=not_before,
+            now=now,
+        )
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
     for _ in range(settings.replan_attempts):
-        calendar, mine = await _calendar(conn, site, patient_id, now,
-                                         not_after + timedelta(days=5))
-        found = find_single(site, calendar, protocol, to_preferences(prefs), now, kind=kind,
-                            not_before=not_before, not_after=not_after, sequence=sequence,
-                            preferred_therapist=preferred_therapist, patient_busy=mine)
+        calendar, mine = await _calendar(conn, site, patient_id, now, not_after + timedelta(days=5))
+        found = find_single(
+            site,
+            calendar,
+            protocol,
+            to_preferences(prefs),
+            now,
+            kind=kind,
+            not_before=not_before,
+            not_after=not_after,
+            sequence=sequence,
+            preferred_therapist=preferred_therapist,
+            patient_busy=mine,
+        )
         if isinstance(found, NoFit):
-            return await _waitlist(conn, patient_id=patient_id, site_id=site_id,
-                                   purpose=purpose, reason=found.reason, prefs=prefs,
-                                   not_before=not_before, now=now)
-        sessions, relaxed = _single(found)
+            return await _waitlist(
+                conn,
+                patient_id=patient_id,
+                site_id=site_id,
+                purpose=purpose,
+                reason=found.reason,
+                prefs=prefs,
+                not_before=not_before,
+                now=now,
+            )
+        sessions, relaxed = found.sessions, found.relaxed
         try:
-            booked = await _book(conn, sessions=sessions, patient_id=patient_id,
-                                 site_id=site_id, purpose=purpose, protocol=name,
-                                 relaxed=relaxed, now=now, series_id=series_id,
-                                 replaces=replaces)
+            booked = await _book(
+                conn,
+                sessions=sessions,
+                patient_id=patient_id,
+                site_id=site_id,
+                purpose=purpose,
+                protocol=name,
+                relaxed=relaxed,
+                now=now,
+                series_id=series_id,
+                replaces=replaces,
+            )
         except asyncpg.ExclusionViolationError:
             continue
         await repo.waitlist_remove(conn, patient_id, purpose)
         return booked
-    return await _waitlist(conn, patient_id=patient_id, site_id=site_id, purpose=purpose,
-                           reason="contention", prefs=prefs, not_before=not_before, now=now)
-
-
-def _single(found: Any) -> tuple[tuple[PlannedSession, ...], tuple[str, ...]]:
-    """find_single's answer as (sessions, relaxed preferences)."""
-    if isinstance(found, tuple):
-        return tuple(found), ()
-    return tuple(found.sessions), tuple(found.relaxed)
+    return await _waitlist(
+        conn,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        reason="contention",
+        prefs=prefs,
+        not_before=not_before,
+        now=now,
+    )

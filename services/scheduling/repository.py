@@ -143,9 +143,7 @@ async def set_status(
     return row
 
 
-async def paired_integration(
-    conn: Conn, series_id: str, sequence: int
-) -> asyncpg.Record | None:
+async def paired_integration(conn: Conn, series_id: str, sequence: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {COLUMNS} FROM appointments WHERE series_id = $1 AND sequence = $2 "  # noqa: S608
         "AND kind = 'integration' AND status = ANY($3::text[]) FOR UPDATE",
@@ -258,11 +256,15 @@ async def waitlist_remove(conn: Conn, patient_id: str, purpose: str) -> None:
 async def waitlist_for_site(conn: Conn, site_id: str, limit: int) -> list[asyncpg.Record]:
     """The oldest waiting patients of a site, locked so two workers don't retry the same."""
     return await conn.fetch(
-        "SELECT * FROM waitlist WHERE site_id = $1 ORDER BY since LIMIT $2 "
-        "FOR UPDATE SKIP LOCKED",
+        "SELECT * FROM waitlist WHERE site_id = $1 ORDER BY since LIMIT $2 FOR UPDATE SKIP LOCKED",
         site_id,
         limit,
     )
+
+
+async def waitlisted_sites(conn: Conn) -> list[str]:
+    rows = await conn.fetch("SELECT DISTINCT site_id FROM waitlist")
+    return [r["site_id"] for r in rows]
 
 
 async def waitlist(conn: Conn, site_id: str | None) -> list[asyncpg.Record]:
@@ -271,5 +273,3 @@ async def waitlist(conn: Conn, site_id: str | None) -> list[asyncpg.Record]:
         "WHERE $1::text IS NULL OR site_id = $1 ORDER BY since",
         site_id,
     )
-
-

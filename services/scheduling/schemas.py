@@ -21,7 +21,9 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _ZONES = available_timezones()
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[
+    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+]
 
 
 def _timezone(value: str) -> str:

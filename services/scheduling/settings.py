@@ -13,6 +13,7 @@ SOURCE = "interval/scheduling"
 
 
 class SchedulingSettings(CommonSettings):
+    scheduling_consumer_group: str = "scheduling"
     scheduling_port: int = Field(default=8002, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # How far ahead a series may be placed before the patient is waitlisted.
@@ -21,6 +22,8 @@ class SchedulingSettings(CommonSettings):
     preference_patience_days: int = Field(default=14, ge=0, le=90)
     # Attempts to re-plan after losing a race for a slot to another worker.
     replan_attempts: int = Field(default=10, ge=1)
+    # The worker retries every site's waitlist this often (besides on each release).
+    waitlist_retry_interval_s: float = Field(default=60.0, gt=0)
     # Waitlisted patients retried per site when capacity frees up.
     waitlist_retry_batch: int = Field(default=20, ge=1)
     maintenance_after_induction_days: int = Field(default=28, ge=1)

@@ -1,8 +1,8 @@
 """Integration fixtures: the real broker and database, the services as real processes.
 
 Each test session gets its own database (``care_test_<random>`` on the same server),
-so a running ``make up`` stack is never touched; Kafka topics are shared, so tests
-only look at events carrying ids they created.
+and its own Kafka topics (``KAFKA_TOPIC_PREFIX``, deleted at the end), so a running
+``make up`` stack is never touched and never sees a test's events.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ pytestmark = pytest.mark.integration
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
 BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+PREFIX = f"test-{uuid.uuid4().hex[:8]}."
+
+
+def topic(name: str) -> str:
+    """This session's broker name for a topic."""
+    return PREFIX + name
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -97,14 +103,14 @@ class EventLog:
 
 @pytest.fixture(scope="session")
 async def event_log() -> AsyncIterator[EventLog]:
-    await ensure_topics([KAFKA], ALL_TOPICS)
+    names = [topic(t) for t in ALL_TOPICS]
+    await ensure_topics([KAFKA], names)
     log = EventLog()
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
     await consumer.start()
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()
-    described = await admin.describe_topics(list(ALL_TOPICS))
-    await admin.close()
+    described = await admin.describe_topics(names)
     parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
@@ -122,7 +128,7 @@ async def event_log() -> AsyncIterator[EventLog]:
                 for m in msgs:
                     log.records.append(
                         Record(
-                            m.topic,
+                            m.topic.removeprefix(PREFIX),
                             m.partition,
                             m.offset,
                             m.key,
@@ -132,11 +138,16 @@ async def event_log() -> AsyncIterator[EventLog]:
                     )
 
     task = asyncio.create_task(pump())
-    yield log
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await consumer.stop()
+    try:
+        yield log
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+        with contextlib.suppress(Exception):  # best effort: the broker may be gone
+            await admin.delete_topics(names)
+        await admin.close()
 
 
 @dataclass
@@ -180,6 +191,7 @@ class IntakeStack:
 def service_env(dsn: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(
+        KAFKA_TOPIC_PREFIX=PREFIX,
         DATABASE_URL=dsn,
         KAFKA_BOOTSTRAP_SERVERS=KAFKA,
         LOG_LEVEL="INFO",
@@ -234,3 +246,48 @@ async def http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@dataclass
+class SchedulingStack:
+    url: str
+    dsn: str
+    api: ServiceProcess
+    relay: ServiceProcess
+    workers: list[ServiceProcess]
+
+
+@pytest.fixture(scope="session")
+async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[SchedulingStack]:
+    port = free_port()
+    run = uuid.uuid4().hex[:6]
+    group = f"scheduling-test-{run}"
+    env = service_env(database, SCHEDULING_PORT=str(port), SCHEDULING_CONSUMER_GROUP=group)
+    logs = ARTIFACTS / "logs"
+    api = ServiceProcess(
+        "scheduling-api", ["services.scheduling", "api"], env, logs / f"scheduling-api-{run}.log"
+    )
+    relay = ServiceProcess(
+        "scheduling-relay",
+        ["services.scheduling", "relay"],
+        env,
+        logs / f"scheduling-relay-{run}.log",
+    )
+    workers = [
+        ServiceProcess(
+            f"scheduling-worker-{i}",
+            ["services.scheduling", "worker"],
+            env,
+            logs / f"scheduling-worker{i}-{run}.log",
+        )
+        for i in (1, 2)
+    ]
+    api.start()
+    url = f"http://127.0.0.1:{port}"
+    await wait_ready(url, api)
+    relay.start()
+    for w in workers:
+        w.start()
+    yield SchedulingStack(url=url, dsn=database, api=api, relay=relay, workers=workers)
+    for p in (api, relay, *workers):
+        p.kill(signal.SIGTERM)

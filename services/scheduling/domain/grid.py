@@ -1,0 +1,136 @@
+"""Candidate start times of one site: local wall times on the slot grid, DST-safe.
+
+DOMAIN.md ("People and places"): "Daylight-saving changes never move a session
+outside opening hours." Starts are built as local wall times (on the
+``slot_step_minutes`` grid from local midnight, at or after opening), converted
+to UTC with ``zoneinfo``; a wall time that does not exist (the spring-forward
+gap) is skipped and an ambiguous one (the fall-back hour) is taken at its first
+occurrence (``fold=0``). The end is the start plus the real duration, and its
+local wall time must still be on the same local date and at or before closing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from services.scheduling.domain.model import WEEKDAYS, Preferences, Site
+
+ONE_DAY = timedelta(days=1)
+
+
+class Slot(NamedTuple):
+    """One candidate session: UTC instants and the local wall times they show."""
+
+    start: datetime
+    end: datetime
+    local_start: time
+    local_end: time
+
+
+@dataclass(frozen=True)
+class DayFilter:
+    """A patient's preferences in the form the search tests them (weekday numbers)."""
+
+    weekdays: frozenset[int] | None
+    earliest: time | None
+    latest: time | None
+
+    @classmethod
+    def of(cls, prefs: Preferences) -> DayFilter:
+        days = None if prefs.weekdays is None else frozenset(map(WEEKDAYS.index, prefs.weekdays))
+        return cls(days, prefs.earliest, prefs.latest)
+
+    def allows_day(self, day: date) -> bool:
+        return self.weekdays is None or day.weekday() in self.weekdays
+
+    def allows_slot(self, slot: Slot) -> bool:
+        if self.earliest is not None and slot.local_start < self.earliest:
+            return False
+        return self.latest is None or slot.local_end <= self.latest
+
+
+NO_FILTER = DayFilter(None, None, None)
+
+
+class _DaySlots:
+    """The slots of one local date and duration, built only as far as a search reads."""
+
+    def __init__(
+        self, zone: ZoneInfo, day: date, hours: tuple[time, time] | None, minutes: int, step: int
+    ) -> None:
+        self.found: list[Slot] = []
+        self._zone, self._day, self._step = zone, day, step
+        self._duration = timedelta(minutes=minutes)
+        self._next: int | None = None
+        if hours is None:
+            return
+        opens, self._closes = hours
+        open_s = opens.hour * 3600 + opens.minute * 60 + opens.second + (opens.microsecond > 0)
+        self._next = -(-open_s // step) * step  # the first grid time at/after opening
+        # A guess at each start, exact unless the UTC offset changes during the day;
+        # every guess is checked by converting it back, so a change costs only speed.
+        offset = datetime.combine(day, opens, tzinfo=zone).utcoffset() or timedelta(0)
+        self._base = datetime.combine(day, time(0), tzinfo=UTC) - offset
+
+    def __iter__(self) -> Iterator[Slot]:
+        i = 0
+        while i < len(self.found) or self._extend():
+            yield self.found[i]
+            i += 1
+
+    def _extend(self) -> bool:
+        """Build the next slot that fits; False when the day has no more."""
+        while self._next is not None and self._next < 24 * 3600:
+            seconds = self._next
+            self._next += self._step
+            wall = time(seconds // 3600, seconds // 60 % 60, seconds % 60)
+            if wall >= self._closes:
+                break
+            start = self._to_utc(self._base + timedelta(seconds=seconds), wall)
+            if start is None:
+                continue  # the wall time falls in the spring-forward gap
+            end = start + self._duration
+            local_end = end.astimezone(self._zone)
+            if local_end.date() == self._day and local_end.time() <= self._closes:
+                self.found.append(Slot(start, end, wall, local_end.time()))
+                return True
+        self._next = None
+        return False
+
+    def _to_utc(self, guess: datetime, wall: time) -> datetime | None:
+        """The first instant (fold=0) showing ``wall`` on the day; None in a gap."""
+        back = guess.astimezone(self._zone)
+        if back.fold == 0 and back.time() == wall and back.date() == self._day:
+            return guess
+        start = datetime.combine(self._day, wall, tzinfo=self._zone).astimezone(UTC)  # fold=0
+        back = start.astimezone(self._zone)
+        return start if back.time() == wall and back.date() == self._day else None
+
+
+class Grid:
+    """The site's candidate slots per local date and duration, cached for one search."""
+
+    def __init__(self, site: Site, step_minutes: int) -> None:
+        self.zone = site.zone
+        self._step = step_minutes * 60
+        self._hours = {WEEKDAYS.index(day): (opens, closes) for day, opens, closes in site.hours}
+        self._cache: dict[tuple[date, int], _DaySlots] = {}
+
+    def local_date(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+    def is_open(self, day: date) -> bool:
+        return day.weekday() in self._hours
+
+    def slots(self, day: date, minutes: int) -> Iterator[Slot]:
+        """Every session of ``minutes`` that fits the opening hours of local ``day``, in order."""
+        key = (day, minutes)
+        found = self._cache.get(key)
+        if found is None:
+            hours = self._hours.get(day.weekday())
+            found = self._cache[key] = _DaySlots(self.zone, day, hours, minutes, self._step)
+        return iter(found)
