@@ -109,6 +109,27 @@ async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
             now=now,
         )
     not_before = max(entry["not_before"] or now, now)
+    if entry["series_id"] is not None:  # a rebooking keeps its series, kind and sequence
+        others = tuple(
+            d["start_at"]
+            for d in await repo.series_doses(conn, entry["series_id"])
+            if d["status"] in repo.LIVE and d["sequence"] != entry["sequence"]
+        )
+        return await planner.propose_single(
+            conn,
+            deps.settings,
+            patient_id=entry["patient_id"],
+            site_id=entry["site_id"],
+            prefs=entry["preferences"],
+            now=now,
+            purpose=entry["purpose"],
+            kind=Kind(entry["kind"]),
+            not_before=not_before,
+            not_after=not_before + timedelta(days=7),
+            sequence=entry["sequence"],
+            series_id=entry["series_id"],
+            series_doses=others,
+        )
     return await planner.propose_single(
         conn,
         deps.settings,
@@ -167,6 +188,12 @@ async def _release_dose(
     protocol = planner.PROTOCOLS[series["protocol"] if series else "standard"]
     not_before = now
     not_after = max(row["start"] + protocol.window / 3, now + timedelta(days=7))
+    # the replacement keeps the protocol's spacing from the series' other live doses
+    others = tuple(
+        d["start_at"]
+        for d in await repo.series_doses(conn, row["series_id"])
+        if d["status"] in repo.LIVE and d["sequence"] != row["sequence"]
+    )
     booked = await planner.propose_single(
         conn,
         deps.settings,
@@ -182,6 +209,7 @@ async def _release_dose(
         series_id=row["series_id"],
         preferred_therapist=therapist,
         replaces=row["appointment_id"],
+        series_doses=others,
     )
     if isinstance(booked, planner.Booked):
         return [

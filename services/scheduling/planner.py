@@ -94,8 +94,11 @@ async def _waitlist(
     prefs: dict[str, Any] | None,
     not_before: datetime | None,
     now: datetime,
+    place: tuple[str, int, str] | None = None,
 ) -> Waitlisted:
-    if await repo.waitlist_add(conn, patient_id, site_id, purpose, reason, prefs, not_before):
+    if await repo.waitlist_add(
+        conn, patient_id, site_id, purpose, reason, prefs, not_before, place
+    ):
         payload = events.SeriesWaitlisted(
             patient_id=patient_id,
             site_id=site_id,
@@ -268,8 +271,10 @@ async def propose_single(
     series_id: str | None = None,
     preferred_therapist: str | None = None,
     replaces: str | None = None,
+    series_doses: tuple[datetime, ...] = (),
 ) -> Booked | Waitlisted:
     """One dose (maintenance or a rebooking) with its integration session, or waitlist."""
+    place = (series_id, sequence, kind.value) if series_id else None
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
         return await _waitlist(
@@ -281,6 +286,7 @@ async def propose_single(
             prefs=prefs,
             not_before=not_before,
             now=now,
+            place=place,
         )
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
@@ -298,6 +304,7 @@ async def propose_single(
             sequence=sequence,
             preferred_therapist=preferred_therapist,
             patient_busy=mine,
+            series_doses=series_doses,
         )
         if isinstance(found, NoFit):
             return await _waitlist(
@@ -309,6 +316,7 @@ async def propose_single(
                 prefs=prefs,
                 not_before=not_before,
                 now=now,
+                place=place,
             )
         sessions, relaxed = found.sessions, found.relaxed
         try:
@@ -337,4 +345,5 @@ async def propose_single(
         prefs=prefs,
         not_before=not_before,
         now=now,
+        place=place,
     )

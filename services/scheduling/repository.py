@@ -155,7 +155,8 @@ async def paired_integration(conn: Conn, series_id: str, sequence: int) -> async
 
 async def series_doses(conn: Conn, series_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT sequence, status FROM appointments WHERE series_id = $1 AND kind <> 'integration'",
+        "SELECT sequence, status, start_at FROM appointments "
+        "WHERE series_id = $1 AND kind <> 'integration'",
         series_id,
     )
 
@@ -226,12 +227,18 @@ async def waitlist_add(
     reason: str,
     preferences: dict[str, Any] | None,
     not_before: datetime | None,
+    place: tuple[str, int, str] | None = None,
 ) -> bool:
-    """Add or refresh a waitlist entry; True when the patient was not waiting already."""
+    """Add or refresh a waitlist entry; True when the patient was not waiting already.
+
+    ``place`` is (series_id, sequence, kind) for a rebooking that keeps its series.
+    """
+    series_id, sequence, kind = place or (None, None, None)
     first = await conn.fetchval(
         """
-        INSERT INTO waitlist AS w (patient_id, site_id, purpose, reason, preferences, not_before)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO waitlist AS w (patient_id, site_id, purpose, reason, preferences, not_before,
+                                   series_id, sequence, kind)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (patient_id, purpose) DO UPDATE SET
             site_id = EXCLUDED.site_id, reason = EXCLUDED.reason,
             preferences = EXCLUDED.preferences, attempts = w.attempts + 1
@@ -243,6 +250,9 @@ async def waitlist_add(
         reason,
         preferences,
         not_before,
+        series_id,
+        sequence,
+        kind,
     )
     return bool(first)
 

@@ -337,3 +337,101 @@ async def test_two_workers_and_fifty_patients_on_one_room_never_double_book(
     assert overlaps == 0
     assert series + waiting == 50
     assert series >= 5  # one room still fits several series in 90 days
+
+
+async def test_an_approved_review_schedules_like_an_eligible_intake(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched)
+    body = intake_body(site_id=site_id, conditions=["bipolar_disorder"])
+    pid = body["patient"]["patient_id"]
+    r = await intake_http.post("/v1/intakes", json=body)
+    assert r.json()["decision"] == "needs_review"
+    approved = await intake_http.post(
+        f"/v1/intakes/{body['intake_id']}/approve", json={"by": "Dr. Review"}
+    )
+    assert approved.status_code == 200
+    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    assert {a["reason"] for a in appts} == {"induction"}
+
+
+async def test_completing_the_last_induction_dose_proposes_maintenance_four_weeks_later(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched)
+    body = intake_body(site_id=site_id)
+    pid = body["patient"]["patient_id"]
+    await intake_http.post("/v1/intakes", json=body)
+    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    doses = sorted((a for a in appts if a["kind"] == "dosing"), key=lambda a: a["sequence"])
+    for dose in doses[:-1]:
+        await sched.post(f"/v1/appointments/{dose['appointment_id']}/confirm")
+        await sched.post(f"/v1/appointments/{dose['appointment_id']}/complete")
+    assert not [a for a in await appointments(sched, pid) if a["kind"] == "maintenance"]
+    await sched.post(f"/v1/appointments/{doses[-1]['appointment_id']}/confirm")
+    done_at = datetime.now(UTC)
+    await sched.post(f"/v1/appointments/{doses[-1]['appointment_id']}/complete")
+    after = await appointments(sched, pid)
+    [maintenance] = [a for a in after if a["kind"] == "maintenance"]
+    assert maintenance["reason"] == "post_induction"
+    start = datetime.fromisoformat(maintenance["start"])
+    assert timedelta(days=28) <= start - done_at <= timedelta(days=36)
+    assert any(
+        a["kind"] == "integration" and a["series_id"] == maintenance["series_id"] for a in after
+    )
+
+
+async def test_a_worsening_checkin_proposes_maintenance_within_a_week_once(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched)
+    now = datetime.now(UTC)
+    body = intake_body(site_id=site_id, submitted_at=(now - timedelta(days=2)).isoformat())
+    pid = body["patient"]["patient_id"]
+    await intake_http.post("/v1/intakes", json=body)
+    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    better = {
+        "checkin_id": str(uuid.uuid4()),
+        "patient_id": pid,
+        "submitted_at": (now - timedelta(days=1)).isoformat(),
+        "phq9": [0, 0, 1, 0, 1, 0, 0, 0, 0],
+        "suicidal_ideation": False,
+    }
+    assert (await intake_http.post("/v1/checkins", json=better)).status_code == 202
+    for minutes in (30, 20):
+        worse = {
+            "checkin_id": str(uuid.uuid4()),
+            "patient_id": pid,
+            "submitted_at": (now - timedelta(minutes=minutes)).isoformat(),
+            "phq9": [2, 2, 2, 1, 1, 1, 1, 1, 0],
+            "suicidal_ideation": False,
+        }
+        r = await intake_http.post("/v1/checkins", json=worse)
+        assert r.json()["assessment"]["worsening"] is True
+    after = await until(
+        lambda: appointments(sched, pid),
+        lambda a: any(x["kind"] == "maintenance" for x in a),
+        what="worsening maintenance",
+    )
+    maintenance = [a for a in after if a["kind"] == "maintenance"]
+    assert len(maintenance) == 1  # the second worsening found one pending
+    assert maintenance[0]["reason"] == "worsening"
+    start = datetime.fromisoformat(maintenance[0]["start"])
+    assert start - now <= timedelta(days=7, hours=1)
+
+
+async def test_discharge_cancels_future_appointments(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched)
+    body = intake_body(site_id=site_id)
+    pid = body["patient"]["patient_id"]
+    await intake_http.post("/v1/intakes", json=body)
+    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    assert (await intake_http.post(f"/v1/patients/{pid}/discharge")).status_code == 200
+    after = await until(
+        lambda: appointments(sched, pid),
+        lambda a: all(x["status"] == "cancelled" for x in a),
+        what="cancelled",
+    )
+    assert {a["cause"] for a in after} == {"discharged"}
