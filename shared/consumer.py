@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 import faust
 import structlog
+import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
@@ -324,5 +325,11 @@ def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:
     """
     _Worker.service = service
     _Worker.log_json = settings.log_json
-    worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = _Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        loop=uvloop.new_event_loop(),
+    )
     worker.execute_from_commandline()

@@ -32,6 +32,14 @@ async def enqueue(conn: Conn, event: CloudEvent) -> None:
     )
 
 
+async def enqueue_many(conn: Conn, events: list[CloudEvent]) -> None:
+    """Several events in one round trip, in order."""
+    await conn.executemany(
+        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
+        [row(e) for e in events],
+    )
+
+
 async def measure_backlog(pool: asyncpg.Pool, schema: str) -> None:
     """Refresh the backlog gauges (called when /metrics is scraped)."""
     async with pool.acquire() as conn:

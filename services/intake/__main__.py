@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uvicorn
 import uvloop
 
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared.logging import configure_logging
 from shared.relay import serve_relay
+from shared.service import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,16 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = IntakeSettings()
     configure_logging(f"intake-{args.role}", settings.log_level, settings.log_json)
     if args.role == "api":
-        uvicorn.run(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.intake_port,
-            log_config=None,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=10,
-        )
+        serve(create_app(settings), settings, settings.intake_port)
     else:
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     return 0

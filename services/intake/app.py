@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
 from services.intake import handlers
 from services.intake.api import router
 from services.intake.settings import SCHEMA, IntakeSettings
-from shared import db
-from shared.kafka import metadata_ok
-from shared.outbox import measure_backlog
-from shared.web import install_body_limit, install_error_handlers, install_observability
+from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,61 +22,22 @@ def utcnow() -> datetime:
 
 
 def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    state: dict[str, tuple[float, bool]] = {}
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS))
-        pool = await db.create_pool(
-            settings.database_url,
-            SCHEMA,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-        )
-        app.state.deps = handlers.Deps(
+    def make_deps(pool: asyncpg.Pool) -> handlers.Deps:
+        return handlers.Deps(
             pool=pool,
             eligibility=settings.eligibility_policy(),
             mbc=settings.mbc_policy(),
             clock=clock,
         )
-        try:
-            yield
-        finally:
-            await pool.close()
 
-    app = FastAPI(
+    return build_app(
         title="Interval intake service",
-        version="1.0.0",
         description="Intake screens (PHQ-9, C-SSRS, treatment history, contraindications, "
         "vitals), eligibility decisions, clinician review, between-session check-ins.",
-        lifespan=lifespan,
+        settings=settings,
+        schema=SCHEMA,
+        migrations=MIGRATIONS,
+        make_deps=make_deps,
+        router=router,
+        max_body_bytes=settings.max_body_bytes,
     )
-
-    async def readiness() -> dict[str, str]:
-        deps: handlers.Deps = app.state.deps
-        checks: dict[str, str] = {}
-        try:
-            await db.ping(deps.pool, settings.readiness_timeout_s)
-            checks["postgres"] = "ok"
-        except Exception as exc:
-            checks["postgres"] = f"error: {type(exc).__name__}"
-        # The broker check is a real metadata request, cached for a second.
-        cached = state.get("kafka")
-        if cached and time.monotonic() - cached[0] < 1.0:
-            ok = cached[1]
-        else:
-            ok = await metadata_ok(settings.kafka_servers, settings.readiness_timeout_s)
-            state["kafka"] = (time.monotonic(), ok)
-        checks["kafka"] = "ok" if ok else "error: unreachable"
-        return checks
-
-    install_error_handlers(app)
-
-    async def before_metrics() -> None:
-        with contextlib.suppress(Exception):  # a scrape must not fail with the database
-            await measure_backlog(app.state.deps.pool, SCHEMA)
-
-    install_observability(app, readiness, before_metrics)
-    install_body_limit(app, settings.max_body_bytes)
-    app.include_router(router)
-    return app

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 
-import uvicorn
 import uvloop
 
 from services.scheduling.app import MIGRATIONS, create_app, create_processor, worker_timers
@@ -15,6 +14,7 @@ from shared import db
 from shared.consumer import build_faust_app, run_worker
 from shared.logging import configure_logging
 from shared.relay import serve_relay
+from shared.service import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,16 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     service = f"scheduling-{args.role}"
     configure_logging(service, settings.log_level, settings.log_json)
     if args.role == "api":
-        uvicorn.run(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.scheduling_port,
-            log_config=None,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=10,
-        )
+        serve(create_app(settings), settings, settings.scheduling_port)
     elif args.role == "relay":
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     else:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 
 from services.scheduling import handlers
-from services.scheduling import repository as repo
 from services.scheduling.domain.lifecycle import Action
 from services.scheduling.schemas import (
     ActionIn,
@@ -98,9 +97,7 @@ async def site_schedule(
     summary="Patients waiting for capacity or for their site, oldest first",
 )
 async def waitlist(request: Request, site_id: str | None = None) -> list[WaitlistEntry]:
-    async with deps(request).pool.acquire() as conn:
-        rows = await repo.waitlist(conn, site_id)
-    return [WaitlistEntry.model_validate(dict(r)) for r in rows]
+    return await handlers.waitlist(deps(request), site_id)
 
 
 def _action_route(path: str, action: Action, summary: str) -> None:

@@ -26,7 +26,13 @@ from services.scheduling.domain.maintenance import (
     worsening_window,
 )
 from services.scheduling.domain.model import Kind
-from services.scheduling.schemas import AppointmentOut, SiteIn, VitalsIn, VitalsOut
+from services.scheduling.schemas import (
+    AppointmentOut,
+    SiteIn,
+    VitalsIn,
+    VitalsOut,
+    WaitlistEntry,
+)
 from services.scheduling.settings import SOURCE, SchedulingSettings
 from shared import events, outbox
 from shared.db import Conn
@@ -320,6 +326,12 @@ async def patient_appointments(deps: Deps, patient_id: str) -> list[AppointmentO
     async with deps.pool.acquire() as conn:
         rows = await repo.patient_appointments(conn, patient_id)
     return [appointment_out(r) for r in rows]
+
+
+async def waitlist(deps: Deps, site_id: str | None) -> list[WaitlistEntry]:
+    async with deps.pool.acquire() as conn:
+        rows = await repo.waitlist(conn, site_id)
+    return [WaitlistEntry.model_validate(dict(r)) for r in rows]
 
 
 async def site_schedule(

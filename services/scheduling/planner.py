@@ -10,16 +10,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
 
 from services.scheduling import repository as repo
-from services.scheduling.domain.calendar import Calendar
+from services.scheduling.domain.calendar import Calendar, Timeline
 from services.scheduling.domain.model import (
     RETREAT,
     STANDARD,
-    Busy,
     Kind,
     NoFit,
     PlannedSession,
@@ -79,7 +79,9 @@ async def _calendar(
     conn: Conn, site: Site, patient_id: str, since: datetime, until: datetime
 ) -> tuple[Calendar, list[tuple[datetime, datetime]]]:
     rows = await repo.busy(conn, site.site_id, since, until)
-    calendar = Calendar.from_busy(Busy(r["resource"], r["start_at"], r["end_at"]) for r in rows)
+    calendar = Calendar(
+        {r["resource"]: Timeline.of(zip(r["starts"], r["ends"], strict=True)) for r in rows}
+    )
     mine = [(r["start_at"], r["end_at"]) for r in await repo.patient_busy(conn, patient_id, since)]
     return calendar, mine
 
@@ -151,8 +153,8 @@ async def _book(
                 for aid, s in zip(ids, sessions, strict=True)
             ],
         )
-        for aid, s in zip(ids, sessions, strict=True):
-            payload = events.AppointmentProposed(
+        proposed = [
+            events.AppointmentProposed(
                 appointment_id=aid,
                 series_id=sid,
                 patient_id=patient_id,
@@ -166,9 +168,12 @@ async def _book(
                 reason=purpose,
                 relaxed=relaxed,
             )
-            await outbox.enqueue(
-                conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
-            )
+            for aid, s in zip(ids, sessions, strict=True)
+        ]
+        await outbox.enqueue_many(
+            conn,
+            [events.new_event(p, source=SOURCE, subject=patient_id, time=now) for p in proposed],
+        )
     return Booked(series_id=sid, appointment_ids=ids, relaxed=relaxed)
 
 
@@ -188,18 +193,19 @@ async def propose_series(
     purpose: str = "induction",
 ) -> Booked | Waitlisted:
     """Plan and book a whole induction series, or waitlist the patient with the reason."""
+    wait = partial(
+        _waitlist,
+        conn,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        prefs=prefs,
+        not_before=None,
+        now=now,
+    )
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
-        return await _waitlist(
-            conn,
-            patient_id=patient_id,
-            site_id=site_id,
-            purpose=purpose,
-            reason="site_not_configured",
-            prefs=prefs,
-            not_before=None,
-            now=now,
-        )
+        return await wait(reason="site_not_configured")
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
     until = now + settings.horizon + protocol.window + timedelta(days=7)
@@ -216,16 +222,7 @@ async def propose_series(
             patient_busy=mine,
         )
         if isinstance(plan, NoFit):
-            return await _waitlist(
-                conn,
-                patient_id=patient_id,
-                site_id=site_id,
-                purpose=purpose,
-                reason=plan.reason,
-                prefs=prefs,
-                not_before=None,
-                now=now,
-            )
+            return await wait(reason=plan.reason)
         assert isinstance(plan, SeriesPlan)
         try:
             booked = await _book(
@@ -243,16 +240,7 @@ async def propose_series(
             continue
         await repo.waitlist_remove(conn, patient_id, purpose)
         return booked
-    return await _waitlist(
-        conn,
-        patient_id=patient_id,
-        site_id=site_id,
-        purpose=purpose,
-        reason="contention",
-        prefs=prefs,
-        not_before=None,
-        now=now,
-    )
+    return await wait(reason="contention")
 
 
 async def propose_single(
@@ -275,19 +263,20 @@ async def propose_single(
 ) -> Booked | Waitlisted:
     """One dose (maintenance or a rebooking) with its integration session, or waitlist."""
     place = (series_id, sequence, kind.value) if series_id else None
+    wait = partial(
+        _waitlist,
+        conn,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        prefs=prefs,
+        not_before=not_before,
+        now=now,
+        place=place,
+    )
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
-        return await _waitlist(
-            conn,
-            patient_id=patient_id,
-            site_id=site_id,
-            purpose=purpose,
-            reason="site_not_configured",
-            prefs=prefs,
-            not_before=not_before,
-            now=now,
-            place=place,
-        )
+        return await wait(reason="site_not_configured")
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
     for _ in range(settings.replan_attempts):
@@ -307,17 +296,7 @@ async def propose_single(
             series_doses=series_doses,
         )
         if isinstance(found, NoFit):
-            return await _waitlist(
-                conn,
-                patient_id=patient_id,
-                site_id=site_id,
-                purpose=purpose,
-                reason=found.reason,
-                prefs=prefs,
-                not_before=not_before,
-                now=now,
-                place=place,
-            )
+            return await wait(reason=found.reason)
         sessions, relaxed = found.sessions, found.relaxed
         try:
             booked = await _book(
@@ -336,14 +315,4 @@ async def propose_single(
             continue
         await repo.waitlist_remove(conn, patient_id, purpose)
         return booked
-    return await _waitlist(
-        conn,
-        patient_id=patient_id,
-        site_id=site_id,
-        purpose=purpose,
-        reason="contention",
-        prefs=prefs,
-        not_before=not_before,
-        now=now,
-        place=place,
-    )
+    return await wait(reason="contention")

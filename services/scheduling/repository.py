@@ -42,10 +42,11 @@ async def get_site(conn: Conn, site_id: str) -> asyncpg.Record | None:
 
 
 async def busy(conn: Conn, site_id: str, since: datetime, until: datetime) -> list[asyncpg.Record]:
-    """Live bookings of the site's rooms and therapists that touch [since, until)."""
+    """Live bookings touching [since, until), per resource, as time-ordered arrays."""
     return await conn.fetch(
-        "SELECT resource, start_at, end_at FROM appointments WHERE site_id = $1 "
-        "AND status = ANY($2::text[]) AND end_at > $3 AND start_at < $4",
+        "SELECT resource, array_agg(start_at ORDER BY start_at) AS starts, "
+        "array_agg(end_at ORDER BY start_at) AS ends FROM appointments WHERE site_id = $1 "
+        "AND status = ANY($2::text[]) AND end_at > $3 AND start_at < $4 GROUP BY resource",
         site_id,
         list(LIVE),
         since,

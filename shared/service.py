@@ -1,0 +1,99 @@
+"""What every service's HTTP process shares: lifespan, readiness, metrics, errors, serving."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI
+
+from shared import db
+from shared.kafka import metadata_ok
+from shared.outbox import measure_backlog
+from shared.settings import CommonSettings
+from shared.web import install_body_limit, install_error_handlers, install_observability
+
+
+class HasPool(Protocol):
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+
+def build_app(
+    *,
+    title: str,
+    description: str,
+    settings: CommonSettings,
+    schema: str,
+    migrations: Path,
+    make_deps: Callable[[asyncpg.Pool], HasPool],
+    router: APIRouter,
+    max_body_bytes: int,
+) -> FastAPI:
+    """Migrations applied and a pool opened at start (nothing connects at import time);
+    ``app.state.deps`` holds the service's dependencies for its handlers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate(settings.database_url, schema, db.migration_files(migrations))
+        pool = await db.create_pool(
+            settings.database_url,
+            schema,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        app.state.deps = make_deps(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    kafka_seen: dict[str, tuple[float, bool]] = {}
+
+    async def readiness() -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await db.ping(app.state.deps.pool, settings.readiness_timeout_s)
+            checks["postgres"] = "ok"
+        except Exception as exc:
+            checks["postgres"] = f"error: {type(exc).__name__}"
+        # a real metadata request to the broker, cached for a second
+        cached = kafka_seen.get("kafka")
+        if cached and time.monotonic() - cached[0] < 1.0:
+            ok = cached[1]
+        else:
+            ok = await metadata_ok(settings.kafka_servers, settings.readiness_timeout_s)
+            kafka_seen["kafka"] = (time.monotonic(), ok)
+        checks["kafka"] = "ok" if ok else "error: unreachable"
+        return checks
+
+    async def before_metrics() -> None:
+        with contextlib.suppress(Exception):  # a scrape must not fail with the database
+            await measure_backlog(app.state.deps.pool, schema)
+
+    install_error_handlers(app)
+    install_observability(app, readiness, before_metrics)
+    install_body_limit(app, max_body_bytes)
+    app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, settings: CommonSettings, port: int) -> None:
+    """uvicorn on uvloop + httptools; our own request log replaces the access log."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
