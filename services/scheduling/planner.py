@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from functools import partial
 from typing import Any
 
 import asyncpg
 
 from services.scheduling import repository as repo
-from services.scheduling.domain.calendar import Calendar, Timeline
+from services.scheduling.calendars import CalendarCache
+from services.scheduling.domain.calendar import Calendar
 from services.scheduling.domain.model import (
     RETREAT,
     STANDARD,
@@ -37,6 +38,8 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 PROTOCOLS = {"standard": STANDARD, "retreat": RETREAT}
+# One per process (API or worker); see services.scheduling.calendars for why it is safe.
+CALENDARS = CalendarCache()
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,9 @@ def to_preferences(raw: dict[str, Any] | None) -> Preferences:
 
 
 async def _calendar(
-    conn: Conn, site: Site, patient_id: str, since: datetime, until: datetime
+    conn: Conn, site: Site, patient_id: str, since: datetime
 ) -> tuple[Calendar, list[tuple[datetime, datetime]]]:
-    rows = await repo.busy(conn, site.site_id, since, until)
-    calendar = Calendar(
-        {r["resource"]: Timeline.of(zip(r["starts"], r["ends"], strict=True)) for r in rows}
-    )
+    calendar = await CALENDARS.calendar(conn, site.site_id, since)
     mine = [(r["start_at"], r["end_at"]) for r in await repo.patient_busy(conn, patient_id, since)]
     return calendar, mine
 
@@ -208,9 +208,8 @@ async def propose_series(
         return await wait(reason="site_not_configured")
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
-    until = now + settings.horizon + protocol.window + timedelta(days=7)
     for _ in range(settings.replan_attempts):
-        calendar, mine = await _calendar(conn, site, patient_id, now, until)
+        calendar, mine = await _calendar(conn, site, patient_id, now)
         plan = find_series(
             site,
             calendar,
@@ -237,6 +236,7 @@ async def propose_series(
             )
         except asyncpg.ExclusionViolationError:
             log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
+            CALENDARS.invalidate(site_id)
             continue
         await repo.waitlist_remove(conn, patient_id, purpose)
         return booked
@@ -280,7 +280,7 @@ async def propose_single(
     name, protocol = _protocol(site_row)
     site = to_site(site_row)
     for _ in range(settings.replan_attempts):
-        calendar, mine = await _calendar(conn, site, patient_id, now, not_after + timedelta(days=5))
+        calendar, mine = await _calendar(conn, site, patient_id, now)
         found = find_single(
             site,
             calendar,
@@ -312,6 +312,7 @@ async def propose_single(
                 replaces=replaces,
             )
         except asyncpg.ExclusionViolationError:
+            CALENDARS.invalidate(site_id)
             continue
         await repo.waitlist_remove(conn, patient_id, purpose)
         return booked

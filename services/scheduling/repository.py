@@ -41,16 +41,34 @@ async def get_site(conn: Conn, site_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM sites WHERE site_id = $1", site_id)
 
 
-async def busy(conn: Conn, site_id: str, since: datetime, until: datetime) -> list[asyncpg.Record]:
-    """Live bookings touching [since, until), per resource, as time-ordered arrays."""
+BOOKING = "appointment_id, resource, start_at, end_at, status, change_seq"
+
+
+async def live_bookings(conn: Conn, site_id: str, now: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT resource, array_agg(start_at ORDER BY start_at) AS starts, "
-        "array_agg(end_at ORDER BY start_at) AS ends FROM appointments WHERE site_id = $1 "
-        "AND status = ANY($2::text[]) AND end_at > $3 AND start_at < $4 GROUP BY resource",
+        f"SELECT {BOOKING} FROM appointments WHERE site_id = $1 "  # noqa: S608
+        "AND status = ANY($2::text[]) AND end_at > $3",
         site_id,
         list(LIVE),
-        since,
-        until,
+        now,
+    )
+
+
+async def booking_changes(conn: Conn, site_id: str, after: int) -> list[asyncpg.Record]:
+    """Appointments of the site inserted or updated since change number ``after``."""
+    return await conn.fetch(
+        f"SELECT {BOOKING} FROM appointments WHERE site_id = $1 AND change_seq > $2",  # noqa: S608
+        site_id,
+        after,
+    )
+
+
+async def change_high_water(conn: Conn) -> int:
+    """The highest change number handed out so far (0 before the first)."""
+    return int(
+        await conn.fetchval(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM appointment_changes"
+        )
     )
 
 

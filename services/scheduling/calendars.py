@@ -1,0 +1,70 @@
+"""A per-process cache of each site's live bookings, refreshed with what changed.
+
+Loading a busy site's whole calendar for every plan costs more as the site fills;
+instead each process keeps the bookings it has seen and asks PostgreSQL only for
+appointments whose change number is above the highest it has seen. Correctness
+never depends on this cache: the exclusion constraints refuse any overlap, and a
+lost race drops the site's entry (the next plan reloads it). A change committed
+out of order can be missed until the entry's age limit forces a full reload; that
+only makes a freed slot look busy for a while.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from services.scheduling import repository as repo
+from services.scheduling.domain.calendar import Calendar, Timeline
+from shared.db import Conn
+
+
+@dataclass
+class _Entry:
+    bookings: dict[str, dict[str, tuple[datetime, datetime]]] = field(default_factory=dict)
+    timelines: dict[str, Timeline] = field(default_factory=dict)
+    high_water: int = 0
+    loaded_at: float = 0.0
+
+
+class CalendarCache:
+    def __init__(self, max_age_s: float = 60.0) -> None:
+        self.max_age_s = max_age_s
+        self._sites: dict[str, _Entry] = {}
+
+    def invalidate(self, site_id: str) -> None:
+        self._sites.pop(site_id, None)
+
+    async def calendar(self, conn: Conn, site_id: str, now: datetime) -> Calendar:
+        entry = self._sites.get(site_id)
+        if entry is None or time.monotonic() - entry.loaded_at > self.max_age_s:
+            entry = _Entry(loaded_at=time.monotonic())
+            # read first: whatever changes after this is picked up as a delta next time
+            high_water = await repo.change_high_water(conn)
+            rows = await repo.live_bookings(conn, site_id, now)
+            self._sites[site_id] = entry
+            changed = self._apply(entry, rows)
+            entry.high_water = max(entry.high_water, high_water)
+        else:
+            rows = await repo.booking_changes(conn, site_id, entry.high_water)
+            changed = self._apply(entry, rows)
+        for resource in changed:
+            spans = entry.bookings.get(resource, {})
+            entry.timelines[resource] = Timeline.of(spans.values())
+        return Calendar(dict(entry.timelines))
+
+    @staticmethod
+    def _apply(entry: _Entry, rows: list[asyncpg.Record]) -> set[str]:
+        changed: set[str] = set()
+        for r in rows:
+            booked = entry.bookings.setdefault(r["resource"], {})
+            if r["status"] in repo.LIVE:
+                booked[r["appointment_id"]] = (r["start_at"], r["end_at"])
+            else:
+                booked.pop(r["appointment_id"], None)
+            entry.high_water = max(entry.high_water, r["change_seq"])
+            changed.add(r["resource"])
+        return changed
