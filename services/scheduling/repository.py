@@ -118,7 +118,8 @@ async def insert_appointments(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> No
 
 COLUMNS = (
     "appointment_id, patient_id, site_id, series_id, kind, sequence, status, "
-    "start_at AS start, end_at AS end, resource, reason, cause, replaces"
+    "start_at AS start, end_at AS end, resource, reason, cause, replaces, "
+    "(SELECT relaxed FROM series s WHERE s.series_id = appointments.series_id) AS relaxed"
 )
 
 

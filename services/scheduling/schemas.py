@@ -83,6 +83,9 @@ class AppointmentOut(BaseModel):
     reason: str
     cause: str | None = None
     replaces: str | None = None
+    relaxed: list[str] = Field(
+        default=[], description="patient preferences the series could not honour"
+    )
 
 
 class ActionIn(BaseModel):

@@ -117,6 +117,7 @@ async def test_an_eligible_intake_gets_a_whole_induction_series_inside_site_hour
     assert len(doses) == len(integrations) == 6
     assert {a["status"] for a in appts} == {"proposed"}
     assert {a["reason"] for a in appts} == {"induction"}
+    assert {tuple(a["relaxed"]) for a in appts} == {()}  # mon-fri 08-18 fits the protocol
     assert len({a["series_id"] for a in appts}) == 1
     tz = ZoneInfo("America/New_York")
     for a in appts:
@@ -435,3 +436,14 @@ async def test_discharge_cancels_future_appointments(
         what="cancelled",
     )
     assert {a["cause"] for a in after} == {"discharged"}
+
+
+async def test_a_preference_the_protocol_cannot_honour_is_relaxed_and_said(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched)
+    body = intake_body(site_id=site_id, preferences={"weekdays": ["mon"]})  # 2 a week: no
+    pid = body["patient"]["patient_id"]
+    await intake_http.post("/v1/intakes", json=body)
+    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    assert {tuple(a["relaxed"]) for a in appts} == {("weekdays",)}
