@@ -60,6 +60,16 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = []
 
 
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed JSON"},
+    404: {"model": ErrorBody, "description": "Unknown id"},
+    409: {"model": ErrorBody, "description": "Id reused with another body, or step not allowed"},
+    413: {"model": ErrorBody, "description": "The body is too large"},
+    422: {"model": ErrorBody, "description": "Invalid fields, each named in `errors`"},
+}
+"""The error answers every /v1 route documents in the OpenAPI document."""
+
+
 def error_body(code: str, detail: Any = None, errors: list[dict[str, str]] | None = None) -> Any:
     return {"error": code, "detail": detail, "errors": errors or []}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
@@ -16,20 +16,9 @@ from services.intake.schemas import (
     IntakeOut,
     Review,
 )
-from shared.web import ErrorBody, JSONResponse
+from shared.web import ERRORS, JSONResponse
 
 router = APIRouter(prefix="/v1")
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Malformed JSON"},
-    404: {"model": ErrorBody, "description": "Unknown id"},
-    409: {
-        "model": ErrorBody,
-        "description": "Id reused with another body, or step not allowed",
-    },
-    413: {"model": ErrorBody, "description": "The body is too large"},
-    422: {"model": ErrorBody, "description": "Invalid fields, each named in `errors`"},
-}
 
 
 def deps(request: Request) -> handlers.Deps:

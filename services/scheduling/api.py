@@ -19,17 +19,9 @@ from services.scheduling.schemas import (
     WaitlistEntry,
 )
 from shared.errors import InvalidInput
-from shared.web import ErrorBody
+from shared.web import ERRORS
 
 router = APIRouter(prefix="/v1")
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Malformed JSON"},
-    404: {"model": ErrorBody, "description": "Unknown id"},
-    409: {"model": ErrorBody, "description": "The step is not allowed from the current status"},
-    413: {"model": ErrorBody, "description": "The body is too large"},
-    422: {"model": ErrorBody, "description": "Invalid fields, each named in `errors`"},
-}
 
 
 def deps(request: Request) -> handlers.Deps:

@@ -62,6 +62,18 @@ async def appointments(sched: httpx.AsyncClient, pid: str) -> list[dict[str, Any
     return result
 
 
+async def induction(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> tuple[str, list[dict[str, Any]]]:
+    """A new site and an eligible patient there; (patient id, the proposed series)."""
+    site_id = await new_site(sched)
+    body = intake_body(site_id=site_id)
+    pid = body["patient"]["patient_id"]
+    assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
+    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    return pid, appts
+
+
 async def until(fetch: Any, done: Any, timeout: float = 30, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -203,11 +215,7 @@ async def test_a_replayed_intake_event_books_nothing_twice(
 async def test_lifecycle_confirm_complete_and_illegal_steps(
     sched: httpx.AsyncClient, intake_http: httpx.AsyncClient, event_log: EventLog
 ) -> None:
-    site_id = await new_site(sched)
-    body = intake_body(site_id=site_id)
-    pid = body["patient"]["patient_id"]
-    await intake_http.post("/v1/intakes", json=body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    pid, appts = await induction(sched, intake_http)
     first = next(a for a in appts if a["kind"] == "dosing" and a["sequence"] == 1)
     aid = first["appointment_id"]
     assert (await sched.post(f"/v1/appointments/{aid}/complete")).status_code == 409
@@ -226,11 +234,7 @@ async def test_lifecycle_confirm_complete_and_illegal_steps(
 async def test_cancelling_a_dose_rebooks_it_with_its_integration(
     sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
 ) -> None:
-    site_id = await new_site(sched)
-    body = intake_body(site_id=site_id)
-    pid = body["patient"]["patient_id"]
-    await intake_http.post("/v1/intakes", json=body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    pid, appts = await induction(sched, intake_http)
     dose = next(a for a in appts if a["kind"] == "dosing" and a["sequence"] == 3)
     r = await sched.post(f"/v1/appointments/{dose['appointment_id']}/cancel")
     assert r.json()["status"] == "cancelled"
@@ -246,11 +250,7 @@ async def test_cancelling_a_dose_rebooks_it_with_its_integration(
 async def test_high_vitals_defer_the_dose_and_rebook_it(
     sched: httpx.AsyncClient, intake_http: httpx.AsyncClient, event_log: EventLog
 ) -> None:
-    site_id = await new_site(sched)
-    body = intake_body(site_id=site_id)
-    pid = body["patient"]["patient_id"]
-    await intake_http.post("/v1/intakes", json=body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    pid, appts = await induction(sched, intake_http)
     dose = next(a for a in appts if a["kind"] == "dosing" and a["sequence"] == 1)
     ok = await sched.post(
         f"/v1/appointments/{dose['appointment_id']}/vitals", json={"systolic": 159, "diastolic": 99}
@@ -359,11 +359,7 @@ async def test_an_approved_review_schedules_like_an_eligible_intake(
 async def test_completing_the_last_induction_dose_proposes_maintenance_four_weeks_later(
     sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
 ) -> None:
-    site_id = await new_site(sched)
-    body = intake_body(site_id=site_id)
-    pid = body["patient"]["patient_id"]
-    await intake_http.post("/v1/intakes", json=body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    pid, appts = await induction(sched, intake_http)
     doses = sorted((a for a in appts if a["kind"] == "dosing"), key=lambda a: a["sequence"])
     for dose in doses[:-1]:
         await sched.post(f"/v1/appointments/{dose['appointment_id']}/confirm")
