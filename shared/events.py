@@ -109,40 +109,34 @@ AppointmentKind = Literal["dosing", "integration", "maintenance"]
 AppointmentStatus = Literal["proposed", "confirmed", "cancelled", "completed", "no_show"]
 
 
-class AppointmentProposed(Payload):
+class _Appointment(Payload):
+    """The fields every appointment event carries (ids, kind, status, times, resource)."""
+
+    appointment_id: str
+    series_id: str
+    patient_id: str
+    site_id: str
+    kind: AppointmentKind
+    sequence: int = Field(ge=1)
+    status: AppointmentStatus
+    start: AwareDatetime
+    end: AwareDatetime
+    resource: str
+    reason: str
+
+
+class AppointmentProposed(_Appointment):
     """A session was proposed (part of an induction series, a maintenance, a rebooking)."""
 
     topic: ClassVar[str] = "appointment.proposed"
-    appointment_id: str
-    series_id: str
-    patient_id: str
-    site_id: str
-    kind: AppointmentKind
-    sequence: int = Field(ge=1)
-    status: AppointmentStatus
-    start: AwareDatetime
-    end: AwareDatetime
-    resource: str
-    reason: str
     relaxed: tuple[str, ...] = ()
 
 
-class AppointmentChanged(Payload):
+class AppointmentChanged(_Appointment):
     """An appointment moved through its lifecycle (confirm, cancel, complete, no-show)."""
 
     topic: ClassVar[str] = "appointment.changed"
-    appointment_id: str
-    series_id: str
-    patient_id: str
-    site_id: str
-    kind: AppointmentKind
-    sequence: int = Field(ge=1)
-    status: AppointmentStatus
     previous_status: AppointmentStatus
-    start: AwareDatetime
-    end: AwareDatetime
-    resource: str
-    reason: str
     changed_at: AwareDatetime
     cause: str | None = Field(default=None, description="why, e.g. deferred_vitals")
 

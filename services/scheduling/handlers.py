@@ -22,10 +22,12 @@ from services.scheduling.domain.maintenance import (
     DosingVitalsPolicy,
     MaintenancePolicy,
     after_induction_window,
+    should_propose_for_worsening,
     vitals_defer,
     worsening_window,
 )
 from services.scheduling.domain.model import Kind
+from services.scheduling.domain.rebooking import induction_complete, rebook_window, retry_window
 from services.scheduling.schemas import (
     AppointmentOut,
     SiteIn,
@@ -114,28 +116,8 @@ async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
             prefs=entry["preferences"],
             now=now,
         )
-    not_before = max(entry["not_before"] or now, now)
-    if entry["series_id"] is not None:  # a rebooking keeps its series, kind and sequence
-        others = tuple(
-            d["start_at"]
-            for d in await repo.series_doses(conn, entry["series_id"])
-            if d["status"] in repo.LIVE and d["sequence"] != entry["sequence"]
-        )
-        return await planner.propose_single(
-            conn,
-            deps.settings,
-            patient_id=entry["patient_id"],
-            site_id=entry["site_id"],
-            prefs=entry["preferences"],
-            now=now,
-            purpose=entry["purpose"],
-            kind=Kind(entry["kind"]),
-            not_before=not_before,
-            not_after=not_before + timedelta(days=7),
-            sequence=entry["sequence"],
-            series_id=entry["series_id"],
-            series_doses=others,
-        )
+    not_before, not_after = retry_window(entry["not_before"], now)
+    rebooking = entry["series_id"] is not None  # keeps its series, kind and sequence
     return await planner.propose_single(
         conn,
         deps.settings,
@@ -144,9 +126,25 @@ async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
         prefs=entry["preferences"],
         now=now,
         purpose=entry["purpose"],
-        kind=Kind.maintenance,
+        kind=Kind(entry["kind"]) if rebooking else Kind.maintenance,
         not_before=not_before,
-        not_after=not_before + timedelta(days=7),
+        not_after=not_after,
+        sequence=entry["sequence"] if rebooking else 1,
+        series_id=entry["series_id"],
+        series_doses=(
+            await _other_live_doses(conn, entry["series_id"], entry["sequence"])
+            if rebooking
+            else ()
+        ),
+    )
+
+
+async def _other_live_doses(conn: Conn, series_id: str, sequence: int) -> tuple[datetime, ...]:
+    """Start times of the series' other live doses: a replacement keeps its spacing."""
+    return tuple(
+        d["start_at"]
+        for d in await repo.series_doses(conn, series_id)
+        if d["status"] in repo.LIVE and d["sequence"] != sequence
     )
 
 
@@ -192,14 +190,8 @@ async def _release_dose(
     prefs = patient["preferences"] if patient else None
     series = await repo.get_series(conn, row["series_id"])
     protocol = planner.PROTOCOLS[series["protocol"] if series else "standard"]
-    not_before = now
-    not_after = max(row["start"] + protocol.window / 3, now + timedelta(days=7))
-    # the replacement keeps the protocol's spacing from the series' other live doses
-    others = tuple(
-        d["start_at"]
-        for d in await repo.series_doses(conn, row["series_id"])
-        if d["status"] in repo.LIVE and d["sequence"] != row["sequence"]
-    )
+    not_before, not_after = rebook_window(row["start"], now, protocol)
+    others = await _other_live_doses(conn, row["series_id"], row["sequence"])
     booked = await planner.propose_single(
         conn,
         deps.settings,
@@ -233,8 +225,8 @@ async def _after_completion(conn: Conn, deps: Deps, row: asyncpg.Record, now: da
         return
     protocol = planner.PROTOCOLS[series["protocol"]]
     doses = await repo.series_doses(conn, row["series_id"])
-    completed = {d["sequence"] for d in doses if d["status"] == Status.completed.value}
-    if len(completed) < protocol.doses:
+    completed = [d["sequence"] for d in doses if d["status"] == Status.completed.value]
+    if not induction_complete(completed, protocol):
         return
     if await repo.has_series(conn, row["patient_id"], "post_induction"):
         return
@@ -386,7 +378,7 @@ async def on_checkin_recorded(
     if patient is None or patient["discharged_at"] is not None:
         return
     now = deps.clock()
-    if await repo.pending_maintenance(conn, p.patient_id, now):
+    if not should_propose_for_worsening(await repo.pending_maintenance(conn, p.patient_id, now)):
         return
     not_before, not_after = worsening_window(now, deps.maintenance)
     await planner.propose_single(

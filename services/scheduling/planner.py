@@ -8,6 +8,7 @@ meanwhile; the loser reloads the calendar and plans again.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from functools import partial
@@ -27,6 +28,7 @@ from services.scheduling.domain.model import (
     Preferences,
     Protocol,
     SeriesPlan,
+    SinglePlan,
     Site,
 )
 from services.scheduling.domain.slots import find_series, find_single
@@ -36,6 +38,9 @@ from shared.db import Conn
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+PatientBusy = list[tuple[datetime, datetime]]
+Found = SeriesPlan | SinglePlan | NoFit
 
 PROTOCOLS = {"standard": STANDARD, "retreat": RETREAT}
 # One per process (API or worker); see services.scheduling.calendars for why it is safe.
@@ -182,6 +187,55 @@ def _protocol(site_row: asyncpg.Record) -> tuple[str, Protocol]:
     return name, PROTOCOLS[name]
 
 
+Planner = Callable[[Site, Protocol, Calendar, PatientBusy], Found]
+
+
+async def _plan_and_book(
+    conn: Conn,
+    settings: SchedulingSettings,
+    *,
+    patient_id: str,
+    site_id: str,
+    purpose: str,
+    now: datetime,
+    plan: Planner,
+    wait: Callable[..., Awaitable[Waitlisted]],
+    series_id: str | None = None,
+    replaces: str | None = None,
+) -> Booked | Waitlisted:
+    """Plan on the current calendar and book; re-plan after losing a race; else waitlist."""
+    site_row = await repo.get_site(conn, site_id)
+    if site_row is None:
+        return await wait(reason="site_not_configured")
+    name, protocol = _protocol(site_row)
+    site = to_site(site_row)
+    for _ in range(settings.replan_attempts):
+        calendar, mine = await _calendar(conn, site, patient_id, now)
+        found = plan(site, protocol, calendar, mine)
+        if isinstance(found, NoFit):
+            return await wait(reason=found.reason)
+        try:
+            booked = await _book(
+                conn,
+                sessions=tuple(found.sessions),
+                patient_id=patient_id,
+                site_id=site_id,
+                purpose=purpose,
+                protocol=name,
+                relaxed=found.relaxed,
+                now=now,
+                series_id=series_id,
+                replaces=replaces,
+            )
+        except asyncpg.ExclusionViolationError:
+            log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
+            CALENDARS.invalidate(site_id)
+            continue
+        await repo.waitlist_remove(conn, patient_id, purpose)
+        return booked
+    return await wait(reason="contention")
+
+
 async def propose_series(
     conn: Conn,
     settings: SchedulingSettings,
@@ -193,6 +247,19 @@ async def propose_series(
     purpose: str = "induction",
 ) -> Booked | Waitlisted:
     """Plan and book a whole induction series, or waitlist the patient with the reason."""
+
+    def plan(site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy) -> Found:
+        return find_series(
+            site,
+            calendar,
+            protocol,
+            to_preferences(prefs),
+            now,
+            horizon=settings.horizon,
+            pref_patience=settings.pref_patience,
+            patient_busy=mine,
+        )
+
     wait = partial(
         _waitlist,
         conn,
@@ -203,44 +270,16 @@ async def propose_series(
         not_before=None,
         now=now,
     )
-    site_row = await repo.get_site(conn, site_id)
-    if site_row is None:
-        return await wait(reason="site_not_configured")
-    name, protocol = _protocol(site_row)
-    site = to_site(site_row)
-    for _ in range(settings.replan_attempts):
-        calendar, mine = await _calendar(conn, site, patient_id, now)
-        plan = find_series(
-            site,
-            calendar,
-            protocol,
-            to_preferences(prefs),
-            now,
-            horizon=settings.horizon,
-            pref_patience=settings.pref_patience,
-            patient_busy=mine,
-        )
-        if isinstance(plan, NoFit):
-            return await wait(reason=plan.reason)
-        assert isinstance(plan, SeriesPlan)
-        try:
-            booked = await _book(
-                conn,
-                sessions=plan.sessions,
-                patient_id=patient_id,
-                site_id=site_id,
-                purpose=purpose,
-                protocol=name,
-                relaxed=plan.relaxed,
-                now=now,
-            )
-        except asyncpg.ExclusionViolationError:
-            log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
-            CALENDARS.invalidate(site_id)
-            continue
-        await repo.waitlist_remove(conn, patient_id, purpose)
-        return booked
-    return await wait(reason="contention")
+    return await _plan_and_book(
+        conn,
+        settings,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        now=now,
+        plan=plan,
+        wait=wait,
+    )
 
 
 async def propose_single(
@@ -262,26 +301,9 @@ async def propose_single(
     series_doses: tuple[datetime, ...] = (),
 ) -> Booked | Waitlisted:
     """One dose (maintenance or a rebooking) with its integration session, or waitlist."""
-    place = (series_id, sequence, kind.value) if series_id else None
-    wait = partial(
-        _waitlist,
-        conn,
-        patient_id=patient_id,
-        site_id=site_id,
-        purpose=purpose,
-        prefs=prefs,
-        not_before=not_before,
-        now=now,
-        place=place,
-    )
-    site_row = await repo.get_site(conn, site_id)
-    if site_row is None:
-        return await wait(reason="site_not_configured")
-    name, protocol = _protocol(site_row)
-    site = to_site(site_row)
-    for _ in range(settings.replan_attempts):
-        calendar, mine = await _calendar(conn, site, patient_id, now)
-        found = find_single(
+
+    def plan(site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy) -> Found:
+        return find_single(
             site,
             calendar,
             protocol,
@@ -295,25 +317,28 @@ async def propose_single(
             patient_busy=mine,
             series_doses=series_doses,
         )
-        if isinstance(found, NoFit):
-            return await wait(reason=found.reason)
-        sessions, relaxed = found.sessions, found.relaxed
-        try:
-            booked = await _book(
-                conn,
-                sessions=sessions,
-                patient_id=patient_id,
-                site_id=site_id,
-                purpose=purpose,
-                protocol=name,
-                relaxed=relaxed,
-                now=now,
-                series_id=series_id,
-                replaces=replaces,
-            )
-        except asyncpg.ExclusionViolationError:
-            CALENDARS.invalidate(site_id)
-            continue
-        await repo.waitlist_remove(conn, patient_id, purpose)
-        return booked
-    return await wait(reason="contention")
+
+    place = (series_id, sequence, kind.value) if series_id else None
+    wait = partial(
+        _waitlist,
+        conn,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        prefs=prefs,
+        not_before=not_before,
+        now=now,
+        place=place,
+    )
+    return await _plan_and_book(
+        conn,
+        settings,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose=purpose,
+        now=now,
+        plan=plan,
+        wait=wait,
+        series_id=series_id,
+        replaces=replaces,
+    )

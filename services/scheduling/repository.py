@@ -8,10 +8,11 @@ from typing import Any
 
 import asyncpg
 
+from services.scheduling.domain import lifecycle
 from services.scheduling.schemas import SiteIn
 from shared.db import Conn
 
-LIVE = ("proposed", "confirmed")
+LIVE = tuple(sorted(status.value for status in lifecycle.LIVE))
 
 
 async def upsert_site(conn: Conn, site_id: str, body: SiteIn) -> asyncpg.Record:
