@@ -165,6 +165,63 @@ class DoseDeferred(Payload):
     rebooked_appointment_id: str | None = None
 
 
+# --- alerts ------------------------------------------------------------------
+
+
+class CheckinMissed(Payload):
+    """A monitored patient's expected check-in did not arrive by its due time + grace."""
+
+    topic: ClassVar[str] = "checkin.missed"
+    patient_id: str
+    site_id: str
+    due_at: AwareDatetime
+    deadline_at: AwareDatetime
+    missed_at: AwareDatetime
+    consecutive_misses: int = Field(ge=1)
+
+
+AlertKind = Literal["suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show"]
+AlertSeverity = Literal["critical", "high", "warning"]
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+
+
+class _Alert(Payload):
+    """The fields every alert event carries (ids, kind, severity, status, level, times)."""
+
+    alert_id: str
+    patient_id: str
+    site_id: str
+    kind: AlertKind
+    severity: AlertSeverity
+    status: AlertStatus
+    escalation_level: int = Field(ge=0)
+    occurrences: int = Field(ge=1)
+    reasons: tuple[str, ...]
+    raised_at: AwareDatetime
+    inhibited_by: str | None = Field(
+        default=None, description="the critical alert that holds back this one's pages"
+    )
+
+
+class AlertRaised(_Alert):
+    """An alert opened (one open alert per patient and kind)."""
+
+    topic: ClassVar[str] = "alert.raised"
+    pages_on_call: bool = Field(description="false for warnings, held-back alerts, no on-call")
+
+
+class AlertChanged(_Alert):
+    """An alert moved: repeated, escalated, re-paged, acknowledged, resolved, held, released."""
+
+    topic: ClassVar[str] = "alert.changed"
+    change: Literal[
+        "repeated", "escalated", "repaged", "acknowledged", "resolved", "inhibited", "released"
+    ]
+    previous_status: AlertStatus
+    changed_at: AwareDatetime
+    by: str | None = Field(default=None, description="the staff member who acted (no notes)")
+
+
 PAYLOADS: dict[str, type[Payload]] = {
     m.topic: m
     for m in (
@@ -176,6 +233,9 @@ PAYLOADS: dict[str, type[Payload]] = {
         AppointmentChanged,
         SeriesWaitlisted,
         DoseDeferred,
+        CheckinMissed,
+        AlertRaised,
+        AlertChanged,
     )
 }
 TOPICS: tuple[str, ...] = tuple(PAYLOADS)

@@ -22,7 +22,7 @@ DEFAULT_DATABASE_URL="postgresql://care:care@127.0.0.1:5432/care"
 http_services() {
   echo "intake-api|http://127.0.0.1:${INTAKE_PORT:-8001}"
   echo "scheduling-api|http://127.0.0.1:${SCHEDULING_PORT:-8002}"
-  # echo "alerts-api|http://127.0.0.1:${ALERTS_PORT:-8003}"
+  echo "alerts-api|http://127.0.0.1:${ALERTS_PORT:-8003}"
   # echo "dashboard|http://127.0.0.1:${DASHBOARD_PORT:-8000}"
 }
 

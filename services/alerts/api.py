@@ -1,0 +1,131 @@
+"""Thin HTTP entry points of the alerts service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.alerts import handlers
+from services.alerts.domain.lifecycle import Step
+from services.alerts.schemas import (
+    ActorIn,
+    AlertCounts,
+    AlertDetail,
+    AlertOut,
+    KindName,
+    MonitoringOut,
+    OncallIn,
+    OncallOut,
+    SeverityName,
+    StatusName,
+)
+from shared.errors import NotFound
+from shared.web import ERRORS
+
+router = APIRouter(prefix="/v1")
+
+
+def deps(request: Request) -> handlers.Deps:
+    d: handlers.Deps = request.app.state.deps
+    return d
+
+
+def _alert_id(alert_id: str) -> str:
+    try:
+        return str(uuid.UUID(alert_id))
+    except ValueError:
+        raise NotFound(f"no alert {alert_id}") from None
+
+
+@router.put(
+    "/sites/{site_id}/oncall",
+    response_model=OncallOut,
+    responses=ERRORS,
+    summary="Who is paged at a site, tier by tier (alerts already open keep their policy)",
+)
+async def put_oncall(site_id: str, body: OncallIn, request: Request) -> OncallOut:
+    return await handlers.put_oncall(deps(request), site_id, body)
+
+
+@router.get(
+    "/sites/{site_id}/oncall",
+    response_model=OncallOut,
+    responses=ERRORS,
+    summary="A site's on-call",
+)
+async def get_oncall(site_id: str, request: Request) -> OncallOut:
+    return await handlers.get_oncall(deps(request), site_id)
+
+
+@router.get(
+    "/alerts",
+    response_model=list[AlertOut],
+    responses=ERRORS,
+    summary="Alerts, newest first, filtered by site, patient, status, severity, kind",
+)
+async def list_alerts(
+    request: Request,
+    site_id: str | None = None,
+    patient_id: str | None = None,
+    status: StatusName | None = None,
+    severity: SeverityName | None = None,
+    kind: KindName | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AlertOut]:
+    return await handlers.list_alerts(
+        deps(request),
+        site_id=site_id,
+        patient_id=patient_id,
+        status=status,
+        severity=severity,
+        kind=kind,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/alerts/counts",
+    response_model=AlertCounts,
+    responses=ERRORS,
+    summary="Per site: alerts by status and severity (for the dashboard)",
+)
+async def alert_counts(request: Request, site_id: str | None = None) -> AlertCounts:
+    return await handlers.alert_counts(deps(request), site_id)
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertDetail,
+    responses=ERRORS,
+    summary="An alert with its audit trail, policy snapshot, pages and delivery attempts",
+)
+async def get_alert(alert_id: str, request: Request) -> AlertDetail:
+    return await handlers.get_alert(deps(request), _alert_id(alert_id))
+
+
+def _step_route(step: Step, summary: str) -> None:
+    @router.post(
+        f"/alerts/{{alert_id}}/{step.value}",
+        response_model=AlertOut,
+        responses=ERRORS,
+        summary=summary,
+        name=f"alert_{step.value}",
+    )
+    async def _route(alert_id: str, body: ActorIn, request: Request) -> AlertOut:
+        return await handlers.act(deps(request), _alert_id(alert_id), step, body)
+
+
+_step_route(Step.acknowledge, "Acknowledge: escalation stops (a critical one re-pages if left)")
+_step_route(Step.resolve, "Resolve: the alert closes; a new occurrence opens a new alert")
+
+
+@router.get(
+    "/patients/{patient_id}/monitoring",
+    response_model=MonitoringOut,
+    responses=ERRORS,
+    summary="A patient's check-in monitoring: next due time, deadline, run of misses",
+)
+async def monitoring(patient_id: str, request: Request) -> MonitoringOut:
+    return await handlers.monitoring(deps(request), patient_id)

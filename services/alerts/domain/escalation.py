@@ -1,0 +1,131 @@
+"""Escalation: whom to page now, and when to look at the alert again.
+
+``decide(alert, policy, now)`` is the whole rule (DOMAIN.md "Alert policy"):
+
+- an open alert pages tier 1 at once; if nobody acknowledges within a tier's
+  ``escalate_after_s`` the next tier is paged too, and so on. Exactly at
+  ``escalate_after_s`` counts as elapsed. After downtime, every tier whose time has
+  come is paged at once (the schedule is kept from the first page, not from ``now``);
+- once the last tier is paged and its ``escalate_after_s`` passes unacknowledged, the
+  last tier is paged again, every ``escalate_after_s``, until someone acknowledges;
+- an acknowledged alert pages nobody more, except a critical one that stays unresolved
+  for ``ack_repage_after``: the acknowledger's tier is paged again, and again after
+  each further ``ack_repage_after`` (acknowledge-and-forget is not an option);
+- a resolved, inhibited or warning alert, or one with nobody on call, pages nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.alerts.domain.model import OncallPolicy, Severity, Status, pages
+
+PageReason = Literal["initial", "escalation", "repeat", "ack_timeout"]
+
+
+@dataclass(frozen=True)
+class EscalationState:
+    severity: Severity
+    status: Status
+    inhibited: bool = False
+    tiers_paged: int = 0  # tiers paged so far (tier 1 .. tier tiers_paged)
+    last_escalated_at: datetime | None = None  # when the latest tier was due
+    acknowledged_at: datetime | None = None
+    acknowledged_tier: int | None = None  # 0-based tier of the acknowledger
+    repages: int = 0  # pages after the first round (repeat, ack timeout)
+    last_repaged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PageOrder:
+    tier: int  # 0-based
+    round: int  # 0 for the first page of a tier, n for the n-th re-page of the alert
+    reason: PageReason
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: EscalationState
+    pages: tuple[PageOrder, ...] = field(default=())
+    next_check_at: datetime | None = None
+
+    @property
+    def escalation_level(self) -> int:
+        return escalation_level(self.state)
+
+
+def escalation_level(state: EscalationState) -> int:
+    """0 until tier 2 is paged, then the 0-based index of the highest tier paged."""
+    return max(state.tiers_paged - 1, 0)
+
+
+def _after(tier_s: int) -> timedelta:
+    return timedelta(seconds=tier_s)
+
+
+def decide(
+    alert: EscalationState,
+    policy: OncallPolicy,
+    now: datetime,
+    *,
+    ack_repage_after: timedelta,
+) -> Decision:
+    if (
+        alert.status is Status.resolved
+        or alert.inhibited
+        or not pages(alert.severity)
+        or policy.empty
+    ):
+        return Decision(alert)
+    if alert.status is Status.acknowledged:
+        return _acknowledged(alert, policy, now, ack_repage_after)
+    return _open(alert, policy, now)
+
+
+def _open(alert: EscalationState, policy: OncallPolicy, now: datetime) -> Decision:
+    tiers = policy.tiers
+    orders: list[PageOrder] = []
+    paged = min(alert.tiers_paged, len(tiers))
+    last = alert.last_escalated_at
+    if paged == 0 or last is None:
+        orders.append(PageOrder(0, 0, "initial"))
+        paged, last = 1, now
+    while paged < len(tiers) and last + _after(tiers[paged - 1].escalate_after_s) <= now:
+        last = last + _after(tiers[paged - 1].escalate_after_s)
+        orders.append(PageOrder(paged, 0, "escalation"))
+        paged += 1
+    state = replace(alert, tiers_paged=paged, last_escalated_at=last)
+    if paged < len(tiers):
+        return Decision(state, tuple(orders), last + _after(tiers[paged - 1].escalate_after_s))
+    # every tier paged: the last one is paged again each escalate_after_s until acknowledged
+    every = _after(tiers[-1].escalate_after_s)
+    since = max(last, alert.last_repaged_at) if alert.last_repaged_at else last
+    if since + every <= now:
+        n = state.repages + 1
+        orders.append(PageOrder(len(tiers) - 1, n, "repeat"))
+        state = _repaged(state, n, now)
+        since = now
+    return Decision(state, tuple(orders), since + every)
+
+
+def _acknowledged(
+    alert: EscalationState, policy: OncallPolicy, now: datetime, after: timedelta
+) -> Decision:
+    if alert.severity is not Severity.critical or alert.acknowledged_at is None:
+        return Decision(alert)
+    since = alert.acknowledged_at
+    if alert.last_repaged_at is not None and alert.last_repaged_at > since:
+        since = alert.last_repaged_at
+    if since + after > now:
+        return Decision(alert, (), since + after)
+    tier = alert.acknowledged_tier
+    if tier is None or not 0 <= tier < len(policy.tiers):
+        tier = min(max(alert.tiers_paged - 1, 0), len(policy.tiers) - 1)
+    n = alert.repages + 1
+    return Decision(_repaged(alert, n, now), (PageOrder(tier, n, "ack_timeout"),), now + after)
+
+
+def _repaged(state: EscalationState, n: int, now: datetime) -> EscalationState:
+    return replace(state, repages=n, last_repaged_at=now)

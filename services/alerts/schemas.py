@@ -1,0 +1,283 @@
+"""HTTP bodies of the alerts service (the public contract, extended)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from services.alerts.domain.escalation import escalation_level
+from services.alerts.repository import escalation_of
+
+Text = Annotated[
+    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+]
+Note = Annotated[str, StringConstraints(strict=True, max_length=5000)]
+StatusName = Literal["open", "acknowledged", "resolved"]
+SeverityName = Literal["critical", "high", "warning"]
+KindName = Literal["suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show"]
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces")
+    del port
+    return value
+
+
+WebhookUrl = Annotated[
+    str, StringConstraints(strict=True, max_length=2048), AfterValidator(_http_url)
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecipientIn(Strict):
+    name: Text
+    webhook_url: WebhookUrl
+
+
+class TierIn(Strict):
+    recipients: list[RecipientIn] = Field(min_length=1, max_length=20)
+    escalate_after_s: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=7 * 86400,
+        description="seconds without acknowledgement before the next tier is paged too "
+        "(default ESCALATE_AFTER_S)",
+    )
+
+
+class OncallIn(Strict):
+    tiers: list[TierIn] = Field(min_length=1, max_length=10)
+
+    def to_json(self, default_escalate_after_s: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "recipients": [r.model_dump() for r in t.recipients],
+                "escalate_after_s": t.escalate_after_s or default_escalate_after_s,
+            }
+            for t in self.tiers
+        ]
+
+
+class RecipientOut(BaseModel):
+    name: str
+    webhook_url: str
+
+
+class TierOut(BaseModel):
+    recipients: list[RecipientOut]
+    escalate_after_s: int
+
+
+class OncallOut(BaseModel):
+    site_id: str
+    tiers: list[TierOut]
+    version: int
+    updated_at: datetime
+
+
+class ActorIn(Strict):
+    by: Text
+    note: Note | None = None
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    patient_id: str
+    site_id: str
+    kind: KindName
+    severity: SeverityName
+    status: StatusName
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    escalation_level: int
+    resolved_at: datetime | None
+    reasons: list[str]
+    occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    inhibited_by: str | None = Field(description="the critical alert holding back its pages")
+    acknowledged_by: str | None
+    resolved_by: str | None
+    next_check_at: datetime | None = Field(description="when escalation looks at it again")
+
+    @classmethod
+    def fields_of(cls, row: Any) -> dict[str, Any]:
+        return {
+            "alert_id": str(row["alert_id"]),
+            "patient_id": row["patient_id"],
+            "site_id": row["site_id"],
+            "kind": row["kind"],
+            "severity": row["severity"],
+            "status": row["status"],
+            "raised_at": row["raised_at"],
+            "acknowledged_at": row["acknowledged_at"],
+            "escalation_level": escalation_level(escalation_of(row)),
+            "resolved_at": row["resolved_at"],
+            "reasons": list(row["reasons"]),
+            "occurrences": row["occurrences"],
+            "first_seen_at": row["first_seen_at"],
+            "last_seen_at": row["last_seen_at"],
+            "inhibited_by": str(row["inhibited_by"]) if row["inhibited_by"] else None,
+            "acknowledged_by": row["acknowledged_by"],
+            "resolved_by": row["resolved_by"],
+            "next_check_at": row["next_check_at"],
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> AlertOut:
+        return cls.model_validate(cls.fields_of(row))
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    http_status: int | None
+    error: str | None
+
+
+class PageOut(BaseModel):
+    page_id: str
+    tier: int = Field(description="1 = first tier")
+    round: int = Field(description="0 for a tier's first page, n for the n-th re-page")
+    reason: str
+    recipient_name: str
+    webhook_url: str
+    idempotency_key: str
+    status: Literal["pending", "delivered", "cancelled"]
+    created_at: datetime
+    delivered_at: datetime | None
+    cancelled_at: datetime | None
+    next_attempt_at: datetime | None
+    last_error: str | None
+    attempts: list[AttemptOut]
+
+    @classmethod
+    def from_row(cls, row: Any, attempts: list[AttemptOut]) -> PageOut:
+        return cls(
+            page_id=str(row["page_id"]),
+            tier=row["tier"] + 1,
+            round=row["round"],
+            reason=row["reason"],
+            recipient_name=row["recipient_name"],
+            webhook_url=row["webhook_url"],
+            idempotency_key=row["idempotency_key"],
+            status=row["status"],
+            created_at=row["created_at"],
+            delivered_at=row["delivered_at"],
+            cancelled_at=row["cancelled_at"],
+            next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
+            last_error=row["last_error"],
+            attempts=attempts,
+        )
+
+
+class Audit(BaseModel):
+    by: str
+    at: datetime
+    note: str | None
+
+
+class AlertDetail(AlertOut):
+    acknowledged: Audit | None
+    resolved: Audit | None
+    policy: list[TierOut] | None = Field(description="the on-call tiers snapshotted at opening")
+    pages: list[PageOut]
+
+    @classmethod
+    def from_row(cls, row: Any, pages: list[PageOut] | None = None) -> AlertDetail:
+        def audit(step: str) -> Audit | None:
+            if row[f"{step}_at"] is None:
+                return None
+            return Audit(by=row[f"{step}_by"], at=row[f"{step}_at"], note=row[f"{step}_note"])
+
+        return cls.model_validate(
+            {
+                **AlertOut.fields_of(row),
+                "acknowledged": audit("acknowledged"),
+                "resolved": audit("resolved"),
+                "policy": row["policy"],
+                "pages": pages or [],
+            }
+        )
+
+
+class SeverityCounts(BaseModel):
+    critical: int = 0
+    high: int = 0
+    warning: int = 0
+    total: int = 0
+
+
+class SiteCounts(BaseModel):
+    site_id: str
+    open: SeverityCounts
+    acknowledged: SeverityCounts
+    resolved: SeverityCounts
+
+
+class AlertCounts(BaseModel):
+    sites: list[SiteCounts]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Any]) -> AlertCounts:
+        sites: dict[str, dict[str, dict[str, int]]] = {}
+        for r in rows:
+            site = sites.setdefault(
+                r["site_id"], {s: {"total": 0} for s in ("open", "acknowledged", "resolved")}
+            )
+            bucket = site[r["status"]]
+            bucket[r["severity"]] = bucket.get(r["severity"], 0) + r["n"]
+            bucket["total"] += r["n"]
+        return cls(
+            sites=[
+                SiteCounts.model_validate({"site_id": site_id, **by_status})
+                for site_id, by_status in sites.items()
+            ]
+        )
+
+
+class MonitoringOut(BaseModel):
+    patient_id: str
+    site_id: str
+    monitored: bool
+    started_at: datetime | None
+    discharged_at: datetime | None
+    next_due_at: datetime | None
+    missed_after: datetime | None = Field(description="the deadline: due time + grace")
+    consecutive_misses: int
+    total_misses: int
+    last_checkin_at: datetime | None
+    last_missed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any, monitored: bool) -> MonitoringOut:
+        return cls(
+            patient_id=row["patient_id"],
+            site_id=row["site_id"],
+            monitored=monitored,
+            started_at=row["started_at"],
+            discharged_at=row["discharged_at"],
+            next_due_at=row["next_due_at"] if monitored else None,
+            missed_after=row["deadline_at"],
+            consecutive_misses=row["consecutive_misses"],
+            total_misses=row["total_misses"],
+            last_checkin_at=row["last_checkin_at"],
+            last_missed_at=row["last_missed_at"],
+        )

@@ -1,0 +1,61 @@
+"""Alerts configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
+
+from services.alerts.domain.monitoring import MonitoringRule
+from shared.settings import CommonSettings
+
+SCHEMA = "alerts"
+SOURCE = "interval/alerts"
+
+
+class AlertsSettings(CommonSettings):
+    alerts_consumer_group: str = "alerts"
+    alerts_port: int = Field(default=8003, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Monitoring (CONTRACT.md timing knobs).
+    checkin_interval_s: float = Field(default=86400, gt=0)
+    checkin_grace_s: float = Field(default=43200, ge=0)
+    missed_checkins_alert_threshold: int = Field(default=2, ge=1)
+
+    # Escalation.
+    escalate_after_s: int = Field(default=900, ge=1)
+    # A critical alert acknowledged but not resolved re-pages the acknowledger's tier.
+    critical_ack_repage_after_s: float = Field(default=3600, gt=0)
+
+    # Paging.
+    page_signing_secret: SecretStr | None = None
+    page_timeout_s: float = Field(default=5.0, gt=0)
+    page_retry_initial_s: float = Field(default=1.0, gt=0)
+    page_retry_max_s: float = Field(default=300.0, gt=0)
+    # Deliveries in flight at once per timers process (a slow receiver holds one slot).
+    page_concurrency: int = Field(default=64, ge=1)
+
+    # Durable timers: due rows taken per transaction, and the longest sleep while idle
+    # (LISTEN/NOTIFY wakes the loop for anything due sooner).
+    timer_batch: int = Field(default=500, ge=1)
+    timer_idle_poll_s: float = Field(default=30.0, gt=0)
+    # The timers process serves /metrics on this port when set.
+    alerts_timers_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @property
+    def monitoring(self) -> MonitoringRule:
+        return MonitoringRule(
+            interval=timedelta(seconds=self.checkin_interval_s),
+            grace=timedelta(seconds=self.checkin_grace_s),
+            threshold=self.missed_checkins_alert_threshold,
+        )
+
+    @property
+    def ack_repage_after(self) -> timedelta:
+        return timedelta(seconds=self.critical_ack_repage_after_s)
+
+    @property
+    def page_lease_s(self) -> float:
+        """A claimed delivery not finished by then (its process died) is retried elsewhere."""
+        return self.page_timeout_s + 10.0

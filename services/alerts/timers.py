@@ -1,0 +1,278 @@
+"""The timers process: fires due check-in deadlines and escalations, and delivers pages.
+
+Every timer is a row with a due time (``patients.deadline_at``, ``alerts.next_check_at``,
+``pages.next_attempt_at``), taken with ``FOR UPDATE SKIP LOCKED``, so several timers
+processes share the work and each timer fires once; its effects and outbox events commit
+in the transaction that moves it on. When nothing is due the loop sleeps until the
+earliest due time, woken early by ``NOTIFY alerts_timers`` when a transaction schedules
+something sooner: idle, it asks the database one question per ``TIMER_IDLE_POLL_S``.
+
+Pages are POSTed concurrently (a slow or failing receiver holds one slot, never the
+others), leased so that a process that dies mid-POST hands them on, and retried with
+capped exponential backoff and jitter until the receiver answers 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from prometheus_client import Counter, Histogram, start_http_server
+
+from services.alerts import handlers
+from services.alerts import repository as repo
+from services.alerts.domain.paging import backoff, delivered, signature
+from services.alerts.settings import SCHEMA, AlertsSettings
+from shared import db
+from shared.consumer import TRANSIENT
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+TIMER_QUERIES = Counter(
+    "alerts_timer_queries_total", "Database round trips of the timer loop", ["what"]
+)
+FIRED = Counter("alerts_timers_fired_total", "Due timers taken", ["kind"])
+DELIVERIES = Counter("pages_attempts_total", "Page delivery attempts", ["outcome"])
+DELIVERY_LATENCY = Histogram(
+    "page_delivery_seconds",
+    "From a page being queued to the receiver's 2xx",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Timers:
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        pool: asyncpg.Pool,
+        http: httpx.AsyncClient,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.deps = handlers.Deps(pool=pool, settings=settings, clock=clock)
+        self.pool = pool
+        self.http = http
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.rng = random.Random()  # noqa: S311 (jitter, not security)
+        self.draining = False
+
+    def _notified(self, *_: Any) -> None:
+        self.wake.set()
+
+    async def run(self) -> None:
+        listener = await asyncpg.connect(
+            self.settings.database_url, **db.connect_kwargs(self.settings.database_url, SCHEMA)
+        )
+        await listener.add_listener(repo.WAKE_CHANNEL, self._notified)
+        log.info("timers_started", idle_poll_s=self.settings.timer_idle_poll_s)
+        try:
+            while True:
+                try:
+                    await self.step()
+                except TRANSIENT as exc:
+                    log.warning("timers_retry", error=repr(exc))
+                    await asyncio.sleep(1.0)
+                if listener.is_closed():
+                    raise ConnectionError("LISTEN connection lost")
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def step(self) -> None:
+        """One pass: fire what is due; otherwise sleep until the next due time or a wake-up."""
+        self.wake.clear()
+        if await self.fire_due():
+            await asyncio.sleep(0)
+            return
+        slots = self.settings.page_concurrency - len(self.in_flight)
+        async with self.pool.acquire() as conn:
+            nxt = await repo.next_due(conn, include_pages=slots > 0)
+        TIMER_QUERIES.labels("next_due").inc()
+        delay = self.settings.timer_idle_poll_s
+        if nxt is not None:
+            # something due but held by another process: look again shortly
+            delay = min(delay, max((nxt - self.clock()).total_seconds(), 0.05))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), delay)
+
+    async def fire_due(self) -> bool:
+        now = self.clock()
+        fired = await handlers.fire_deadlines(self.deps, now)
+        TIMER_QUERIES.labels("deadlines").inc()
+        escalated = await handlers.fire_escalations(self.deps, now)
+        TIMER_QUERIES.labels("escalations").inc()
+        FIRED.labels("deadline").inc(fired)
+        FIRED.labels("escalation").inc(escalated)
+        claimed = await self.claim_pages(now)
+        return bool(fired or escalated or claimed)
+
+    async def claim_pages(self, now: datetime) -> int:
+        slots = self.settings.page_concurrency - len(self.in_flight)
+        if slots <= 0 or self.draining:
+            return 0
+        lease = now + timedelta(seconds=self.settings.page_lease_s)
+        async with self.pool.acquire() as conn:
+            rows = await repo.claim_pages(conn, now, lease, slots)
+        TIMER_QUERIES.labels("pages").inc()
+        for row in rows:
+            task = asyncio.create_task(self.deliver(row))
+            self.in_flight.add(task)
+            task.add_done_callback(self._delivered)
+        FIRED.labels("page").inc(len(rows))
+        return len(rows)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("page_delivery_crashed", error=repr(task.exception()))
+
+    async def deliver(self, row: Any) -> None:
+        """POST one page once; record the attempt and either its delivery or its retry."""
+        body: bytes = row["body"]
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": row["idempotency_key"],
+            "User-Agent": "interval-alerts/1.0",
+        }
+        if self.settings.page_signing_secret is not None:
+            headers["X-Interval-Signature"] = signature(
+                self.settings.page_signing_secret.get_secret_value(), body
+            )
+        started = self.clock()
+        t0 = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            resp = await self.http.post(row["webhook_url"], content=body, headers=headers)
+            status = resp.status_code
+            if not delivered(status):
+                error = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+        duration_ms = (time.perf_counter() - t0) * 1000
+        finished = self.clock()
+        ok = error is None
+        retry_at = None
+        if not ok:
+            retry_at = finished + timedelta(
+                seconds=backoff(
+                    row["attempts"],
+                    initial_s=self.settings.page_retry_initial_s,
+                    max_s=self.settings.page_retry_max_s,
+                    jitter=self.rng.random(),
+                )
+            )
+        await self._record(
+            row, started, duration_ms, status, error, finished if ok else None, retry_at
+        )
+        DELIVERIES.labels("delivered" if ok else "failed").inc()
+        fields = {
+            "page_id": str(row["page_id"]),
+            "alert_id": str(row["alert_id"]),
+            "tier": row["tier"] + 1,
+            "attempt": row["attempts"],
+        }
+        if ok:
+            DELIVERY_LATENCY.observe((finished - row["created_at"]).total_seconds())
+            log.info("page_delivered", **fields, duration_ms=round(duration_ms, 2))
+        else:
+            log.warning("page_failed", **fields, error=error, retry_at=retry_at)
+
+    async def _record(
+        self,
+        row: Any,
+        started: datetime,
+        duration_ms: float,
+        status: int | None,
+        error: str | None,
+        delivered_at: datetime | None,
+        retry_at: datetime | None,
+    ) -> None:
+        delay = 0.2
+        while True:  # the POST happened: its record must not be lost to a blip
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await repo.record_attempt(
+                        conn,
+                        page_id=row["page_id"],
+                        attempt=row["attempts"],
+                        started_at=started,
+                        duration_ms=duration_ms,
+                        http_status=status,
+                        error=error,
+                        delivered_at=delivered_at,
+                        retry_at=retry_at,
+                    )
+                return
+            except TRANSIENT as exc:
+                log.warning("page_record_retry", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
+    """The timers process: migrate, then run the loop until SIGTERM/SIGINT, letting the
+    deliveries in flight finish (a page cut off mid-POST is retried after its lease)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    delay = 0.5
+    while not stop.is_set():  # start even while the database is still coming up
+        try:
+            await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
+            pool = await db.create_pool(
+                settings.database_url, SCHEMA, min_size=2, max_size=settings.db_pool_max
+            )
+            break
+        except (*TRANSIENT, ConnectionError) as exc:
+            log.warning("timers_waiting_for_database", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    else:
+        return
+    if settings.alerts_timers_metrics_port:
+        start_http_server(settings.alerts_timers_metrics_port, addr=settings.http_host)
+    limits = httpx.Limits(max_connections=settings.page_concurrency, max_keepalive_connections=32)
+    async with httpx.AsyncClient(
+        timeout=settings.page_timeout_s, limits=limits, follow_redirects=False
+    ) as http:
+        timers = Timers(settings, pool, http)
+
+        async def forever() -> None:
+            delay = 1.0
+            while True:
+                try:
+                    await timers.run()
+                except (*TRANSIENT, ConnectionError) as exc:
+                    log.warning("timers_restart", error=repr(exc), retry_in_s=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+        task = asyncio.create_task(forever())
+        await stop.wait()
+        timers.draining = True
+        if timers.in_flight:
+            await asyncio.wait(set(timers.in_flight), timeout=settings.page_timeout_s + 1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await pool.close()
+    log.info("timers_stopped")
