@@ -339,8 +339,9 @@ async def record_attempt(
     )
     if delivered_at is not None:
         await conn.execute(
+            # delivered is a fact, even for a page cancelled while its POST was in flight
             "UPDATE pages SET status = 'delivered', delivered_at = $2, next_attempt_at = NULL, "
-            "last_error = NULL WHERE page_id = $1 AND status = 'pending'",
+            "cancelled_at = NULL, last_error = NULL WHERE page_id = $1 AND status <> 'delivered'",
             page_id,
             delivered_at,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -95,6 +97,10 @@ class EventLog:
 
     def on(self, topic: str) -> list[Record]:
         return [r for r in self.records if r.topic == topic]
+
+    def data(self, topic: str) -> list[dict[str, Any]]:
+        """The payloads (CloudEvent ``data``) of the events on a topic, in arrival order."""
+        return [json.loads(r.value)["data"] for r in self.on(topic)]
 
     def containing(self, needle: str, topic: str | None = None) -> list[Record]:
         raw = needle.encode()
@@ -290,4 +296,75 @@ async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[Schedu
         w.start()
     yield SchedulingStack(url=url, dsn=database, api=api, relay=relay, workers=workers)
     for p in (api, relay, *workers):
+        p.kill(signal.SIGTERM)
+
+
+# The alerts stack runs with journey-sized timing knobs (CONTRACT.md), so a patient's
+# missed check-ins and an unacknowledged alert's escalation play out in seconds.
+ALERTS_KNOBS = {
+    "CHECKIN_INTERVAL_S": "3",
+    "CHECKIN_GRACE_S": "1",
+    "MISSED_CHECKINS_ALERT_THRESHOLD": "2",
+    "ESCALATE_AFTER_S": "2",
+    "CRITICAL_ACK_REPAGE_AFTER_S": "5",
+    "PAGE_RETRY_INITIAL_S": "0.2",
+    "PAGE_RETRY_MAX_S": "1",
+    "TIMER_IDLE_POLL_S": "5",
+}
+
+
+@dataclass
+class AlertsStack:
+    url: str
+    dsn: str
+    api: ServiceProcess
+    relay: ServiceProcess
+    workers: list[ServiceProcess]
+    timers: list[ServiceProcess]
+    knobs: dict[str, str]
+
+    def restart(self, proc: ServiceProcess) -> None:
+        proc.start()
+
+
+@pytest.fixture(scope="session")
+async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStack]:
+    """The alerts service: API, relay, two workers and two timers processes."""
+    port = free_port()
+    run = uuid.uuid4().hex[:6]
+    env = service_env(
+        database,
+        ALERTS_PORT=str(port),
+        ALERTS_CONSUMER_GROUP=f"alerts-test-{run}",
+        **ALERTS_KNOBS,
+    )
+    logs = ARTIFACTS / "logs"
+
+    def proc(role: str, i: str = "") -> ServiceProcess:
+        return ServiceProcess(
+            f"alerts-{role}{i}",
+            ["services.alerts", role],
+            env,
+            logs / f"alerts-{role}{i}-{run}.log",
+        )
+
+    api = proc("api")
+    relay = proc("relay")
+    workers = [proc("worker", "1"), proc("worker", "2")]
+    timers = [proc("timers", "1"), proc("timers", "2")]
+    api.start()
+    url = f"http://127.0.0.1:{port}"
+    await wait_ready(url, api)
+    for p in (relay, *workers, *timers):
+        p.start()
+    yield AlertsStack(
+        url=url,
+        dsn=database,
+        api=api,
+        relay=relay,
+        workers=workers,
+        timers=timers,
+        knobs=ALERTS_KNOBS,
+    )
+    for p in (api, relay, *workers, *timers):
         p.kill(signal.SIGTERM)

@@ -1,0 +1,551 @@
+"""Alerts on the real broker and database, paging a local webhook receiver.
+
+The stack (see ``conftest.alerts``) runs two workers and two timers processes with
+journey-sized knobs: check-ins expected every 3 s (1 s grace), 2 misses raise an alert,
+tiers escalate after 2 s, an acknowledged critical alert re-pages after 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import checkin_body, intake_body, phi_strings
+from tests.integration.conftest import (
+    AlertsStack,
+    EventLog,
+    IntakeStack,
+    SchedulingStack,
+    wait_for,
+)
+from tests.integration.test_scheduling import induction
+from tools.page_receiver import PageReceiver, Received
+
+pytestmark = pytest.mark.integration
+
+PAGE_FIELDS = {"alert_id", "patient_id", "site_id", "kind", "severity", "escalation_level"}
+
+
+@pytest.fixture
+async def api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=alerts.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def intake_http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=intake.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[PageReceiver]:
+    async with PageReceiver() as r:
+        yield r
+
+
+def tiers(receiver: PageReceiver, *paths: str, escalate_after_s: int = 2) -> dict[str, Any]:
+    return {
+        "tiers": [
+            {
+                "recipients": [{"name": f"Dr. {p.strip('/')}", "webhook_url": receiver.url(p)}],
+                "escalate_after_s": escalate_after_s,
+            }
+            for p in paths
+        ]
+    }
+
+
+async def new_site(api: httpx.AsyncClient, oncall: dict[str, Any] | None) -> str:
+    site_id = f"site-{uuid.uuid4().hex[:8]}"
+    if oncall is not None:
+        r = await api.put(f"/v1/sites/{site_id}/oncall", json=oncall)
+        assert r.status_code == 200, r.text
+    return site_id
+
+
+async def new_patient(intake_http: httpx.AsyncClient, site_id: str) -> tuple[str, dict[str, Any]]:
+    body = intake_body(site_id=site_id)
+    r = await intake_http.post("/v1/intakes", json=body)
+    assert r.status_code == 201, r.text
+    return body["patient"]["patient_id"], body
+
+
+async def checkin(
+    intake_http: httpx.AsyncClient, pid: str, phq9: list[int], **kw: Any
+) -> dict[str, Any]:
+    body = checkin_body(pid, phq9, **kw)
+    r = await intake_http.post("/v1/checkins", json=body)
+    assert r.status_code == 202, r.text
+    return body
+
+
+async def alerts_of(api: httpx.AsyncClient, pid: str, **params: str) -> list[dict[str, Any]]:
+    r = await api.get("/v1/alerts", params={"patient_id": pid, **params})
+    assert r.status_code == 200, r.text
+    result: list[dict[str, Any]] = r.json()
+    return result
+
+
+async def until(fetch: Any, done: Any, timeout: float = 20, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: last {value!r}")
+        await asyncio.sleep(0.05)
+
+
+def pages_to(receiver: PageReceiver, path: str, alert_id: str) -> list[Received]:
+    return [r for r in receiver.delivered(path) if r.json["alert_id"] == alert_id]
+
+
+SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+async def test_bad_oncall_is_refused_naming_each_field_and_changes_nothing(
+    api: httpx.AsyncClient,
+) -> None:
+    site_id = f"site-{uuid.uuid4().hex[:8]}"
+    for body, field in [
+        ({"tiers": []}, "tiers"),
+        ({"tiers": [{"recipients": []}]}, "tiers[0].recipients"),
+        (
+            {"tiers": [{"recipients": [{"name": "A", "webhook_url": "ftp://x/y"}]}]},
+            "tiers[0].recipients[0].webhook_url",
+        ),
+        (
+            {"tiers": [{"recipients": [{"name": "A", "webhook_url": "not a url"}]}]},
+            "tiers[0].recipients[0].webhook_url",
+        ),
+        (
+            {
+                "tiers": [
+                    {
+                        "recipients": [{"name": "A", "webhook_url": "http://127.0.0.1:1/p"}],
+                        "escalate_after_s": -5,
+                    }
+                ]
+            },
+            "tiers[0].escalate_after_s",
+        ),
+    ]:
+        r = await api.put(f"/v1/sites/{site_id}/oncall", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert field in {e["field"] for e in r.json()["errors"]}, (field, r.json())
+    assert (await api.get(f"/v1/sites/{site_id}/oncall")).status_code == 404
+
+    r = await api.get("/v1/alerts", params={"status": "snoozed"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "query.status"
+    unknown = str(uuid.uuid4())
+    assert (await api.get(f"/v1/alerts/{unknown}")).status_code == 404
+    assert (await api.get("/v1/alerts/not-an-id")).status_code == 404
+    r = await api.post(f"/v1/alerts/{unknown}/acknowledge", json={"by": "Dr. A"})
+    assert r.status_code == 404
+    r = await api.post(f"/v1/alerts/{unknown}/acknowledge", json={"note": "no actor"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "by"
+
+
+async def test_default_escalation_and_policy_round_trip(
+    api: httpx.AsyncClient, alerts: AlertsStack, receiver: PageReceiver
+) -> None:
+    body = {"tiers": [{"recipients": [{"name": "Dr. A", "webhook_url": receiver.url("/a")}]}]}
+    site_id = await new_site(api, body)
+    got = (await api.get(f"/v1/sites/{site_id}/oncall")).json()
+    assert got["tiers"][0]["escalate_after_s"] == int(alerts.knobs["ESCALATE_AFTER_S"])
+    assert got["tiers"][0]["recipients"][0]["webhook_url"] == receiver.url("/a")
+    assert got["version"] == 1
+    again = await api.put(f"/v1/sites/{site_id}/oncall", json=body)
+    assert again.json()["version"] == 2
+
+
+# --- paging and escalation ------------------------------------------------------------
+
+
+async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack(
+    api: httpx.AsyncClient,
+    intake_http: httpx.AsyncClient,
+    receiver: PageReceiver,
+    event_log: EventLog,
+) -> None:
+    site_id = await new_site(api, tiers(receiver, "/t1", "/t2"))
+    pid, intake = await new_patient(intake_http, site_id)
+    sent = await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+
+    first = await receiver.wait_for_request(
+        lambda r: r.path == "/t1" and r.json["patient_id"] == pid, timeout=10, what="tier 1"
+    )
+    page = first.json
+    assert set(page) >= PAGE_FIELDS
+    assert page["kind"] == "suicide_risk"
+    assert page["severity"] == "critical"
+    assert page["site_id"] == site_id
+    assert page["escalation_level"] == 0
+    assert first.headers["idempotency-key"] == page["idempotency_key"]
+    for phi in [*phi_strings(intake), sent["note"]]:
+        assert phi not in first.body.decode(), phi
+    alert_id = page["alert_id"]
+
+    # nobody acknowledges: tier 2 is paged too, ~escalate_after_s later
+    second = await receiver.wait_for_request(
+        lambda r: r.path == "/t2" and r.json["alert_id"] == alert_id, timeout=10, what="tier 2"
+    )
+    assert second.received_mono - first.received_mono >= 1.9
+    assert second.json["escalation_level"] == 1
+    alert = (await api.get(f"/v1/alerts/{alert_id}")).json()
+    assert alert["escalation_level"] == 1
+    assert alert["status"] == "open"
+
+    r = await api.post(
+        f"/v1/alerts/{alert_id}/acknowledge", json={"by": "Dr. t2", "note": "calling now"}
+    )
+    assert r.status_code == 200, r.text
+    acked = time.monotonic()
+    assert r.json()["status"] == "acknowledged"
+    # the same person again is harmless; someone else is told who has it
+    again = await api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"by": "dr.  T2"})
+    assert again.status_code == 200
+    other = await api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"by": "Dr. t1"})
+    assert other.status_code == 409
+    assert "Dr. t2" in other.json()["detail"]
+
+    # acknowledged: no more escalation; but left unresolved, the critical alert
+    # re-pages the acknowledger's tier after CRITICAL_ACK_REPAGE_AFTER_S (5 s)
+    repage = await receiver.wait_for_request(
+        lambda r: r.json["alert_id"] == alert_id and r.json["round"] == 1,
+        timeout=15,
+        what="ack-timeout re-page",
+    )
+    assert repage.path == "/t2"
+    assert repage.json["reason"] == "ack_timeout"
+    assert repage.received_mono - acked >= 4.9
+    between = [
+        r
+        for r in receiver.requests()
+        if r.json["alert_id"] == alert_id and acked < r.received_mono < repage.received_mono
+    ]
+    assert between == []
+
+    r = await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. t2", "note": "safe"})
+    assert r.status_code == 200
+    assert r.json()["status"] == "resolved"
+    assert (
+        await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. t2"})
+    ).status_code == 200
+    assert (
+        await api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"by": "Dr. t2"})
+    ).status_code == 409
+
+    detail = (
+        await until(
+            lambda: api.get(f"/v1/alerts/{alert_id}"),
+            lambda r: (
+                len(r.json()["pages"]) == 3
+                and all(p["status"] == "delivered" for p in r.json()["pages"])
+            ),
+            what="three deliveries recorded",
+        )
+    ).json()
+    assert detail["acknowledged"]["by"] == "Dr. t2"
+    assert detail["acknowledged"]["note"] == "calling now"
+    assert detail["resolved"]["note"] == "safe"
+    assert detail["next_check_at"] is None
+    assert [(p["tier"], p["round"], p["status"]) for p in detail["pages"]] == [
+        (1, 0, "delivered"),
+        (2, 0, "delivered"),
+        (2, 1, "delivered"),
+    ]
+    assert all(p["attempts"][-1]["http_status"] == 200 for p in detail["pages"])
+
+    await wait_for(
+        lambda: any(
+            d["alert_id"] == alert_id and d["change"] == "resolved"
+            for d in event_log.data("alert.changed")
+        ),
+        what="alert.changed resolved",
+    )
+    changes = [d["change"] for d in event_log.data("alert.changed") if d["alert_id"] == alert_id]
+    assert changes == ["escalated", "acknowledged", "repaged", "resolved"]
+    raised = [r for r in event_log.on("alert.raised") if alert_id.encode() in r.value]
+    assert len(raised) == 1
+    assert raised[0].key == pid.encode()
+
+    # after a resolve, a new occurrence opens a new alert
+    await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+    await until(
+        lambda: alerts_of(api, pid, kind="suicide_risk"),
+        lambda a: len(a) == 2 and a[0]["status"] == "open",
+        what="a second suicide_risk alert",
+    )
+
+
+async def test_a_failing_receiver_gets_exactly_one_delivery_and_delays_nobody(
+    api: httpx.AsyncClient, intake_http: httpx.AsyncClient, receiver: PageReceiver
+) -> None:
+    oncall = {
+        "tiers": [
+            {
+                "recipients": [
+                    {"name": "Flaky", "webhook_url": receiver.url("/flaky")},
+                    {"name": "Steady", "webhook_url": receiver.url("/steady")},
+                ],
+                "escalate_after_s": 60,
+            }
+        ]
+    }
+    site_id = await new_site(api, oncall)
+    receiver.fail("/flaky", 3, status=500)
+    pid, _ = await new_patient(intake_http, site_id)
+    await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+
+    steady = await receiver.wait_for_request(
+        lambda r: r.path == "/steady" and r.json["patient_id"] == pid, timeout=10
+    )
+    await receiver.wait_for(lambda rx: len(rx.delivered("/flaky")) == 1, timeout=15)
+    flaky = receiver.requests("/flaky")
+    assert [r.status for r in flaky] == [500, 500, 500, 200]
+    # the steady recipient was paged before the flaky one's first retry
+    assert steady.received_mono < flaky[1].received_mono
+    assert len({r.idempotency_key for r in flaky}) == 1  # one page, retried
+    # retries back off: each wait at least half the (doubling) step
+    gaps = [b.received_mono - a.received_mono for a, b in itertools.pairwise(flaky)]
+    assert gaps[0] >= 0.09, gaps
+    assert gaps[1] >= 0.19, gaps
+    assert gaps[2] >= 0.39, gaps
+
+    alert_id = steady.json["alert_id"]
+    detail = await until(
+        lambda: api.get(f"/v1/alerts/{alert_id}"),
+        lambda r: all(p["status"] == "delivered" for p in r.json()["pages"]),
+        what="both deliveries recorded",
+    )
+    by_name = {p["recipient_name"]: p for p in detail.json()["pages"]}
+    assert [a["http_status"] for a in by_name["Flaky"]["attempts"]] == [500, 500, 500, 200]
+    assert by_name["Flaky"]["status"] == "delivered"
+    assert [a["http_status"] for a in by_name["Steady"]["attempts"]] == [200]
+    await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Steady"})
+    # exactly one successful delivery per page, whatever the retries
+    assert len(receiver.delivered("/flaky")) == 1
+    assert len(receiver.delivered("/steady")) == 1
+
+
+async def test_escalation_resumes_after_the_timers_processes_are_killed(
+    api: httpx.AsyncClient,
+    alerts: AlertsStack,
+    intake_http: httpx.AsyncClient,
+    receiver: PageReceiver,
+) -> None:
+    site_id = await new_site(api, tiers(receiver, "/k1", "/k2", escalate_after_s=3))
+    pid, _ = await new_patient(intake_http, site_id)
+    await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+    first = await receiver.wait_for_request(
+        lambda r: r.path == "/k1" and r.json["patient_id"] == pid, timeout=10
+    )
+    alert_id = first.json["alert_id"]
+    for t in alerts.timers:
+        t.kill()  # SIGKILL, mid-escalation
+    try:
+        alert = (await api.get(f"/v1/alerts/{alert_id}")).json()
+        due = alert["next_check_at"]
+        assert due is not None
+        # wait until tier 2 is overdue while nothing runs the timers
+        await until(
+            lambda: api.get(f"/v1/alerts/{alert_id}"),
+            lambda _r: time.monotonic() - first.received_mono > 3.5,
+            what="tier 2 overdue",
+        )
+        assert pages_to(receiver, "/k2", alert_id) == []
+    finally:
+        for t in alerts.timers:
+            t.start()
+    second = await receiver.wait_for_request(
+        lambda r: r.path == "/k2" and r.json["alert_id"] == alert_id, timeout=20
+    )
+    assert second.json["escalation_level"] == 1
+    await api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"by": "Dr. k2"})
+    await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. k2"})
+    assert len(pages_to(receiver, "/k1", alert_id)) == 1
+    assert len(pages_to(receiver, "/k2", alert_id)) == 1
+
+
+# --- dedup and inhibition -------------------------------------------------------------------
+
+
+async def test_a_critical_alert_holds_back_lower_pages_until_it_resolves(
+    api: httpx.AsyncClient, intake_http: httpx.AsyncClient, receiver: PageReceiver
+) -> None:
+    site_id = await new_site(api, tiers(receiver, "/i1", escalate_after_s=60))
+    pid, _ = await new_patient(intake_http, site_id)
+    await checkin(intake_http, pid, [1, 1, 1, 1, 1, 1, 0, 0, 0])  # total 6: the lowest
+    # total 12 (>= 5 above the lowest: worsening) with suicidal ideation, twice
+    await checkin(intake_http, pid, [2, 2, 2, 2, 2, 1, 1, 0, 0], suicidal_ideation=True)
+    found = await until(
+        lambda: alerts_of(api, pid),
+        lambda a: {x["kind"] for x in a} == {"suicide_risk", "worsening"},
+        what="suicide_risk and worsening alerts",
+    )
+    kinds = {a["kind"]: a for a in found}
+    suicide, worsening = kinds["suicide_risk"], kinds["worsening"]
+    assert worsening["severity"] == "high"
+    assert worsening["inhibited_by"] == suicide["alert_id"]
+    await receiver.wait_for_request(lambda r: r.json["alert_id"] == suicide["alert_id"])
+
+    # a repeat folds into the open alert and pages nobody
+    await checkin(intake_http, pid, [2, 2, 2, 2, 2, 1, 1, 0, 0], suicidal_ideation=True)
+    await until(
+        lambda: alerts_of(api, pid, kind="suicide_risk"),
+        lambda a: a[0]["occurrences"] == 2,
+        what="repeat counted",
+    )
+    assert len([r for r in receiver.requests() if r.json["patient_id"] == pid]) == 1
+
+    r = await api.post(f"/v1/alerts/{suicide['alert_id']}/resolve", json={"by": "Dr. i1"})
+    assert r.status_code == 200
+    # released: the worsening alert pages on its own now
+    released = await receiver.wait_for_request(
+        lambda r: r.json["alert_id"] == worsening["alert_id"], timeout=10
+    )
+    assert released.json["kind"] == "worsening"
+    assert released.json["severity"] == "high"
+    w = (await api.get(f"/v1/alerts/{worsening['alert_id']}")).json()
+    assert w["inhibited_by"] is None
+    await api.post(f"/v1/alerts/{worsening['alert_id']}/resolve", json={"by": "Dr. i1"})
+
+
+async def test_a_site_with_nobody_on_call_records_alerts_and_says_so(
+    api: httpx.AsyncClient,
+    alerts: AlertsStack,
+    intake_http: httpx.AsyncClient,
+    receiver: PageReceiver,
+) -> None:
+    site_id = await new_site(api, None)
+    pid, _ = await new_patient(intake_http, site_id)
+    await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+    [alert] = await until(
+        lambda: alerts_of(api, pid), lambda a: len(a) == 1, what="alert without on-call"
+    )
+    assert alert["status"] == "open"
+    assert alert["severity"] == "critical"
+    await wait_for(
+        lambda: any(
+            '"alert_nobody_on_call"' in line and alert["alert_id"] in line and '"warning"' in line
+            for w in alerts.workers
+            for line in w.logs().splitlines()
+        ),
+        what="a warning that nobody could be paged",
+    )
+    counts = (await api.get("/v1/alerts/counts", params={"site_id": site_id})).json()
+    assert counts["sites"] == [
+        {
+            "site_id": site_id,
+            "open": {"critical": 1, "high": 0, "warning": 0, "total": 1},
+            "acknowledged": {"critical": 0, "high": 0, "warning": 0, "total": 0},
+            "resolved": {"critical": 0, "high": 0, "warning": 0, "total": 0},
+        }
+    ]
+    # someone goes on call: the open critical alert pages them now
+    r = await api.put(f"/v1/sites/{site_id}/oncall", json=tiers(receiver, "/late"))
+    assert r.status_code == 200
+    late = await receiver.wait_for_request(lambda r: r.path == "/late", timeout=10)
+    assert late.json["alert_id"] == alert["alert_id"]
+    await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. late"})
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+
+async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
+    api: httpx.AsyncClient,
+    alerts: AlertsStack,
+    scheduling: SchedulingStack,
+    intake_http: httpx.AsyncClient,
+    receiver: PageReceiver,
+    event_log: EventLog,
+) -> None:
+    async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as sched:
+        pid, appts = await induction(sched, intake_http)
+        site_id = appts[0]["site_id"]
+        r = await api.put(
+            f"/v1/sites/{site_id}/oncall", json=tiers(receiver, "/m1", escalate_after_s=60)
+        )
+        assert r.status_code == 200
+        first_dose = next(a for a in appts if a["kind"] == "dosing")
+        for step in ("confirm", "complete"):
+            r = await sched.post(f"/v1/appointments/{first_dose['appointment_id']}/{step}")
+            assert r.status_code == 200, r.text
+        second = [a for a in appts if a["kind"] == "dosing"][1]
+        for step in ("confirm", "no-show"):
+            r = await sched.post(f"/v1/appointments/{second['appointment_id']}/{step}")
+            assert r.status_code == 200, r.text
+
+    # monitored from the completed dose: misses at +4 s and +7 s raise the alert
+    page = await receiver.wait_for_request(
+        lambda r: r.json["patient_id"] == pid and r.json["kind"] == "missed_checkins",
+        timeout=30,
+        what="missed_checkins page",
+    )
+    mon = (await api.get(f"/v1/patients/{pid}/monitoring")).json()
+    assert mon["monitored"] is True
+    assert mon["consecutive_misses"] >= 2
+
+    def missed() -> list[dict[str, Any]]:
+        return [d for d in event_log.data("checkin.missed") if d["patient_id"] == pid]
+
+    # a third miss repeats the open alert, pages nobody, and is one event like the others
+    await wait_for(lambda: len(missed()) >= 3, timeout=20, what="a third miss")
+    found = await until(
+        lambda: alerts_of(api, pid, kind="missed_checkins"),
+        lambda a: a[0]["occurrences"] >= 2,
+        what="repeat",
+    )
+    assert len(found) == 1
+    assert found[0]["alert_id"] == page.json["alert_id"]
+    dues = [m["due_at"] for m in missed()]
+    assert len(dues) == len(set(dues)), "a deadline fired twice"
+    assert [m["consecutive_misses"] for m in missed()][:3] == [1, 2, 3]
+    assert len([r for r in receiver.requests() if r.json["kind"] == "missed_checkins"]) == 1
+
+    # the no-show is a warning: recorded, never paged
+    no_show = await until(
+        lambda: alerts_of(api, pid, kind="no_show"), lambda a: len(a) == 1, what="no_show"
+    )
+    assert no_show[0]["severity"] == "warning"
+    assert not [r for r in receiver.requests() if r.json["kind"] == "no_show"]
+
+    # a check-in ends the run of misses (the alert stays until someone resolves it)
+    await checkin(intake_http, pid, [1, 1, 1, 1, 0, 0, 0, 0, 0])
+    after = await until(
+        lambda: api.get(f"/v1/patients/{pid}/monitoring"),
+        lambda r: r.json()["consecutive_misses"] == 0,
+        what="run of misses ended",
+    )
+    assert after.json()["last_checkin_at"] is not None
+    n = len(missed())
+    await wait_for(lambda: len(missed()) > n, timeout=20, what="the next miss")
+    assert missed()[n]["consecutive_misses"] == 1
+    [still] = await alerts_of(api, pid, kind="missed_checkins")
+    assert still["status"] == "open"
+
+    # discharge ends monitoring
+    r = await intake_http.post(f"/v1/patients/{pid}/discharge", json={"by": "Dr. m1"})
+    assert r.status_code in (200, 201), r.text
+    await until(
+        lambda: api.get(f"/v1/patients/{pid}/monitoring"),
+        lambda r: r.json()["monitored"] is False,
+        what="monitoring ended",
+    )
+    await api.post(f"/v1/alerts/{still['alert_id']}/resolve", json={"by": "Dr. m1"})
