@@ -15,10 +15,10 @@ import uuid
 
 import aiohttp
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import scheduling
+from bench import alerts, scheduling
+from bench.load import line, ms, open_loop, pct
 from bench.stack import BASE_DSN, KAFKA, stack
 from shared.db import connect_kwargs
 from shared.events import CloudEvent
@@ -26,17 +26,6 @@ from shared.kafka import ensure_topics
 from tests.factories import intake_body
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def ms(v: float) -> str:
-    return f"{v * 1000:7.2f} ms"
 
 
 async def baseline_insert(n: int = 2000) -> list[float]:
@@ -74,38 +63,6 @@ async def baseline_kafka(n: int = 300) -> list[float]:
         await consumer.stop()
         await producer.stop()
     return out
-
-
-async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
-    """POST new intakes at ``rate``/s for ``seconds``; (latencies of 2xx, errors)."""
-    total = int(rate * seconds)
-    bodies = [orjson.dumps(intake_body()) for _ in range(total)]
-    latencies: list[float] = []
-    errors = 0
-    conn = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=conn) as session:
-        start = time.perf_counter() + 0.1
-
-        async def one(i: int) -> None:
-            nonlocal errors
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            try:
-                async with session.post(
-                    f"{url}/v1/intakes",
-                    data=bodies[i],
-                    headers={"content-type": "application/json"},
-                ) as r:
-                    await r.read()
-                    if r.status == 201:
-                        latencies.append(time.perf_counter() - due)
-                    else:
-                        errors += 1
-            except aiohttp.ClientError:
-                errors += 1
-
-        await asyncio.gather(*(one(i) for i in range(total)))
-    return latencies, errors
 
 
 async def post_to_event(url: str, topic: str, n: int) -> list[float]:
@@ -146,13 +103,6 @@ async def drain_time(dsn: str, timeout: float = 120) -> float:
     return time.perf_counter() - start
 
 
-def line(label: str, values: list[float], extra: str = "") -> None:
-    print(
-        f"  {label:<44} p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
-        f"n={len(values)} {extra}"
-    )
-
-
 async def main(sections: list[str]) -> None:
     fixed_s = 10 if QUICK else 30
     print("Interval bench (2-core machine; whole stack local)")
@@ -165,6 +115,11 @@ async def main(sections: list[str]) -> None:
         await intake_section(ins, kaf, fixed_s)
     if "scheduling" in sections:
         await scheduling_section()
+    if "alerts" in sections:
+        await alerts.section_paging(50 if QUICK else 200)
+        await alerts.section_timers(
+            20_000 if QUICK else 100_000, spread_s=30 if QUICK else 60, idle_s=10 if QUICK else 30
+        )
 
 
 async def intake_section(ins: list[float], kaf: list[float], fixed_s: int) -> None:
@@ -228,4 +183,4 @@ async def scheduling_section() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:] or ["intake", "scheduling"]))
+    asyncio.run(main(sys.argv[1:] or ["intake", "scheduling", "alerts"]))

@@ -13,6 +13,7 @@ from datetime import time as dtime
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
+from bench.load import pct
 from bench.stack import KAFKA, Stack
 from services.scheduling.domain.calendar import Calendar
 from services.scheduling.domain.model import STANDARD, WEEKDAYS, Busy, Preferences, Site
@@ -21,11 +22,6 @@ from shared.events import CloudEvent
 from tests.factories import intake_body
 
 DAYS = WEEKDAYS
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def busy_site(booked: int, seed: int = 7) -> tuple[Site, list[Busy], datetime]:

@@ -30,6 +30,10 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
 BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
+# Processes besides api and relay.
+ROLES = {"scheduling": ("worker",), "alerts": ("worker", "timers")}
+
+
 @dataclass
 class Stack:
     dsn: str
@@ -40,7 +44,7 @@ class Stack:
         return self.prefix + name
 
 
-def _port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -59,8 +63,10 @@ async def _ready(url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def stack(services: tuple[str, ...] = ("intake",)) -> AsyncIterator[Stack]:
-    """Each service's api and relay (and scheduling's worker) on a fresh database."""
+async def stack(
+    services: tuple[str, ...] = ("intake",), env_extra: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    """Each service's processes (api, relay, and workers/timers) on a fresh database."""
     name = f"care_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -69,7 +75,7 @@ async def stack(services: tuple[str, ...] = ("intake",)) -> AsyncIterator[Stack]
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     topics = [prefix + t for t in ALL_TOPICS]
     await ensure_topics([KAFKA], topics)
-    ports = {s: _port() for s in services}
+    ports = {s: free_port() for s in services}
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -77,6 +83,7 @@ async def stack(services: tuple[str, ...] = ("intake",)) -> AsyncIterator[Stack]
         "LOG_LEVEL": "WARNING",
         "KAFKA_TOPIC_PREFIX": prefix,
         **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
+        **(env_extra or {}),
     }
     logs = ROOT / ".state" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -84,7 +91,7 @@ async def stack(services: tuple[str, ...] = ("intake",)) -> AsyncIterator[Stack]
     result = Stack(dsn=dsn, prefix=prefix)
     try:
         for svc in services:
-            roles = ["api", "relay"] + (["worker"] if svc == "scheduling" else [])
+            roles = ["api", "relay", *ROLES.get(svc, ())]
             for role in roles:
                 with (logs / f"bench-{svc}-{role}.log").open("ab") as out:
                     procs.append(

@@ -1,0 +1,225 @@
+"""Alerts figures: check-in -> page latency under load (beside Alertmanager), and the
+durable check-in timers at 100,000 monitored patients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from bench.alertmanager import measure_alertmanager
+from bench.load import line, ms, open_loop, pct
+from bench.stack import KAFKA, Stack, free_port, stack
+from shared.db import connect_kwargs
+from tests.factories import checkin_body, intake_body
+from tools.page_receiver import PageReceiver
+
+SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
+
+
+async def _patients(session: aiohttp.ClientSession, url: str, site_id: str, n: int) -> list[str]:
+    """``n`` patients known to intake (no risk at intake, so no alert yet)."""
+    out = []
+    for _ in range(n):
+        body = intake_body(site_id=site_id)
+        async with session.post(f"{url}/v1/intakes", json=body) as r:
+            assert r.status == 201, await r.text()
+        out.append(body["patient"]["patient_id"])
+    return out
+
+
+async def page_latency(
+    st: Stack, receiver: PageReceiver, n: int, background_rate: float
+) -> tuple[list[float], list[float]]:
+    """(ours, Alertmanager's) check-in/alert POSTed -> page received, with intakes at
+    ``background_rate``/s going on meanwhile."""
+    site_id = f"bench-{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as session:
+        oncall = {
+            "tiers": [
+                {
+                    "recipients": [{"name": "Dr. Bench", "webhook_url": receiver.url("/page")}],
+                    "escalate_after_s": 3600,
+                }
+            ]
+        }
+        async with session.put(f"{st.urls['alerts']}/v1/sites/{site_id}/oncall", json=oncall) as r:
+            assert r.status == 200, await r.text()
+        pids = await _patients(session, st.urls["intake"], site_id, n + 10)
+        # warm-up: the first pages open connections and the worker's group settles
+        for pid in pids[n:]:
+            await _one_page(session, st, receiver, pid)
+
+        ours: list[float] = []
+        duration = n * 0.06 + 10
+        background = asyncio.create_task(open_loop(st.urls["intake"], background_rate, duration))
+        try:
+            for pid in pids[:n]:
+                ours.append(await _one_page(session, st, receiver, pid))
+                await asyncio.sleep(0.05)
+            theirs = await measure_alertmanager(n, receiver)
+        finally:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+    return ours, theirs
+
+
+async def _one_page(
+    session: aiohttp.ClientSession, st: Stack, receiver: PageReceiver, pid: str
+) -> float:
+    body = orjson.dumps(checkin_body(pid, SUICIDAL, suicidal_ideation=True))
+    t0 = time.monotonic()
+    async with session.post(
+        f"{st.urls['intake']}/v1/checkins",
+        data=body,
+        headers={"content-type": "application/json"},
+    ) as r:
+        assert r.status == 202, await r.text()
+    got = await receiver.wait_for_request(
+        lambda rx: rx.path == "/page" and rx.json.get("patient_id") == pid, timeout=30
+    )
+    return got.received_mono - t0
+
+
+async def section_paging(n: int) -> None:
+    print("Alerts: check-in with suicidal ideation POSTed -> page received")
+    async with (
+        PageReceiver() as receiver,
+        stack(("intake", "alerts"), {"ESCALATE_AFTER_S": "3600"}) as st,
+    ):
+        ours, theirs = await page_latency(st, receiver, n, 100)
+    line(
+        f"Interval: {n} pages, intakes 100/s meanwhile",
+        ours,
+        f"max {ms(max(ours)).strip()} (goal p99 < 100 ms)",
+    )
+    line(
+        f"Alertmanager 0.25, group_wait 0s: {n} alerts",
+        theirs,
+        f"max {ms(max(theirs)).strip()}",
+    )
+    print(
+        f"  ratio Interval/Alertmanager: p50 {pct(ours, 50) / pct(theirs, 50):.2f}x, "
+        f"p99 {pct(ours, 99) / pct(theirs, 99):.2f}x "
+        "(ours crosses intake, its outbox and relay, Kafka, the alerts worker and timers; "
+        "Alertmanager is one process given the alert directly)"
+    )
+
+
+async def _fill(conn: asyncpg.Connection, n: int, deadline: datetime) -> None:
+    """``n`` monitored patients whose next check-in deadline is ``deadline``."""
+    await conn.execute(
+        """
+        INSERT INTO alerts.patients (patient_id, site_id, started_at, next_due_at,
+                                     deadline_at, updated_at)
+        SELECT 'bench-' || g, 'site-' || (g % 20), $2::timestamptz - interval '1 day',
+               $2::timestamptz - interval '1 second', $2::timestamptz, now()
+        FROM generate_series(1, $1) g
+        """,
+        n,
+        deadline,
+    )
+
+
+async def _xacts(conn: asyncpg.Connection) -> int:
+    value: int = await conn.fetchval(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+        "WHERE datname = current_database()"
+    )
+    return value
+
+
+async def _timer_queries(session: aiohttp.ClientSession, url: str) -> float:
+    async with session.get(url) as r:
+        text = await r.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("alerts_timer_queries_total{")
+    )
+
+
+async def section_timers(n: int, spread_s: float, idle_s: float) -> None:
+    print(f"Alerts: durable check-in timers, {n:,} monitored patients")
+    metrics_port = str(free_port())
+    env = {
+        "CHECKIN_INTERVAL_S": "86400",
+        "CHECKIN_GRACE_S": "43200",
+        "ALERTS_TIMERS_METRICS_PORT": metrics_port,
+    }
+    async with stack(("alerts",), env) as st:
+        conn = await asyncpg.connect(st.dsn, **connect_kwargs(st.dsn))
+        metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        try:
+            await _fill(conn, n, datetime.now(UTC) + timedelta(days=1))
+            await conn.execute("ANALYZE alerts.patients")
+            await conn.execute("SELECT pg_notify('alerts_timers', '')")
+            async with aiohttp.ClientSession() as session:
+                await asyncio.sleep(1.0)  # the loop settles on its next due time
+                q0, x0, t0 = await _timer_queries(session, metrics), await _xacts(conn), time.time()
+                await asyncio.sleep(idle_s)  # measuring idleness: nothing to wait on
+                q1, x1, t1 = await _timer_queries(session, metrics), await _xacts(conn), time.time()
+            # our own two snapshot queries count as two transactions
+            print(
+                f"  idle, nothing due for a day: timer loop {(q1 - q0) / (t1 - t0):.3f} queries/s; "
+                f"whole database {(x1 - x0 - 2) / (t1 - t0):.2f} transactions/s "
+                f"(relay safety poll, API readiness included) over {t1 - t0:.0f} s"
+            )
+            lags = await _fire_all(st, conn, n, spread_s)
+        finally:
+            await conn.close()
+    line(
+        f"deadline -> checkin.missed on Kafka ({n:,} over {spread_s:.0f} s)",
+        lags,
+        f"max {ms(max(lags, default=float('nan'))).strip()} received={len(lags):,} "
+        "(goal p99 < 5 s)",
+    )
+
+
+async def _fire_all(st: Stack, conn: asyncpg.Connection, n: int, spread_s: float) -> list[float]:
+    """Move every deadline into the next ``spread_s`` seconds, evenly; time each miss from
+    its deadline to its event at a Kafka consumer."""
+    consumer = AIOKafkaConsumer(
+        st.topic("checkin.missed"),
+        bootstrap_servers=KAFKA,
+        auto_offset_reset="latest",
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    lags: list[float] = []
+    try:
+        start = datetime.now(UTC) + timedelta(seconds=2)
+        await conn.execute(
+            """
+            UPDATE alerts.patients
+            SET next_due_at = $1::timestamptz - interval '43200 seconds'
+                    + make_interval(secs => (substr(patient_id, 7)::int - 1) * $2::float8 / $3),
+                deadline_at = $1::timestamptz
+                    + make_interval(secs => (substr(patient_id, 7)::int - 1) * $2::float8 / $3)
+            """,
+            start,
+            spread_s,
+            n,
+        )
+        await conn.execute("SELECT pg_notify('alerts_timers', '')")
+        deadline = time.monotonic() + spread_s + 60
+        while len(lags) < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            now = time.time()
+            for records in batch.values():
+                for rec in records:
+                    data = orjson.loads(rec.value)["data"]
+                    due = datetime.fromisoformat(data["deadline_at"]).timestamp()
+                    lags.append(now - due)
+    finally:
+        await consumer.stop()
+    return lags

@@ -1,0 +1,61 @@
+"""Load and figures shared by the bench sections: open-loop intake load, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+
+from tests.factories import intake_body
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def ms(v: float) -> str:
+    return f"{v * 1000:7.2f} ms"
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    """POST new intakes at ``rate``/s for ``seconds``; (latencies of 2xx, errors)."""
+    total = int(rate * seconds)
+    bodies = [orjson.dumps(intake_body()) for _ in range(total)]
+    latencies: list[float] = []
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        start = time.perf_counter() + 0.1
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                async with session.post(
+                    f"{url}/v1/intakes",
+                    data=bodies[i],
+                    headers={"content-type": "application/json"},
+                ) as r:
+                    await r.read()
+                    if r.status == 201:
+                        latencies.append(time.perf_counter() - due)
+                    else:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+    return latencies, errors
+
+
+def line(label: str, values: list[float], extra: str = "") -> None:
+    print(
+        f"  {label:<44} p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
+        f"n={len(values)} {extra}"
+    )

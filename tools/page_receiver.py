@@ -1,0 +1,439 @@
+"""A local webhook receiver for pages: integration tests, the benchmark, and the README.
+
+``PageReceiver`` is an in-process HTTP server on 127.0.0.1 that answers POST on any path,
+records every request (headers, body, parsed JSON, when it arrived, what it answered) and
+can be scripted to fail, so a test can watch the alerts service retry and deduplicate::
+
+    async with PageReceiver(signing_secret="s3cret") as rx:
+        rx.fail("/page", times=2)            # 500, 500, then 200
+        ...point the service at rx.url("/page")...
+        await rx.wait_for(lambda r: len(r.delivered("/page")) >= 1, timeout=5)
+
+Run it by hand to watch pages arrive::
+
+    python -m tools.page_receiver --port 9900 [--secret S] [--fail-first N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+import uvicorn
+
+SIGNATURE_HEADER = "x-interval-signature"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def sign(secret: str | bytes, body: bytes) -> str:
+    """The value a sender puts in ``X-Interval-Signature``: ``sha256=<hex HMAC-SHA256>``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the receiver saw it (recorded before it answered)."""
+
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    json: Any  # the parsed body, or None when it is not JSON
+    received_at: float  # time.time()
+    received_mono: float  # time.monotonic()
+    status: int  # what the receiver answered
+    signature_ok: bool | None = None  # None when the receiver has no signing secret
+
+    @property
+    def delivered(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The ``Idempotency-Key`` header, else the body's ``idempotency_key``."""
+        key = self.headers.get(IDEMPOTENCY_HEADER)
+        if key:
+            return key
+        if isinstance(self.json, dict):
+            value = self.json.get("idempotency_key")
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+
+class PageReceiver:
+    """In-process webhook receiver; see the module docstring.
+
+    Status scripting, per exact request path, or for any path when ``path`` is None (an
+    exact path's script wins over the any-path one): first the queued one-shot statuses
+    (``fail``/``script``), then a standing status (``set_status``/``down``), else 200.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        signing_secret: str | bytes | None = None,
+        reject_bad_signatures: bool = False,
+        on_receive: Callable[[Received], None] | None = None,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self.signing_secret = signing_secret
+        self.reject_bad_signatures = reject_bad_signatures
+        self.on_receive = on_receive
+        self.received: list[Received] = []
+        self._queued: dict[str | None, deque[int]] = {}
+        self._standing: dict[str | None, int] = {}
+        self._delays: dict[str | None, float] = {}
+        self._changed = asyncio.Condition()
+        self._server: uvicorn.Server | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Listen; returns once connections are accepted (no sleeps, no polling)."""
+        if self._server is not None:
+            raise RuntimeError("PageReceiver already started")
+        self._changed = asyncio.Condition()  # bound to the running loop
+        config = uvicorn.Config(
+            self._app,
+            host=self.host,
+            port=self._requested_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        # Drive startup/shutdown ourselves instead of running ``server.serve()`` as a
+        # task: serve() installs process-wide SIGINT/SIGTERM handlers, which an embedded
+        # helper must not do (Ctrl-C in pytest would stop the receiver, not the run).
+        # startup() returns once the socket listens, so nothing needs to be awaited after.
+        server.lifespan = config.lifespan_class(config)
+        try:
+            await server.startup()
+        except SystemExit:  # uvicorn exits when it cannot bind
+            raise OSError(
+                f"PageReceiver could not listen on {self.host}:{self._requested_port}"
+            ) from None
+        sockets = server.servers[0].sockets
+        self._port = int(sockets[0].getsockname()[1])
+        self._server = server
+        return self
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.should_exit = True
+            await server.shutdown()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("PageReceiver not started")
+        return self._port
+
+    def url(self, path: str = "/page") -> str:
+        if not path.startswith("/"):
+            path = "/" + path
+        return f"http://{self.host}:{self.port}{path}"
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def fail(self, path: str | None, times: int, status: int = 500) -> None:
+        """The next ``times`` requests to ``path`` (None: any path) answer ``status``."""
+        self.script(path, [status] * times)
+
+    def script(self, path: str | None, statuses: Iterable[int]) -> None:
+        """Queue one-shot answers for the next requests to ``path`` (None: any path)."""
+        self._queued.setdefault(path, deque()).extend(statuses)
+
+    def set_status(self, path: str | None, status: int) -> None:
+        """Answer ``status`` to ``path`` (None: any path) from now on, after any queue."""
+        self._standing[path] = status
+
+    def down(self, path: str | None, status: int = 503) -> None:
+        self.set_status(path, status)
+
+    def up(self, path: str | None) -> None:
+        """Back to answering 200: drops the standing status and any queued failures."""
+        self._standing.pop(path, None)
+        self._queued.pop(path, None)
+
+    def set_delay(self, path: str | None, seconds: float) -> None:
+        """Hold answers to ``path`` for ``seconds`` (0 removes). A request is recorded on
+        arrival, so a sender that gave up waiting still shows up in ``received``."""
+        if seconds > 0:
+            self._delays[path] = seconds
+        else:
+            self._delays.pop(path, None)
+
+    def clear(self) -> None:
+        """Forget the requests received so far (scripts stay)."""
+        self.received.clear()
+
+    def _status_for(self, path: str) -> int:
+        for key in (path, None):
+            queue = self._queued.get(key)
+            if queue:
+                return queue.popleft()
+        for key in (path, None):
+            if key in self._standing:
+                return self._standing[key]
+        return 200
+
+    # -- views -------------------------------------------------------------------------
+
+    def requests(self, path: str | None = None) -> list[Received]:
+        return [r for r in self.received if path is None or r.path == path]
+
+    def delivered(self, path: str | None = None) -> list[Received]:
+        """Requests (to ``path``, if given) that were answered 2xx."""
+        return [r for r in self.requests(path) if r.delivered]
+
+    def unique_deliveries(self, path: str | None = None) -> dict[str, Received]:
+        """Idempotency key -> the first delivered request with it (keyless ones left out)."""
+        out: dict[str, Received] = {}
+        for r in self.delivered(path):
+            key = r.idempotency_key
+            if key is not None and key not in out:
+                out[key] = r
+        return out
+
+    # -- waiting -----------------------------------------------------------------------
+
+    async def wait_for(
+        self,
+        predicate: Callable[[PageReceiver], bool],
+        timeout: float = 5.0,
+        what: str | None = None,
+    ) -> None:
+        """Return once ``predicate(self)`` holds; re-checked on every request received.
+
+        Raises TimeoutError naming ``what`` (default: the predicate) and listing the last
+        requests received."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: predicate(self))
+        except TimeoutError:
+            raise TimeoutError(
+                self._timeout_message(timeout, what or _describe(predicate))
+            ) from None
+
+    async def wait_for_request(
+        self, match: Callable[[Received], bool], timeout: float = 5.0, what: str | None = None
+    ) -> Received:
+        """The first request recorded (past or future) for which ``match`` holds."""
+        found: list[Received] = []
+
+        def check(rx: PageReceiver) -> bool:
+            found[:] = [r for r in rx.received if match(r)][:1]
+            return bool(found)
+
+        await self.wait_for(check, timeout, what or f"a request matching {_describe(match)}")
+        return found[0]
+
+    async def wait_for_deliveries(
+        self, n: int, path: str | None = None, timeout: float = 5.0
+    ) -> list[Received]:
+        """Wait until at least ``n`` requests (to ``path``) were answered 2xx."""
+        where = f" to {path}" if path else ""
+        await self.wait_for(
+            lambda rx: len(rx.delivered(path)) >= n, timeout, f"{n} delivered request(s){where}"
+        )
+        return self.delivered(path)
+
+    def _timeout_message(self, timeout: float, what: str) -> str:
+        last = self.received[-5:]
+        lines = [
+            f"PageReceiver: timed out after {timeout:g} s waiting for {what}; "
+            f"{len(self.received)} request(s) received" + (f", last {len(last)}:" if last else "")
+        ]
+        lines += [f"  {summary(r)}" for r in last]
+        return "\n".join(lines)
+
+    # -- the ASGI app ------------------------------------------------------------------
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        if scope["method"] != "POST":
+            await _respond(send, 405, {"error": "POST only"}, [(b"allow", b"POST")])
+            return
+        body = b"".join(chunks)
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        signature_ok: bool | None = None
+        if self.signing_secret is not None:
+            signature_ok = hmac.compare_digest(
+                headers.get(SIGNATURE_HEADER, "").encode("latin-1"),
+                sign(self.signing_secret, body).encode(),
+            )
+        path: str = scope["path"]
+        status = self._status_for(path)
+        if self.reject_bad_signatures and signature_ok is False:
+            status = 401
+        try:
+            parsed: Any = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        record = Received(
+            path=path,
+            headers=headers,
+            body=body,
+            json=parsed,
+            received_at=time.time(),
+            received_mono=time.monotonic(),
+            status=status,
+            signature_ok=signature_ok,
+        )
+        self.received.append(record)
+        if self.on_receive is not None:
+            self.on_receive(record)
+        async with self._changed:
+            self._changed.notify_all()
+        delay = self._delays.get(path, self._delays.get(None, 0.0))
+        if delay:
+            await asyncio.sleep(delay)
+        answer = {"ok": True} if 200 <= status < 300 else {"error": f"scripted {status}"}
+        await _respond(send, status, answer)
+
+
+async def _respond(
+    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    return repr(fn) if "<lambda>" in name else name
+
+
+def summary(r: Received) -> str:
+    """One line per page: ``page  /page  alert=... patient=... ... -> 200``."""
+    data = r.json if isinstance(r.json, dict) else {}
+
+    def field(name: str) -> str:
+        value = data.get(name)
+        return "-" if value is None else str(value)
+
+    line = (
+        f"page  {r.path}  alert={field('alert_id')} patient={field('patient_id')} "
+        f"site={field('site_id')} kind={field('kind')} severity={field('severity')} "
+        f"level={field('escalation_level')} key={r.idempotency_key or '-'}"
+    )
+    if r.signature_ok is not None:
+        line += " sig=" + ("ok" if r.signature_ok else "BAD")
+    return f"{line} -> {r.status}"
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+async def _serve_forever(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    receiver = PageReceiver(
+        args.port,
+        host=args.host,
+        signing_secret=args.secret or None,
+        on_receive=lambda r: print(summary(r), flush=True),
+    )
+    if args.fail_first:
+        receiver.fail(None, args.fail_first)
+    async with receiver:
+        print(
+            f"page receiver listening on {receiver.url('/')} (POST to any path; Ctrl-C stops)"
+            + (" verifying signatures" if args.secret else "")
+            + (f"; the first {args.fail_first} request(s) get 500" if args.fail_first else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.page_receiver",
+        description="Receive pages (webhook POSTs) locally and print one line per page.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9900, help="0 picks a free port")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("PAGE_SIGNING_SECRET"),
+        help="verify X-Interval-Signature with this secret (default: $PAGE_SIGNING_SECRET)",
+    )
+    parser.add_argument(
+        "--fail-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer 500 to the first N requests, then 200",
+    )
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
