@@ -35,7 +35,7 @@ class EscalationState:
     acknowledged_at: datetime | None = None
     acknowledged_tier: int | None = None  # 0-based tier of the acknowledger
     repages: int = 0  # pages after the first round (repeat, ack timeout)
-    last_repaged_at: datetime | None = None
+    last_repaged_at: datetime | None = None  # last re-page, or a late first page of the last tier
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,11 @@ def _open(alert: EscalationState, policy: OncallPolicy, now: datetime) -> Decisi
         return Decision(state, tuple(orders), last + _after(tiers[paged - 1].escalate_after_s))
     # every tier paged: the last one is paged again each escalate_after_s until acknowledged
     every = _after(tiers[-1].escalate_after_s)
-    since = max(last, alert.last_repaged_at) if alert.last_repaged_at else last
+    if orders and last < now:
+        # The last tier is first paged now, late (catch-up after downtime): its repeats
+        # count from this page, so it is not paged twice at once (nor on a re-decision).
+        state = replace(state, last_repaged_at=now)
+    since = max(last, state.last_repaged_at) if state.last_repaged_at else last
     if since + every <= now:
         n = state.repages + 1
         orders.append(PageOrder(len(tiers) - 1, n, "repeat"))

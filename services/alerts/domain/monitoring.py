@@ -74,14 +74,19 @@ def on_discharge(m: Monitor, at: datetime) -> Monitor:
 
 
 def on_checkin(m: Monitor, at: datetime, rule: MonitoringRule) -> Monitor:
-    """A check-in ends the run of misses; the next one is due an interval later.
-    A check-in older than one already seen changes nothing."""
+    """A check-in ends the run of misses; the next one is due an interval later (never
+    earlier than already planned). A check-in older than one already seen changes nothing."""
     if m.last_checkin_at is not None and at <= m.last_checkin_at:
         return m
     m = replace(m, last_checkin_at=at)
     if not m.active or (m.started_at is not None and at < m.started_at):
         return m
-    return replace(m, consecutive_misses=0, next_due_at=at + rule.interval)
+    due = at + rule.interval
+    if m.next_due_at is not None and m.next_due_at > due:
+        # a check-in that arrives late (submitted before misses already counted) ends the
+        # run but never moves the next due time back over periods already judged
+        due = m.next_due_at
+    return replace(m, consecutive_misses=0, next_due_at=due)
 
 
 def on_deadline(

@@ -80,7 +80,8 @@ def backoff(attempt: int, *, initial_s: float, max_s: float, jitter: float) -> f
     """Seconds before retry number ``attempt`` (1 = after the first failure): capped
     exponential with "equal jitter" (``jitter`` in [0, 1) from the caller's random source),
     so retries of many pages spread out but never come sooner than half the step."""
-    step = min(max_s, initial_s * 2.0 ** max(attempt - 1, 0))
+    # 2.0 ** 1024 raises OverflowError; the max_s cap applies long before that exponent.
+    step = min(max_s, initial_s * 2.0 ** min(max(attempt - 1, 0), 1023))
     return step / 2 + step / 2 * jitter
 
 
