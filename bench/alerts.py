@@ -171,7 +171,7 @@ async def section_timers(n: int, spread_s: float, idle_s: float) -> None:
             print(
                 f"  idle, nothing due for a day: timer loop {(q1 - q0) / (t1 - t0):.3f} queries/s; "
                 f"whole database {(x1 - x0 - 2) / (t1 - t0):.2f} transactions/s "
-                f"(relay safety poll, API readiness included) over {t1 - t0:.0f} s"
+                f"(the relay's 5 s safety poll included) over {t1 - t0:.0f} s"
             )
             lags = await _fire_all(st, conn, n, spread_s)
         finally:

@@ -71,12 +71,13 @@ class Timers:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.rng = random.Random()  # noqa: S311 (jitter, not security)
         self.draining = False
+        self.listener: asyncpg.Connection | None = None
 
     def _notified(self, *_: Any) -> None:
         self.wake.set()
 
     async def run(self) -> None:
-        listener = await asyncpg.connect(
+        self.listener = listener = await asyncpg.connect(
             self.settings.database_url, **db.connect_kwargs(self.settings.database_url, SCHEMA)
         )
         await listener.add_listener(repo.WAKE_CHANNEL, self._notified)
@@ -95,19 +96,22 @@ class Timers:
                 await listener.close()
 
     async def step(self) -> None:
-        """One pass: fire what is due; otherwise sleep until the next due time or a wake-up."""
+        """One pass: one indexed query for the earliest due time; fire what is due, else
+        sleep until then (at most TIMER_IDLE_POLL_S) or until NOTIFY wakes the loop."""
         self.wake.clear()
-        if await self.fire_due():
+        slots = self.settings.page_concurrency - len(self.in_flight)
+        # on the LISTEN connection: no pool round trip (and no reset queries) when idle
+        assert self.listener is not None
+        nxt = await repo.next_due(self.listener, include_pages=slots > 0 and not self.draining)
+        TIMER_QUERIES.labels("next_due").inc()
+        now = self.clock()
+        if nxt is not None and nxt <= now and await self.fire_due():
             await asyncio.sleep(0)
             return
-        slots = self.settings.page_concurrency - len(self.in_flight)
-        async with self.pool.acquire() as conn:
-            nxt = await repo.next_due(conn, include_pages=slots > 0)
-        TIMER_QUERIES.labels("next_due").inc()
         delay = self.settings.timer_idle_poll_s
         if nxt is not None:
-            # something due but held by another process: look again shortly
-            delay = min(delay, max((nxt - self.clock()).total_seconds(), 0.05))
+            # due but held by another process (nothing fired): look again shortly
+            delay = min(delay, max((nxt - now).total_seconds(), 0.05))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), delay)
 
