@@ -549,3 +549,30 @@ async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
         what="monitoring ended",
     )
     await api.post(f"/v1/alerts/{still['alert_id']}/resolve", json={"by": "Dr. m1"})
+
+
+async def test_an_open_alert_keeps_the_policy_it_opened_with(
+    api: httpx.AsyncClient, intake_http: httpx.AsyncClient, receiver: PageReceiver
+) -> None:
+    site_id = await new_site(api, tiers(receiver, "/s1", "/s2"))
+    pid, _ = await new_patient(intake_http, site_id)
+    await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+    first = await receiver.wait_for_request(
+        lambda r: r.path == "/s1" and r.json["patient_id"] == pid, timeout=10
+    )
+    alert_id = first.json["alert_id"]
+    # on-call changes while the alert escalates: its tier 2 is still the old one
+    r = await api.put(f"/v1/sites/{site_id}/oncall", json=tiers(receiver, "/n1", "/n2"))
+    assert r.status_code == 200
+    second = await receiver.wait_for_request(
+        lambda r: r.json["alert_id"] == alert_id and r.json["tier"] == 2, timeout=10
+    )
+    assert second.path == "/s2"
+    assert not [r for r in receiver.requests() if r.path in ("/n1", "/n2")]
+    detail = (await api.get(f"/v1/alerts/{alert_id}")).json()
+    assert [t["recipients"][0]["webhook_url"] for t in detail["policy"]] == [
+        receiver.url("/s1"),
+        receiver.url("/s2"),
+    ]
+    await api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"by": "Dr. s2"})
+    await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. s2"})
