@@ -23,7 +23,7 @@ http_services() {
   echo "intake-api|http://127.0.0.1:${INTAKE_PORT:-8001}"
   echo "scheduling-api|http://127.0.0.1:${SCHEDULING_PORT:-8002}"
   echo "alerts-api|http://127.0.0.1:${ALERTS_PORT:-8003}"
-  # echo "dashboard|http://127.0.0.1:${DASHBOARD_PORT:-8000}"
+  echo "dashboard|http://127.0.0.1:${DASHBOARD_PORT:-8000}"
 }
 
 log() { printf '%s\n' "$*" >&2; }

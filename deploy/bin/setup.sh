@@ -69,6 +69,10 @@ if ((need_postgres)); then
     pkgs+=(postgresql)
   fi
 fi
+# The dashboard's front-end packages come from the npm registry; its browser tests
+# drive Debian's chromium (a test tool's own browser download cannot work here).
+command -v npm >/dev/null || pkgs+=(nodejs npm)
+command -v chromium >/dev/null || pkgs+=(chromium)
 py311="$(find_python311 || true)"
 if [[ -z "$py311" ]]; then
   pkgs+=(python3.11 python3.11-venv)
@@ -110,6 +114,18 @@ if [[ "$(cat "$venv_stamp" 2>/dev/null || true)" != "$want" ]]; then
 fi
 
 # ---------------------------------------------------------------- 3. kafka jars
+web="$ROOT/services/dashboard/web"
+web_stamp="$web/node_modules/.interval-lock.sha256"
+want="$(sha "$web/package-lock.json")"
+if [[ "$(cat "$web_stamp" 2>/dev/null || true)" != "$want" ]]; then
+  log "setup: npm ci (dashboard front-end packages)"
+  t0="$(now)"
+  (cd "$web" && npm ci --no-audit --no-fund --ignore-scripts) >"$LOGS/npm.log" 2>&1 ||
+    { tail -n 30 "$LOGS/npm.log" >&2; die "npm ci failed (log: $LOGS/npm.log)"; }
+  echo "$want" >"$web_stamp"
+  log "setup: npm done in $(elapsed "$t0")s"
+fi
+
 if ((need_kafka)); then
   pom="$ROOT/deploy/kafka/pom.xml"
   libs="$ROOT/deploy/kafka/libs"

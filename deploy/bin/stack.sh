@@ -85,6 +85,7 @@ print_urls() {
   cat <<MSG
 
 Interval is ready:
+  dashboard    http://127.0.0.1:${DASHBOARD_PORT:-8000}
   intake       http://127.0.0.1:${INTAKE_PORT:-8001}
   scheduling   http://127.0.0.1:${SCHEDULING_PORT:-8002}
   alerts       http://127.0.0.1:${ALERTS_PORT:-8003}

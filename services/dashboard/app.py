@@ -1,0 +1,148 @@
+"""The ops dashboard: server-rendered pages over the services' APIs, htmx for the rest.
+
+It owns no data: every figure comes from an API call made while rendering, so a
+service that is down shows as down (never as an empty list that reads "all clear").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from services.dashboard import board
+from services.dashboard.settings import DashboardSettings
+from services.dashboard.upstream import Down, Refused, Upstream
+from shared.web import install_observability
+
+HERE = Path(__file__).parent
+VENDOR = HERE / "web" / "node_modules"
+
+
+def create_app(settings: DashboardSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=settings.upstream_timeout_s) as http:
+            app.state.upstream = Upstream(http, settings.upstreams())
+            yield
+
+    app = FastAPI(title="Interval ops dashboard", version="1.0.0", lifespan=lifespan)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/vendor/htmx", StaticFiles(directory=VENDOR / "htmx.org" / "dist", check_dir=False))
+    app.mount(
+        "/vendor/chart.js", StaticFiles(directory=VENDOR / "chart.js" / "dist", check_dir=False)
+    )
+
+    async def readiness() -> dict[str, str]:
+        return {"dashboard": "ok"}
+
+    install_observability(app, readiness)
+
+    def up(request: Request) -> Upstream:
+        u: Upstream = request.app.state.upstream
+        return u
+
+    async def board_context(request: Request) -> dict[str, Any]:
+        open_, acked = await asyncio.gather(
+            up(request).get("alerts", "/v1/alerts", {"status": "open", "limit": 500}),
+            up(request).get("alerts", "/v1/alerts", {"status": "acknowledged", "limit": 500}),
+        )
+        for result in (open_, acked):
+            if isinstance(result, Down | Refused):
+                return {"down": result if isinstance(result, Down) else Down("alerts", "refused")}
+        now = datetime.now(UTC)
+        alerts = board.board_order([*open_, *acked])
+        for a in alerts:
+            a["age"] = board.age(a["raised_at"], now)
+        return {"alerts": alerts, "critical_ids": board.critical_open(alerts), "down": None}
+
+    async def sites_context(request: Request) -> dict[str, Any]:
+        counts, waitlist = await asyncio.gather(
+            up(request).get("alerts", "/v1/alerts/counts"),
+            up(request).get("scheduling", "/v1/waitlist"),
+        )
+        if isinstance(counts, Down | Refused):
+            return {"sites_down": counts if isinstance(counts, Down) else Down("alerts", "refused")}
+        rows = board.site_rows(counts)
+        waitlist_down = waitlist if isinstance(waitlist, Down | Refused) else None
+        waiting: dict[str, int] = {}
+        if waitlist_down is None:
+            for entry in waitlist:
+                waiting[entry["site_id"]] = waiting.get(entry["site_id"], 0) + 1
+            known = {r["site_id"] for r in rows}
+            rows += [
+                {"site_id": s, "critical": 0, "high": 0, "warning": 0, "acknowledged": 0}
+                for s in sorted(waiting)
+                if s not in known
+            ]
+        for r in rows:
+            r["waitlisted"] = None if waitlist_down else waiting.get(r["site_id"], 0)
+        return {"sites": rows, "sites_down": None, "waitlist_down": waitlist_down}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def overview(request: Request) -> HTMLResponse:
+        b, s = await asyncio.gather(board_context(request), sites_context(request))
+        return templates.TemplateResponse(
+            request, "overview.html", {**b, **s, "refresh_s": settings.board_refresh_s}
+        )
+
+    @app.get("/partials/board", response_class=HTMLResponse, include_in_schema=False)
+    async def board_partial(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "_board.html", await board_context(request))
+
+    @app.get("/partials/sites", response_class=HTMLResponse, include_in_schema=False)
+    async def sites_partial(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "_sites.html", await sites_context(request))
+
+    @app.get(
+        "/partials/alerts/{alert_id}/pages", response_class=HTMLResponse, include_in_schema=False
+    )
+    async def pages_partial(alert_id: str, request: Request) -> HTMLResponse:
+        detail = await up(request).get("alerts", f"/v1/alerts/{alert_id}")
+        if isinstance(detail, Down | Refused):
+            down = detail if isinstance(detail, Down) else Down("alerts", detail.detail)
+            return templates.TemplateResponse(request, "_pages.html", {"down": down})
+        return templates.TemplateResponse(
+            request, "_pages.html", {"pages": detail["pages"], "down": None}
+        )
+
+    @app.post(
+        "/actions/alerts/{alert_id}/{step}", response_class=HTMLResponse, include_in_schema=False
+    )
+    async def alert_action(alert_id: str, step: str, request: Request) -> HTMLResponse:
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        by = (form.get("by") or [""])[0].strip()
+        note = request.headers.get("HX-Prompt") or None
+        if step not in ("acknowledge", "resolve"):
+            message = {"kind": "error", "text": f"unknown action {step!r}"}
+        elif not by:
+            message = {"kind": "error", "text": "Type your name in “Acting as” first."}
+        else:
+            result = await up(request).post(
+                "alerts", f"/v1/alerts/{alert_id}/{step}", {"by": by, "note": note}
+            )
+            if isinstance(result, Down):
+                message = {"kind": "error", "text": f"Not done: alerts service {result.reason}."}
+            elif isinstance(result, Refused):
+                message = {
+                    "kind": "error",
+                    "text": f"Not done ({result.status}): {result.detail}. The board is refreshed.",
+                }
+            else:
+                verb = "acknowledged" if step == "acknowledge" else "resolved"
+                message = {"kind": "ok", "text": f"{result['kind']} alert {verb} by {by}."}
+        ctx = await board_context(request)
+        return templates.TemplateResponse(request, "_board.html", {**ctx, "message": message})
+
+    return app

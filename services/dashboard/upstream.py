@@ -1,0 +1,69 @@
+"""The services' APIs as the dashboard sees them: data, or a clear "down" (never an
+empty list that would read as "all clear")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Down:
+    service: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The service answered with an error the user should read (e.g. a 409)."""
+
+    status: int
+    detail: str
+
+
+class Upstream:
+    def __init__(self, http: httpx.AsyncClient, urls: dict[str, str]) -> None:
+        self.http = http
+        self.urls = urls
+
+    async def get(self, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """The JSON body, or ``Down`` when the service cannot be reached or fails."""
+        try:
+            r = await self.http.get(f"{self.urls[service]}{path}", params=params)
+        except httpx.HTTPError as exc:
+            log.warning("upstream_down", service=service, error=type(exc).__name__)
+            return Down(service, f"unreachable ({type(exc).__name__})")
+        if r.status_code >= 500:
+            return Down(service, f"answered {r.status_code}")
+        if r.status_code >= 400:
+            return Refused(r.status_code, _detail(r))
+        return r.json()
+
+    async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
+        try:
+            r = await self.http.post(f"{self.urls[service]}{path}", json=body)
+        except httpx.HTTPError as exc:
+            return Down(service, f"unreachable ({type(exc).__name__})")
+        if r.status_code >= 500:
+            return Down(service, f"answered {r.status_code}")
+        if r.status_code >= 400:
+            return Refused(r.status_code, _detail(r))
+        return r.json()
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:200]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if errors:
+        return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
+    return str(detail or body)[:200]
