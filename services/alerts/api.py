@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from services.alerts import handlers
+from services.alerts import commands
+from services.alerts.alerting import Deps
 from services.alerts.domain.lifecycle import Step
 from services.alerts.schemas import (
     ActorIn,
@@ -27,8 +28,8 @@ from shared.web import ERRORS
 router = APIRouter(prefix="/v1")
 
 
-def deps(request: Request) -> handlers.Deps:
-    d: handlers.Deps = request.app.state.deps
+def deps(request: Request) -> Deps:
+    d: Deps = request.app.state.deps
     return d
 
 
@@ -46,7 +47,7 @@ def _alert_id(alert_id: str) -> str:
     summary="Who is paged at a site, tier by tier (alerts already open keep their policy)",
 )
 async def put_oncall(site_id: str, body: OncallIn, request: Request) -> OncallOut:
-    return await handlers.put_oncall(deps(request), site_id, body)
+    return await commands.put_oncall(deps(request), site_id, body)
 
 
 @router.get(
@@ -56,7 +57,7 @@ async def put_oncall(site_id: str, body: OncallIn, request: Request) -> OncallOu
     summary="A site's on-call",
 )
 async def get_oncall(site_id: str, request: Request) -> OncallOut:
-    return await handlers.get_oncall(deps(request), site_id)
+    return await commands.get_oncall(deps(request), site_id)
 
 
 @router.get(
@@ -74,7 +75,7 @@ async def list_alerts(
     kind: KindName | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AlertOut]:
-    return await handlers.list_alerts(
+    return await commands.list_alerts(
         deps(request),
         site_id=site_id,
         patient_id=patient_id,
@@ -92,7 +93,7 @@ async def list_alerts(
     summary="Per site: alerts by status and severity (for the dashboard)",
 )
 async def alert_counts(request: Request, site_id: str | None = None) -> AlertCounts:
-    return await handlers.alert_counts(deps(request), site_id)
+    return await commands.alert_counts(deps(request), site_id)
 
 
 @router.get(
@@ -102,7 +103,7 @@ async def alert_counts(request: Request, site_id: str | None = None) -> AlertCou
     summary="An alert with its audit trail, policy snapshot, pages and delivery attempts",
 )
 async def get_alert(alert_id: str, request: Request) -> AlertDetail:
-    return await handlers.get_alert(deps(request), _alert_id(alert_id))
+    return await commands.get_alert(deps(request), _alert_id(alert_id))
 
 
 def _step_route(step: Step, summary: str) -> None:
@@ -114,7 +115,7 @@ def _step_route(step: Step, summary: str) -> None:
         name=f"alert_{step.value}",
     )
     async def _route(alert_id: str, body: ActorIn, request: Request) -> AlertOut:
-        return await handlers.act(deps(request), _alert_id(alert_id), step, body)
+        return await commands.act(deps(request), _alert_id(alert_id), step, body)
 
 
 _step_route(Step.acknowledge, "Acknowledge: escalation stops (a critical one re-pages if left)")
@@ -128,4 +129,4 @@ _step_route(Step.resolve, "Resolve: the alert closes; a new occurrence opens a n
     summary="A patient's check-in monitoring: next due time, deadline, run of misses",
 )
 async def monitoring(patient_id: str, request: Request) -> MonitoringOut:
-    return await handlers.monitoring(deps(request), patient_id)
+    return await commands.monitoring(deps(request), patient_id)

@@ -11,6 +11,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from services.alerts import handlers
+from services.alerts.alerting import Deps
 from services.alerts.api import router
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, events
@@ -25,8 +26,8 @@ def utcnow() -> datetime:
 
 
 def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    def make_deps(pool: asyncpg.Pool) -> handlers.Deps:
-        return handlers.Deps(pool=pool, settings=settings, clock=clock)
+    def make_deps(pool: asyncpg.Pool) -> Deps:
+        return Deps(pool=pool, settings=settings, clock=clock)
 
     return build_app(
         title="Interval alerts service",
@@ -50,7 +51,7 @@ def create_processor(
     def route(topic: str, fn: Any) -> Route:
         async def handle(conn: db.Conn, event: events.CloudEvent, payload: Any) -> None:
             assert processor.pool is not None
-            deps = handlers.Deps(pool=processor.pool, settings=settings, clock=clock)
+            deps = Deps(pool=processor.pool, settings=settings, clock=clock)
             await fn(conn, deps, event, payload)
 
         return Route(topic=settings.topic(topic), handler=handle, event_type=topic)

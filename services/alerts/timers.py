@@ -30,6 +30,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from services.alerts import handlers
 from services.alerts import repository as repo
+from services.alerts.alerting import Deps
 from services.alerts.domain.paging import backoff, delivered, signature
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db
@@ -63,7 +64,7 @@ class Timers:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
-        self.deps = handlers.Deps(pool=pool, settings=settings, clock=clock)
+        self.deps = Deps(pool=pool, settings=settings, clock=clock)
         self.pool = pool
         self.http = http
         self.clock = clock

@@ -1,0 +1,277 @@
+"""Alert book-keeping shared by the worker, the timers and the API: open or fold a
+signal into an alert, apply the escalation decision (pages, timer), release held
+alerts, and announce every change through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from services.alerts import repository as repo
+from services.alerts.domain import policy
+from services.alerts.domain.dedup import admit, released_by
+from services.alerts.domain.escalation import Decision, decide, escalation_level
+from services.alerts.domain.model import Status, pages
+from services.alerts.domain.paging import idempotency_key, page_body
+from services.alerts.settings import SOURCE, AlertsSettings
+from shared import events, outbox
+from shared.db import Conn
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+RAISED = Counter("alerts_raised_total", "Alerts opened", ["kind", "severity"])
+REPEATED = Counter("alerts_repeated_total", "Repeats folded into an open alert", ["kind"])
+PAGES_QUEUED = Counter("pages_queued_total", "Pages queued for delivery", ["reason"])
+NOBODY_ON_CALL = Counter(
+    "alerts_unpaged_no_oncall_total", "Paging alerts opened at a site with nobody on call"
+)
+
+
+@dataclass(frozen=True)
+class Deps:
+    pool: asyncpg.Pool
+    settings: AlertsSettings
+    clock: Callable[[], datetime]
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def _alert_fields(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "alert_id": str(row["alert_id"]),
+        "patient_id": row["patient_id"],
+        "site_id": row["site_id"],
+        "kind": row["kind"],
+        "severity": row["severity"],
+        "status": row["status"],
+        "escalation_level": max(row["tiers_paged"] - 1, 0),
+        "occurrences": row["occurrences"],
+        "reasons": tuple(row["reasons"]),
+        "raised_at": row["raised_at"],
+        "inhibited_by": str(row["inhibited_by"]) if row["inhibited_by"] else None,
+    }
+
+
+async def announce_raised(conn: Conn, row: asyncpg.Record, pages_on_call: bool) -> None:
+    payload = events.AlertRaised(**_alert_fields(row), pages_on_call=pages_on_call)
+    await outbox.enqueue(
+        conn,
+        events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=row["raised_at"]),
+    )
+
+
+async def announce_changed(
+    conn: Conn,
+    row: asyncpg.Record,
+    change: str,
+    previous_status: str,
+    at: datetime,
+    by: str | None = None,
+) -> None:
+    payload = events.AlertChanged(
+        **_alert_fields(row),
+        change=change,
+        previous_status=previous_status,
+        changed_at=at,
+        by=by,
+    )
+    await outbox.enqueue(
+        conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=at)
+    )
+
+
+# --- escalation -----------------------------------------------------------------------
+
+
+async def apply_decision(
+    conn: Conn, deps: Deps, row: asyncpg.Record, now: datetime
+) -> asyncpg.Record:
+    """Ask ``decide`` about an alert (locked by the caller) and write what it says:
+    pages to deliver now, the new escalation state, and when to look again."""
+    before = repo.escalation_of(row)
+    tiers = repo.policy_of(row["policy"])
+    d: Decision = decide(before, tiers, now, ack_repage_after=deps.settings.ack_repage_after)
+    page_rows = []
+    for order in d.pages:
+        for i, recipient in enumerate(tiers.tiers[order.tier].recipients):
+            page_id = str(uuid.uuid4())
+            body = page_body(
+                page_id=page_id,
+                alert_id=str(row["alert_id"]),
+                patient_id=row["patient_id"],
+                site_id=row["site_id"],
+                kind=row["kind"],
+                severity=row["severity"],
+                status=row["status"],
+                tier=order.tier,
+                recipient=i,
+                round_=order.round,
+                reason=order.reason,
+                raised_at=row["raised_at"],
+                paged_at=now,
+            )
+            key = idempotency_key(str(row["alert_id"]), order.tier, i, order.round)
+            page_rows.append(
+                (
+                    page_id,
+                    row["alert_id"],
+                    key,
+                    order.tier,
+                    order.round,
+                    order.reason,
+                    i,
+                    recipient.name,
+                    recipient.webhook_url,
+                    body,
+                    now,
+                )
+            )
+        PAGES_QUEUED.labels(order.reason).inc()
+    if page_rows:
+        await repo.insert_pages(conn, page_rows)
+        await repo.wake_timers(conn)
+    s = d.state
+    updated = await repo.update_alert(
+        conn,
+        row["alert_id"],
+        {
+            "tiers_paged": s.tiers_paged,
+            "last_escalated_at": s.last_escalated_at,
+            "repages": s.repages,
+            "last_repaged_at": s.last_repaged_at,
+            "next_check_at": d.next_check_at,
+            "updated_at": now,
+        },
+    )
+    if d.next_check_at is not None and d.next_check_at - now < timedelta(
+        seconds=deps.settings.timer_idle_poll_s
+    ):
+        await repo.wake_timers(conn)
+    if escalation_level(s) > escalation_level(before):
+        await announce_changed(conn, updated, "escalated", row["status"], now)
+        log.info(
+            "alert_escalated",
+            alert_id=str(row["alert_id"]),
+            site_id=row["site_id"],
+            escalation_level=escalation_level(s),
+        )
+    if s.repages > before.repages:
+        await announce_changed(conn, updated, "repaged", row["status"], now)
+    return updated
+
+
+# --- raising ----------------------------------------------------------------------------
+
+
+async def raise_alert(
+    conn: Conn,
+    deps: Deps,
+    *,
+    patient_id: str,
+    site_id: str,
+    signal: policy.Signal,
+    source_event_id: str | None,
+    now: datetime,
+) -> asyncpg.Record:
+    """Open an alert for the signal, or fold it into the patient's open one of that kind.
+    The caller holds the patient's lock (``repo.lock_patient``)."""
+    unresolved = await repo.unresolved_alerts(conn, patient_id)
+    admission = admit(signal, [repo.open_alert_of(r) for r in unresolved])
+    if admission.action == "repeat":
+        assert admission.alert_id is not None
+        row = await repo.repeat_alert(
+            conn, admission.alert_id, signal.reasons, signal.observed_at, now
+        )
+        REPEATED.labels(signal.kind.value).inc()
+        await announce_changed(conn, row, "repeated", row["status"], now)
+        return row
+    oncall = await repo.get_oncall(conn, site_id)
+    row = await repo.insert_alert(
+        conn,
+        {
+            "alert_id": uuid.uuid4(),
+            "patient_id": patient_id,
+            "site_id": site_id,
+            "kind": signal.kind.value,
+            "severity": signal.severity.value,
+            "status": Status.open.value,
+            "reasons": list(signal.reasons),
+            "raised_at": now,
+            "first_seen_at": signal.observed_at,
+            "last_seen_at": signal.observed_at,
+            "source_event_id": source_event_id,
+            "policy": oncall["tiers"] if oncall else None,
+            "policy_version": oncall["version"] if oncall else None,
+            "inhibited_by": uuid.UUID(admission.inhibited_by) if admission.inhibited_by else None,
+            "updated_at": now,
+        },
+    )
+    RAISED.labels(signal.kind.value, signal.severity.value).inc()
+    for held in unresolved:
+        if str(held["alert_id"]) in admission.inhibit:
+            await repo.cancel_pending_pages(conn, held["alert_id"], now)
+            h = await repo.update_alert(
+                conn,
+                held["alert_id"],
+                {"inhibited_by": row["alert_id"], "next_check_at": None, "updated_at": now},
+            )
+            await announce_changed(conn, h, "inhibited", h["status"], now)
+    paging = pages(signal.severity) and admission.inhibited_by is None
+    await announce_raised(conn, row, paging and oncall is not None)
+    fields = {
+        "alert_id": str(row["alert_id"]),
+        "patient_id": patient_id,
+        "site_id": site_id,
+        "kind": signal.kind.value,
+        "severity": signal.severity.value,
+    }
+    if paging and oncall is None:
+        NOBODY_ON_CALL.inc()
+        log.warning("alert_nobody_on_call", **fields, detail="no on-call policy for the site")
+    else:
+        log.info("alert_raised", **fields, inhibited_by=admission.inhibited_by)
+    if paging and oncall is not None:
+        row = await apply_decision(conn, deps, row, now)
+    return row
+
+
+async def raise_all(
+    conn: Conn,
+    deps: Deps,
+    patient_id: str,
+    site_id: str,
+    signals: list[policy.Signal],
+    event_id: str | None,
+    now: datetime,
+) -> None:
+    for signal in signals:
+        await raise_alert(
+            conn,
+            deps,
+            patient_id=patient_id,
+            site_id=site_id,
+            signal=signal,
+            source_event_id=event_id,
+            now=now,
+        )
+
+
+async def release(conn: Conn, deps: Deps, resolved: asyncpg.Record, now: datetime) -> None:
+    """The alerts a resolved suicide_risk alert held back page on their own now."""
+    unresolved = await repo.unresolved_alerts(conn, resolved["patient_id"])
+    ids = set(released_by(str(resolved["alert_id"]), [repo.open_alert_of(r) for r in unresolved]))
+    for r in unresolved:
+        if str(r["alert_id"]) in ids:
+            freed = await repo.update_alert(
+                conn, r["alert_id"], {"inhibited_by": None, "updated_at": now}
+            )
+            await announce_changed(conn, freed, "released", freed["status"], now)
+            await apply_decision(conn, deps, freed, now)
