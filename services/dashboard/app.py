@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI, Request
@@ -20,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from services.dashboard import board
+from services.dashboard import board, patient, schedule
 from services.dashboard.settings import DashboardSettings
 from services.dashboard.upstream import Down, Refused, Upstream
 from shared.web import install_observability
@@ -144,5 +145,96 @@ def create_app(settings: DashboardSettings) -> FastAPI:
                 message = {"kind": "ok", "text": f"{result['kind']} alert {verb} by {by}."}
         ctx = await board_context(request)
         return templates.TemplateResponse(request, "_board.html", {**ctx, "message": message})
+
+    # --- a site's week ---------------------------------------------------------------
+
+    async def week_context(request: Request, site_id: str, week: str | None) -> dict[str, Any]:
+        site = await up(request).get("scheduling", f"/v1/sites/{site_id}")
+        if isinstance(site, Down):
+            return {"down": site, "site_id": site_id}
+        if isinstance(site, Refused):
+            return {"missing": site.detail, "site_id": site_id}
+        try:
+            day = (
+                date.fromisoformat(week)
+                if week
+                else datetime.now(ZoneInfo(site["timezone"])).date()
+            )
+        except ValueError:
+            day = datetime.now(ZoneInfo(site["timezone"])).date()
+        start = schedule.week_start(day)
+        begin, end = schedule.bounds(site, start)
+        appts = await up(request).get(
+            "scheduling",
+            f"/v1/sites/{site_id}/schedule",
+            {"from": begin.isoformat(), "to": end.isoformat()},
+        )
+        if isinstance(appts, Down | Refused):
+            down = appts if isinstance(appts, Down) else Down("scheduling", appts.detail)
+            return {"down": down, "site_id": site_id, "site": site}
+        wk = schedule.build_week(site, appts, start)
+        return {"week": wk, "site": site, "site_id": site_id, "down": None}
+
+    @app.get("/sites/{site_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def site_page(request: Request, site_id: str, week: str | None = None) -> HTMLResponse:
+        ctx = await week_context(request, site_id, week)
+        return templates.TemplateResponse(request, "site.html", ctx)
+
+    @app.post(
+        "/actions/appointments/{appointment_id}/{action}",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+    )
+    async def appointment_action(
+        appointment_id: str, action: str, request: Request, site: str, week: str | None = None
+    ) -> HTMLResponse:
+        if action not in ("confirm", "cancel", "complete", "no-show"):
+            message = {"kind": "error", "text": f"unknown action {action!r}"}
+        else:
+            result = await up(request).post(
+                "scheduling", f"/v1/appointments/{appointment_id}/{action}", {}
+            )
+            if isinstance(result, Down):
+                message = {"kind": "error", "text": f"Not done: scheduling {result.reason}."}
+            elif isinstance(result, Refused):
+                message = {
+                    "kind": "error",
+                    "text": f"Not done ({result.status}): {result.detail}. The week is refreshed.",
+                }
+            else:
+                message = {
+                    "kind": "ok",
+                    "text": f"{result['kind']} {result['sequence']} of {result['patient_id']} "
+                    f"is {result['status'].replace('_', ' ')}.",
+                }
+        ctx = await week_context(request, site, week)
+        return templates.TemplateResponse(request, "_week.html", {**ctx, "message": message})
+
+    # --- a patient -----------------------------------------------------------------------
+
+    @app.get("/patients/{patient_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
+        measures, appts, alerts, monitoring = await asyncio.gather(
+            up(request).get("intake", f"/v1/patients/{patient_id}/measures"),
+            up(request).get("scheduling", f"/v1/patients/{patient_id}/appointments"),
+            up(request).get("alerts", "/v1/alerts", {"patient_id": patient_id, "limit": 200}),
+            up(request).get("alerts", f"/v1/patients/{patient_id}/monitoring"),
+        )
+        ctx: dict[str, Any] = {"patient_id": patient_id, "now": datetime.now(UTC)}
+        ctx["measures_down"] = measures if isinstance(measures, Down) else None
+        ctx["unknown"] = isinstance(measures, Refused)
+        if isinstance(measures, dict):
+            ctx["chart"] = patient.phq9_chart(measures)
+            ctx["measures"] = measures
+        ctx["appts_down"] = appts if isinstance(appts, Down) else None
+        if isinstance(appts, list):
+            ctx["appointments"] = sorted(appts, key=lambda a: a["start"])
+            ctx["progress"] = patient.series_progress(appts)
+        ctx["alerts_down"] = alerts if isinstance(alerts, Down) else None
+        if isinstance(alerts, list):
+            ctx["alerts"] = alerts
+        ctx["monitoring"] = monitoring if isinstance(monitoring, dict) else None
+        ctx["monitoring_down"] = monitoring if isinstance(monitoring, Down) else None
+        return templates.TemplateResponse(request, "patient.html", ctx)
 
     return app

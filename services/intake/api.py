@@ -14,6 +14,7 @@ from services.intake.schemas import (
     DischargeOut,
     IntakeIn,
     IntakeOut,
+    PatientMeasures,
     Review,
 )
 from shared.web import ERRORS, JSONResponse
@@ -90,3 +91,13 @@ async def discharge(
     patient_id: str, request: Request, body: Annotated[DischargeIn | None, Body()] = None
 ) -> DischargeOut:
     return await handlers.discharge_patient(deps(request), patient_id, body or DischargeIn())
+
+
+@router.get(
+    "/patients/{patient_id}/measures",
+    response_model=PatientMeasures,
+    responses=ERRORS,
+    summary="A patient's PHQ-9 scores over time: the intake baseline and every check-in",
+)
+async def measures(patient_id: str, request: Request) -> PatientMeasures:
+    return await handlers.patient_measures(deps(request), patient_id)

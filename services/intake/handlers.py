@@ -32,6 +32,8 @@ from services.intake.schemas import (
     DischargeOut,
     IntakeIn,
     IntakeOut,
+    Measure,
+    PatientMeasures,
     Review,
     ReviewOut,
 )
@@ -269,3 +271,19 @@ async def discharge_patient(deps: Deps, patient_id: str, body: DischargeIn) -> D
             conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
         )
         return DischargeOut(patient_id=patient_id, status="discharged", discharged_at=now)
+
+
+async def patient_measures(deps: Deps, patient_id: str) -> PatientMeasures:
+    async with deps.pool.acquire() as conn:
+        patient = await repo.find_patient(conn, patient_id)
+        if patient is None:
+            raise NotFound(f"no patient {patient_id}")
+        rows = await repo.measures(conn, patient_id)
+    items = [Measure.model_validate(dict(r)) for r in rows]
+    return PatientMeasures(
+        patient_id=patient_id,
+        site_id=patient["site_id"],
+        baseline_total=patient["baseline_total"],
+        discharged_at=patient["discharged_at"],
+        measures=items,
+    )

@@ -186,3 +186,21 @@ async def discharge(
         by,
         note,
     )
+
+
+async def measures(conn: Conn, patient_id: str) -> list[asyncpg.Record]:
+    """Every PHQ-9 score of the patient, intakes and check-ins, oldest first (no notes)."""
+    return await conn.fetch(
+        """
+        SELECT 'intake' AS source, intake_id AS id, submitted_at AS at, phq9_total,
+               phq9_item9_positive, NULL::boolean AS suicidal_ideation, NULL::boolean AS response,
+               NULL::boolean AS remission, NULL::boolean AS worsening
+        FROM intakes WHERE patient_id = $1
+        UNION ALL
+        SELECT 'checkin', checkin_id, submitted_at, phq9_total, phq9_item9_positive,
+               suicidal_ideation, response, remission, worsening
+        FROM checkins WHERE patient_id = $1
+        ORDER BY at, id
+        """,
+        patient_id,
+    )

@@ -224,3 +224,25 @@ class DischargeOut(BaseModel):
     patient_id: str
     status: Literal["discharged"]
     discharged_at: datetime
+
+
+class Measure(BaseModel):
+    """One PHQ-9 score of a patient: the intake (baseline) or a check-in. No notes."""
+
+    source: Literal["intake", "checkin"]
+    id: str
+    at: datetime
+    phq9_total: int | None
+    phq9_item9_positive: bool
+    suicidal_ideation: bool | None
+    response: bool | None
+    remission: bool | None
+    worsening: bool | None
+
+
+class PatientMeasures(BaseModel):
+    patient_id: str
+    site_id: str
+    baseline_total: int | None = Field(description="the first intake's PHQ-9 total")
+    discharged_at: datetime | None
+    measures: list[Measure] = Field(description="intakes and check-ins, oldest first")

@@ -7,11 +7,14 @@ under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ from tests.integration.conftest import (
     ARTIFACTS,
     AlertsStack,
     IntakeStack,
+    SchedulingStack,
     ServiceProcess,
     free_port,
     service_env,
@@ -45,18 +49,9 @@ CHROMIUM_ARGS = [
 SHOTS = ARTIFACTS / "screenshots"
 
 
-@pytest.fixture(scope="module")
-async def dashboard(database: str, intake: IntakeStack, alerts: AlertsStack) -> AsyncIterator[str]:
-    """The dashboard, pointed at the test stack; scheduling deliberately unreachable."""
+async def start_dashboard(database: str, **urls: str) -> tuple[str, ServiceProcess]:
     port = free_port()
-    env = service_env(
-        database,
-        DASHBOARD_PORT=str(port),
-        INTAKE_URL=intake.url,
-        ALERTS_URL=alerts.url,
-        SCHEDULING_URL=f"http://127.0.0.1:{free_port()}",
-        BOARD_REFRESH_S="1",
-    )
+    env = service_env(database, DASHBOARD_PORT=str(port), BOARD_REFRESH_S="1", **urls)
     proc = ServiceProcess(
         "dashboard",
         ["services.dashboard"],
@@ -66,6 +61,30 @@ async def dashboard(database: str, intake: IntakeStack, alerts: AlertsStack) -> 
     proc.start()
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, proc)
+    return url, proc
+
+
+@pytest.fixture(scope="module")
+async def dashboard(database: str, intake: IntakeStack, alerts: AlertsStack) -> AsyncIterator[str]:
+    """The dashboard, pointed at the test stack; scheduling deliberately unreachable."""
+    url, proc = await start_dashboard(
+        database,
+        INTAKE_URL=intake.url,
+        ALERTS_URL=alerts.url,
+        SCHEDULING_URL=f"http://127.0.0.1:{free_port()}",
+    )
+    yield url
+    proc.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+async def full_dashboard(
+    database: str, intake: IntakeStack, alerts: AlertsStack, scheduling: SchedulingStack
+) -> AsyncIterator[str]:
+    """The dashboard over every service of the test stack."""
+    url, proc = await start_dashboard(
+        database, INTAKE_URL=intake.url, ALERTS_URL=alerts.url, SCHEDULING_URL=scheduling.url
+    )
     yield url
     proc.kill(signal.SIGTERM)
 
@@ -160,3 +179,96 @@ async def test_a_critical_alert_arrives_live_and_is_acknowledged_from_the_page(
         assert "Not done (409)" in stale.text
         assert "already resolved by Dr. Elsewhere" in stale.text
         assert alert_id not in stale.text  # resolved: gone from the board
+
+
+async def test_a_site_week_shows_each_appointment_in_its_lane_at_site_local_time(
+    full_dashboard: str, scheduling: SchedulingStack, intake: IntakeStack, page: Page
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    site_id = f"site-{uuid.uuid4().hex[:8]}"
+    tz = ZoneInfo("America/Los_Angeles")
+    async with httpx.AsyncClient(timeout=30) as http:
+        site = {
+            "name": "Westside",
+            "timezone": "America/Los_Angeles",
+            "hours": {d: ["09:00", "17:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "treatment_rooms": 2,
+            "therapists": 2,
+        }
+        assert (
+            await http.put(f"{scheduling.url}/v1/sites/{site_id}", json=site)
+        ).status_code == 200
+        body = intake_body(site_id=site_id)
+        pid = body["patient"]["patient_id"]
+        assert (await http.post(f"{intake.url}/v1/intakes", json=body)).status_code == 201
+        appts: list[dict[str, object]] = []
+        for _ in range(300):
+            appts = (await http.get(f"{scheduling.url}/v1/patients/{pid}/appointments")).json()
+            if len(appts) == 12:
+                break
+            await asyncio.sleep(0.1)
+        assert len(appts) == 12
+
+    first = min(appts, key=lambda a: str(a["start"]))
+    start = datetime.fromisoformat(str(first["start"])).astimezone(tz)
+    end = datetime.fromisoformat(str(first["end"])).astimezone(tz)
+    same_week = [
+        a
+        for a in appts
+        if datetime.fromisoformat(str(a["start"])).astimezone(tz).isocalendar()[:2]
+        == start.isocalendar()[:2]
+    ]
+    await page.goto(f"{full_dashboard}/sites/{site_id}?week={start.date()}")
+    for a in same_week:
+        local = datetime.fromisoformat(str(a["start"])).astimezone(tz)
+        block = page.locator(
+            f"tr[data-lane='{a['resource']}'] td[data-day='{local.date()}'] "
+            f"[data-appointment-id='{a['appointment_id']}']"
+        )
+        await expect(block).to_have_count(1)
+        await expect(block).to_have_attribute("data-local-start", local.strftime("%H:%M"))
+    # inside the site's own opening hours, in its own time zone
+    assert start.strftime("%H:%M") >= "09:00"
+    assert end.strftime("%H:%M") <= "17:00"
+    await page.screenshot(path=str(SHOTS / "dashboard-site-week.png"), full_page=True)
+
+    # confirm the first dose from the page
+    block = page.locator(f"[data-appointment-id='{first['appointment_id']}']")
+    await block.hover()
+    await block.locator("button.act-confirm").click()
+    await expect(
+        page.locator(f"[data-appointment-id='{first['appointment_id']}']")
+    ).to_have_attribute("data-status", "confirmed", timeout=10_000)
+    await expect(page.locator(".message.ok")).to_contain_text("is confirmed")
+
+
+async def test_a_patient_page_charts_every_phq9_score(
+    full_dashboard: str, intake: IntakeStack, page: Page
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with httpx.AsyncClient(timeout=30) as http:
+        body = intake_body(site_id=f"site-{uuid.uuid4().hex[:8]}")  # total 20
+        pid = body["patient"]["patient_id"]
+        assert (await http.post(f"{intake.url}/v1/intakes", json=body)).status_code == 201
+        now = datetime.now(UTC)
+        scores = [
+            [1, 1, 1, 1, 1, 1, 1, 1, 0],
+            [0, 1, 0, 1, 0, 0, 1, 0, 0],
+            [2, 2, 2, 1, 1, 1, 1, 0, 0],
+        ]
+        for i, phq9 in enumerate(scores):  # 8, 3 (remission), 10 (worsening after remission)
+            at = (now - timedelta(seconds=30 - 10 * i)).isoformat()
+            c = checkin_body(pid, phq9, submitted_at=at)
+            assert (await http.post(f"{intake.url}/v1/checkins", json=c)).status_code == 202
+
+    await page.goto(f"{full_dashboard}/patients/{pid}")
+    canvas = page.locator("#phq9-chart")
+    await expect(canvas).to_have_attribute("data-points", "4")
+    points = await page.evaluate("window.phq9Chart.data.datasets[0].data.map(p => p.y)")
+    assert points == [20, 8, 3, 10]
+    colours = await page.evaluate("window.phq9Chart.data.datasets[0].pointBackgroundColor")
+    assert colours[3] == "#b00020"  # the worsening check-in is marked
+    assert colours[:3].count("#b00020") == 0
+    response = await page.evaluate("window.phq9Chart.data.datasets[1].data.map(p => p.y)")
+    assert response == [10, 10]  # half the baseline of 20
+    await page.screenshot(path=str(SHOTS / "dashboard-patient.png"), full_page=True)
