@@ -9,6 +9,7 @@
 #   make test     the whole suite (PYTEST_ARGS="-k foo -x" to pass pytest options)
 #   make lint     ruff check, ruff format --check, mypy, lint-imports
 #   make bench    the benchmarks (python -m bench)
+#   make demo     a living demo network, loaded through the APIs (after make up / start)
 #   make install  only the installs (apt packages, .venv, Kafka jars)
 #
 # Environment: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL pointing elsewhere use that
@@ -17,7 +18,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help install setup infra up start stop status test lint bench
+.PHONY: help install setup infra up start stop status test lint bench demo
 
 BIN := deploy/bin
 VENV_BIN := .venv/bin
@@ -60,3 +61,6 @@ lint: install
 
 bench: infra
 	$(VENV_BIN)/python -m bench
+
+demo: install
+	$(VENV_BIN)/python -m tools.demo

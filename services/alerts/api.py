@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from services.alerts import commands
+from services.alerts import commands, reports
 from services.alerts.alerting import Deps
 from services.alerts.domain.lifecycle import Step
 from services.alerts.schemas import (
@@ -94,6 +94,29 @@ async def list_alerts(
 )
 async def alert_counts(request: Request, site_id: str | None = None) -> AlertCounts:
     return await commands.alert_counts(deps(request), site_id)
+
+
+@router.get(
+    "/alerts/ack-times",
+    response_model=list[reports.AckTimes],
+    responses=ERRORS,
+    summary="Time to acknowledge (median, p90) per site and network-wide, last N days",
+)
+async def ack_times(
+    request: Request,
+    severity: SeverityName = "critical",
+    days: Annotated[int, Query(ge=1, le=365)] = 7,
+) -> list[reports.AckTimes]:
+    return await reports.ack_times(deps(request), severity, days)
+
+
+@router.get(
+    "/monitoring/counts",
+    response_model=list[reports.SiteMonitoring],
+    summary="Per site: patients monitored, and those with a run of missed check-ins",
+)
+async def monitoring_counts(request: Request) -> list[reports.SiteMonitoring]:
+    return await reports.monitoring_counts(deps(request))
 
 
 @router.get(

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from services.dashboard import board, patient, schedule
+from services.dashboard import board, overview, patient, schedule
 from services.dashboard.settings import DashboardSettings
 from services.dashboard.upstream import Down, Refused, Upstream
 from shared.web import install_observability
@@ -39,6 +39,7 @@ def create_app(settings: DashboardSettings) -> FastAPI:
 
     app = FastAPI(title="Interval ops dashboard", version="1.0.0", lifespan=lifespan)
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals.update(pct=overview.pct, duration=overview.duration)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor/htmx", StaticFiles(directory=VENDOR / "htmx.org" / "dist", check_dir=False))
     app.mount(
@@ -69,30 +70,39 @@ def create_app(settings: DashboardSettings) -> FastAPI:
         return {"alerts": alerts, "critical_ids": board.critical_open(alerts), "down": None}
 
     async def sites_context(request: Request) -> dict[str, Any]:
-        counts, waitlist = await asyncio.gather(
-            up(request).get("alerts", "/v1/alerts/counts"),
-            up(request).get("scheduling", "/v1/waitlist"),
+        u = up(request)
+        sites, counts, monitoring, week, month = await asyncio.gather(
+            u.get("scheduling", "/v1/sites"),
+            u.get("alerts", "/v1/alerts/counts"),
+            u.get("alerts", "/v1/monitoring/counts"),
+            u.get("alerts", "/v1/alerts/ack-times", {"severity": "critical", "days": 7}),
+            u.get("alerts", "/v1/alerts/ack-times", {"severity": "critical", "days": 30}),
         )
-        if isinstance(counts, Down | Refused):
-            return {"sites_down": counts if isinstance(counts, Down) else Down("alerts", "refused")}
-        rows = board.site_rows(counts)
-        waitlist_down = waitlist if isinstance(waitlist, Down | Refused) else None
-        waiting: dict[str, int] = {}
-        if waitlist_down is None:
-            for entry in waitlist:
-                waiting[entry["site_id"]] = waiting.get(entry["site_id"], 0) + 1
-            known = {r["site_id"] for r in rows}
-            rows += [
-                {"site_id": s, "critical": 0, "high": 0, "warning": 0, "acknowledged": 0}
-                for s in sorted(waiting)
-                if s not in known
-            ]
-        for r in rows:
-            r["waitlisted"] = None if waitlist_down else waiting.get(r["site_id"], 0)
-        return {"sites": rows, "sites_down": None, "waitlist_down": waitlist_down}
+        downs = [r for r in (sites, counts, monitoring, week, month) if isinstance(r, Down)]
+        ok_sites = sites if isinstance(sites, list) else None
+        summaries: dict[str, dict[str, Any]] = {}
+        if ok_sites:
+            found = await asyncio.gather(
+                *(u.get("scheduling", f"/v1/sites/{s['site_id']}/summary") for s in ok_sites)
+            )
+            summaries = {
+                s["site_id"]: f for s, f in zip(ok_sites, found, strict=True) if isinstance(f, dict)
+            }
+        rows = overview.site_rows(
+            ok_sites,
+            summaries,
+            counts if isinstance(counts, dict) else None,
+            monitoring if isinstance(monitoring, list) else None,
+        )
+        acks = (
+            overview.ack_rows(week, month)
+            if isinstance(week, list) and isinstance(month, list)
+            else None
+        )
+        return {"sites": rows, "acks": acks, "downs": {d.service: d for d in downs}}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def overview(request: Request) -> HTMLResponse:
+    async def overview_page(request: Request) -> HTMLResponse:
         b, s = await asyncio.gather(board_context(request), sites_context(request))
         return templates.TemplateResponse(
             request, "overview.html", {**b, **s, "refresh_s": settings.board_refresh_s}

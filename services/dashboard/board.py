@@ -32,18 +32,3 @@ def age(raised_at: str, now: datetime) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
-
-
-def site_rows(counts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per site: open alerts by severity and acknowledged ones, sites with critical first."""
-    rows = [
-        {
-            "site_id": s["site_id"],
-            "critical": s["open"]["critical"],
-            "high": s["open"]["high"],
-            "warning": s["open"]["warning"],
-            "acknowledged": s["acknowledged"]["total"],
-        }
-        for s in counts.get("sites", [])
-    ]
-    return sorted(rows, key=lambda r: (-r["critical"], -r["high"], r["site_id"]))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from services.scheduling import handlers
+from services.scheduling import handlers, reports
 from services.scheduling.domain.lifecycle import Action
 from services.scheduling.schemas import (
     ActionIn,
@@ -41,6 +41,25 @@ def site_out(row: Any) -> SiteOut:
 )
 async def put_site(site_id: str, body: SiteIn, request: Request) -> SiteOut:
     return site_out(await handlers.put_site(deps(request), site_id, body))
+
+
+@router.get(
+    "/sites",
+    response_model=list[reports.SiteBrief],
+    summary="Every site (for the dashboard)",
+)
+async def list_sites(request: Request) -> list[reports.SiteBrief]:
+    return await reports.list_sites(deps(request))
+
+
+@router.get(
+    "/sites/{site_id}/summary",
+    response_model=reports.SiteSummary,
+    responses=ERRORS,
+    summary="Patients in induction, waitlist, induction completion, utilisation today/this week",
+)
+async def site_summary(site_id: str, request: Request) -> reports.SiteSummary:
+    return await reports.site_summary(deps(request), site_id)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, responses=ERRORS, summary="A site")

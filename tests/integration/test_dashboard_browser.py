@@ -241,6 +241,14 @@ async def test_a_site_week_shows_each_appointment_in_its_lane_at_site_local_time
     ).to_have_attribute("data-status", "confirmed", timeout=10_000)
     await expect(page.locator(".message.ok")).to_contain_text("is confirmed")
 
+    # the network overview counts the patient in induction at this site, and its rooms busy
+    await page.goto(full_dashboard)
+    row = page.locator(f"tr[data-site-id='{site_id}']")
+    await expect(row.locator("td[data-k='in_induction']")).to_have_text("1")
+    await expect(row.locator("td[data-k='waitlisted']")).to_have_text("0")
+    await expect(row).to_contain_text("Westside")
+    await page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
+
 
 async def test_a_patient_page_charts_every_phq9_score(
     full_dashboard: str, intake: IntakeStack, page: Page

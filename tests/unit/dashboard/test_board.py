@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.dashboard.board import age, board_order, critical_open, site_rows
+from services.dashboard.board import age, board_order, critical_open
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -57,18 +57,3 @@ def test_age_reads_in_the_largest_whole_unit(seconds: int, text: str) -> None:
 
 def test_age_of_a_future_time_is_zero() -> None:
     assert age((T0 + timedelta(seconds=5)).isoformat(), T0) == "0 s"
-
-
-def test_sites_with_critical_alerts_come_first() -> None:
-    def counts(site: str, crit: int, high: int) -> dict[str, Any]:
-        zero = {"critical": 0, "high": 0, "warning": 0, "total": 0}
-        return {
-            "site_id": site,
-            "open": {"critical": crit, "high": high, "warning": 0, "total": crit + high},
-            "acknowledged": {**zero, "total": 2},
-            "resolved": zero,
-        }
-
-    rows = site_rows({"sites": [counts("a", 0, 3), counts("b", 1, 0), counts("c", 0, 0)]})
-    assert [r["site_id"] for r in rows] == ["b", "a", "c"]
-    assert rows[0] == {"site_id": "b", "critical": 1, "high": 0, "warning": 0, "acknowledged": 2}
