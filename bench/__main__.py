@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import alerts, scheduling
+from bench import alerts, dashboard, scheduling
 from bench.load import line, ms, open_loop, pct
 from bench.stack import BASE_DSN, KAFKA, stack
 from shared.db import connect_kwargs
@@ -115,6 +115,8 @@ async def main(sections: list[str]) -> None:
         await intake_section(ins, kaf, fixed_s)
     if "scheduling" in sections:
         await scheduling_section()
+    if "dashboard" in sections:
+        await dashboard.section(500 if QUICK else 2000, 50 if QUICK else 200)
     if "alerts" in sections:
         await alerts.section_paging(50 if QUICK else 200)
         await alerts.section_timers(
@@ -183,4 +185,4 @@ async def scheduling_section() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:] or ["intake", "scheduling", "alerts"]))
+    asyncio.run(main(sys.argv[1:] or ["intake", "scheduling", "alerts", "dashboard"]))

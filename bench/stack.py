@@ -91,12 +91,13 @@ async def stack(
     result = Stack(dsn=dsn, prefix=prefix)
     try:
         for svc in services:
-            roles = ["api", "relay", *ROLES.get(svc, ())]
+            # the dashboard is one process with no role; each service has api, relay, ...
+            roles = [""] if svc == "dashboard" else ["api", "relay", *ROLES.get(svc, ())]
             for role in roles:
-                with (logs / f"bench-{svc}-{role}.log").open("ab") as out:
+                with (logs / f"bench-{svc}-{role or 'web'}.log").open("ab") as out:
                     procs.append(
                         subprocess.Popen(
-                            [sys.executable, "-m", f"services.{svc}", role],
+                            [sys.executable, "-m", f"services.{svc}", *([role] if role else [])],
                             cwd=ROOT,
                             env=env,
                             stdout=out,

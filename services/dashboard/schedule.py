@@ -30,6 +30,14 @@ class Block:
     width: float
     actions: tuple[str, ...]
 
+    @property
+    def style(self) -> str:
+        return f"left:{self.left:.2f}%;width:{self.width:.2f}%"
+
+    @property
+    def label(self) -> str:
+        return f"{self.local_start} {self.kind[0].upper()}{self.sequence}"
+
 
 @dataclass
 class Cell:

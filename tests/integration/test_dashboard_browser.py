@@ -234,8 +234,8 @@ async def test_a_site_week_shows_each_appointment_in_its_lane_at_site_local_time
 
     # confirm the first dose from the page
     block = page.locator(f"[data-appointment-id='{first['appointment_id']}']")
-    await block.hover()
-    await block.locator("button.act-confirm").click()
+    await block.click()
+    await page.locator("#block-menu button.act-confirm").click()
     await expect(
         page.locator(f"[data-appointment-id='{first['appointment_id']}']")
     ).to_have_attribute("data-status", "confirmed", timeout=10_000)
