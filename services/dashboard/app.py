@@ -30,6 +30,18 @@ HERE = Path(__file__).parent
 VENDOR = HERE / "web" / "node_modules"
 
 
+def outcome(result: Any, service: str, refreshed: str, done: str) -> dict[str, str]:
+    """What an action on the page says: done, refused (the 409 in words), or not reached."""
+    if isinstance(result, Down):
+        return {"kind": "error", "text": f"Not done: {service} service {result.reason}."}
+    if isinstance(result, Refused):
+        return {
+            "kind": "error",
+            "text": f"Not done ({result.status}): {result.detail}. {refreshed} is refreshed.",
+        }
+    return {"kind": "ok", "text": done}
+
+
 def create_app(settings: DashboardSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,16 +155,9 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             result = await up(request).post(
                 "alerts", f"/v1/alerts/{alert_id}/{step}", {"by": by, "note": note}
             )
-            if isinstance(result, Down):
-                message = {"kind": "error", "text": f"Not done: alerts service {result.reason}."}
-            elif isinstance(result, Refused):
-                message = {
-                    "kind": "error",
-                    "text": f"Not done ({result.status}): {result.detail}. The board is refreshed.",
-                }
-            else:
-                verb = "acknowledged" if step == "acknowledge" else "resolved"
-                message = {"kind": "ok", "text": f"{result['kind']} alert {verb} by {by}."}
+            verb = "acknowledged" if step == "acknowledge" else "resolved"
+            done = f"{result['kind']} alert {verb} by {by}." if isinstance(result, dict) else ""
+            message = outcome(result, "alerts", "The board", done)
         ctx = await board_context(request)
         return templates.TemplateResponse(request, "_board.html", {**ctx, "message": message})
 
@@ -204,19 +209,13 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             result = await up(request).post(
                 "scheduling", f"/v1/appointments/{appointment_id}/{action}", {}
             )
-            if isinstance(result, Down):
-                message = {"kind": "error", "text": f"Not done: scheduling {result.reason}."}
-            elif isinstance(result, Refused):
-                message = {
-                    "kind": "error",
-                    "text": f"Not done ({result.status}): {result.detail}. The week is refreshed.",
-                }
-            else:
-                message = {
-                    "kind": "ok",
-                    "text": f"{result['kind']} {result['sequence']} of {result['patient_id']} "
-                    f"is {result['status'].replace('_', ' ')}.",
-                }
+            done = (
+                f"{result['kind']} {result['sequence']} of {result['patient_id']} "
+                f"is {result['status'].replace('_', ' ')}."
+                if isinstance(result, dict)
+                else ""
+            )
+            message = outcome(result, "scheduling", "The week", done)
         ctx = await week_context(request, site, week)
         return templates.TemplateResponse(request, "_week.html", {**ctx, "message": message})
 

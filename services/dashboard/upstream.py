@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from shared.logging import get_logger
 
@@ -33,9 +34,16 @@ class Upstream:
         self.urls = urls
 
     async def get(self, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
-        """The JSON body, or ``Down`` when the service cannot be reached or fails."""
+        """The JSON body, ``Down`` when the service cannot be reached or fails, ``Refused``
+        for a 4xx the user should read."""
+        return await self._call("GET", service, path, params=params)
+
+    async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
+        return await self._call("POST", service, path, json=body)
+
+    async def _call(self, method: str, service: str, path: str, **kw: Any) -> Any:
         try:
-            r = await self.http.get(f"{self.urls[service]}{path}", params=params)
+            r = await self.http.request(method, f"{self.urls[service]}{path}", **kw)
         except httpx.HTTPError as exc:
             log.warning("upstream_down", service=service, error=type(exc).__name__)
             return Down(service, f"unreachable ({type(exc).__name__})")
@@ -43,18 +51,7 @@ class Upstream:
             return Down(service, f"answered {r.status_code}")
         if r.status_code >= 400:
             return Refused(r.status_code, _detail(r))
-        return r.json()
-
-    async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
-        try:
-            r = await self.http.post(f"{self.urls[service]}{path}", json=body)
-        except httpx.HTTPError as exc:
-            return Down(service, f"unreachable ({type(exc).__name__})")
-        if r.status_code >= 500:
-            return Down(service, f"answered {r.status_code}")
-        if r.status_code >= 400:
-            return Refused(r.status_code, _detail(r))
-        return r.json()
+        return orjson.loads(r.content)
 
 
 def _detail(r: httpx.Response) -> str:

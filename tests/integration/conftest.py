@@ -165,6 +165,19 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    # where a process without an HTTP API serves /metrics (its *_METRICS_PORT)
+    metrics_port: int | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        assert self.metrics_port is not None, f"{self.name} serves no metrics port"
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def with_metrics(self, variable: str) -> ServiceProcess:
+        """This process serving /metrics on a free port, given to it as ``variable``."""
+        self.metrics_port = free_port()
+        self.env = {**self.env, variable: str(self.metrics_port)}
+        return self
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +245,7 @@ async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStac
     )
     relay = ServiceProcess(
         "intake-relay", ["services.intake", "relay"], env, logs / f"intake-relay-{run}.log"
-    )
+    ).with_metrics("RELAY_METRICS_PORT")
     api.start()
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, api)
@@ -246,6 +259,24 @@ async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStac
 async def http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=intake.url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def intake_http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=intake.url, timeout=30) as client:
+        yield client
+
+
+async def until(fetch: Any, done: Any, timeout: float = 30, what: str = "") -> Any:
+    """Fetch until ``done(value)`` holds (a condition polled, not a sleep-and-hope)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: last {value!r}")
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -278,14 +309,14 @@ async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[Schedu
         ["services.scheduling", "relay"],
         env,
         logs / f"scheduling-relay-{run}.log",
-    )
+    ).with_metrics("RELAY_METRICS_PORT")
     workers = [
         ServiceProcess(
             f"scheduling-worker-{i}",
             ["services.scheduling", "worker"],
             env,
             logs / f"scheduling-worker{i}-{run}.log",
-        )
+        ).with_metrics("WORKER_METRICS_PORT")
         for i in (1, 2)
     ]
     api.start()
@@ -349,9 +380,9 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
         )
 
     api = proc("api")
-    relay = proc("relay")
-    workers = [proc("worker", "1"), proc("worker", "2")]
-    timers = [proc("timers", "1"), proc("timers", "2")]
+    relay = proc("relay").with_metrics("RELAY_METRICS_PORT")
+    workers = [proc("worker", i).with_metrics("WORKER_METRICS_PORT") for i in "12"]
+    timers = [proc("timers", i).with_metrics("ALERTS_TIMERS_METRICS_PORT") for i in "12"]
     api.start()
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, api)

@@ -7,7 +7,6 @@ tiers escalate after 2 s, an acknowledged critical alert re-pages after 5 s.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
@@ -21,8 +20,8 @@ from tests.factories import checkin_body, intake_body, phi_strings
 from tests.integration.conftest import (
     AlertsStack,
     EventLog,
-    IntakeStack,
     SchedulingStack,
+    until,
     wait_for,
 )
 from tests.integration.test_scheduling import induction
@@ -36,12 +35,6 @@ PAGE_FIELDS = {"alert_id", "patient_id", "site_id", "kind", "severity", "escalat
 @pytest.fixture
 async def api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=alerts.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def intake_http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake.url, timeout=30) as client:
         yield client
 
 
@@ -92,17 +85,6 @@ async def alerts_of(api: httpx.AsyncClient, pid: str, **params: str) -> list[dic
     assert r.status_code == 200, r.text
     result: list[dict[str, Any]] = r.json()
     return result
-
-
-async def until(fetch: Any, done: Any, timeout: float = 20, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: last {value!r}")
-        await asyncio.sleep(0.05)
 
 
 def pages_to(receiver: PageReceiver, path: str, alert_id: str) -> list[Received]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,13 @@ import pytest
 
 from shared.events import CloudEvent, IntakeScreened, new_event
 from tests.factories import intake_body
-from tests.integration.conftest import EventLog, IntakeStack, SchedulingStack, topic, wait_for
+from tests.integration.conftest import (
+    EventLog,
+    SchedulingStack,
+    topic,
+    until,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +44,6 @@ def site_body(**kw: Any) -> dict[str, Any]:
 @pytest.fixture
 async def sched(scheduling: SchedulingStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def intake_http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake.url, timeout=30) as client:
         yield client
 
 
@@ -72,17 +71,6 @@ async def induction(
     assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
     appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
     return pid, appts
-
-
-async def until(fetch: Any, done: Any, timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: last {value!r}")
-        await asyncio.sleep(0.1)
 
 
 async def test_site_validation_names_every_bad_field_and_changes_nothing(
