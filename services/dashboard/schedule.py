@@ -96,11 +96,13 @@ def _span(hours: dict[str, list[str]]) -> tuple[time, time]:
 
 
 def _pct(t: time, span: tuple[time, time]) -> float:
-    def minutes(x: time) -> int:
-        return x.hour * 60 + x.minute
+    lo = span[0].hour * 60 + span[0].minute
+    hi = span[1].hour * 60 + span[1].minute
+    return max(0.0, min(100.0, (t.hour * 60 + t.minute - lo) * 100.0 / (hi - lo)))
 
-    lo, hi = minutes(span[0]), minutes(span[1])
-    return max(0.0, min(100.0, (minutes(t) - lo) * 100.0 / (hi - lo)))
+
+def _hhmm(t: datetime) -> str:
+    return f"{t.hour:02d}:{t.minute:02d}"
 
 
 def build_week(site: dict[str, Any], appointments: Sequence[dict[str, Any]], start: date) -> Week:
@@ -139,8 +141,8 @@ def build_week(site: dict[str, Any], appointments: Sequence[dict[str, Any]], sta
                 kind=a["kind"],
                 status=a["status"],
                 sequence=a["sequence"],
-                local_start=s.strftime("%H:%M"),
-                local_end=e.strftime("%H:%M"),
+                local_start=_hhmm(s),
+                local_end=_hhmm(e),
                 left=left,
                 width=max(right - left, 1.0),
                 actions=ACTIONS.get(a["status"], ()),

@@ -19,7 +19,7 @@ from services.scheduling.schemas import (
     WaitlistEntry,
 )
 from shared.errors import InvalidInput
-from shared.web import ERRORS
+from shared.web import ERRORS, JSONResponse
 
 router = APIRouter(prefix="/v1")
 
@@ -87,7 +87,7 @@ async def site_schedule(
     request: Request,
     from_: Annotated[datetime, Query(alias="from")],
     to: Annotated[datetime, Query()],
-) -> list[AppointmentOut]:
+) -> JSONResponse:
     if from_.tzinfo is None or to.tzinfo is None:
         raise InvalidInput(
             [
@@ -99,7 +99,9 @@ async def site_schedule(
         )
     if to <= from_:
         raise InvalidInput([{"field": "to", "message": "must be after from"}])
-    return await handlers.site_schedule(deps(request), site_id, from_, to)
+    appts = await handlers.site_schedule(deps(request), site_id, from_, to)
+    # already validated models: serialised once (a busy week is thousands of rows)
+    return JSONResponse([a.model_dump(mode="json") for a in appts])
 
 
 @router.get(
