@@ -91,10 +91,13 @@ async def section(patients: int, n: int) -> None:
             f"  loaded: demo ({len(summary.outcomes)} patients) + {patients:,} intakes, "
             f"{booked:,} appointments at the two extra sites"
         )
-        async with aiohttp.ClientSession() as s, s.get(
-            f"{u['scheduling']}/v1/sites/bench-east/schedule",
-            params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(
+                f"{u['scheduling']}/v1/sites/bench-east/schedule",
+                params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+            ) as r,
+        ):
             appts: list[dict[str, Any]] = await r.json()
         # the busiest week of the busiest site
         weeks = Counter(

@@ -15,6 +15,7 @@ handler: every message ends in exactly one of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,10 +28,10 @@ import structlog
 import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
-from shared import inbox
+from shared import inbox, metrics
 from shared.db import Conn, create_pool
 from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, dlq_topic
 from shared.kafka import idempotent_producer
@@ -44,6 +45,11 @@ Handler = Callable[[Conn, CloudEvent, Any], Awaitable[None]]
 CONSUMED = Counter("events_consumed_total", "Events consumed", ["topic", "outcome"])
 DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a .dlq", ["topic", "reason"])
 RETRIES = Counter("consumer_retries_total", "Transient failures retried", ["topic"])
+LAG = Gauge(
+    "consumer_lag",
+    "Messages on the partition after the last one this worker processed (highwater - offset - 1)",
+    ["group", "topic", "partition"],
+)
 
 TRANSIENT = (
     OSError,
@@ -162,12 +168,14 @@ class EventProcessor:
                 continue
             assert self._pool is not None
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    if not await inbox.first_time(conn, event.id, msg.topic):
-                        outcome = "duplicate"
-                    else:
-                        await route.handler(conn, event, payload)
-                        outcome = "applied"
+                # the handlers' business counters move only once the transaction committed
+                with metrics.commit_scope():
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        if not await inbox.first_time(conn, event.id, msg.topic):
+                            outcome = "duplicate"
+                        else:
+                            await route.handler(conn, event, payload)
+                            outcome = "applied"
                 CONSUMED.labels(msg.topic, outcome).inc()
                 return outcome
             except TRANSIENT as exc:
@@ -244,6 +252,17 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
 
 
+def _track_lag(app: faust.App, group: str, topic: str, message: Any) -> None:
+    """The partition's lag after this message: its highwater (known from the last fetch,
+    no broker round trip) minus the next offset to read."""
+    try:
+        highwater = app.consumer.highwater(message.tp)
+    except Exception:  # not assigned any more (a rebalance), or no fetch answered yet
+        return
+    if highwater is not None:
+        LAG.labels(group, topic, str(message.partition)).set(max(highwater - message.offset - 1, 0))
+
+
 Timer = tuple[float, Callable[[], Awaitable[None]]]
 
 
@@ -288,8 +307,18 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
                         headers=_headers(m.headers),
                     )
                 )
+                _track_lag(app, processor.group, _topic, m)
 
         app.agent(topic, name=f"{processor.group}.{topic_name}")(agent)
+
+    def forget_lag(*args: Any, **_: Any) -> None:  # (app, revoked partitions, signal=...)
+        """A revoked partition's lag is reported by its new owner from now on."""
+        revoked: set[Any] = args[1] if len(args) > 1 else set()
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                LAG.remove(processor.group, tp.topic, str(tp.partition))
+
+    app.on_partitions_revoked.connect(forget_lag)
 
     async def _start() -> None:
         await processor.start()
@@ -325,6 +354,7 @@ def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:
     """
     _Worker.service = service
     _Worker.log_json = settings.log_json
+    metrics.serve_metrics(settings.worker_metrics_port, settings.http_host)
     worker = _Worker(
         app,
         loglevel=settings.log_level,

@@ -32,6 +32,8 @@ class CommonSettings(BaseSettings):
     outbox_batch_size: int = Field(default=200, ge=1)
     # The relay process serves /metrics on this port when set (the API serves its own).
     relay_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # The faust worker process serves /metrics on this port when set.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     readiness_timeout_s: float = Field(default=2.0, gt=0)
     # Consumers retry transient failures (database or broker away) with capped backoff.
     consumer_retry_initial_s: float = Field(default=0.2, gt=0)

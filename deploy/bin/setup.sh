@@ -2,8 +2,9 @@
 # Idempotent installer used by every make target (and by kafka.sh / postgres.sh
 # when run on their own). Quiet and apt-free when everything is already there.
 #
-#   1. Debian packages, only those missing: PostgreSQL, OpenJDK 17, Maven, and a
-#      Python 3.11 with venv support if none is found.
+#   1. Debian packages, only those missing: PostgreSQL, OpenJDK 17, Maven, chromium,
+#      prometheus (for promtool; its daemon is stopped and disabled), and a Python 3.11
+#      with venv support if none is found.
 #   2. The virtualenv .venv (Python 3.11) with `pip install -e '.[dev]'`, re-run
 #      only when pyproject.toml changed (hash stamp inside .venv).
 #   3. The Kafka broker's jars in deploy/kafka/libs, re-resolved only when
@@ -73,12 +74,30 @@ fi
 # drive Debian's chromium (a test tool's own browser download cannot work here).
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 command -v chromium >/dev/null || pkgs+=(chromium)
+# promtool (Debian's prometheus package) lints every process's /metrics in the tests and
+# checks deploy/prometheus/prometheus.yml; the package's own daemon is not wanted.
+command -v promtool >/dev/null || pkgs+=(prometheus)
 py311="$(find_python311 || true)"
 if [[ -z "$py311" ]]; then
   pkgs+=(python3.11 python3.11-venv)
 elif ! python_can_venv "$py311" && [[ "$py311" == /usr/bin/* ]]; then
   pkgs+=(python3.11-venv)
 fi
+
+# The prometheus package's postinst starts and enables its daemon (:9090) under systemd;
+# where a policy-rc.d denies starts (containers) nothing was started. We only want promtool.
+stop_system_prometheus() {
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [[ -x /etc/init.d/prometheus ]]; then
+    if /etc/init.d/prometheus status >/dev/null 2>&1; then
+      as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null; then
+      as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
+}
 
 if ((${#pkgs[@]})); then
   command -v apt-get >/dev/null || die "missing ${pkgs[*]} and no apt-get to install them"
@@ -89,6 +108,7 @@ if ((${#pkgs[@]})); then
     { tail -n 30 "$LOGS/apt.log" >&2; die "apt-get install ${pkgs[*]} failed (log: $LOGS/apt.log)"; }
   log "setup: apt done in $(elapsed "$t0")s"
   hash -r
+  if [[ " ${pkgs[*]} " == *" prometheus "* ]]; then stop_system_prometheus; fi
   [[ -n "$py311" ]] || py311="$(find_python311)" || die "no Python 3.11 after installing python3.11"
 fi
 

@@ -20,12 +20,13 @@ from services.alerts.domain.escalation import Decision, decide, escalation_level
 from services.alerts.domain.model import Status, pages
 from services.alerts.domain.paging import idempotency_key, page_body
 from services.alerts.settings import SOURCE, AlertsSettings
-from shared import events, outbox
+from shared import events, metrics, outbox
 from shared.db import Conn
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
+# Counted once the transaction committed (shared.metrics.after_commit).
 RAISED = Counter("alerts_raised_total", "Alerts opened", ["kind", "severity"])
 REPEATED = Counter("alerts_repeated_total", "Repeats folded into an open alert", ["kind"])
 PAGES_QUEUED = Counter("pages_queued_total", "Pages queued for delivery", ["reason"])
@@ -134,7 +135,7 @@ async def apply_decision(
                     now,
                 )
             )
-        PAGES_QUEUED.labels(order.reason).inc()
+        metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
     if page_rows:
         await repo.insert_pages(conn, page_rows)
         await repo.wake_timers(conn)
@@ -190,7 +191,7 @@ async def raise_alert(
         row = await repo.repeat_alert(
             conn, admission.alert_id, signal.reasons, signal.observed_at, now
         )
-        REPEATED.labels(signal.kind.value).inc()
+        metrics.after_commit(REPEATED.labels(signal.kind.value).inc)
         await announce_changed(conn, row, "repeated", row["status"], now)
         return row
     oncall = await repo.get_oncall(conn, site_id)
@@ -214,7 +215,7 @@ async def raise_alert(
             "updated_at": now,
         },
     )
-    RAISED.labels(signal.kind.value, signal.severity.value).inc()
+    metrics.after_commit(RAISED.labels(signal.kind.value, signal.severity.value).inc)
     for held in unresolved:
         if str(held["alert_id"]) in admission.inhibit:
             await repo.cancel_pending_pages(conn, held["alert_id"], now)
@@ -234,7 +235,7 @@ async def raise_alert(
         "severity": signal.severity.value,
     }
     if paging and oncall is None:
-        NOBODY_ON_CALL.inc()
+        metrics.after_commit(NOBODY_ON_CALL.inc)
         log.warning("alert_nobody_on_call", **fields, detail="no on-call policy for the site")
     else:
         log.info("alert_raised", **fields, inhibited_by=admission.inhibited_by)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from prometheus_client import Histogram
 
 from services.alerts import alerting
 from services.alerts import repository as repo
@@ -22,10 +23,18 @@ from services.alerts.schemas import (
     OncallOut,
     PageOut,
 )
+from shared import metrics
 from shared.errors import Conflict, NotFound
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+TIME_TO_ACKNOWLEDGE = Histogram(
+    "alert_time_to_acknowledge_seconds",
+    "From an alert being raised to its first acknowledgement (observed once committed)",
+    ["severity"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+)
 
 
 # --- on-call (HTTP) -----------------------------------------------------------------------
@@ -35,6 +44,7 @@ def oncall_out(row: asyncpg.Record) -> OncallOut:
     return OncallOut.model_validate(dict(row))
 
 
+@metrics.counted_on_commit
 async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
     """Replace the site's tiers. Alerts in flight keep the policy they opened with; a
     paging alert opened while nobody was on call takes this one and pages now."""
@@ -69,6 +79,7 @@ async def get_oncall(deps: Deps, site_id: str) -> OncallOut:
 # --- acknowledge / resolve (HTTP) ----------------------------------------------------------
 
 
+@metrics.counted_on_commit
 async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) -> AlertOut:
     now = deps.clock()
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -108,6 +119,10 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
                 },
             )
             row = await apply_decision(conn, deps, row, now)  # the re-page timer, if critical
+            metrics.after_commit(
+                TIME_TO_ACKNOWLEDGE.labels(row["severity"]).observe,
+                (now - row["raised_at"]).total_seconds(),
+            )
         else:
             row = await repo.update_alert(
                 conn,

@@ -20,7 +20,7 @@ from services.alerts.domain.monitoring import (
     on_dosing_completed,
 )
 from services.alerts.settings import SOURCE
-from shared import events, outbox
+from shared import events, metrics, outbox
 from shared.db import Conn
 from shared.logging import get_logger
 
@@ -110,6 +110,7 @@ async def on_patient_discharged(
 # --- timers ----------------------------------------------------------------------------
 
 
+@metrics.counted_on_commit
 async def fire_deadlines(deps: Deps, now: datetime) -> int:
     """Every due check-in deadline (a batch, rows another process holds are skipped):
     one ``checkin.missed`` per miss, in the transaction that moves the timer on; a run of
@@ -138,7 +139,7 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
                 )
                 if policy.from_misses(miss.consecutive, rule.threshold, now):
                     raise_for.append((row, miss.consecutive))
-            MISSED.inc(len(misses))
+            metrics.after_commit(MISSED.inc, len(misses))
             saves.append(
                 repo.monitor_args(row["patient_id"], row["site_id"], m, rule, now, len(misses), now)
             )
@@ -157,6 +158,7 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
         return len(rows)
 
 
+@metrics.counted_on_commit
 async def fire_escalations(deps: Deps, now: datetime) -> int:
     """Every alert whose escalation decision is due: page the next tier, re-page, or
     just move the next look on."""

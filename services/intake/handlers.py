@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
+from prometheus_client import Counter
 
 from services.intake import repository as repo
 from services.intake.domain.eligibility import EligibilityPolicy, decide
@@ -38,8 +39,11 @@ from services.intake.schemas import (
     ReviewOut,
 )
 from services.intake.settings import SOURCE
-from shared import events, outbox
+from shared import events, metrics, outbox
 from shared.errors import Conflict, NotFound
+
+INTAKES = Counter("intakes_total", "New intakes stored (replays not counted)", ["decision"])
+CHECKINS = Counter("checkins_total", "New check-ins stored (replays not counted)")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
             )
             event = events.new_event(payload, source=SOURCE, subject=pid, time=deps.clock())
             if await repo.create_intake(conn, body, digest, score, verdict, event):
+                INTAKES.labels(verdict.decision.value).inc()  # one statement: committed
                 return IntakeOut(
                     intake_id=body.intake_id,
                     patient_id=pid,
@@ -201,6 +206,7 @@ def checkin_out(row: asyncpg.Record) -> CheckinOut:
     )
 
 
+@metrics.counted_on_commit
 async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]:
     """Store a check-in with its measurement-based-care verdict and announce both."""
     score = score_phq9(body.phq9) if body.phq9 is not None else None
@@ -249,6 +255,7 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
         )
         row = await repo.find_checkin(conn, body.checkin_id)
         assert row is not None
+        metrics.after_commit(CHECKINS.inc)
         return checkin_out(row), True
 
 

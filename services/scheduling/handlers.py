@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from prometheus_client import Counter
 
 from services.scheduling import planner
 from services.scheduling import repository as repo
@@ -36,12 +37,18 @@ from services.scheduling.schemas import (
     WaitlistEntry,
 )
 from services.scheduling.settings import SOURCE, SchedulingSettings
-from shared import events, outbox
+from shared import events, metrics, outbox
 from shared.db import Conn
 from shared.errors import Conflict, NotFound
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+APPOINTMENTS_CHANGED = Counter(
+    "appointments_changed_total",
+    "Appointment status changes (counted once committed), by session kind and new status",
+    ["kind", "status"],
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ async def get_site(deps: Deps, site_id: str) -> asyncpg.Record:
     return row
 
 
+@metrics.counted_on_commit
 async def retry_waitlist(deps: Deps, site_id: str) -> int:
     """Try again for the site's waiting patients (capacity freed, or the site appeared)."""
     booked = 0
@@ -174,6 +182,7 @@ async def _change(
     await outbox.enqueue(
         conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
     )
+    metrics.after_commit(APPOINTMENTS_CHANGED.labels(row["kind"], status.value).inc)
     return updated
 
 
@@ -246,6 +255,7 @@ async def _after_completion(conn: Conn, deps: Deps, row: asyncpg.Record, now: da
     )
 
 
+@metrics.counted_on_commit
 async def change_appointment(deps: Deps, appointment_id: str, action: Action) -> AppointmentOut:
     """Confirm, cancel, complete or no-show; a repeated step is a no-op, an illegal one 409."""
     released = False
@@ -273,6 +283,7 @@ async def change_appointment(deps: Deps, appointment_id: str, action: Action) ->
     return appointment_out(updated)
 
 
+@metrics.counted_on_commit
 async def record_vitals(deps: Deps, appointment_id: str, body: VitalsIn) -> VitalsOut:
     """Pre-dose vitals: over the day-of-dosing limits, the dose is deferred and rebooked."""
     async with deps.pool.acquire() as conn, conn.transaction():

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+from prometheus_client import Counter
 
 from services.scheduling import repository as repo
 from services.scheduling.calendars import CalendarCache
@@ -33,7 +34,7 @@ from services.scheduling.domain.model import (
 )
 from services.scheduling.domain.slots import find_series, find_single
 from services.scheduling.settings import SOURCE, SchedulingSettings
-from shared import events, outbox
+from shared import events, metrics, outbox
 from shared.db import Conn
 from shared.logging import get_logger
 
@@ -43,6 +44,22 @@ PatientBusy = list[tuple[datetime, datetime]]
 Found = SeriesPlan | SinglePlan | NoFit
 
 PROTOCOLS = {"standard": STANDARD, "retreat": RETREAT}
+
+# Counted once the booking's transaction committed (shared.metrics.after_commit).
+SERIES_PROPOSED = Counter(
+    "series_proposed_total",
+    "Plans booked as proposed appointments (a series, a maintenance session or a "
+    "replacement pair), by purpose",
+    ["purpose"],
+)
+SERIES_WAITLISTED = Counter(
+    "series_waitlisted_total",
+    "Patients put on the waitlist (not counting retries still waiting), by purpose and reason",
+    ["purpose", "reason"],
+)
+APPOINTMENTS_PROPOSED = Counter(
+    "appointments_proposed_total", "Appointments proposed, by session kind", ["kind"]
+)
 # One per process (API or worker); see services.scheduling.calendars for why it is safe.
 CALENDARS = CalendarCache()
 
@@ -116,6 +133,7 @@ async def _waitlist(
         await outbox.enqueue(
             conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
         )
+        metrics.after_commit(SERIES_WAITLISTED.labels(purpose, reason).inc)
     log.info("waitlisted", patient_id=patient_id, site_id=site_id, purpose=purpose, reason=reason)
     return Waitlisted(reason)
 
@@ -179,6 +197,9 @@ async def _book(
             conn,
             [events.new_event(p, source=SOURCE, subject=patient_id, time=now) for p in proposed],
         )
+    metrics.after_commit(SERIES_PROPOSED.labels(purpose).inc)
+    for s in sessions:
+        metrics.after_commit(APPOINTMENTS_PROPOSED.labels(s.kind.value).inc)
     return Booked(series_id=sid, appointment_ids=ids, relaxed=relaxed)
 
 
