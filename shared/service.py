@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from shared import db
+from shared.access import Rule, audit_router, install_access
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
 from shared.settings import CommonSettings
@@ -35,6 +36,7 @@ def build_app(
     make_deps: Callable[[asyncpg.Pool], HasPool],
     router: APIRouter,
     max_body_bytes: int,
+    rules: Sequence[Rule] = (),
 ) -> FastAPI:
     """Migrations applied and a pool opened at start (nothing connects at import time);
     ``app.state.deps`` holds the service's dependencies for its handlers."""
@@ -81,7 +83,15 @@ def build_app(
     install_error_handlers(app)
     install_observability(app, readiness, before_metrics)
     install_body_limit(app, max_body_bytes)
+
+    def current_pool() -> asyncpg.Pool | None:
+        deps = getattr(app.state, "deps", None)
+        return deps.pool if deps is not None else None
+
+    # outermost: a refused call reaches nothing else
+    install_access(app, tokens_file=settings.api_tokens_file, rules=rules, pool=current_pool)
     app.include_router(router)
+    app.include_router(audit_router(lambda request: request.app.state.deps.pool))
     return app
 
 

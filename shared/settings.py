@@ -24,6 +24,8 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     http_host: str = "127.0.0.1"
+    # Bearer tokens with roles (shared/auth.py); unset: no credentials, as on loopback.
+    api_tokens_file: str | None = None
 
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)

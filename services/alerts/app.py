@@ -15,10 +15,16 @@ from services.alerts.alerting import Deps
 from services.alerts.api import router
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, events
+from shared.access import Rule
 from shared.consumer import EventProcessor, Route
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Who may make each state-changing call (reads are open to every role; shared/access.py).
+RULES = (
+    Rule("PUT", r"/v1/sites/[^/]+/oncall", ("scheduler", "clinician")),
+    Rule("POST", r"/v1/alerts/[^/]+/(acknowledge|resolve)", ("clinician",)),
+)
 
 
 def utcnow() -> datetime:
@@ -39,6 +45,7 @@ def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow)
         make_deps=make_deps,
         router=router,
         max_body_bytes=settings.max_body_bytes,
+        rules=RULES,
     )
 
 

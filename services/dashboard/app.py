@@ -12,22 +12,24 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.dashboard import board, overview, patient, schedule
 from services.dashboard.settings import DashboardSettings
 from services.dashboard.upstream import Down, Refused, Upstream
+from shared.auth import TokenBook
 from shared.web import install_observability
 
 HERE = Path(__file__).parent
 VENDOR = HERE / "web" / "node_modules"
+COOKIE = "interval_token"
 
 
 def outcome(result: Any, service: str, refreshed: str, done: str) -> dict[str, str]:
@@ -65,7 +67,52 @@ def create_app(settings: DashboardSettings) -> FastAPI:
 
     def up(request: Request) -> Upstream:
         u: Upstream = request.app.state.upstream
-        return u
+        return u.acting_as(request.cookies.get(COOKIE)) if book is not None else u
+
+    # --- sign-in (only with API_TOKENS_FILE) -------------------------------------------
+
+    book = TokenBook.load(settings.api_tokens_file) if settings.api_tokens_file else None
+    templates.env.globals["auth_enabled"] = book is not None
+    open_paths = ("/signin", "/static/", "/vendor/", "/healthz", "/readyz", "/metrics")
+
+    @app.middleware("http")
+    async def signed_in(request: Request, call_next: Any) -> Any:
+        path = request.url.path
+        if book is None or path.startswith(open_paths):
+            return await call_next(request)
+        token = request.cookies.get(COOKIE)
+        if token and book.find(token) is not None:
+            return await call_next(request)
+        target = "/signin?" + urlencode({"next": path})
+        if request.headers.get("HX-Request"):
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/signin", response_class=HTMLResponse, include_in_schema=False)
+    async def signin_page(request: Request, next: str = "/") -> HTMLResponse:
+        return templates.TemplateResponse(request, "signin.html", {"next": next, "error": None})
+
+    @app.post("/signin", include_in_schema=False)
+    async def signin(request: Request) -> Any:
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        token = (form.get("token") or [""])[0].strip()
+        target = (form.get("next") or ["/"])[0]
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        who = book.find(token) if book is not None and token else None
+        if who is None:
+            return templates.TemplateResponse(
+                request, "signin.html", {"next": target, "error": "That token is not valid."}, 401
+            )
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+        return response
+
+    @app.get("/signout", include_in_schema=False)
+    async def signout() -> Any:
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
 
     async def board_context(request: Request) -> dict[str, Any]:
         open_, acked = await asyncio.gather(

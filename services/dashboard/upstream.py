@@ -29,9 +29,16 @@ class Refused:
 
 
 class Upstream:
-    def __init__(self, http: httpx.AsyncClient, urls: dict[str, str]) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, urls: dict[str, str], token: str | None = None
+    ) -> None:
         self.http = http
         self.urls = urls
+        # the signed-in user's token, passed on so the services check and audit them
+        self.headers = {"Authorization": f"Bearer {token}"} if token else None
+
+    def acting_as(self, token: str | None) -> Upstream:
+        return Upstream(self.http, self.urls, token)
 
     async def get(self, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
         """The JSON body, ``Down`` when the service cannot be reached or fails, ``Refused``
@@ -43,12 +50,16 @@ class Upstream:
 
     async def _call(self, method: str, service: str, path: str, **kw: Any) -> Any:
         try:
-            r = await self.http.request(method, f"{self.urls[service]}{path}", **kw)
+            r = await self.http.request(
+                method, f"{self.urls[service]}{path}", headers=self.headers, **kw
+            )
         except httpx.HTTPError as exc:
             log.warning("upstream_down", service=service, error=type(exc).__name__)
             return Down(service, f"unreachable ({type(exc).__name__})")
         if r.status_code >= 500:
             return Down(service, f"answered {r.status_code}")
+        if r.status_code == 401:
+            return Down(service, "refused our credentials (sign in again)")
         if r.status_code >= 400:
             return Refused(r.status_code, _detail(r))
         return orjson.loads(r.content)

@@ -12,9 +12,17 @@ from fastapi import FastAPI
 from services.intake import handlers
 from services.intake.api import router
 from services.intake.settings import SCHEMA, IntakeSettings
+from shared.access import Rule
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Who may make each state-changing call (reads are open to every role; shared/access.py).
+RULES = (
+    Rule("POST", r"/v1/intakes", ("intake",)),
+    Rule("POST", r"/v1/checkins", ("intake",)),
+    Rule("POST", r"/v1/intakes/[^/]+/(approve|decline)", ("clinician",)),
+    Rule("POST", r"/v1/patients/[^/]+/discharge", ("clinician",)),
+)
 
 
 def utcnow() -> datetime:
@@ -40,4 +48,5 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         make_deps=make_deps,
         router=router,
         max_body_bytes=settings.max_body_bytes,
+        rules=RULES,
     )

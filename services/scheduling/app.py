@@ -14,10 +14,18 @@ from services.scheduling import handlers
 from services.scheduling.api import router
 from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import db, events
+from shared.access import Rule
 from shared.consumer import EventProcessor, Route, Timer
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Who may make each state-changing call (reads are open to every role; shared/access.py).
+RULES = (
+    Rule("PUT", r"/v1/sites/[^/]+", ("scheduler",)),
+    Rule(
+        "POST", r"/v1/appointments/[^/]+/(confirm|cancel|complete|no-show|vitals)", ("scheduler",)
+    ),
+)
 
 
 def utcnow() -> datetime:
@@ -38,6 +46,7 @@ def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utc
         make_deps=make_deps,
         router=router,
         max_body_bytes=settings.max_body_bytes,
+        rules=RULES,
     )
 
 
