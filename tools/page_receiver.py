@@ -35,6 +35,9 @@ import orjson
 import uvicorn
 
 SIGNATURE_HEADER = "x-interval-signature"
+SIGNATURE_V2_HEADER = "x-interval-signature-v2"  # HMAC of "<timestamp>." + body
+TIMESTAMP_HEADER = "x-interval-timestamp"
+REPLAY_WINDOW_S = 300
 IDEMPOTENCY_HEADER = "idempotency-key"
 
 Scope = MutableMapping[str, Any]
@@ -315,6 +318,15 @@ class PageReceiver:
                 headers.get(SIGNATURE_HEADER, "").encode("latin-1"),
                 sign(self.signing_secret, body).encode(),
             )
+            stamp = headers.get(TIMESTAMP_HEADER)
+            if signature_ok and stamp is not None:
+                # the timestamped signature too, and a timestamp within the replay window
+                fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= REPLAY_WINDOW_S
+                signed = stamp.encode("latin-1") + b"." + body
+                signature_ok = fresh and hmac.compare_digest(
+                    headers.get(SIGNATURE_V2_HEADER, "").encode("latin-1"),
+                    sign(self.signing_secret, signed).encode(),
+                )
         path: str = scope["path"]
         status = self._status_for(path)
         if self.reject_bad_signatures and signature_ok is False:

@@ -12,6 +12,7 @@ from services.alerts import repository as repo
 from services.alerts.alerting import Deps, announce_changed, apply_decision
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
+from services.alerts.domain.paging import host_allowed
 from services.alerts.schemas import (
     ActorIn,
     AlertCounts,
@@ -24,7 +25,7 @@ from services.alerts.schemas import (
     PageOut,
 )
 from shared import metrics
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -48,6 +49,17 @@ def oncall_out(row: asyncpg.Record) -> OncallOut:
 async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
     """Replace the site's tiers. Alerts in flight keep the policy they opened with; a
     paging alert opened while nobody was on call takes this one and pages now."""
+    refused = [
+        {
+            "field": f"tiers[{i}].recipients[{j}].webhook_url",
+            "message": "the host is not in PAGE_ALLOWED_HOSTS",
+        }
+        for i, t in enumerate(body.tiers)
+        for j, r in enumerate(t.recipients)
+        if not host_allowed(r.webhook_url, deps.settings.allowed_hosts)
+    ]
+    if refused:
+        raise InvalidInput(refused)
     now = deps.clock()
     tiers = body.to_json(deps.settings.escalate_after_s)
     async with deps.pool.acquire() as conn, conn.transaction():

@@ -355,6 +355,17 @@ async def record_attempt(
         )
 
 
+async def refuse_page(conn: Conn, page_id: Any, reason: str, now: datetime) -> None:
+    """A page that must never be sent (its host is not allowed): cancelled, with why."""
+    await conn.execute(
+        "UPDATE pages SET status = 'cancelled', cancelled_at = $2, next_attempt_at = NULL, "
+        "last_error = $3 WHERE page_id = $1 AND status = 'pending'",
+        page_id,
+        now,
+        reason,
+    )
+
+
 async def pages_of(conn: Conn, alert_id: Any) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM pages WHERE alert_id = $1 ORDER BY created_at, tier, recipient_index",

@@ -30,6 +30,9 @@ class AlertsSettings(CommonSettings):
 
     # Paging.
     page_signing_secret: SecretStr | None = None
+    # Hosts a webhook may point at (comma-separated; "*.example.org" for subdomains);
+    # empty: any host. Checked when on-call is PUT and again before every POST.
+    page_allowed_hosts: str = ""
     page_timeout_s: float = Field(default=5.0, gt=0)
     page_retry_initial_s: float = Field(default=1.0, gt=0)
     page_retry_max_s: float = Field(default=300.0, gt=0)
@@ -50,6 +53,10 @@ class AlertsSettings(CommonSettings):
             grace=timedelta(seconds=self.checkin_grace_s),
             threshold=self.missed_checkins_alert_threshold,
         )
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.page_allowed_hosts.split(",") if h.strip())
 
     @property
     def ack_repage_after(self) -> timedelta:

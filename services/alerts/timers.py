@@ -31,7 +31,13 @@ from prometheus_client import Counter, Histogram, start_http_server
 from services.alerts import handlers
 from services.alerts import repository as repo
 from services.alerts.alerting import Deps
-from services.alerts.domain.paging import backoff, delivered, signature
+from services.alerts.domain.paging import (
+    backoff,
+    delivered,
+    host_allowed,
+    signature,
+    timestamped_signature,
+)
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db
 from shared.consumer import TRANSIENT
@@ -156,10 +162,16 @@ class Timers:
             "Idempotency-Key": row["idempotency_key"],
             "User-Agent": "interval-alerts/1.0",
         }
+        if not host_allowed(row["webhook_url"], self.settings.allowed_hosts):
+            # on-call was set before the allow-list (or the list shrank): never call it
+            await self._refuse(row, "the host is not in PAGE_ALLOWED_HOSTS")
+            return
         if self.settings.page_signing_secret is not None:
-            headers["X-Interval-Signature"] = signature(
-                self.settings.page_signing_secret.get_secret_value(), body
-            )
+            secret = self.settings.page_signing_secret.get_secret_value()
+            stamp = int(self.clock().timestamp())
+            headers["X-Interval-Signature"] = signature(secret, body)
+            headers["X-Interval-Timestamp"] = str(stamp)
+            headers["X-Interval-Signature-V2"] = timestamped_signature(secret, stamp, body)
         started = self.clock()
         t0 = time.perf_counter()
         status: int | None = None
@@ -199,6 +211,17 @@ class Timers:
             log.info("page_delivered", **fields, duration_ms=round(duration_ms, 2))
         else:
             log.warning("page_failed", **fields, error=error, retry_at=retry_at)
+
+    async def _refuse(self, row: Any, reason: str) -> None:
+        async with self.pool.acquire() as conn:
+            await repo.refuse_page(conn, row["page_id"], reason, self.clock())
+        DELIVERIES.labels("refused").inc()
+        log.error(
+            "page_refused",
+            page_id=str(row["page_id"]),
+            alert_id=str(row["alert_id"]),
+            reason=reason,
+        )
 
     async def _record(
         self,

@@ -341,6 +341,8 @@ ALERTS_KNOBS = {
     "PAGE_RETRY_INITIAL_S": "0.2",
     "PAGE_RETRY_MAX_S": "1",
     "TIMER_IDLE_POLL_S": "5",
+    "PAGE_SIGNING_SECRET": "test-signing-secret",
+    "PAGE_ALLOWED_HOSTS": "127.0.0.1",
 }
 
 

@@ -39,8 +39,8 @@ async def api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[PageReceiver]:
-    async with PageReceiver() as r:
+async def receiver(alerts: AlertsStack) -> AsyncIterator[PageReceiver]:
+    async with PageReceiver(signing_secret=alerts.knobs["PAGE_SIGNING_SECRET"]) as r:
         yield r
 
 
@@ -129,6 +129,22 @@ async def test_bad_oncall_is_refused_naming_each_field_and_changes_nothing(
         assert field in {e["field"] for e in r.json()["errors"]}, (field, r.json())
     assert (await api.get(f"/v1/sites/{site_id}/oncall")).status_code == 404
 
+    # a webhook outside PAGE_ALLOWED_HOSTS (here: 127.0.0.1 only) is refused
+    internal = {
+        "tiers": [
+            {
+                "recipients": [
+                    {"name": "A", "webhook_url": "http://127.0.0.1:9/ok"},
+                    {"name": "B", "webhook_url": "http://169.254.169.254/latest/meta-data"},
+                ]
+            }
+        ]
+    }
+    r = await api.put(f"/v1/sites/{site_id}/oncall", json=internal)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["tiers[0].recipients[1].webhook_url"]
+    assert (await api.get(f"/v1/sites/{site_id}/oncall")).status_code == 404
+
     r = await api.get("/v1/alerts", params={"status": "snoozed"})
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "query.status"
@@ -178,6 +194,9 @@ async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack
     assert page["site_id"] == site_id
     assert page["escalation_level"] == 0
     assert first.headers["idempotency-key"] == page["idempotency_key"]
+    # signed: the body's HMAC, and the timestamped one the receiver checks for replays
+    assert first.signature_ok is True
+    assert "x-interval-signature-v2" in first.headers
     for phi in [*phi_strings(intake), sent["note"]]:
         assert phi not in first.body.decode(), phi
     alert_id = page["alert_id"]

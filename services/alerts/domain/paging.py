@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -74,6 +75,30 @@ def page_body(
 def signature(secret: str, body: bytes) -> str:
     """``X-Interval-Signature``: ``sha256=<hex HMAC-SHA256 of the body>``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def timestamped_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """``X-Interval-Signature-V2``: HMAC-SHA256 of ``"<timestamp>." + body``, so a receiver
+    that also checks ``X-Interval-Timestamp`` is recent can refuse a replayed page."""
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a webhook URL's host is on the allow-list (``PAGE_ALLOWED_HOSTS``): exact
+    host names or addresses, or ``*.example.org`` for its subdomains. An empty list
+    allows every host (loopback development)."""
+    if not allowed:
+        return True
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    for pattern in allowed:
+        p = pattern.lower().rstrip(".")
+        if p.startswith("*."):
+            if host.endswith(p[1:]) and host != p[2:]:
+                return True
+        elif host == p:
+            return True
+    return False
 
 
 def backoff(attempt: int, *, initial_s: float, max_s: float, jitter: float) -> float:

@@ -267,3 +267,35 @@ def test_more_jitter_never_means_a_shorter_wait(
 )
 def test_only_a_2xx_answer_is_delivered(status_code: int, ok: bool) -> None:
     assert delivered(status_code) is ok
+
+
+def test_the_timestamped_signature_covers_the_time_and_the_body() -> None:
+    import hashlib
+    import hmac
+
+    from services.alerts.domain.paging import timestamped_signature
+
+    body = b'{"alert_id": "a"}'
+    sig = timestamped_signature("s3cret", 1795500000, body)
+    expected = hmac.new(b"s3cret", b"1795500000." + body, hashlib.sha256).hexdigest()
+    assert sig == "sha256=" + expected
+    assert timestamped_signature("s3cret", 1795500001, body) != sig
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "ok"),
+    [
+        ("http://127.0.0.1:9900/page", (), True),
+        ("http://127.0.0.1:9900/page", ("127.0.0.1",), True),
+        ("http://169.254.169.254/latest", ("127.0.0.1",), False),
+        ("https://pager.example.org/hook", ("*.example.org",), True),
+        ("https://example.org/hook", ("*.example.org",), False),
+        ("https://evil-example.org/hook", ("*.example.org",), False),
+        ("https://PAGER.Example.org./hook", ("pager.example.org",), True),
+        ("http://localhost/x", ("127.0.0.1",), False),
+    ],
+)
+def test_webhook_hosts_against_the_allow_list(url: str, allowed: tuple[str, ...], ok: bool) -> None:
+    from services.alerts.domain.paging import host_allowed
+
+    assert host_allowed(url, allowed) is ok
