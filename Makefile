@@ -7,6 +7,8 @@
 #   make stop     stops the services, the broker, and PostgreSQL if we started it
 #   make status
 #   make test     the whole suite (PYTEST_ARGS="-k foo -x" to pass pytest options)
+#   make faults   the fault suite for 10 minutes (kills, broker/database restarts, two of
+#                 every process); make test runs it for 45 s
 #   make lint     ruff check, ruff format --check, mypy, lint-imports
 #   make bench    the benchmarks (python -m bench)
 #   make demo     a living demo network, loaded through the APIs (after make up / start)
@@ -18,7 +20,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help install setup infra up start stop status test lint bench demo
+.PHONY: help install setup infra up start stop status test lint bench demo faults
 
 BIN := deploy/bin
 VENV_BIN := .venv/bin
@@ -49,6 +51,9 @@ status:
 
 test: infra
 	$(VENV_BIN)/python -m pytest $(PYTEST_ARGS)
+
+faults: infra
+	FAULT_SECONDS=$${FAULT_SECONDS:-600} $(VENV_BIN)/python -m pytest -s tests/integration/test_zz_faults.py $(PYTEST_ARGS)
 
 lint: install
 	@failed=(); \
