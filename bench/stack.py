@@ -39,6 +39,7 @@ class Stack:
     dsn: str
     prefix: str
     urls: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # "<service>-<role>" -> pid
 
     def topic(self, name: str) -> str:
         return self.prefix + name
@@ -104,6 +105,7 @@ async def stack(
                             stderr=out,
                         )
                     )
+                result.pids[f"{svc}-{role or 'web'}"] = procs[-1].pid
             result.urls[svc] = f"http://127.0.0.1:{ports[svc]}"
             await _ready(result.urls[svc])
         yield result

@@ -1,0 +1,186 @@
+"""The whole stack under a mixed load: intakes, check-ins (1% with suicidal ideation),
+for minutes on this 2-core machine. Prints intake and page latency, lost or duplicated
+effects (zero is the goal) and each process's peak memory (VmHWM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import orjson
+
+from bench.load import line
+from bench.stack import Stack, stack
+from shared.db import connect_kwargs
+from tests.factories import checkin_body, intake_body
+from tools.page_receiver import PageReceiver
+
+SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
+CALM = [1, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM) in MB; NaN once it has gone."""
+    try:
+        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def section(seconds: float, intake_rate: float, checkin_rate: float) -> None:
+    print(
+        f"Mixed load: {intake_rate:g} intakes/s + {checkin_rate:g} check-ins/s "
+        f"(1% suicidal ideation) for {seconds:.0f} s, whole stack on this machine"
+    )
+    env = {"ESCALATE_AFTER_S": "3600", "CHECKIN_INTERVAL_S": "86400"}
+    async with (
+        PageReceiver() as receiver,
+        stack(("intake", "scheduling", "alerts"), env) as st,
+    ):
+        result = await _run(st, receiver, seconds, intake_rate, checkin_rate)
+        peaks = {name: peak_rss_mb(pid) for name, pid in st.pids.items()}
+    intake_lat, page_lat, counts = result
+    line("POST /v1/intakes", intake_lat, "(goal p99 < 25 ms at 200/s alone)")
+    line("check-in with ideation -> page received", page_lat, "(goal p99 < 100 ms)")
+    print("  effects: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(
+        "  peak RSS per process (MB, goal < 250): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(peaks.items()))
+    )
+
+
+async def _run(
+    st: Stack, receiver: PageReceiver, seconds: float, intake_rate: float, checkin_rate: float
+) -> tuple[list[float], list[float], dict[str, int]]:
+    site = "mixed"
+    hours = {d: ["06:00", "22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    rng = random.Random(11)
+    intake_lat: list[float] = []
+    sent_at: dict[str, float] = {}  # patient -> when the ideation check-in left
+    accepted: list[str] = []
+    suicidal: list[str] = []
+    errors = Counter[str]()
+    conn = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        site_body = {
+            "name": site,
+            "timezone": "UTC",
+            "hours": hours,
+            "treatment_rooms": 60,
+            "therapists": 40,
+        }
+        async with s.put(f"{st.urls['scheduling']}/v1/sites/{site}", json=site_body) as r:
+            assert r.status == 200
+        oncall = {
+            "tiers": [
+                {
+                    "recipients": [{"name": "Dr. M", "webhook_url": receiver.url("/page")}],
+                    "escalate_after_s": 3600,
+                }
+            ]
+        }
+        async with s.put(f"{st.urls['alerts']}/v1/sites/{site}/oncall", json=oncall) as r:
+            assert r.status == 200
+
+        async def intake(due: float) -> None:
+            body = orjson.dumps(intake_body(site_id=site))
+            pid = orjson.loads(body)["patient"]["patient_id"]
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                async with s.post(
+                    f"{st.urls['intake']}/v1/intakes",
+                    data=body,
+                    headers={"content-type": "application/json"},
+                ) as r:
+                    await r.read()
+                    if r.status == 201:
+                        intake_lat.append(time.perf_counter() - due)
+                        accepted.append(pid)
+                    else:
+                        errors[f"intake {r.status}"] += 1
+            except aiohttp.ClientError:
+                errors["intake connection"] += 1
+
+        async def checkin(due: float) -> None:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if not accepted:
+                return
+            pid = rng.choice(accepted)
+            ideation = rng.random() < 0.01 and pid not in sent_at
+            body = checkin_body(pid, SUICIDAL if ideation else CALM, suicidal_ideation=ideation)
+            if ideation:
+                sent_at[pid] = time.monotonic()
+            try:
+                async with s.post(f"{st.urls['intake']}/v1/checkins", json=body) as r:
+                    await r.read()
+                    if r.status != 202:
+                        errors[f"check-in {r.status}"] += 1
+                        sent_at.pop(pid, None)
+                    elif ideation:
+                        suicidal.append(pid)
+            except aiohttp.ClientError:
+                errors["check-in connection"] += 1
+                sent_at.pop(pid, None)
+
+        start = time.perf_counter() + 0.2
+        tasks = [intake(start + i / intake_rate) for i in range(int(seconds * intake_rate))]
+        tasks += [
+            checkin(start + 1 + i / checkin_rate) for i in range(int((seconds - 1) * checkin_rate))
+        ]
+        await asyncio.gather(*tasks)
+
+    # every effect, once: decision events, series, alerts and pages
+    deadline = time.monotonic() + 120
+    with contextlib.suppress(TimeoutError):
+        await receiver.wait_for(
+            lambda rx: {r.json["patient_id"] for r in rx.delivered("/page")} >= set(suicidal),
+            timeout=max(1.0, deadline - time.monotonic()),
+        )
+    pages: dict[str, float] = {}
+    for got in receiver.delivered("/page"):
+        pages.setdefault(got.json["patient_id"], got.received_mono)
+    page_lat = [pages[p] - sent_at[p] for p in suicidal if p in pages]
+    db = await asyncpg.connect(st.dsn, **connect_kwargs(st.dsn))
+    try:
+        while time.monotonic() < deadline:
+            backlog = await db.fetchval(
+                "SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)"
+                " + (SELECT count(*) FROM alerts.outbox WHERE published_at IS NULL)"
+            )
+            series = await db.fetchval(
+                "SELECT count(DISTINCT patient_id) FROM scheduling.series "
+                "WHERE purpose = 'induction'"
+            )
+            waiting = await db.fetchval("SELECT count(*) FROM scheduling.waitlist")
+            if backlog == 0 and series + waiting >= len(accepted):
+                break
+            await asyncio.sleep(1)
+        dup_series = await db.fetchval(
+            "SELECT count(*) FROM (SELECT patient_id FROM scheduling.series "
+            "WHERE purpose = 'induction' GROUP BY patient_id HAVING count(*) > 1) d"
+        )
+        alerts = await db.fetchval("SELECT count(*) FROM alerts.alerts WHERE kind = 'suicide_risk'")
+        intakes = await db.fetchval("SELECT count(*) FROM intake.intakes")
+    finally:
+        await db.close()
+    counts = {
+        "intakes accepted": len(accepted),
+        "stored": intakes,
+        "series proposed": series,
+        "waitlisted": waiting,
+        "duplicate series": dup_series,
+        "ideation check-ins": len(suicidal),
+        "critical alerts": alerts,
+        "paged": len(page_lat),
+        "client errors": sum(errors.values()),
+    }
+    return intake_lat, page_lat, counts
