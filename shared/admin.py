@@ -35,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = CommonSettings()
     if args.command == "ensure-topics":
         names = [settings.topic(t) for t in ALL_TOPICS]
-        created = asyncio.run(ensure_topics(settings.kafka_servers, names))
+        created = asyncio.run(
+            ensure_topics(
+                settings.kafka_servers,
+                names,
+                partitions=settings.kafka_topic_partitions,
+                replication=settings.kafka_replication_factor,
+            )
+        )
         print(f"topics: {len(ALL_TOPICS)} present, {len(created)} created")
     elif args.command == "wait-kafka":
         start = time.monotonic()

@@ -20,6 +20,9 @@ class CommonSettings(BaseSettings):
     # Prepended to every topic name on the broker (events keep their type): lets test
     # runs and benchmarks share a broker with a running stack without mixing events.
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
+    # How `python -m shared.admin ensure-topics` creates topics (a cluster: e.g. 12 and 3).
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
     database_url: str = DEFAULT_DATABASE_URL
     log_level: str = "INFO"
     log_json: bool = True
