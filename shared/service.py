@@ -18,7 +18,12 @@ from shared.access import Rule, audit_router, install_access
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
 from shared.settings import CommonSettings
-from shared.web import install_body_limit, install_error_handlers, install_observability
+from shared.web import (
+    install_body_limit,
+    install_error_handlers,
+    install_input_guard,
+    install_observability,
+)
 
 
 class HasPool(Protocol):
@@ -83,6 +88,7 @@ def build_app(
     install_error_handlers(app)
     install_observability(app, readiness, before_metrics)
     install_body_limit(app, max_body_bytes)
+    install_input_guard(app)
 
     def current_pool() -> asyncpg.Pool | None:
         deps = getattr(app.state, "deps", None)

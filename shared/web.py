@@ -10,9 +10,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
+from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -109,11 +111,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "malformed_json",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, exc.detail), exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(CharacterNotInRepertoireError)
+    @app.exception_handler(UntranslatableCharacterError)
+    async def _unstorable(_: Request, exc: Exception) -> Response:
+        # text no validator caught that PostgreSQL cannot hold (a NUL): the client's input;
+        # its transaction rolled back, nothing was stored
+        log.warning("unstorable_text", error_type=type(exc).__name__)
+        return JSONResponse(
+            error_body("validation_error", "the request has text that cannot be stored"), 422
         )
 
     @app.exception_handler(Exception)
@@ -198,8 +213,13 @@ def install_observability(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a streamed (chunked) body passes the limit. An
+    HTTPException, so FastAPI's body parsing lets it through (any other error there
+    becomes a 400) and the error handlers answer 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the body exceeds {max_bytes} bytes")
 
 
 def install_body_limit(app: FastAPI, max_bytes: int) -> None:
@@ -229,7 +249,7 @@ def install_body_limit(app: FastAPI, max_bytes: int) -> None:
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > max_bytes:
-                        raise _BodyTooLarge
+                        raise _BodyTooLarge(max_bytes)
                 return message
 
             try:
@@ -238,3 +258,42 @@ def install_body_limit(app: FastAPI, max_bytes: int) -> None:
                 await too_large(scope, receive, send)
 
     app.add_middleware(BodyLimit)
+
+
+def install_input_guard(app: FastAPI) -> None:
+    """Refuse a NUL character in the path (404: no id of ours holds one) or in the query
+    (422 naming each parameter) before any handler runs: PostgreSQL cannot store one."""
+
+    class NulGuard:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                if "\x00" in scope.get("path", ""):
+                    answer = JSONResponse(error_body("not_found", "no such resource"), 404)
+                    await answer(scope, receive, send)
+                    return
+                query: bytes = scope.get("query_string", b"")
+                if b"%00" in query or b"\x00" in query:
+                    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                    bad = sorted({k for k, v in pairs if "\x00" in k or "\x00" in v})
+                    errors = [
+                        {
+                            "field": "query." + k.replace("\x00", "\\u0000"),
+                            "message": "must not contain a NUL character",
+                        }
+                        for k in bad
+                    ]
+                    if errors:
+                        answer = JSONResponse(
+                            error_body(
+                                "validation_error", "the request has invalid fields", errors
+                            ),
+                            422,
+                        )
+                        await answer(scope, receive, send)
+                        return
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(NulGuard)

@@ -168,3 +168,20 @@ if ((need_kafka)); then
     log "setup: $(find "$libs" -name '*.jar' | wc -l) jars in deploy/kafka/libs in $(elapsed "$t0")s"
   fi
 fi
+
+# ---------------------------------------------------------------- 4. dev PHI key
+# The intake service encrypts PHI at rest with the keys of PHI_KEYS / PHI_KEYS_FILE and
+# never makes a key itself. For local development (neither set) it reads
+# .state/phi.key: made here once, 0600, and kept (the local database's PHI needs it).
+phi_key="$STATE/phi.key"
+if [[ -z "${PHI_KEYS:-}" && -z "${PHI_KEYS_FILE:-}" && ! -s "$phi_key" ]]; then
+  (
+    umask 077
+    tmp="$phi_key.tmp.$$"
+    { echo "# Interval intake: PHI encryption keys for local development, newest first."
+      "$PY" -m services.intake new-phi-key; } >"$tmp" &&
+      mv -n "$tmp" "$phi_key"
+    rm -f "$tmp"
+  ) || die "could not create $phi_key"
+  log "setup: created $phi_key (the local PHI encryption key; keep it with the local database)"
+fi

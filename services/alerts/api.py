@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from services.alerts import commands, reports
 from services.alerts.alerting import Deps
@@ -23,9 +23,13 @@ from services.alerts.schemas import (
     StatusName,
 )
 from shared.errors import NotFound
+from shared.validation import ID_MAX_LENGTH, ID_PATTERN
 from shared.web import ERRORS
 
 router = APIRouter(prefix="/v1")
+
+# a site's id as intakes name it (on-call for any other id could never page anyone)
+SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 def deps(request: Request) -> Deps:
@@ -46,7 +50,7 @@ def _alert_id(alert_id: str) -> str:
     responses=ERRORS,
     summary="Who is paged at a site, tier by tier (alerts already open keep their policy)",
 )
-async def put_oncall(site_id: str, body: OncallIn, request: Request) -> OncallOut:
+async def put_oncall(site_id: SiteId, body: OncallIn, request: Request) -> OncallOut:
     return await commands.put_oncall(deps(request), site_id, body)
 
 
@@ -113,6 +117,7 @@ async def ack_times(
 @router.get(
     "/monitoring/counts",
     response_model=list[reports.SiteMonitoring],
+    responses=ERRORS,
     summary="Per site: patients monitored, and those with a run of missed check-ins",
 )
 async def monitoring_counts(request: Request) -> list[reports.SiteMonitoring]:

@@ -11,11 +11,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.alerts.domain.escalation import escalation_level
 from services.alerts.repository import escalation_of
+from shared.validation import NoNul
 
 Text = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
+    NoNul,
 ]
-Note = Annotated[str, StringConstraints(strict=True, max_length=5000)]
+Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
 StatusName = Literal["open", "acknowledged", "resolved"]
 SeverityName = Literal["critical", "high", "warning"]
 KindName = Literal["suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show"]
@@ -36,7 +39,7 @@ def _http_url(value: str) -> str:
 
 
 WebhookUrl = Annotated[
-    str, StringConstraints(strict=True, max_length=2048), AfterValidator(_http_url)
+    str, StringConstraints(strict=True, max_length=2048), NoNul, AfterValidator(_http_url)
 ]
 
 

@@ -31,7 +31,7 @@ def deps(request: Request) -> handlers.Deps:
     "/intakes",
     status_code=201,
     response_model=IntakeOut,
-    responses=ERRORS,
+    responses={**ERRORS, 200: {"model": IntakeOut, "description": "An identical replay"}},
     summary="Submit an intake screen (201 new, 200 identical replay)",
 )
 async def submit_intake(body: IntakeIn, request: Request) -> Response:
@@ -73,7 +73,7 @@ async def decline(intake_id: str, body: Review, request: Request) -> IntakeOut:
     "/checkins",
     status_code=202,
     response_model=CheckinOut,
-    responses=ERRORS,
+    responses={**ERRORS, 200: {"model": CheckinOut, "description": "An identical replay"}},
     summary="Record a between-session check-in (202 new, 200 identical replay)",
 )
 async def record_checkin(body: CheckinIn, request: Request) -> Response:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
 
-from services.intake import handlers
+from services.intake import handlers, phi
 from services.intake.api import router
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared.access import Rule
@@ -30,15 +31,19 @@ def utcnow() -> datetime:
 
 
 def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    # No PHI key, no service: PhiKeyError here, before anything listens.
+    cipher = settings.phi_cipher()
+
     def make_deps(pool: asyncpg.Pool) -> handlers.Deps:
         return handlers.Deps(
             pool=pool,
             eligibility=settings.eligibility_policy(),
             mbc=settings.mbc_policy(),
             clock=clock,
+            cipher=cipher,
         )
 
-    return build_app(
+    app = build_app(
         title="Interval intake service",
         description="Intake screens (PHQ-9, C-SSRS, treatment history, contraindications, "
         "vitals), eligibility decisions, clinician review, between-session check-ins.",
@@ -50,3 +55,15 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
     )
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with started(app):
+            # before the first request: plaintext left from before migration 0002 is
+            # encrypted, and keys that cannot read the stored PHI stop the start
+            await phi.prepare(app.state.deps.pool, cipher, settings.phi_batch_size)
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app

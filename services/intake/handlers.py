@@ -15,6 +15,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from services.intake import repository as repo
+from services.intake.crypto import PhiCipher
 from services.intake.domain.eligibility import EligibilityPolicy, decide
 from services.intake.domain.mbc import MbcPolicy, assess_checkin
 from services.intake.domain.model import (
@@ -52,6 +53,7 @@ class Deps:
     eligibility: EligibilityPolicy
     mbc: MbcPolicy
     clock: Callable[[], datetime]
+    cipher: PhiCipher  # PHI at rest: every PHI value is encrypted with it before it is stored
 
 
 def to_screen(body: IntakeIn) -> Screen:
@@ -124,7 +126,7 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
                 ),
             )
             event = events.new_event(payload, source=SOURCE, subject=pid, time=deps.clock())
-            if await repo.create_intake(conn, body, digest, score, verdict, event):
+            if await repo.create_intake(conn, body, digest, score, verdict, event, deps.cipher):
                 INTAKES.labels(verdict.decision.value).inc()  # one statement: committed
                 return IntakeOut(
                     intake_id=body.intake_id,
@@ -172,7 +174,7 @@ async def review_intake(
                 f"intake {intake_id} was already {row['review_outcome']} by {row['reviewed_by']}"
             )
         now = deps.clock()
-        await repo.record_review(conn, intake_id, outcome, body.by, body.note, now)
+        await repo.record_review(conn, intake_id, outcome, body.by, body.note, now, deps.cipher)
         payload = events.IntakeReviewed(
             intake_id=intake_id,
             patient_id=row["patient_id"],
@@ -230,7 +232,7 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
         )
         item9 = bool(score and score.item9_positive)
         await repo.insert_checkin(
-            conn, body, digest, score.total if score else None, item9, verdict
+            conn, body, digest, score.total if score else None, item9, verdict, deps.cipher
         )
         payload = events.CheckinRecorded(
             checkin_id=body.checkin_id,
@@ -270,7 +272,7 @@ async def discharge_patient(deps: Deps, patient_id: str, body: DischargeIn) -> D
                 patient_id=patient_id, status="discharged", discharged_at=patient["discharged_at"]
             )
         now = deps.clock()
-        await repo.discharge(conn, patient_id, now, body.by, body.note)
+        await repo.discharge(conn, patient_id, now, body.by, body.note, deps.cipher)
         payload = events.PatientDischarged(
             patient_id=patient_id, site_id=patient["site_id"], discharged_at=now
         )

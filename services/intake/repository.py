@@ -1,4 +1,9 @@
-"""All SQL of the intake service. Functions take a connection inside the caller's transaction."""
+"""All SQL of the intake service. Functions take a connection inside the caller's transaction.
+
+PHI (name, birth date, phone, e-mail, every free-text note) is encrypted here, with the
+service's PhiCipher, before it reaches a statement: the database only ever holds Fernet
+tokens for it (migration 0002; services/intake/crypto.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from services.intake.crypto import PhiCipher
 from services.intake.domain.model import Verdict
 from services.intake.domain.scoring import Phq9Score
 from services.intake.schemas import CheckinIn, IntakeIn
@@ -39,8 +45,10 @@ async def create_intake(
     score: Phq9Score,
     verdict: Verdict,
     event: CloudEvent,
+    cipher: PhiCipher,
 ) -> bool:
-    """Store the intake, the patient's PHI and the outbox event in one atomic statement.
+    """Store the intake, the patient's PHI (encrypted) and the outbox event in one atomic
+    statement.
 
     Returns False (and changes nothing) when the intake id already exists, so a
     racing duplicate never overwrites the patient. The latest intake by submission
@@ -63,6 +71,8 @@ async def create_intake(
             ON CONFLICT (patient_id) DO UPDATE SET
                 name = EXCLUDED.name, date_of_birth = EXCLUDED.date_of_birth,
                 phone = EXCLUDED.phone, email = EXCLUDED.email, updated_at = now(),
+                legacy_name = NULL, legacy_date_of_birth = NULL, legacy_phone = NULL,
+                legacy_email = NULL,
                 site_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
                     THEN EXCLUDED.site_id ELSE cur.site_id END,
                 baseline_intake_id = CASE
@@ -95,17 +105,23 @@ async def create_intake(
         list(verdict.reasons),
         list(body.conditions),
         body.preferences.model_dump(exclude_none=True) if body.preferences else None,
-        p.name,
-        p.date_of_birth,
-        p.phone,
-        p.email,
+        cipher.encrypt(p.name),
+        cipher.encrypt(p.date_of_birth),
+        cipher.encrypt(p.phone),
+        cipher.encrypt(p.email),
         *outbox.row(event),
     )
     return bool(inserted)
 
 
 async def record_review(
-    conn: Conn, intake_id: str, outcome: str, by: str, note: str | None, at: datetime
+    conn: Conn,
+    intake_id: str,
+    outcome: str,
+    by: str,
+    note: str | None,
+    at: datetime,
+    cipher: PhiCipher,
 ) -> None:
     await conn.execute(
         "UPDATE intakes SET review_outcome = $2, reviewed_by = $3, review_note = $4, "
@@ -113,7 +129,7 @@ async def record_review(
         intake_id,
         outcome,
         by,
-        note,
+        cipher.encrypt(note),
         at,
     )
 
@@ -151,6 +167,7 @@ async def insert_checkin(
     total: int | None,
     item9: bool,
     assessment: Any,
+    cipher: PhiCipher,
 ) -> None:
     await conn.execute(
         """
@@ -167,7 +184,7 @@ async def insert_checkin(
         total,
         item9,
         body.suicidal_ideation,
-        body.note,
+        cipher.encrypt(body.note),
         assessment.response,
         assessment.remission,
         assessment.worsening,
@@ -176,7 +193,12 @@ async def insert_checkin(
 
 
 async def discharge(
-    conn: Conn, patient_id: str, at: datetime, by: str | None, note: str | None
+    conn: Conn,
+    patient_id: str,
+    at: datetime,
+    by: str | None,
+    note: str | None,
+    cipher: PhiCipher,
 ) -> None:
     await conn.execute(
         "UPDATE patients SET discharged_at = $2, discharged_by = $3, discharge_note = $4, "
@@ -184,7 +206,7 @@ async def discharge(
         patient_id,
         at,
         by,
-        note,
+        cipher.encrypt(note),
     )
 
 

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from services.intake.domain.model import KNOWN_CONDITIONS, TrialOutcome
+from shared.validation import ID_MAX_LENGTH, ID_PATTERN, IsoDate, IsoInstant, NoNul
 
 # A client clock a little ahead of ours is not "the future".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -30,14 +30,14 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 Id = Annotated[
     str,
-    StringConstraints(
-        strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
-    ),
+    StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN),
 ]
 Text = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
+    NoNul,
 ]
-Note = Annotated[str, StringConstraints(strict=True, max_length=5000)]
+Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
 Phq9Item = Annotated[int, Field(strict=True, ge=0, le=3)]
 
 
@@ -79,10 +79,11 @@ def _timezone(value: str) -> str:
     return value
 
 
-_ZONES = available_timezones()
+# "localtime" is this machine's zone file, not an IANA name
+_ZONES = available_timezones() - {"localtime"}
 
-PastInstant = Annotated[AwareDatetime, AfterValidator(_not_future)]
-PastDate = Annotated[date, AfterValidator(_date_not_future)]
+PastInstant = Annotated[IsoInstant, AfterValidator(_not_future)]
+PastDate = Annotated[IsoDate, AfterValidator(_date_not_future)]
 Condition = Annotated[str, StringConstraints(strict=True), AfterValidator(_known_condition)]
 TimeOfDay = Annotated[str, StringConstraints(strict=True), AfterValidator(_hhmm)]
 TimeZone = Annotated[str, StringConstraints(strict=True), AfterValidator(_timezone)]
@@ -97,11 +98,12 @@ class Patient(Strict):
     patient_id: Id
     name: Text
     date_of_birth: PastDate
-    phone: Annotated[str, StringConstraints(strict=True, max_length=40)] | None = None
+    phone: Annotated[str, StringConstraints(strict=True, max_length=40), NoNul] | None = None
     email: (
         Annotated[
             str,
             StringConstraints(strict=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+            NoNul,
         ]
         | None
     ) = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 
 from services.scheduling import handlers, reports
 from services.scheduling.domain.lifecycle import Action
@@ -19,9 +19,13 @@ from services.scheduling.schemas import (
     WaitlistEntry,
 )
 from shared.errors import InvalidInput
+from shared.validation import ID_MAX_LENGTH, ID_PATTERN
 from shared.web import ERRORS, JSONResponse
 
 router = APIRouter(prefix="/v1")
+
+# a site's id as intakes name it (a site with any other id could never have a patient)
+SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 def deps(request: Request) -> handlers.Deps:
@@ -39,13 +43,14 @@ def site_out(row: Any) -> SiteOut:
     responses=ERRORS,
     summary="Create or replace a site (hours in its time zone, rooms, therapists)",
 )
-async def put_site(site_id: str, body: SiteIn, request: Request) -> SiteOut:
+async def put_site(site_id: SiteId, body: SiteIn, request: Request) -> SiteOut:
     return site_out(await handlers.put_site(deps(request), site_id, body))
 
 
 @router.get(
     "/sites",
     response_model=list[reports.SiteBrief],
+    responses=ERRORS,
     summary="Every site (for the dashboard)",
 )
 async def list_sites(request: Request) -> list[reports.SiteBrief]:
@@ -70,6 +75,7 @@ async def get_site(site_id: str, request: Request) -> SiteOut:
 @router.get(
     "/patients/{patient_id}/appointments",
     response_model=list[AppointmentOut],
+    responses=ERRORS,
     summary="Every appointment of a patient, in time order",
 )
 async def patient_appointments(patient_id: str, request: Request) -> list[AppointmentOut]:
@@ -107,6 +113,7 @@ async def site_schedule(
 @router.get(
     "/waitlist",
     response_model=list[WaitlistEntry],
+    responses=ERRORS,
     summary="Patients waiting for capacity or for their site, oldest first",
 )
 async def waitlist(request: Request, site_id: str | None = None) -> list[WaitlistEntry]:

@@ -9,7 +9,6 @@ from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,12 +16,17 @@ from pydantic import (
     field_validator,
 )
 
+from shared.validation import IsoInstant, NoNul
+
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_ZONES = available_timezones()
+# "localtime" is this machine's zone file, not an IANA name
+_ZONES = available_timezones() - {"localtime"}
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Text = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
+    NoNul,
 ]
 
 
@@ -91,7 +95,7 @@ class AppointmentOut(BaseModel):
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     by: Text | None = None
-    note: Annotated[str, StringConstraints(strict=True, max_length=5000)] | None = None
+    note: Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul] | None = None
 
 
 class VitalsIn(BaseModel):
@@ -99,7 +103,7 @@ class VitalsIn(BaseModel):
     systolic: Annotated[int, Field(strict=True, ge=50, le=300)]
     diastolic: Annotated[int, Field(strict=True, ge=20, le=200)]
     heart_rate: Annotated[int, Field(strict=True, ge=20, le=250)] | None = None
-    taken_at: AwareDatetime | None = None
+    taken_at: IsoInstant | None = None
 
 
 class VitalsOut(BaseModel):

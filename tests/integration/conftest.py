@@ -28,6 +28,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from cryptography.fernet import Fernet
 
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.integration
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
 BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 PREFIX = f"test-{uuid.uuid4().hex[:8]}."
+# This session's PHI encryption key (PHI_KEYS), like its own database: never the dev key.
+PHI_KEY = Fernet.generate_key().decode()
 
 
 def topic(name: str) -> str:
@@ -215,6 +218,7 @@ def service_env(dsn: str, **extra: str) -> dict[str, str]:
         KAFKA_BOOTSTRAP_SERVERS=KAFKA,
         LOG_LEVEL="INFO",
         OUTBOX_POLL_INTERVAL_S="1",
+        PHI_KEYS=PHI_KEY,
         **extra,
     )
     return env

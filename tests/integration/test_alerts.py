@@ -11,16 +11,28 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from shared.events import (
+    AppointmentChanged,
+    CheckinAssessment,
+    CheckinRecorded,
+    CloudEvent,
+    PatientDischarged,
+    new_event,
+)
 from tests.factories import checkin_body, intake_body, phi_strings
 from tests.integration.conftest import (
+    KAFKA,
     AlertsStack,
     EventLog,
     SchedulingStack,
+    topic,
     until,
     wait_for,
 )
@@ -577,3 +589,130 @@ async def test_an_open_alert_keeps_the_policy_it_opened_with(
     ]
     await api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"by": "Dr. s2"})
     await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. s2"})
+
+
+# --- duplicate and out-of-order events ---------------------------------------------------------
+
+
+async def publish(*events: CloudEvent) -> None:
+    """Straight onto the topics (as a redelivery or a reordering across topics would),
+    keyed by patient like every producer of ours."""
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
+    await producer.start()
+    try:
+        for ev in events:
+            await producer.send_and_wait(topic(ev.type), ev.to_bytes(), key=ev.subject.encode())
+    finally:
+        await producer.stop()
+
+
+def checkin_event(pid: str, site_id: str, at: datetime, *, suicidal: bool) -> CloudEvent:
+    payload = CheckinRecorded(
+        checkin_id=str(uuid.uuid4()),
+        patient_id=pid,
+        site_id=site_id,
+        submitted_at=at,
+        phq9_total=5,
+        phq9_item9_positive=suicidal,
+        suicidal_ideation=suicidal,
+        assessment=CheckinAssessment(
+            response=True,
+            remission=False,
+            worsening=False,
+            worsening_reasons=(),
+            baseline_total=20,
+            lowest_total=5,
+        ),
+    )
+    return new_event(payload, source="tests", subject=pid, time=at)
+
+
+def dose_completed(pid: str, site_id: str, at: datetime) -> CloudEvent:
+    payload = AppointmentChanged(
+        appointment_id=str(uuid.uuid4()),
+        series_id=str(uuid.uuid4()),
+        patient_id=pid,
+        site_id=site_id,
+        kind="dosing",
+        sequence=1,
+        status="completed",
+        previous_status="confirmed",
+        start=at - timedelta(hours=3),
+        end=at,
+        resource="room-1",
+        reason="induction",
+        changed_at=at,
+    )
+    return new_event(payload, source="tests", subject=pid, time=at)
+
+
+def discharged(pid: str, site_id: str, at: datetime) -> CloudEvent:
+    payload = PatientDischarged(patient_id=pid, site_id=site_id, discharged_at=at)
+    return new_event(payload, source="tests", subject=pid, time=at)
+
+
+async def seen_checkin_at(api: httpx.AsyncClient, pid: str, at: datetime) -> dict[str, Any]:
+    """The patient's monitoring once the check-in stamped ``at`` was applied: every event
+    published before it for the same patient (same partition) was handled by then."""
+
+    async def fetch() -> dict[str, Any] | None:
+        r = await api.get(f"/v1/patients/{pid}/monitoring")
+        return r.json() if r.status_code == 200 else None
+
+    def done(m: dict[str, Any] | None) -> bool:
+        return (
+            m is not None
+            and m["last_checkin_at"] is not None
+            and datetime.fromisoformat(m["last_checkin_at"]) == at
+        )
+
+    result: dict[str, Any] = await until(fetch, done, what=f"check-in at {at} applied")
+    return result
+
+
+async def test_the_same_event_delivered_twice_takes_effect_once(
+    api: httpx.AsyncClient, alerts: AlertsStack
+) -> None:
+    pid, site_id = f"p-dup-{uuid.uuid4().hex[:8]}", f"site-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    suicidal = checkin_event(pid, site_id, now - timedelta(seconds=30), suicidal=True)
+    sentinel = checkin_event(pid, site_id, now - timedelta(seconds=20), suicidal=False)
+    await publish(suicidal, suicidal, sentinel)
+    await seen_checkin_at(api, pid, now - timedelta(seconds=20))
+    [alert] = await alerts_of(api, pid)
+    assert alert["kind"] == "suicide_risk"
+    assert alert["occurrences"] == 1, "a redelivered event counted twice"
+
+    # the same facts in a new event (another id) are a repeat, so the check above could fail
+    again = suicidal.model_copy(update={"id": str(uuid.uuid4())})
+    sentinel = checkin_event(pid, site_id, now - timedelta(seconds=10), suicidal=False)
+    await publish(again, sentinel)
+    await seen_checkin_at(api, pid, now - timedelta(seconds=10))
+    [alert] = await alerts_of(api, pid)
+    assert alert["occurrences"] == 2
+    await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. dup"})
+
+
+async def test_a_discharge_that_overtakes_an_older_completed_dose_keeps_monitoring_off(
+    api: httpx.AsyncClient, alerts: AlertsStack
+) -> None:
+    pid, site_id = f"p-ooo-{uuid.uuid4().hex[:8]}", f"site-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    # the dose was completed, then the patient discharged; the discharge arrives first
+    await publish(
+        discharged(pid, site_id, now - timedelta(seconds=30)),
+        dose_completed(pid, site_id, now - timedelta(seconds=60)),
+        checkin_event(pid, site_id, now - timedelta(seconds=20), suicidal=False),
+    )
+    mon = await seen_checkin_at(api, pid, now - timedelta(seconds=20))
+    assert mon["monitored"] is False
+    assert mon["next_due_at"] is None
+
+    # a dose completed after the discharge starts monitoring again: it is the times that count
+    await publish(
+        dose_completed(pid, site_id, now),
+        checkin_event(pid, site_id, now + timedelta(seconds=1), suicidal=False),
+    )
+    mon = await seen_checkin_at(api, pid, now + timedelta(seconds=1))
+    assert mon["monitored"] is True
+    await publish(discharged(pid, site_id, datetime.now(UTC) + timedelta(seconds=2)))
