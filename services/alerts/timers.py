@@ -100,7 +100,7 @@ class Timers:
                     raise ConnectionError("LISTEN connection lost")
         finally:
             with contextlib.suppress(Exception):
-                await listener.close()
+                await asyncio.wait_for(listener.close(), 2)
 
     async def step(self) -> None:
         """One pass: one indexed query for the earliest due time; fire what is due, else
@@ -299,8 +299,11 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
         timers.draining = True
         if timers.in_flight:
             await asyncio.wait(set(timers.in_flight), timeout=settings.page_timeout_s + 1)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await pool.close()
+        for t in (*timers.in_flight, task):  # cut off: leased pages are retried later
+            t.cancel()
+        await asyncio.gather(*timers.in_flight, task, return_exceptions=True)
+    try:
+        await asyncio.wait_for(pool.close(), 5)
+    except TimeoutError:
+        pool.terminate()
     log.info("timers_stopped")
