@@ -1,6 +1,8 @@
 """The access check and the audit trail of every service's HTTP API, as one pure-ASGI
 middleware in front of everything else: a refused call (401, 403) reaches no handler,
-so it changes nothing; a state-changing call that succeeded is written to ``audit``.
+so it changes nothing; with API_TOKENS_FILE set, a state-changing call that succeeded
+is written to ``audit`` under its token's name (without it, as before: no credentials,
+no "who", no audit rows).
 
 Each service names the roles that may make each state-changing call (``Rule``s, matched
 in order on method and path); reads (GET) are open to every role; ``/v1/audit`` is for
@@ -111,7 +113,8 @@ class Access:
                 if len(body) < 65536:
                     body.extend(message.get("body", b""))
                 last = not message.get("more_body", False)
-                if last and method in CHANGES and status and status[0] < 400:
+                audited = self.book is not None  # without tokens there is no "who"
+                if audited and last and method in CHANGES and status and status[0] < 400:
                     # written before the answer's last byte: whoever got the answer
                     # finds the change in the trail
                     await self._audit(principal, method, scope, status[0], bytes(body))

@@ -239,6 +239,37 @@ class EventProcessor:
         return "dead_lettered"
 
 
+Reaction = Callable[[Conn, Any, CloudEvent, Any], Awaitable[None]]
+
+
+def service_processor(
+    *,
+    settings: CommonSettings,
+    schema: str,
+    group: str,
+    make_deps: Callable[[asyncpg.Pool], Any],
+    reactions: Sequence[tuple[str, Reaction]],
+) -> EventProcessor:
+    """A service's processor: each reaction ``fn(conn, deps, event, payload)`` routed from
+    its event type's topic; ``deps`` are built from the pool once the processor started."""
+    processor: EventProcessor
+
+    def route(event_type: str, fn: Reaction) -> Route:
+        async def handle(conn: Conn, event: CloudEvent, payload: Any) -> None:
+            assert processor.pool is not None
+            await fn(conn, make_deps(processor.pool), event, payload)
+
+        return Route(topic=settings.topic(event_type), handler=handle, event_type=event_type)
+
+    processor = EventProcessor(
+        settings=settings,
+        schema=schema,
+        group=group,
+        routes=[route(t, fn) for t, fn in reactions],
+    )
+    return processor
+
+
 def _headers(raw: Any) -> dict[str, bytes]:
     items = raw.items() if isinstance(raw, dict) else (raw or [])
     return {str(k): bytes(v) for k, v in items}

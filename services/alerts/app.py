@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -14,9 +13,9 @@ from services.alerts import handlers
 from services.alerts.alerting import Deps
 from services.alerts.api import router
 from services.alerts.settings import SCHEMA, AlertsSettings
-from shared import db, events
+from shared import events
 from shared.access import Rule
-from shared.consumer import EventProcessor, Route
+from shared.consumer import EventProcessor, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,27 +51,17 @@ def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow)
 def create_processor(
     settings: AlertsSettings, clock: Callable[[], datetime] = utcnow
 ) -> EventProcessor:
-    """The worker's event routes; the pool comes from the processor once it starts."""
-    processor: EventProcessor
-
-    def route(topic: str, fn: Any) -> Route:
-        async def handle(conn: db.Conn, event: events.CloudEvent, payload: Any) -> None:
-            assert processor.pool is not None
-            deps = Deps(pool=processor.pool, settings=settings, clock=clock)
-            await fn(conn, deps, event, payload)
-
-        return Route(topic=settings.topic(topic), handler=handle, event_type=topic)
-
-    processor = EventProcessor(
+    """The worker's event reactions; the pool comes from the processor once it starts."""
+    return service_processor(
         settings=settings,
         schema=SCHEMA,
         group=settings.alerts_consumer_group,
-        routes=[
-            route(events.IntakeScreened.topic, handlers.on_intake_screened),
-            route(events.CheckinRecorded.topic, handlers.on_checkin_recorded),
-            route(events.AppointmentChanged.topic, handlers.on_appointment_changed),
-            route(events.DoseDeferred.topic, handlers.on_dose_deferred),
-            route(events.PatientDischarged.topic, handlers.on_patient_discharged),
+        make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=clock),
+        reactions=[
+            (events.IntakeScreened.topic, handlers.on_intake_screened),
+            (events.CheckinRecorded.topic, handlers.on_checkin_recorded),
+            (events.AppointmentChanged.topic, handlers.on_appointment_changed),
+            (events.DoseDeferred.topic, handlers.on_dose_deferred),
+            (events.PatientDischarged.topic, handlers.on_patient_discharged),
         ],
     )
-    return processor

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -13,9 +12,9 @@ from fastapi import FastAPI
 from services.scheduling import handlers
 from services.scheduling.api import router
 from services.scheduling.settings import SCHEMA, SchedulingSettings
-from shared import db, events
+from shared import events
 from shared.access import Rule
-from shared.consumer import EventProcessor, Route, Timer
+from shared.consumer import EventProcessor, Timer, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,31 +52,19 @@ def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utc
 def create_processor(
     settings: SchedulingSettings, clock: Callable[[], datetime] = utcnow
 ) -> EventProcessor:
-    """The worker's event routes; the pool comes from the processor once it starts."""
-    processor: EventProcessor
-
-    def deps() -> handlers.Deps:
-        assert processor.pool is not None
-        return handlers.Deps(pool=processor.pool, settings=settings, clock=clock)
-
-    def route(topic: str, fn: Any) -> Route:
-        async def handle(conn: db.Conn, event: events.CloudEvent, payload: Any) -> None:
-            await fn(conn, deps(), event, payload)
-
-        return Route(topic=settings.topic(topic), handler=handle, event_type=topic)
-
-    processor = EventProcessor(
+    """The worker's event reactions; the pool comes from the processor once it starts."""
+    return service_processor(
         settings=settings,
         schema=SCHEMA,
         group=settings.scheduling_consumer_group,
-        routes=[
-            route(events.IntakeScreened.topic, handlers.on_intake_screened),
-            route(events.IntakeReviewed.topic, handlers.on_intake_reviewed),
-            route(events.CheckinRecorded.topic, handlers.on_checkin_recorded),
-            route(events.PatientDischarged.topic, handlers.on_patient_discharged),
+        make_deps=lambda pool: handlers.Deps(pool=pool, settings=settings, clock=clock),
+        reactions=[
+            (events.IntakeScreened.topic, handlers.on_intake_screened),
+            (events.IntakeReviewed.topic, handlers.on_intake_reviewed),
+            (events.CheckinRecorded.topic, handlers.on_checkin_recorded),
+            (events.PatientDischarged.topic, handlers.on_patient_discharged),
         ],
     )
-    return processor
 
 
 def worker_timers(
