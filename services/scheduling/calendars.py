@@ -1,4 +1,4 @@
-"""A per-process cache of each site's live bookings, refreshed with what changed.
+"""A per-process cache of each site's bookings (live or completed), refreshed with what changed.
 
 Loading a busy site's whole calendar for every plan costs more as the site fills;
 instead each process keeps the bookings it has seen and asks PostgreSQL only for
@@ -44,7 +44,7 @@ class CalendarCache:
             entry = _Entry(loaded_at=time.monotonic())
             # read first: whatever changes after this is picked up as a delta next time
             high_water = await repo.change_high_water(conn)
-            rows = await repo.live_bookings(conn, site_id, now)
+            rows = await repo.occupied_bookings(conn, site_id, now)
             self._sites[site_id] = entry
             changed = self._apply(entry, rows)
             entry.high_water = max(entry.high_water, high_water)
@@ -61,7 +61,7 @@ class CalendarCache:
         changed: set[str] = set()
         for r in rows:
             booked = entry.bookings.setdefault(r["resource"], {})
-            if r["status"] in repo.LIVE:
+            if r["status"] in repo.OCCUPYING:
                 booked[r["appointment_id"]] = (r["start_at"], r["end_at"])
             else:
                 booked.pop(r["appointment_id"], None)

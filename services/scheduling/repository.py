@@ -13,6 +13,7 @@ from services.scheduling.schemas import SiteIn
 from shared.db import Conn
 
 LIVE = tuple(sorted(status.value for status in lifecycle.LIVE))
+OCCUPYING = tuple(sorted(status.value for status in lifecycle.OCCUPYING))
 
 
 async def upsert_site(conn: Conn, site_id: str, body: SiteIn) -> asyncpg.Record:
@@ -45,12 +46,13 @@ async def get_site(conn: Conn, site_id: str) -> asyncpg.Record | None:
 BOOKING = "appointment_id, resource, start_at, end_at, status, change_seq"
 
 
-async def live_bookings(conn: Conn, site_id: str, now: datetime) -> list[asyncpg.Record]:
+async def occupied_bookings(conn: Conn, site_id: str, now: datetime) -> list[asyncpg.Record]:
+    """The site's bookings that take their resource's time (lifecycle.OCCUPYING)."""
     return await conn.fetch(
         f"SELECT {BOOKING} FROM appointments WHERE site_id = $1 "  # noqa: S608
         "AND status = ANY($2::text[]) AND end_at > $3",
         site_id,
-        list(LIVE),
+        list(OCCUPYING),
         now,
     )
 
@@ -78,7 +80,7 @@ async def patient_busy(conn: Conn, patient_id: str, since: datetime) -> list[asy
         "SELECT start_at, end_at FROM appointments WHERE patient_id = $1 "
         "AND status = ANY($2::text[]) AND end_at > $3",
         patient_id,
-        list(LIVE),
+        list(OCCUPYING),
         since,
     )
 

@@ -405,6 +405,50 @@ async def test_a_worsening_checkin_proposes_maintenance_within_a_week_once(
     assert start - now <= timedelta(days=7, hours=1)
 
 
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def span(x: dict[str, Any]) -> tuple[datetime, datetime]:
+        return datetime.fromisoformat(x["start"]), datetime.fromisoformat(x["end"])
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
+async def test_a_completed_session_keeps_its_time_from_later_proposals(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    # One room, one therapist: the earliest free slot for a worsening maintenance
+    # session is the completed first dose's own, unless completion keeps it taken.
+    site_id = await new_site(sched, treatment_rooms=1, therapists=1)
+    now = datetime.now(UTC)
+    body = intake_body(site_id=site_id, submitted_at=(now - timedelta(days=2)).isoformat())
+    pid = body["patient"]["patient_id"]
+    await intake_http.post("/v1/intakes", json=body)
+    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    done = [a for a in appts if a["sequence"] == 1]
+    for a in done:
+        for step in ("confirm", "complete"):
+            r = await sched.post(f"/v1/appointments/{a['appointment_id']}/{step}")
+            assert r.status_code == 200, r.text
+    for minutes, phq9 in ((60, [0, 0, 1, 0, 1, 0, 0, 0, 0]), (30, [2, 2, 2, 1, 1, 1, 1, 1, 0])):
+        checkin = {
+            "checkin_id": str(uuid.uuid4()),
+            "patient_id": pid,
+            "submitted_at": (now - timedelta(minutes=minutes)).isoformat(),
+            "phq9": phq9,
+            "suicidal_ideation": False,
+        }
+        assert (await intake_http.post("/v1/checkins", json=checkin)).status_code == 202
+    after = await until(
+        lambda: appointments(sched, pid),
+        lambda a: sum(x["reason"] == "worsening" for x in a) == 2,
+        what="worsening maintenance and its integration",
+    )
+    new = [a for a in after if a["reason"] == "worsening"]
+    taken = [a for a in after if a["status"] in ("proposed", "confirmed", "completed")]
+    for a in new:
+        assert not [b for b in taken if b is not a and _overlap(a, b)], a
+
+
 async def test_discharge_cancels_future_appointments(
     sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
 ) -> None:

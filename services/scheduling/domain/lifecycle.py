@@ -30,6 +30,10 @@ class Action(StrEnum):
 
 # Statuses that still hold their room or therapist.
 LIVE: frozenset[Status] = frozenset({Status.proposed, Status.confirmed})
+# Statuses whose time is taken when planning: a live booking, or a session that took
+# place. A dose completed before its slot ended (or recorded early) keeps its room, its
+# therapist and its patient for that time: nothing new is planned on top of it.
+OCCUPYING: frozenset[Status] = LIVE | {Status.completed}
 # Statuses that nothing leaves.
 FINAL: frozenset[Status] = frozenset({Status.cancelled, Status.completed, Status.no_show})
 
