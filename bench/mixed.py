@@ -24,6 +24,7 @@ from tools.page_receiver import PageReceiver
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
 CATCH_UP_S = 300  # how long after the load every effect may take to appear
 KEPT_UP_S = 10  # caught up this soon after the load: the stack kept pace with it
+PATIENTS_PER_SITE = 2500  # a 60-room site holds ~4,500 induction series in its 90 days
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)  # a request still queued then is an error
 CALM = [1, 1, 1, 1, 0, 0, 0, 0, 0]
 
@@ -85,7 +86,10 @@ async def steps(step_s: float, full_s: float, intake_rate: float, checkin_rate: 
 async def _run(
     st: Stack, receiver: PageReceiver, seconds: float, intake_rate: float, checkin_rate: float
 ) -> tuple[list[float], list[float], list[float], dict[str, int]]:
-    site = "mixed"
+    # enough sites that none fills up: a full site waitlists its patients, and searching
+    # a full 90-day calendar measures capacity planning, not the pipeline
+    total = int(seconds * intake_rate)
+    sites = [f"mixed-{n}" for n in range(max(1, -(-total // PATIENTS_PER_SITE)))]
     hours = {d: ["06:00", "22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     rng = random.Random(11)
     intake_lat: list[float] = []
@@ -96,15 +100,6 @@ async def _run(
     errors = Counter[str]()
     conn = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=conn, timeout=REQUEST_TIMEOUT) as s:
-        site_body = {
-            "name": site,
-            "timezone": "UTC",
-            "hours": hours,
-            "treatment_rooms": 60,
-            "therapists": 40,
-        }
-        async with s.put(f"{st.urls['scheduling']}/v1/sites/{site}", json=site_body) as r:
-            assert r.status == 200
         oncall = {
             "tiers": [
                 {
@@ -113,10 +108,20 @@ async def _run(
                 }
             ]
         }
-        async with s.put(f"{st.urls['alerts']}/v1/sites/{site}/oncall", json=oncall) as r:
-            assert r.status == 200
+        for site in sites:
+            site_body = {
+                "name": site,
+                "timezone": "UTC",
+                "hours": hours,
+                "treatment_rooms": 60,
+                "therapists": 40,
+            }
+            async with s.put(f"{st.urls['scheduling']}/v1/sites/{site}", json=site_body) as r:
+                assert r.status == 200
+            async with s.put(f"{st.urls['alerts']}/v1/sites/{site}/oncall", json=oncall) as r:
+                assert r.status == 200
 
-        async def intake(due: float) -> None:
+        async def intake(due: float, site: str) -> None:
             body = orjson.dumps(intake_body(site_id=site))
             pid = orjson.loads(body)["patient"]["patient_id"]
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -159,7 +164,7 @@ async def _run(
                 sent_at.pop(pid, None)
 
         start = time.perf_counter() + 0.2
-        tasks = [intake(start + i / intake_rate) for i in range(int(seconds * intake_rate))]
+        tasks = [intake(start + i / intake_rate, sites[i % len(sites)]) for i in range(total)]
         tasks += [
             checkin(start + 1 + i / checkin_rate) for i in range(int((seconds - 1) * checkin_rate))
         ]
