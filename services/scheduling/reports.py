@@ -68,16 +68,10 @@ async def site_summary(deps: Deps, site_id: str) -> SiteSummary:
             raise NotFound(f"no site {site_id}")
         tz = ZoneInfo(site["timezone"])
         week = local_week(now.astimezone(tz).date(), tz)
-        in_induction = await conn.fetchval(
-            "SELECT count(DISTINCT a.patient_id) FROM appointments a "
-            "JOIN series s USING (series_id) WHERE a.site_id = $1 AND s.purpose = 'induction' "
-            "AND a.kind = 'dosing' AND a.status IN ('proposed', 'confirmed')",
-            site_id,
-        )
         waitlisted = await conn.fetchval(
             "SELECT count(*) FROM waitlist WHERE site_id = $1", site_id
         )
-        ended, completed = await _inductions(conn, site_id)
+        in_induction, ended, completed = await _inductions(conn, site_id)
         booked = await conn.fetch(
             "SELECT kind, start_at, end_at FROM appointments WHERE site_id = $1 "
             "AND status <> 'cancelled' AND start_at < $3 AND end_at > $2",
@@ -104,22 +98,25 @@ async def site_summary(deps: Deps, site_id: str) -> SiteSummary:
     )
 
 
-async def _inductions(conn: Conn, site_id: str) -> tuple[int, int]:
+async def _inductions(conn: Conn, site_id: str) -> tuple[int, int, int]:
+    """(patients with induction doses still planned, inductions ended, ... completed)."""
     rows = await conn.fetch(
         """
-        SELECT s.protocol,
-               array_remove(array_agg(DISTINCT a.sequence) FILTER (
-                   WHERE a.kind = 'dosing' AND a.status = 'completed'), NULL) AS done,
-               bool_or(a.kind = 'dosing' AND a.status IN ('proposed', 'confirmed')) AS live
-        FROM series s JOIN appointments a USING (series_id)
+        SELECT s.patient_id, s.protocol,
+               EXISTS (SELECT 1 FROM appointments a WHERE a.series_id = s.series_id
+                       AND a.kind = 'dosing' AND a.status IN ('proposed', 'confirmed')) AS live,
+               ARRAY(SELECT DISTINCT a.sequence FROM appointments a
+                     WHERE a.series_id = s.series_id
+                       AND a.kind = 'dosing' AND a.status = 'completed') AS done
+        FROM series s
         WHERE s.site_id = $1 AND s.purpose = 'induction'
-        GROUP BY s.series_id, s.protocol
         """,
         site_id,
     )
+    in_induction = len({r["patient_id"] for r in rows if r["live"]})
     ended = [r for r in rows if not r["live"]]
-    done = sum(1 for r in ended if induction_complete(r["done"] or [], PROTOCOLS[r["protocol"]]))
-    return len(ended), done
+    done = sum(1 for r in ended if induction_complete(r["done"], PROTOCOLS[r["protocol"]]))
+    return in_induction, len(ended), done
 
 
 def _use(

@@ -3,6 +3,7 @@ own calendar (opening hours are wall-clock times in its time zone, DST included)
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -57,13 +58,34 @@ def open_intervals(
 def utilisation(
     open_: Iterable[Interval], booked: Iterable[Interval], resources: int
 ) -> Utilisation:
-    """Booked time inside opening hours over open time x ``resources``."""
-    opened = list(open_)
-    total_open = sum((c - o).total_seconds() for o, c in opened) * resources
+    """Booked time inside opening hours over open time x ``resources``.
+
+    Each booking is matched only against the opening intervals it can touch (found by
+    bisection over their start times), so a busy week costs O(bookings x log days).
+    """
+    opened = _merged(open_)
+    starts = [o for o, _ in opened]
+    total_open = sum(c - o for o, c in opened) * resources
     used = 0.0
     for b0, b1 in booked:
-        for o, c in opened:
-            lo, hi = max(b0, o), min(b1, c)
+        s, e = b0.timestamp(), b1.timestamp()
+        i = max(bisect_right(starts, s) - 1, 0)
+        while i < len(opened) and opened[i][0] < e:
+            lo, hi = max(s, opened[i][0]), min(e, opened[i][1])
             if lo < hi:
-                used += (hi - lo).total_seconds()
+                used += hi - lo
+            i += 1
     return Utilisation(booked_s=used, open_s=total_open)
+
+
+def _merged(intervals: Iterable[Interval]) -> list[tuple[float, float]]:
+    """The intervals as sorted, disjoint (start, end) epoch seconds."""
+    out: list[tuple[float, float]] = []
+    for o, c in sorted((o.timestamp(), c.timestamp()) for o, c in intervals):
+        if o >= c:
+            continue
+        if out and o <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], c))
+        else:
+            out.append((o, c))
+    return out

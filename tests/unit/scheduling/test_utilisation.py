@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.scheduling.domain.utilisation import (
+    Interval,
     local_day,
     local_week,
     open_intervals,
@@ -52,3 +57,38 @@ def test_booked_time_counts_only_inside_opening_hours_over_every_resource() -> N
 def test_a_closed_day_has_no_utilisation_rather_than_zero() -> None:
     sat = open_intervals(HOURS, NY, local_day(date(2026, 11, 28), NY))
     assert utilisation(sat, [], resources=3).fraction is None
+
+
+def _plain(opened: list[Interval], booked: list[Interval]) -> float:
+    """The definition, booking by booking against every opening interval."""
+    used = 0.0
+    for b0, b1 in booked:
+        for o, c in opened:
+            lo, hi = max(b0, o), min(b1, c)
+            if lo < hi:
+                used += (hi - lo).total_seconds()
+    return used
+
+
+T0 = datetime(2026, 11, 23, tzinfo=UTC)
+minutes = st.integers(min_value=0, max_value=7 * 24 * 60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(minutes, st.integers(1, 16 * 60)), max_size=10),
+    st.lists(st.tuples(minutes, st.integers(1, 6 * 60)), max_size=40),
+)
+def test_booked_time_is_the_overlap_with_opening_hours_however_they_fall(
+    opens: list[tuple[int, int]], books: list[tuple[int, int]]
+) -> None:
+    # disjoint opening intervals, as a site's days are; bookings anywhere, overlapping too
+    opened: list[Interval] = []
+    for start, length in sorted(opens):
+        o, c = T0 + timedelta(minutes=start), T0 + timedelta(minutes=start + length)
+        if not opened or o >= opened[-1][1]:
+            opened.append((o, c))
+    booked = [(T0 + timedelta(minutes=s), T0 + timedelta(minutes=s + n)) for s, n in books]
+    u = utilisation(reversed(opened), booked, resources=3)
+    assert u.booked_s == pytest.approx(_plain(opened, booked))
+    assert u.open_s == pytest.approx(sum((c - o).total_seconds() for o, c in opened) * 3)
