@@ -138,6 +138,30 @@ async def test_an_eligible_intake_gets_a_whole_induction_series_inside_site_hour
     )
 
 
+async def test_the_site_schedule_answers_each_appointment_as_the_patient_list_does(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched)
+    body = intake_body(site_id=site_id, preferences={"weekdays": ["mon"]})  # relaxed: said
+    pid = body["patient"]["patient_id"]
+    assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
+    mine = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    r = await sched.get(
+        f"/v1/sites/{site_id}/schedule",
+        params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+    )
+    assert r.status_code == 200
+    got = r.json()
+    # the same values, in the same formats ("...Z" times), as the validated answer
+    assert sorted(got, key=_by_time) == sorted(mine, key=_by_time)
+    assert [list(a) for a in got] == [list(a) for a in mine]  # the same fields, in order
+    assert all(a["start"].endswith("Z") and a["end"].endswith("Z") for a in got)
+
+
+def _by_time(a: dict[str, Any]) -> tuple[str, str]:
+    return a["start"], a["resource"]
+
+
 async def test_a_replayed_intake_event_books_nothing_twice(
     sched: httpx.AsyncClient,
     intake_http: httpx.AsyncClient,
@@ -447,6 +471,42 @@ async def test_a_completed_session_keeps_its_time_from_later_proposals(
     taken = [a for a in after if a["status"] in ("proposed", "confirmed", "completed")]
     for a in new:
         assert not [b for b in taken if b is not a and _overlap(a, b)], a
+
+
+async def test_site_summary_counts_inductions_in_progress_completed_and_ended(
+    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
+) -> None:
+    site_id = await new_site(sched, treatment_rooms=3, therapists=3)
+    pids = []
+    for _ in range(3):
+        body = intake_body(site_id=site_id)
+        pids.append(body["patient"]["patient_id"])
+        assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
+    done, dropped, _in_induction = pids
+    series = {
+        p: await until(lambda p=p: appointments(sched, p), lambda a: len(a) == 12, what="series")
+        for p in pids
+    }
+    for a in series[done]:
+        if a["kind"] == "dosing":
+            for step in ("confirm", "complete"):
+                r = await sched.post(f"/v1/appointments/{a['appointment_id']}/{step}")
+                assert r.status_code == 200, r.text
+    assert (await intake_http.post(f"/v1/patients/{dropped}/discharge")).status_code == 200
+    await until(
+        lambda: appointments(sched, dropped),
+        lambda a: all(x["status"] == "cancelled" for x in a),
+        what="discharge",
+    )
+    r = await sched.get(f"/v1/sites/{site_id}/summary")
+    assert r.status_code == 200
+    summary = r.json()
+    assert summary["patients_in_induction"] == 1  # only the third has doses still planned
+    assert summary["inductions_ended"] == 2
+    assert summary["inductions_completed"] == 1
+    assert summary["induction_completion_rate"] == 0.5
+    for use in (summary["utilisation_today"], summary["utilisation_week"]):
+        assert all(v is None or 0 <= v <= 1 for v in use.values())
 
 
 async def test_discharge_cancels_future_appointments(
