@@ -339,12 +339,15 @@ async def waitlist(deps: Deps, site_id: str | None) -> list[WaitlistEntry]:
 
 async def site_schedule(
     deps: Deps, site_id: str, since: datetime, until: datetime
-) -> list[AppointmentOut]:
+) -> list[dict[str, Any]]:
+    """The site's appointments as plain rows in ``AppointmentOut``'s shape (its columns and
+    their order): a busy week is thousands of rows, and validating each one again only
+    re-checks what the table's constraints already hold."""
     async with deps.pool.acquire() as conn:
         if await repo.get_site(conn, site_id) is None:
             raise NotFound(f"no site {site_id}")
         rows = await repo.site_schedule(conn, site_id, since, until)
-    return [appointment_out(r) for r in rows]
+    return [dict(r) for r in rows]
 
 
 # --- event reactions (run by the worker inside the inbox transaction) -------------

@@ -117,3 +117,24 @@ def test_series_progress_counts_completed_doses_of_those_still_planned() -> None
     p = series_progress(appts)
     assert (p["doses_completed"], p["doses_planned"], p["no_shows"]) == (1, 3, 1)
     assert p["next"]["appointment_id"] == "4"
+
+
+def test_a_block_carries_its_data_attributes_and_escapes_what_came_from_outside() -> None:
+    a = appt("a-1", "room-1", "2026-11-23T17:00:00+00:00", "2026-11-23T20:00:00+00:00")
+    a["patient_id"] = 'p-"><script>x</script>'
+    cell = build_week(SITE, [a], MONDAY).lanes[0].cells[0]
+    [block] = cell.blocks
+    html = str(cell.blocks_html)
+    assert html.startswith('<div class="block dosing proposed" data-appointment-id="a-1" ')
+    for attr in (
+        'data-status="proposed"',
+        'data-local-start="09:00"',
+        'data-local-end="12:00"',
+        'data-kind="dosing"',
+        'data-seq="1"',
+        f'style="{block.style}"',
+    ):
+        assert attr in html
+    assert "<script>" not in html
+    assert 'data-patient="p-&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in html
+    assert html.endswith('<span class="label">09:00 D1</span></div>')
