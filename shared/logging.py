@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -35,6 +36,13 @@ def drop_phi(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+def _json_default(value: Any) -> str:
+    """Times as ISO 8601 (a retry time, a due time), anything else by its repr."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return repr(value)
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, aiokafka, faust) to one stream."""
     shared: list[Any] = [
@@ -45,7 +53,9 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         drop_phi,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(default=_json_default)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -68,7 +78,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root.setLevel(level.upper())
     # Access logs are replaced by our own request log line (with the route, not the URL).
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("aiokafka", "faust", "mode"):
+    # (httpx logs every request at INFO; a page's delivery has its own line)
+    for noisy in ("aiokafka", "faust", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)
 
