@@ -38,12 +38,12 @@ STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, Unavailable: 503}
 
 
 class JSONResponse(Response):
-    """JSON rendered with orjson (datetimes as ISO 8601)."""
+    """JSON rendered with orjson (datetimes as ISO 8601, UTC as "Z" as pydantic writes it)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]

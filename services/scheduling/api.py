@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request
 
 from services.scheduling import handlers, reports
 from services.scheduling.domain.lifecycle import Action
@@ -21,7 +20,7 @@ from services.scheduling.schemas import (
 )
 from shared.errors import InvalidInput
 from shared.validation import ID_MAX_LENGTH, ID_PATTERN
-from shared.web import ERRORS
+from shared.web import ERRORS, JSONResponse
 
 router = APIRouter(prefix="/v1")
 
@@ -94,7 +93,7 @@ async def site_schedule(
     request: Request,
     from_: Annotated[datetime, Query(alias="from")],
     to: Annotated[datetime, Query()],
-) -> Response:
+) -> JSONResponse:
     if from_.tzinfo is None or to.tzinfo is None:
         raise InvalidInput(
             [
@@ -107,8 +106,7 @@ async def site_schedule(
     if to <= from_:
         raise InvalidInput([{"field": "to", "message": "must be after from"}])
     appts = await handlers.site_schedule(deps(request), site_id, from_, to)
-    # UTC as "Z", as AppointmentOut answers everywhere else
-    return Response(orjson.dumps(appts, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return JSONResponse(appts)
 
 
 @router.get(

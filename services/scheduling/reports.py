@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from services.scheduling import repository as repo
+from services.scheduling.domain.lifecycle import Status
 from services.scheduling.domain.rebooking import induction_complete
 from services.scheduling.domain.utilisation import (
     Interval,
@@ -104,14 +106,16 @@ async def _inductions(conn: Conn, site_id: str) -> tuple[int, int, int]:
         """
         SELECT s.patient_id, s.protocol,
                EXISTS (SELECT 1 FROM appointments a WHERE a.series_id = s.series_id
-                       AND a.kind = 'dosing' AND a.status IN ('proposed', 'confirmed')) AS live,
+                       AND a.kind = 'dosing' AND a.status = ANY($2::text[])) AS live,
                ARRAY(SELECT DISTINCT a.sequence FROM appointments a
                      WHERE a.series_id = s.series_id
-                       AND a.kind = 'dosing' AND a.status = 'completed') AS done
+                       AND a.kind = 'dosing' AND a.status = $3) AS done
         FROM series s
         WHERE s.site_id = $1 AND s.purpose = 'induction'
         """,
         site_id,
+        list(repo.LIVE),
+        Status.completed.value,
     )
     in_induction = len({r["patient_id"] for r in rows if r["live"]})
     ended = [r for r in rows if not r["live"]]
