@@ -148,14 +148,23 @@ async def find_checkin(conn: Conn, checkin_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM checkins WHERE checkin_id = $1", checkin_id)
 
 
-async def prior_totals(conn: Conn, patient_id: str, since: datetime, before: datetime) -> list[int]:
-    """PHQ-9 totals of the patient's check-ins in this course of treatment, oldest first."""
+async def prior_totals(
+    conn: Conn, patient_id: str, since: datetime, submitted_at: datetime
+) -> list[int]:
+    """PHQ-9 totals of the check-ins earlier than a new one with ``submitted_at``, in this
+    course of treatment, oldest first.
+
+    Check-ins are ordered by submission time, then arrival (migration 0003): earlier
+    means submitted earlier, or at the same instant and received earlier. Every stored
+    check-in was received before the new one (the caller holds the patient's lock), so
+    those at exactly ``submitted_at`` count too.
+    """
     rows = await conn.fetch(
         "SELECT phq9_total FROM checkins WHERE patient_id = $1 AND phq9_total IS NOT NULL "
-        "AND submitted_at >= $2 AND submitted_at < $3 ORDER BY submitted_at, created_at",
+        "AND submitted_at >= $2 AND submitted_at <= $3 ORDER BY submitted_at, arrival",
         patient_id,
         since,
-        before,
+        submitted_at,
     )
     return [r["phq9_total"] for r in rows]
 
@@ -211,18 +220,27 @@ async def discharge(
 
 
 async def measures(conn: Conn, patient_id: str) -> list[asyncpg.Record]:
-    """Every PHQ-9 score of the patient, intakes and check-ins, oldest first (no notes)."""
+    """Every PHQ-9 score of the patient, intakes and check-ins, oldest first (no notes).
+
+    Check-ins in the order prior_totals uses (submission time, then arrival); at one
+    instant an intake comes before the check-ins, as it is their baseline.
+    """
     return await conn.fetch(
         """
-        SELECT 'intake' AS source, intake_id AS id, submitted_at AS at, phq9_total,
-               phq9_item9_positive, NULL::boolean AS suicidal_ideation, NULL::boolean AS response,
-               NULL::boolean AS remission, NULL::boolean AS worsening
-        FROM intakes WHERE patient_id = $1
-        UNION ALL
-        SELECT 'checkin', checkin_id, submitted_at, phq9_total, phq9_item9_positive,
-               suicidal_ideation, response, remission, worsening
-        FROM checkins WHERE patient_id = $1
-        ORDER BY at, id
+        SELECT source, id, at, phq9_total, phq9_item9_positive, suicidal_ideation, response,
+               remission, worsening
+        FROM (
+            SELECT 'intake' AS source, intake_id AS id, submitted_at AS at, phq9_total,
+                   phq9_item9_positive, NULL::boolean AS suicidal_ideation,
+                   NULL::boolean AS response, NULL::boolean AS remission,
+                   NULL::boolean AS worsening, 0 AS rank, NULL::bigint AS arrival
+            FROM intakes WHERE patient_id = $1
+            UNION ALL
+            SELECT 'checkin', checkin_id, submitted_at, phq9_total, phq9_item9_positive,
+                   suicidal_ideation, response, remission, worsening, 1, arrival
+            FROM checkins WHERE patient_id = $1
+        ) m
+        ORDER BY at, rank, arrival, id
         """,
         patient_id,
     )

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import httpx
@@ -271,6 +272,55 @@ async def test_checkins_carry_the_measurement_based_care_verdict(
     assert by_id[mood_only["checkin_id"]].data["phq9_total"] is None
     for c in (better, worse, mood_only):
         assert not event_log.containing(c["note"]), "a check-in note reached a topic"
+
+
+async def test_a_checkin_counts_an_earlier_received_one_with_the_same_submitted_at(
+    http: httpx.AsyncClient, event_log: EventLog
+) -> None:
+    """Two check-ins stamped with one instant are ordered by arrival: the second one's
+    verdict counts the first (here its remission, so a rise to 12 is a worsening)."""
+    now = datetime.now(UTC)
+    body = intake_body(submitted_at=(now - timedelta(hours=2)).isoformat())  # baseline 20
+    pid = body["patient"]["patient_id"]
+    assert (await http.post("/v1/intakes", json=body)).status_code == 201
+    same = (now - timedelta(minutes=10)).isoformat()
+    # ids in the reverse of arrival order, so an order by id would put them the wrong way
+    remission = checkin_body(
+        pid, [1, 1, 1, 1, 0, 0, 0, 0, 0], submitted_at=same, checkin_id=f"z-{uuid4()}"
+    )  # total 4
+    relapse = checkin_body(
+        pid, [2, 2, 2, 2, 1, 1, 1, 1, 0], submitted_at=same, checkin_id=f"a-{uuid4()}"
+    )  # total 12
+
+    first = await http.post("/v1/checkins", json=remission)
+    assert first.status_code == 202, first.text
+    assert first.json()["assessment"]["remission"] is True
+    second = await http.post("/v1/checkins", json=relapse)
+    assert second.status_code == 202, second.text
+    assert second.json()["assessment"]["worsening"] is True
+    assert second.json()["assessment"]["worsening_reasons"] == [
+        "rise_from_lowest",  # 12 >= 4 + 5
+        "relapse_after_remission",  # 12 >= 10 after a 4
+    ]
+
+    await wait_for(
+        lambda: len(events_for(event_log, "checkin.recorded", pid)) == 2,
+        what="two checkin.recorded",
+    )
+    by_id = {e.data["checkin_id"]: e.data for e in events_for(event_log, "checkin.recorded", pid)}
+    assert by_id[relapse["checkin_id"]]["assessment"]["worsening"] is True
+    assert by_id[relapse["checkin_id"]]["assessment"]["worsening_reasons"] == [
+        "rise_from_lowest",
+        "relapse_after_remission",
+    ]
+    assert by_id[relapse["checkin_id"]]["assessment"]["lowest_total"] == 4
+
+    measures = (await http.get(f"/v1/patients/{pid}/measures")).json()["measures"]
+    assert [m["id"] for m in measures] == [
+        body["intake_id"],
+        remission["checkin_id"],
+        relapse["checkin_id"],
+    ]
 
 
 async def test_checkin_for_an_unknown_patient_is_404_and_stores_nothing(
