@@ -1,16 +1,19 @@
 """Frozen values of the scheduling domain: sites, protocols, preferences, plans.
 
-Source of every default: DOMAIN.md ("The treatment, as a patient lives it",
-"People and places"). Enumeration values are wire values of the public contract
-(CONTRACT.md, "Scheduling service"): never rename them.
+Source of every default: docs/domain.md ("The treatment, as a patient lives it",
+"People and places", "Who is scheduled, and when"). Enumeration values are wire
+values of the public contract (docs/asyncapi.yaml and the scheduling API): never
+rename them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,8 +21,16 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # Monday first, so that ``WEEKDAYS[d.weekday()]`` names a date's weekday.
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DayHours = tuple[Weekday, time, time]
-# The period of the rolling dose cap ("two dosing sessions a week").
+# The period of the rolling dose cap (docs/domain.md: "no 7-day window holds more
+# than the protocol's maximum"): doses exactly 7 days apart are in different windows.
 ROLLING_PERIOD = timedelta(days=7)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def weekly_hours(hours: Mapping[Weekday, tuple[time, time]]) -> tuple[DayHours, ...]:
@@ -45,10 +56,7 @@ class Site:
     therapists: int
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        _zone(self.timezone)
         days = [day for day, _, _ in self.hours]
         if len(set(days)) != len(days) or not set(days) <= set(WEEKDAYS):
             raise ValueError(f"hours must name each weekday at most once, got {days}")
@@ -80,15 +88,20 @@ class Site:
 
 @dataclass(frozen=True)
 class Protocol:
-    """An induction protocol; each default is DOMAIN.md's ("Induction series").
+    """A site's protocol; each default is docs/domain.md's ("The treatment, as a
+    patient lives it"; every number is a per-site setting, "People and places").
 
     - ``doses`` 6 (4-6 in all), ``min_gap`` 48 h between dose starts, at most
       ``max_doses_per_7_days`` 2 in any rolling 7 days ("two a week"), every dose
       starting within ``window`` 21 days of the first ("for 2-3 weeks"; the
       window is half-open: a dose exactly ``window`` after the first is outside).
+      The gap and the cap hold across every dose the patient has ("Spacing counts
+      every dose the patient has").
     - ``dosing_minutes`` 180: 40 min infusion + 2 h monitoring, rounded to 3 h.
     - ``integration_minutes`` 90 on a local calendar day ``integration_min_days``
       1 to ``integration_max_days`` 3 after the dose, never the dosing day.
+    - ``maintenance_interval`` 28 days: the first maintenance that long after the
+      last induction dose, each next one that long after the previous ("Maintenance").
     - ``slot_step_minutes`` 30: sessions start on the half hour, local time.
     - ``min_lead`` 24 h: nothing starts sooner after planning (a scheduling choice).
     """
@@ -104,6 +117,7 @@ class Protocol:
     integration_max_days: int = 3
     slot_step_minutes: int = 30
     min_lead: timedelta = timedelta(hours=24)
+    maintenance_interval: timedelta = timedelta(days=28)
 
     def __post_init__(self) -> None:
         if self.doses < 1 or self.max_doses_per_7_days < 1:
@@ -116,42 +130,158 @@ class Protocol:
             raise ValueError("slot_step_minutes and window must be positive")
         if self.min_gap < timedelta(0) or self.min_lead < timedelta(0):
             raise ValueError("min_gap and min_lead cannot be negative")
+        if self.maintenance_interval <= timedelta(0):
+            raise ValueError("maintenance_interval must be positive")
 
 
 STANDARD = Protocol(name="standard")
-# DOMAIN.md: intensive "retreat" programs, default 6 doses in 12 days, >= 24 h apart.
+# docs/domain.md: intensive "retreat" programs, default 6 doses in 12 days, >= 24 h
+# apart, at most 4 in any 7 days ("Who is scheduled, and when": "standard 2, retreat 4").
 RETREAT = Protocol(
     name="retreat",
     doses=6,
     min_gap=timedelta(hours=24),
-    max_doses_per_7_days=7,
+    max_doses_per_7_days=4,
     window=timedelta(days=12),
 )
+# docs/domain.md ("People and places"): "`standard` and `retreat` are presets, not
+# the only choices"; ``protocol_from`` builds any other one from a preset.
+PRESETS: Mapping[str, Protocol] = MappingProxyType({"standard": STANDARD, "retreat": RETREAT})
+
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+# The protocol numbers a site may set (docs/domain.md, "People and places"), each
+# with its Protocol field and unit: None for a count or minutes (an integer), else
+# the unit of a duration given as a number (hours or days, fractions allowed).
+PROTOCOL_KEYS: Mapping[str, tuple[str, timedelta | None]] = MappingProxyType(
+    {
+        "doses": ("doses", None),
+        "min_gap_hours": ("min_gap", _HOUR),
+        "max_doses_per_7_days": ("max_doses_per_7_days", None),
+        "window_days": ("window", _DAY),
+        "dosing_minutes": ("dosing_minutes", None),
+        "integration_minutes": ("integration_minutes", None),
+        "integration_min_days": ("integration_min_days", None),
+        "integration_max_days": ("integration_max_days", None),
+        "maintenance_interval_days": ("maintenance_interval", _DAY),
+    }
+)
+_LONGEST_SESSION_MINUTES = 24 * 60  # a session lies within one local day
+
+
+def _number(key: str, value: object, unit: timedelta | None) -> int | timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"protocol.{key} must be a number, got {value!r}")
+    if unit is None:
+        if isinstance(value, float):
+            raise ValueError(f"protocol.{key} must be a whole number, got {value!r}")
+        return value
+    if not math.isfinite(value) or abs(value) > 10_000:
+        raise ValueError(f"protocol.{key} must be a finite number of reasonable size")
+    return value * unit
+
+
+def shortest_span(protocol: Protocol) -> timedelta:
+    """The least time from the first dose's start to the last's that the gap and the
+    rolling cap allow: each dose as soon as both let it."""
+    starts: list[timedelta] = []
+    cap = protocol.max_doses_per_7_days
+    for n in range(protocol.doses):
+        soonest = starts[-1] + protocol.min_gap if starts else timedelta(0)
+        if n >= cap:
+            soonest = max(soonest, starts[n - cap] + ROLLING_PERIOD)
+        starts.append(soonest)
+    return starts[-1]
+
+
+def protocol_from(
+    base: Protocol, overrides: Mapping[str, object], *, name: str | None = None
+) -> Protocol:
+    """``base`` with the numbers in ``overrides`` (a site body's ``protocol`` object).
+
+    Keys (docs/domain.md, "People and places": every protocol number is a per-site
+    setting): ``doses``, ``max_doses_per_7_days``, ``dosing_minutes``,
+    ``integration_minutes``, ``integration_min_days``, ``integration_max_days``
+    (whole numbers); ``min_gap_hours``, ``window_days``, ``maintenance_interval_days``
+    (numbers, fractions allowed). ``slot_step_minutes`` and ``min_lead`` are
+    scheduling choices, not protocol numbers: they stay ``base``'s. The name is
+    ``name``, else ``base.name``.
+
+    Raises ``ValueError`` naming the key for an unknown key, a value of the wrong
+    type, a value ``Protocol`` refuses, a session longer than a day, or numbers
+    that cannot all hold at once (``doses`` that the gap and the weekly cap cannot
+    fit inside the window).
+    """
+    unknown = sorted(set(overrides) - set(PROTOCOL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown protocol keys {unknown}; known: {sorted(PROTOCOL_KEYS)}")
+    changes: dict[str, object] = {"name": base.name if name is None else name}
+    for key, value in overrides.items():
+        field, unit = PROTOCOL_KEYS[key]
+        changes[field] = _number(key, value, unit)
+    protocol = replace(base, **changes)  # type: ignore[arg-type]  # Protocol validates
+    for key in ("dosing_minutes", "integration_minutes"):
+        if getattr(protocol, key) > _LONGEST_SESSION_MINUTES:
+            raise ValueError(f"protocol.{key} must be at most {_LONGEST_SESSION_MINUTES}")
+    span = shortest_span(protocol)
+    if span >= protocol.window:
+        raise ValueError(
+            f"protocol: {protocol.doses} doses at least {protocol.min_gap} apart and at most "
+            f"{protocol.max_doses_per_7_days} in 7 days span at least {span}, "
+            f"not within the {protocol.window} window"
+        )
+    return protocol
+
+
+def _plain(value: timedelta, unit: timedelta) -> int | float:
+    number = value / unit
+    return int(number) if number.is_integer() else number
+
+
+def protocol_numbers(protocol: Protocol) -> dict[str, int | float]:
+    """The protocol's numbers under ``protocol_from``'s keys (durations in their
+    unit, whole values as ints): ``protocol_from(base, protocol_numbers(p))``
+    rebuilds ``p``'s numbers."""
+    numbers: dict[str, int | float] = {}
+    for key, (field, unit) in PROTOCOL_KEYS.items():
+        value = getattr(protocol, field)
+        numbers[key] = value if unit is None else _plain(value, unit)
+    return numbers
 
 
 class Relaxed(StrEnum):
-    """Names of the preferences a plan could not honour, in the order they are dropped."""
+    """Names of the preferences a plan could not honour, in the order they are dropped
+    (docs/domain.md, "People and places": "drop the weekdays first and keep the
+    time window; then drop the time window and keep the weekdays")."""
 
-    time_of_day = "time_of_day"
     weekdays = "weekdays"
+    time_of_day = "time_of_day"
 
 
 @dataclass(frozen=True)
 class Preferences:
-    """A patient's weekdays and times (DOMAIN.md: "in the site's time zone").
+    """A patient's weekdays and times (docs/domain.md, "People and places").
 
-    They apply to every session: it must fall on one of ``weekdays``, start at or
-    after ``earliest`` and end at or before ``latest``, in local wall time.
-    None means no preference; an empty ``weekdays`` set can never be honoured.
+    Read in ``timezone`` when given, else in the site's zone. They apply to dosing
+    sessions: a dose falls on one of ``weekdays``, starts at or after ``earliest``
+    and ends at or before ``latest`` (on the same local date), in that zone's wall
+    time. An integration keeps only the time window. None means no preference; an
+    empty ``weekdays`` set can never be honoured. Raises ``ValueError`` for an
+    unknown weekday or time zone.
     """
 
     weekdays: frozenset[Weekday] | None = None
     earliest: time | None = None
     latest: time | None = None
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         if self.weekdays is not None and not self.weekdays <= set(WEEKDAYS):
             raise ValueError(f"unknown weekdays in {sorted(self.weekdays)}")
+        for bound in (self.earliest, self.latest):
+            if bound is not None and bound.tzinfo is not None:
+                raise ValueError("preferred times are local wall times, without tzinfo")
+        if self.timezone is not None:
+            _zone(self.timezone)
 
     def given(self) -> tuple[str, ...]:
         """The preferences stated, in the order they would be relaxed."""

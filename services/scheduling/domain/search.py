@@ -9,10 +9,12 @@ sessions of a patient may overlap, so no resource is taken twice either.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, time
+from functools import partial
 
-from services.scheduling.domain.calendar import Calendar, Interval, Timeline
+from services.scheduling.domain.calendar import Calendar, Interval, Timeline, utc
 from services.scheduling.domain.grid import ONE_DAY, DayFilter, Grid, Slot
 from services.scheduling.domain.model import (
     ROLLING_PERIOD,
@@ -30,8 +32,13 @@ DayCandidates = tuple[date, Iterator[tuple[Slot, str]]]
 def respects_spacing(start: datetime, others: Iterable[datetime], protocol: Protocol) -> bool:
     """A dose at ``start`` keeps ``min_gap`` from every other dose and the rolling cap.
 
-    DOMAIN.md ("Induction series"): at least 48 h between dosing sessions, about
-    two a week: no rolling 7 days holds more than ``max_doses_per_7_days`` starts.
+    docs/domain.md ("Who is scheduled, and when": "Spacing counts every dose the
+    patient has"): at least ``min_gap`` (standard 48 h, retreat 24 h) between any
+    two dose starts, and no rolling 7 days (``ROLLING_PERIOD``, half-open: doses
+    exactly 7 days apart are in different windows) holds more than
+    ``max_doses_per_7_days`` starts (standard 2, retreat 4). ``others`` are
+    assumed to keep the rules among themselves; only windows holding ``start``
+    are checked.
     """
     others = list(others)
     if any(abs(start - other) < protocol.min_gap for other in others):
@@ -45,6 +52,26 @@ def respects_spacing(start: datetime, others: Iterable[datetime], protocol: Prot
     )
 
 
+class Spacing:
+    """The patient's existing doses, sorted, so that each candidate start reads only
+    the few within reach (``min_gap`` or 7 days, whichever is longer)."""
+
+    def __init__(self, protocol: Protocol, doses: Iterable[datetime]) -> None:
+        self.protocol = protocol
+        self.doses = tuple(sorted(utc(d) for d in doses))
+        self._reach = max(protocol.min_gap, ROLLING_PERIOD)
+
+    def __bool__(self) -> bool:
+        return bool(self.doses)
+
+    def allows(self, start: datetime, planned: Sequence[datetime] = ()) -> bool:
+        """``start`` keeps the gap and the cap with the existing doses and ``planned``."""
+        low, high = start - self._reach, start + self._reach
+        near = self.doses[bisect_right(self.doses, low) : bisect_left(self.doses, high)]
+        near += tuple(p for p in planned if low < p < high)
+        return respects_spacing(start, near, self.protocol)
+
+
 class Searcher:
     """Greedy placement of doses and integrations for one patient at one site."""
 
@@ -55,8 +82,10 @@ class Searcher:
         protocol: Protocol,
         now: datetime,
         patient_busy: Iterable[Interval],
+        patient_doses: Iterable[datetime] = (),
     ) -> None:
         self.protocol = protocol
+        self.spacing = Spacing(protocol, patient_doses)
         self.grid = Grid(site, protocol.slot_step_minutes)
         self.rooms = ResourcePool(site.room_ids(), calendar)
         self.therapists = ResourcePool(site.therapist_ids(), calendar)
@@ -193,7 +222,10 @@ class Searcher:
                     not_before = max(not_before, capped)
                 until = starts[0] + protocol.window
                 days = (self.grid.local_date(not_before), self.grid.local_date(until))
-            candidates = self.doses(level, days, not_before, until, placed)
+            accept = None
+            if self.spacing:  # the series' own doses are spaced by not_before alone
+                accept = partial(self.spacing.allows, planned=tuple(starts))
+            candidates = self.doses(level, days, not_before, until, placed, accept)
             found = self.pair(candidates, level, placed, therapist, sequence, Kind.dosing)
             if found is None:
                 return None

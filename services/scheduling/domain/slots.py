@@ -31,7 +31,7 @@ from services.scheduling.domain.model import (
     SinglePlan,
     Site,
 )
-from services.scheduling.domain.search import Searcher, respects_spacing
+from services.scheduling.domain.search import Searcher
 
 Level = tuple[DayFilter, tuple[str, ...]]  # the filter, and the preferences it drops
 
@@ -98,6 +98,7 @@ def find_series(
     horizon: timedelta = timedelta(days=90),
     pref_patience: timedelta = timedelta(days=14),
     patient_busy: Sequence[Interval] = (),
+    patient_doses: Sequence[datetime] = (),
 ) -> SeriesPlan | NoFit:
     """Plan a whole induction series: ``protocol.doses`` doses, each with its integration.
 
@@ -118,7 +119,7 @@ def find_series(
     problem = structural_problem(site, protocol)
     if problem is not None:
         return problem
-    searcher = Searcher(site, calendar, protocol, now, patient_busy)
+    searcher = Searcher(site, calendar, protocol, now, patient_busy, patient_doses)
     levels = preference_levels(prefs)
     base_filter, base_relaxed = levels[-1]
     base = _first_series(searcher, base_filter, now + horizon)
@@ -145,7 +146,7 @@ def find_single(
     sequence: int,
     preferred_therapist: str | None = None,
     patient_busy: Sequence[Interval] = (),
-    series_doses: Sequence[datetime] = (),
+    patient_doses: Sequence[datetime] = (),
 ) -> SinglePlan | NoFit:
     """One dose (``Kind.dosing`` or ``Kind.maintenance``) starting in [not_before, not_after]
     and at least ``min_lead`` after ``now``, with its integration session 1..3 days later.
@@ -165,16 +166,12 @@ def find_single(
     problem = structural_problem(site, protocol)
     if problem is not None:
         return problem
-    searcher = Searcher(site, calendar, protocol, now, patient_busy)
-    others = tuple(series_doses)
-
-    def accept(start: datetime) -> bool:
-        return respects_spacing(start, others, protocol)
-
+    searcher = Searcher(site, calendar, protocol, now, patient_busy, patient_doses)
+    accept = searcher.spacing.allows if searcher.spacing else None
     days = (searcher.grid.local_date(not_before), searcher.grid.local_date(not_after))
     until = not_after + timedelta.resolution  # a start at not_after itself is inside
     for level, relaxed in preference_levels(prefs):
-        candidates = searcher.doses(level, days, not_before, until, (), accept if others else None)
+        candidates = searcher.doses(level, days, not_before, until, (), accept)
         found = searcher.pair(candidates, level, (), preferred_therapist, sequence, kind)
         if found is not None:
             return SinglePlan(sessions=found, relaxed=relaxed)

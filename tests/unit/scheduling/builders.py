@@ -184,3 +184,23 @@ def _series_rules(sessions: Sequence[PlannedSession], protocol: Protocol) -> lis
     if starts and starts[-1] - starts[0] >= protocol.window:
         problems.append(f"doses span {starts[-1] - starts[0]}, window {protocol.window}")
     return problems
+
+
+def spacing_violations(starts: Iterable[datetime], protocol: Protocol) -> list[str]:
+    """Every break of docs/domain.md's "Spacing counts every dose the patient has"
+    among these dose starts: two closer than ``min_gap``, or more than
+    ``max_doses_per_7_days`` within any 7 days (doses exactly 7 days apart are
+    in different windows)."""
+    ordered = sorted(starts)
+    cap = protocol.max_doses_per_7_days
+    problems = [
+        f"doses at {a.isoformat()} and {b.isoformat()} closer than {protocol.min_gap}"
+        for a, b in pairwise(ordered)
+        if b - a < protocol.min_gap
+    ]
+    problems += [
+        f"{cap + 1} doses within 7 days from {ordered[i].isoformat()}"
+        for i in range(len(ordered) - cap)
+        if ordered[i + cap] - ordered[i] < timedelta(days=7)
+    ]
+    return problems

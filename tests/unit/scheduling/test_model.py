@@ -1,4 +1,4 @@
-"""The frozen values: sites, protocols (DOMAIN.md defaults) and preferences."""
+"""The frozen values: sites, protocols (docs/domain.md defaults) and preferences."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 
 from services.scheduling.domain.model import (
+    PRESETS,
     RETREAT,
     STANDARD,
     WEEKDAYS,
     Preferences,
     Protocol,
     Site,
+    protocol_from,
+    protocol_numbers,
+    shortest_span,
     weekly_hours,
 )
 from tests.unit.scheduling.builders import site
@@ -121,3 +125,133 @@ def test_given_preferences_are_named_in_relaxation_order(
 def test_preferences_reject_unknown_weekdays() -> None:
     with pytest.raises(ValueError, match="unknown weekdays"):
         Preferences(weekdays=frozenset({"funday"}))  # type: ignore[arg-type]
+
+
+def test_retreat_allows_at_most_4_doses_in_any_7_days() -> None:
+    """docs/domain.md ("Who is scheduled, and when"): "standard 2, retreat 4"."""
+    assert RETREAT.max_doses_per_7_days == 4
+    assert STANDARD.max_doses_per_7_days == 2
+
+
+def test_retreat_numbers_fit_6_doses_in_12_days_at_least_24h_apart() -> None:
+    # 4 daily doses, then the 5th 7 days after the 1st, the 6th a day later: 8 days.
+    assert shortest_span(RETREAT) == timedelta(days=8)
+    assert shortest_span(RETREAT) < RETREAT.window
+    assert shortest_span(STANDARD) == timedelta(days=16)  # Mon, Wed, Mon, Wed, Mon, Wed
+
+
+def test_presets_are_standard_and_retreat() -> None:
+    assert dict(PRESETS) == {"standard": STANDARD, "retreat": RETREAT}
+    with pytest.raises(TypeError):
+        PRESETS["mine"] = STANDARD  # type: ignore[index]
+
+
+def test_maintenance_interval_defaults_to_28_days() -> None:
+    """docs/domain.md ("Maintenance"): "`maintenance_interval` (default 28 days)"."""
+    assert STANDARD.maintenance_interval == RETREAT.maintenance_interval == timedelta(days=28)
+
+
+@pytest.mark.parametrize("interval", [timedelta(0), timedelta(days=-1)])
+def test_maintenance_interval_must_be_positive(interval: timedelta) -> None:
+    with pytest.raises(ValueError, match="maintenance_interval"):
+        Protocol(name="bad", maintenance_interval=interval)
+
+
+def test_protocol_numbers_names_every_site_setting() -> None:
+    assert protocol_numbers(STANDARD) == {
+        "doses": 6,
+        "min_gap_hours": 48,
+        "max_doses_per_7_days": 2,
+        "window_days": 21,
+        "dosing_minutes": 180,
+        "integration_minutes": 90,
+        "integration_min_days": 1,
+        "integration_max_days": 3,
+        "maintenance_interval_days": 28,
+    }
+    assert protocol_numbers(RETREAT)["max_doses_per_7_days"] == 4
+    assert all(type(v) is int for v in protocol_numbers(STANDARD).values())
+
+
+@pytest.mark.parametrize("preset", [STANDARD, RETREAT])
+def test_protocol_from_its_own_numbers_is_the_preset(preset: Protocol) -> None:
+    assert protocol_from(preset, protocol_numbers(preset)) == preset
+    assert protocol_from(preset, {}) == preset
+
+
+def test_protocol_from_overrides_each_number_in_its_unit() -> None:
+    custom = protocol_from(
+        STANDARD,
+        {
+            "doses": 4,
+            "min_gap_hours": 36.5,
+            "max_doses_per_7_days": 3,
+            "window_days": 14,
+            "dosing_minutes": 150,
+            "integration_minutes": 60,
+            "integration_min_days": 2,
+            "integration_max_days": 4,
+            "maintenance_interval_days": 90,
+        },
+        name="clinic-own",
+    )
+    assert custom == Protocol(
+        name="clinic-own",
+        doses=4,
+        min_gap=timedelta(hours=36, minutes=30),
+        max_doses_per_7_days=3,
+        window=timedelta(days=14),
+        dosing_minutes=150,
+        integration_minutes=60,
+        integration_min_days=2,
+        integration_max_days=4,
+        maintenance_interval=timedelta(days=90),
+    )
+    assert protocol_numbers(custom)["min_gap_hours"] == 36.5
+
+
+def test_protocol_from_keeps_the_base_scheduling_choices() -> None:
+    custom = protocol_from(RETREAT, {"doses": 5})
+    assert (custom.name, custom.slot_step_minutes, custom.min_lead) == (
+        "retreat",
+        RETREAT.slot_step_minutes,
+        RETREAT.min_lead,
+    )
+    assert custom.min_gap == RETREAT.min_gap
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dose": 6}, "unknown protocol keys \\['dose'\\]"),
+        ({"slot_step_minutes": 15}, "unknown protocol keys"),
+        ({"doses": "6"}, "protocol.doses must be a number"),
+        ({"doses": True}, "protocol.doses must be a number"),
+        ({"doses": None}, "protocol.doses must be a number"),
+        ({"doses": 4.5}, "protocol.doses must be a whole number"),
+        ({"dosing_minutes": 180.0}, "protocol.dosing_minutes must be a whole number"),
+        ({"doses": 0}, "doses and max_doses_per_7_days must be at least 1"),
+        ({"max_doses_per_7_days": 0}, "at least 1"),
+        ({"min_gap_hours": -1}, "min_gap and min_lead cannot be negative"),
+        ({"min_gap_hours": float("nan")}, "protocol.min_gap_hours must be a finite"),
+        ({"window_days": float("inf")}, "protocol.window_days must be a finite"),
+        ({"window_days": 0}, "window must be positive"),
+        ({"dosing_minutes": 0}, "session lengths must be positive"),
+        ({"integration_minutes": 1441}, "protocol.integration_minutes must be at most 1440"),
+        ({"integration_min_days": 0}, "integration days"),
+        ({"integration_min_days": 4}, "integration days"),
+        ({"maintenance_interval_days": 0}, "maintenance_interval must be positive"),
+        ({"doses": 7}, "7 doses .* not within the 21 days, 0:00:00 window"),
+        ({"window_days": 16}, "span at least 16 days"),
+    ],
+)
+def test_protocol_from_refuses_unknown_keys_and_invalid_values(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        protocol_from(STANDARD, overrides)
+
+
+def test_protocol_from_accepts_the_tightest_window_the_numbers_allow() -> None:
+    # Standard's 6 doses span at least 16 days; the window is half-open.
+    assert protocol_from(STANDARD, {"window_days": 16.01}).window > timedelta(days=16)

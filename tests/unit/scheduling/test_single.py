@@ -50,7 +50,7 @@ def single(
         sequence=3,
         preferred_therapist=therapist,
         patient_busy=mine,
-        series_doses=doses,
+        patient_doses=doses,
     )
     if isinstance(found, SinglePlan):
         problems = violations(
