@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
-from shared import inbox, metrics
+from shared import devclock, inbox, metrics
 from shared.db import Conn, create_pool
 from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, dlq_topic
 from shared.kafka import idempotent_producer
@@ -113,6 +113,8 @@ class EventProcessor:
 
     async def start(self) -> None:
         async with self._lock:
+            # DEV_CLOCK=1: the stack's time known before the first message is handled
+            await devclock.watch(self.settings, f"{self.group}-worker")
             if self._pool is None:
                 self._pool = await create_pool(
                     self.settings.database_url,
@@ -303,6 +305,7 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     A periodic task's failure is logged and retried at its next tick.
     """
     settings = processor.settings
+    devclock.refuse_unless_loopback(settings, f"{processor.group} worker")
     app = faust.App(
         processor.group,
         broker=[f"kafka://{s}" for s in settings.kafka_servers],

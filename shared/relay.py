@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, start_http_server
 
-from shared import db
+from shared import db, devclock
 from shared.db import Conn, connect_kwargs
 from shared.events import CONTENT_TYPE
 from shared.kafka import idempotent_producer
@@ -163,6 +163,7 @@ class OutboxRelay:
 
 
 async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -> None:
+    devclock.refuse_unless_loopback(settings, f"{schema} relay")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -188,6 +189,13 @@ async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -
             delay = min(delay * 2, 5.0)
     if settings.relay_metrics_port:
         start_http_server(settings.relay_metrics_port, addr=settings.http_host)
+    while True:  # DEV_CLOCK=1: the stack's time before anything else (else a no-op)
+        try:
+            await devclock.watch(settings, f"{schema}-relay")
+            break
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("relay_waiting_for_clock", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
     relay = OutboxRelay(
         RelayConfig(
             dsn=settings.database_url,
@@ -204,4 +212,5 @@ async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -
     relay.stop()
     await task
     await producer.stop()
+    await devclock.unwatch()
     log.info("relay_stopped", schema=schema)

@@ -13,7 +13,7 @@ import asyncpg
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
-from shared import db
+from shared import db, devclock
 from shared.access import Rule, audit_router, install_access
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
@@ -44,7 +44,9 @@ def build_app(
     rules: Sequence[Rule] = (),
 ) -> FastAPI:
     """Migrations applied and a pool opened at start (nothing connects at import time);
-    ``app.state.deps`` holds the service's dependencies for its handlers."""
+    ``app.state.deps`` holds the service's dependencies for its handlers. With DEV_CLOCK=1
+    (loopback only) the process follows the stack's clock and serves ``/v1/dev/clock``."""
+    devclock.refuse_unless_loopback(settings, f"{schema} api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,8 +59,10 @@ def build_app(
         )
         app.state.deps = make_deps(pool)
         try:
+            await devclock.watch(settings, f"{schema}-api")
             yield
         finally:
+            await devclock.unwatch()
             await pool.close()
 
     app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
@@ -95,8 +99,15 @@ def build_app(
         return deps.pool if deps is not None else None
 
     # outermost: a refused call reaches nothing else
-    install_access(app, tokens_file=settings.api_tokens_file, rules=rules, pool=current_pool)
+    install_access(
+        app,
+        tokens_file=settings.api_tokens_file,
+        rules=devclock.rules(settings, rules),
+        pool=current_pool,
+    )
     app.include_router(router)
+    if settings.dev_clock:
+        app.include_router(devclock.router(lambda request: request.app.state.deps.pool))
     app.include_router(audit_router(lambda request: request.app.state.deps.pool))
     return app
 

@@ -29,6 +29,9 @@ class CommonSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     # Bearer tokens with roles (shared/auth.py); unset: no credentials, as on loopback.
     api_tokens_file: str | None = None
+    # DEV_CLOCK=1: the stack's time is the wall clock plus one offset moved forward by
+    # POST /v1/dev/clock (shared/devclock.py); refused unless listening on loopback.
+    dev_clock: bool = False
 
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +15,7 @@ from services.alerts.api import router
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import events
 from shared.access import Rule
+from shared.clock import utcnow
 from shared.consumer import EventProcessor, service_processor
 from shared.service import build_app
 
@@ -24,10 +25,6 @@ RULES = (
     Rule("PUT", r"/v1/sites/[^/]+/oncall", ("scheduler", "clinician")),
     Rule("POST", r"/v1/alerts/[^/]+/(acknowledge|resolve)", ("clinician",)),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:

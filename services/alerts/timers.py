@@ -20,7 +20,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ from services.alerts.domain.paging import (
     timestamped_signature,
 )
 from services.alerts.settings import SCHEMA, AlertsSettings
-from shared import db
+from shared import db, devclock
+from shared.clock import utcnow
 from shared.consumer import TRANSIENT
 from shared.logging import get_logger
 
@@ -55,10 +56,6 @@ DELIVERY_LATENCY = Histogram(
     "From a page being queued to the receiver's 2xx",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Timers:
@@ -168,7 +165,8 @@ class Timers:
             return
         if self.settings.page_signing_secret is not None:
             secret = self.settings.page_signing_secret.get_secret_value()
-            stamp = int(self.clock().timestamp())
+            # checked against the receiver's own wall clock: never the dev clock
+            stamp = int(time.time())
             headers["X-Interval-Signature"] = signature(secret, body)
             headers["X-Interval-Timestamp"] = str(stamp)
             headers["X-Interval-Signature-V2"] = timestamped_signature(secret, stamp, body)
@@ -257,7 +255,10 @@ class Timers:
 
 async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
     """The timers process: migrate, then run the loop until SIGTERM/SIGINT, letting the
-    deliveries in flight finish (a page cut off mid-POST is retried after its lease)."""
+    deliveries in flight finish (a page cut off mid-POST is retried after its lease).
+    With DEV_CLOCK=1 a move of the stack's clock wakes the loop: whatever fell due in the
+    skipped span fires at once."""
+    devclock.refuse_unless_loopback(settings, "alerts timers")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -266,6 +267,8 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
     while not stop.is_set():  # start even while the database is still coming up
         try:
             await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
+            # DEV_CLOCK=1: the stack's time before the first timer fires (else a no-op)
+            watcher = await devclock.watch(settings, "alerts-timers")
             pool = await db.create_pool(
                 settings.database_url, SCHEMA, min_size=2, max_size=settings.db_pool_max
             )
@@ -283,6 +286,8 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
         timeout=settings.page_timeout_s, limits=limits, follow_redirects=False
     ) as http:
         timers = Timers(settings, pool, http)
+        if watcher is not None:
+            watcher.on_change(timers.wake.set)
 
         async def forever() -> None:
             delay = 1.0
@@ -302,6 +307,7 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
         for t in (*timers.in_flight, task):  # cut off: leased pages are retried later
             t.cancel()
         await asyncio.gather(*timers.in_flight, task, return_exceptions=True)
+    await devclock.unwatch()
     try:
         await asyncio.wait_for(pool.close(), 5)
     except TimeoutError:

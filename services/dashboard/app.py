@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -24,7 +24,9 @@ from fastapi.templating import Jinja2Templates
 from services.dashboard import board, overview, patient, schedule
 from services.dashboard.settings import DashboardSettings
 from services.dashboard.upstream import Down, Refused, Upstream
+from shared import devclock
 from shared.auth import TokenBook
+from shared.clock import utcnow
 from shared.web import install_observability
 
 HERE = Path(__file__).parent
@@ -45,11 +47,18 @@ def outcome(result: Any, service: str, refreshed: str, done: str) -> dict[str, s
 
 
 def create_app(settings: DashboardSettings) -> FastAPI:
+    devclock.refuse_unless_loopback(settings, "dashboard")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=settings.upstream_timeout_s) as http:
-            app.state.upstream = Upstream(http, settings.upstreams())
-            yield
+        # DEV_CLOCK=1: the pages' "now" is the stack's (its row in the stack's database)
+        await devclock.watch(settings, "dashboard")
+        try:
+            async with httpx.AsyncClient(timeout=settings.upstream_timeout_s) as http:
+                app.state.upstream = Upstream(http, settings.upstreams())
+                yield
+        finally:
+            await devclock.unwatch()
 
     app = FastAPI(title="Interval ops dashboard", version="1.0.0", lifespan=lifespan)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -122,7 +131,7 @@ def create_app(settings: DashboardSettings) -> FastAPI:
         for result in (open_, acked):
             if isinstance(result, Down | Refused):
                 return {"down": result if isinstance(result, Down) else Down("alerts", "refused")}
-        now = datetime.now(UTC)
+        now = utcnow()
         alerts = board.board_order([*open_, *acked])
         for a in alerts:
             a["age"] = board.age(a["raised_at"], now)
@@ -220,10 +229,10 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             day = (
                 date.fromisoformat(week)
                 if week
-                else datetime.now(ZoneInfo(site["timezone"])).date()
+                else utcnow().astimezone(ZoneInfo(site["timezone"])).date()
             )
         except ValueError:
-            day = datetime.now(ZoneInfo(site["timezone"])).date()
+            day = utcnow().astimezone(ZoneInfo(site["timezone"])).date()
         start = schedule.week_start(day)
         begin, end = schedule.bounds(site, start)
         appts = await up(request).get(
@@ -276,7 +285,7 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             up(request).get("alerts", "/v1/alerts", {"patient_id": patient_id, "limit": 200}),
             up(request).get("alerts", f"/v1/patients/{patient_id}/monitoring"),
         )
-        ctx: dict[str, Any] = {"patient_id": patient_id, "now": datetime.now(UTC)}
+        ctx: dict[str, Any] = {"patient_id": patient_id, "now": utcnow()}
         ctx["measures_down"] = measures if isinstance(measures, Down) else None
         ctx["unknown"] = isinstance(measures, Refused)
         if isinstance(measures, dict):

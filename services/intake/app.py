@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +14,7 @@ from services.intake import handlers, phi
 from services.intake.api import router
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared.access import Rule
+from shared.clock import utcnow
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,10 +25,6 @@ RULES = (
     Rule("POST", r"/v1/intakes/[^/]+/(approve|decline)", ("clinician",)),
     Rule("POST", r"/v1/patients/[^/]+/discharge", ("clinician",)),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:

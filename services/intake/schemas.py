@@ -7,7 +7,7 @@ client could be silently misread (``false`` is not ``0``, ``"3"`` is not ``3``).
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from services.intake.domain.model import KNOWN_CONDITIONS, TrialOutcome
+from shared.clock import utcnow
 from shared.validation import ID_MAX_LENGTH, ID_PATTERN, IsoDate, IsoInstant, NoNul
 
 # A client clock a little ahead of ours is not "the future".
@@ -42,13 +43,13 @@ Phq9Item = Annotated[int, Field(strict=True, ge=0, le=3)]
 
 
 def _not_future(value: datetime) -> datetime:
-    if value > datetime.now(UTC) + CLOCK_SKEW:
+    if value > utcnow() + CLOCK_SKEW:
         raise ValueError("must not be in the future")
     return value
 
 
 def _date_not_future(value: date) -> date:
-    if value > (datetime.now(UTC) + CLOCK_SKEW).date():
+    if value > (utcnow() + CLOCK_SKEW).date():
         raise ValueError("must not be in the future")
     return value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +14,7 @@ from services.scheduling.api import router
 from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import events
 from shared.access import Rule
+from shared.clock import utcnow
 from shared.consumer import EventProcessor, Timer, service_processor
 from shared.service import build_app
 
@@ -25,10 +26,6 @@ RULES = (
         "POST", r"/v1/appointments/[^/]+/(confirm|cancel|complete|no-show|vitals)", ("scheduler",)
     ),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
@@ -63,6 +60,9 @@ def create_processor(
             (events.IntakeReviewed.topic, handlers.on_intake_reviewed),
             (events.CheckinRecorded.topic, handlers.on_checkin_recorded),
             (events.PatientDischarged.topic, handlers.on_patient_discharged),
+            # the hold while at risk (docs/domain.md, "Who is scheduled, and when")
+            (events.AlertRaised.topic, handlers.on_alert),
+            (events.AlertChanged.topic, handlers.on_alert),
         ],
     )
 
