@@ -1,4 +1,7 @@
-"""PHI at rest: the intake service's personal data, encrypted with a key from configuration.
+"""PHI at rest, for every service that stores any: values encrypted with keys from
+configuration (the intake service's patient data and notes, the alerts service's
+acknowledge/resolve notes). One key story for the whole stack: the same PHI_KEYS /
+PHI_KEYS_FILE, the same rotation (shared/encrypted.py).
 
 Fernet (``cryptography``): AES-128-CBC with a random IV, authenticated with HMAC-SHA256,
 so a value cannot be read nor altered without the key. ``MultiFernet`` gives rotation:
@@ -7,7 +10,7 @@ re-encrypts a value under the first key.
 
 Keys come from ``PHI_KEYS`` (comma-separated, newest first) or else from the file
 ``PHI_KEYS_FILE`` (one key a line, newest first; ``#`` comments; default
-``.state/phi.key``, which ``deploy/bin/setup.sh`` creates for local development). The
+``.state/phi.key``, which ``deploy/bin/setup.sh`` creates for local development). A
 service never makes a key of its own and never logs one: only a short fingerprint.
 """
 
@@ -20,11 +23,16 @@ from datetime import date
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from shared.logging import get_logger
+from shared.settings import CommonSettings
 
 log = get_logger(__name__)
+
+# Where local development keeps its PHI key (created by deploy/bin/setup.sh, never by a
+# service): the default of PHI_KEYS_FILE, for every service.
+DEV_PHI_KEYS_FILE = Path(__file__).resolve().parents[1] / ".state" / "phi.key"
 
 HOW_TO_MAKE_A_KEY = "make one with `python -m services.intake new-phi-key`"
 
@@ -165,3 +173,18 @@ def load_cipher(keys: SecretStr | None, keys_file: Path) -> PhiCipher:
         keys=len(cipher.key_ids),
     )
     return cipher
+
+
+class PhiKeySettings(CommonSettings):
+    """The settings of a service that stores PHI: its keys and its batch size."""
+
+    # Fernet keys, newest first; the first encrypts, all decrypt. PHI_KEYS
+    # (comma-separated) wins over PHI_KEYS_FILE (one a line).
+    phi_keys: SecretStr | None = None
+    phi_keys_file: Path = DEV_PHI_KEYS_FILE
+    # rows per transaction when PHI is encrypted at start or re-encrypted by rotate-phi-keys
+    phi_batch_size: int = Field(default=500, ge=1, le=100_000)
+
+    def phi_cipher(self) -> PhiCipher:
+        """The PHI cipher; PhiKeyError when no usable key is configured."""
+        return load_cipher(self.phi_keys, self.phi_keys_file)

@@ -15,7 +15,6 @@ import asyncpg
 from prometheus_client import Counter
 
 from services.intake import repository as repo
-from services.intake.crypto import PhiCipher
 from services.intake.domain.eligibility import EligibilityPolicy, decide
 from services.intake.domain.mbc import MbcPolicy, assess_checkin
 from services.intake.domain.model import (
@@ -41,6 +40,7 @@ from services.intake.schemas import (
 )
 from services.intake.settings import SOURCE
 from shared import events, metrics, outbox
+from shared.crypto import PhiCipher
 from shared.errors import Conflict, NotFound
 
 INTAKES = Counter("intakes_total", "New intakes stored (replays not counted)", ["decision"])

@@ -2,7 +2,7 @@
 
 PHI (name, birth date, phone, e-mail, every free-text note) is encrypted here, with the
 service's PhiCipher, before it reaches a statement: the database only ever holds Fernet
-tokens for it (migration 0002; services/intake/crypto.py).
+tokens for it (migration 0002; shared/crypto.py).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import asyncpg
 
-from services.intake.crypto import PhiCipher
 from services.intake.domain.model import Verdict
 from services.intake.domain.scoring import Phq9Score
 from services.intake.schemas import CheckinIn, IntakeIn
 from shared import outbox
+from shared.crypto import PhiCipher
 from shared.db import Conn
 from shared.events import CloudEvent
 
