@@ -1,6 +1,6 @@
 """Candidate start times of one site: local wall times on the slot grid, DST-safe.
 
-DOMAIN.md ("People and places"): "Daylight-saving changes never move a session
+docs/domain.md ("People and places"): "Daylight-saving changes never move a session
 outside opening hours." Starts are built as local wall times (on the
 ``slot_step_minutes`` grid from local midnight, at or after opening), converted
 to UTC with ``zoneinfo``; a wall time that does not exist (the spring-forward
@@ -12,7 +12,7 @@ local wall time must still be on the same local date and at or before closing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -33,24 +33,69 @@ class Slot(NamedTuple):
 
 @dataclass(frozen=True)
 class DayFilter:
-    """A patient's preferences in the form the search tests them (weekday numbers)."""
+    """Preferences in the form the search tests them (weekday numbers, Monday 0).
+
+    ``zone`` is the zone they are read in when it is not the site's (docs/domain.md,
+    "People and places": "read in ``preferences.timezone`` when given, else in the
+    site's zone"). In the site's zone a slot's local times are already known and
+    the weekday is its site-local date's; in another zone each slot is converted
+    (its weekday there may differ), and the answer is kept per slot start.
+    A time window holds a session that starts at or after ``earliest`` and ends at
+    or before ``latest`` on the same local date.
+    """
 
     weekdays: frozenset[int] | None
     earliest: time | None
     latest: time | None
+    zone: ZoneInfo | None = None
+    _seen: dict[datetime, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def of(cls, prefs: Preferences) -> DayFilter:
+    def of(cls, prefs: Preferences, site_timezone: str | None = None) -> DayFilter:
+        """The filter of ``prefs`` at a site in ``site_timezone``; ``NO_FILTER`` when
+        nothing is preferred, whatever the zone."""
         days = None if prefs.weekdays is None else frozenset(map(WEEKDAYS.index, prefs.weekdays))
-        return cls(days, prefs.earliest, prefs.latest)
+        if days is None and prefs.earliest is None and prefs.latest is None:
+            return NO_FILTER
+        zone = None
+        if prefs.timezone is not None and prefs.timezone != site_timezone:
+            zone = ZoneInfo(prefs.timezone)
+        return cls(days, prefs.earliest, prefs.latest, zone)
+
+    @property
+    def is_open(self) -> bool:
+        """True when the filter lets every slot through."""
+        return self.weekdays is None and self.earliest is None and self.latest is None
 
     def allows_day(self, day: date) -> bool:
-        return self.weekdays is None or day.weekday() in self.weekdays
+        """False when no slot of site-local ``day`` can pass (the weekday, in the site's
+        zone); in another zone a site day can be either of two weekdays: per slot."""
+        if self.weekdays is None or self.zone is not None:
+            return True
+        return day.weekday() in self.weekdays
 
     def allows_slot(self, slot: Slot) -> bool:
-        if self.earliest is not None and slot.local_start < self.earliest:
+        """The slot keeps the time window (and, in another zone, the weekday); in the
+        site's zone the weekday is ``allows_day``'s."""
+        if self.zone is None:
+            if self.earliest is not None and slot.local_start < self.earliest:
+                return False
+            return self.latest is None or slot.local_end <= self.latest
+        found = self._seen.get(slot.start)
+        if found is None:
+            found = self._seen[slot.start] = self._allows_elsewhere(slot, self.zone)
+        return found
+
+    def _allows_elsewhere(self, slot: Slot, zone: ZoneInfo) -> bool:
+        start = slot.start.astimezone(zone)
+        if self.weekdays is not None and start.weekday() not in self.weekdays:
             return False
-        return self.latest is None or slot.local_end <= self.latest
+        if self.earliest is not None and start.time() < self.earliest:
+            return False
+        if self.latest is None:
+            return True
+        end = slot.end.astimezone(zone)
+        return end.date() == start.date() and end.time() <= self.latest
 
 
 NO_FILTER = DayFilter(None, None, None)

@@ -286,10 +286,10 @@ class Preferences:
     def given(self) -> tuple[str, ...]:
         """The preferences stated, in the order they would be relaxed."""
         named: list[str] = []
-        if self.earliest is not None or self.latest is not None:
-            named.append(Relaxed.time_of_day.value)
         if self.weekdays is not None:
             named.append(Relaxed.weekdays.value)
+        if self.earliest is not None or self.latest is not None:
+            named.append(Relaxed.time_of_day.value)
         return tuple(named)
 
 

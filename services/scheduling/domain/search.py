@@ -148,12 +148,17 @@ class Searcher:
     def _integration_slots(
         self, dose_day: date, level: DayFilter, placed: Sequence[PlannedSession]
     ) -> Iterator[Slot]:
-        """Integration slots 1..3 local days after the dose's date, patient free, in order."""
+        """Integration slots 1..3 local days after the dose's date, patient free, in order.
+
+        docs/domain.md ("People and places"): preferences apply to dosing sessions;
+        each integration follows its dose, on any open day ``integration_min_days``
+        to ``integration_max_days`` (site-local dates) later, in the patient's time
+        window while the level keeps it. ``level`` is that integration filter: it
+        never holds weekdays.
+        """
         protocol = self.protocol
         for offset in range(protocol.integration_min_days, protocol.integration_max_days + 1):
             day = dose_day + offset * ONE_DAY
-            if not level.allows_day(day):
-                continue
             for slot in self.grid.slots(day, protocol.integration_minutes):
                 if (
                     slot.start >= self.earliest
@@ -184,17 +189,18 @@ class Searcher:
     def pair(
         self,
         candidates: Iterable[DayCandidates],
-        level: DayFilter,
+        talk: DayFilter,
         placed: Sequence[PlannedSession],
         therapist: str | None,
         sequence: int,
         kind: Kind,
     ) -> tuple[PlannedSession, PlannedSession] | None:
-        """The earliest dose candidate whose integration session also fits."""
+        """The earliest dose candidate whose integration session (filtered by ``talk``)
+        also fits."""
         for day, slots in candidates:
             for slot, room in slots:
                 dose = PlannedSession(kind, sequence, slot.start, slot.end, room)
-                found = self.integration(day, level, [*placed, dose], therapist)
+                found = self.integration(day, talk, [*placed, dose], therapist)
                 if found is None:
                     # A dose stays within its local day and its integration lies on
                     # later days: no other dose of this day can have one either.
@@ -204,9 +210,10 @@ class Searcher:
         return None
 
     def series_from(
-        self, first_day: date, level: DayFilter, first_until: datetime
+        self, first_day: date, level: DayFilter, talk: DayFilter, first_until: datetime
     ) -> list[PlannedSession] | None:
-        """The greedy series whose first dose is on local ``first_day``, or None."""
+        """The greedy series whose first dose is on local ``first_day``, or None; doses
+        filtered by ``level``, integrations by ``talk``."""
         protocol = self.protocol
         placed: list[PlannedSession] = []
         starts: list[datetime] = []
@@ -226,7 +233,7 @@ class Searcher:
             if self.spacing:  # the series' own doses are spaced by not_before alone
                 accept = partial(self.spacing.allows, planned=tuple(starts))
             candidates = self.doses(level, days, not_before, until, placed, accept)
-            found = self.pair(candidates, level, placed, therapist, sequence, Kind.dosing)
+            found = self.pair(candidates, talk, placed, therapist, sequence, Kind.dosing)
             if found is None:
                 return None
             placed.extend(found)

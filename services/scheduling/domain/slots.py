@@ -1,14 +1,17 @@
 """Slot search: a whole induction series, or one dose with its integration session.
 
-Rules (DOMAIN.md, "The treatment, as a patient lives it" and "People and places"):
-each dose holds one room for ``dosing_minutes``; each is followed by an
-integration session with a therapist 1-3 local days later, never on the dosing
-day, with the same therapist where possible; doses keep ``min_gap`` apart and
-the rolling weekly cap; every session lies inside the site's opening hours in
-local time, starts at least ``min_lead`` after ``now`` and overlaps no other
-session of the patient. Preferences that cannot be honoured are relaxed, most
-specific first, and named in the plan ("proposed as close as possible and says
-why").
+Rules (docs/domain.md, "The treatment, as a patient lives it", "People and
+places" and "Who is scheduled, and when"): each dose holds one room for
+``dosing_minutes``; each is followed by an integration session with a therapist
+1-3 local days later, never on the dosing day, with the same therapist where
+possible; every dose keeps ``min_gap`` from each of the patient's other doses
+(``patient_doses``: every non-cancelled dosing session, completed ones included)
+and from the plan's own, and no rolling 7 days holds more than
+``max_doses_per_7_days`` of them; every session lies inside the site's opening
+hours in local time, starts at least ``min_lead`` after ``now`` and overlaps no
+other session of the patient. Preferences apply to doses (integrations keep the
+time window); those that cannot be honoured are relaxed in ``preference_levels``'
+order, and the plan names them ("Every appointment says what was relaxed").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from services.scheduling.domain.calendar import Calendar, Interval, utc
 from services.scheduling.domain.grid import NO_FILTER, ONE_DAY, DayFilter
@@ -33,18 +37,41 @@ from services.scheduling.domain.model import (
 )
 from services.scheduling.domain.search import Searcher
 
-Level = tuple[DayFilter, tuple[str, ...]]  # the filter, and the preferences it drops
+
+class Level(NamedTuple):
+    """One step of relaxation: the filter of the doses, that of their integrations,
+    and the preferences it drops."""
+
+    doses: DayFilter
+    integrations: DayFilter
+    relaxed: tuple[str, ...]
 
 
-def preference_levels(prefs: Preferences) -> list[Level]:
-    """All preferences; then without time of day; then none. Levels that would
-    repeat the previous one are left out; the last level always has no filter."""
+def preference_levels(prefs: Preferences, site: Site) -> list[Level]:
+    """docs/domain.md ("People and places"): "drop the weekdays first and keep the
+    time window; then drop the time window and keep the weekdays; only then drop
+    both". Preferences apply to doses; integrations keep only the time window.
+
+    (a) everything; (b) no weekdays, the time window; (c) the weekdays, no time
+    window; (d) nothing. A level identical to an earlier one is left out, and
+    ``relaxed`` names only preferences that were given; the last level always
+    filters nothing (it is (d), or identical to it).
+    """
     given = prefs.given()
-    levels: list[Level] = [(DayFilter.of(prefs), ())]
-    if Relaxed.time_of_day.value in given and Relaxed.weekdays.value in given:
-        levels.append((DayFilter.of(replace(prefs, earliest=None, latest=None)), given[:1]))
-    if given:
-        levels.append((NO_FILTER, given))
+    every = DayFilter.of(prefs, site.timezone)
+    window = DayFilter.of(replace(prefs, weekdays=None), site.timezone)
+    days = DayFilter.of(replace(prefs, earliest=None, latest=None), site.timezone)
+    weekdays, time_of_day = Relaxed.weekdays.value, Relaxed.time_of_day.value
+    steps = [
+        Level(every, window, ()),
+        Level(window, window, (weekdays,)),
+        Level(days, NO_FILTER, (time_of_day,)),
+        Level(NO_FILTER, NO_FILTER, (weekdays, time_of_day)),
+    ]
+    levels: list[Level] = []
+    for step in steps:
+        if all((step.doses, step.integrations) != (lv.doses, lv.integrations) for lv in levels):
+            levels.append(step._replace(relaxed=tuple(r for r in step.relaxed if r in given)))
     return levels
 
 
@@ -68,15 +95,13 @@ def structural_problem(site: Site, protocol: Protocol) -> NoFit | None:
     return None
 
 
-def _first_series(
-    searcher: Searcher, level: DayFilter, until: datetime
-) -> list[PlannedSession] | None:
+def _first_series(searcher: Searcher, level: Level, until: datetime) -> list[PlannedSession] | None:
     """The series with the earliest first day whose first dose starts before ``until``."""
     day: date = searcher.grid.local_date(searcher.earliest)
     last = searcher.grid.local_date(until)
     while day <= last:
-        if level.allows_day(day) and searcher.grid.is_open(day):
-            found = searcher.series_from(day, level, until)
+        if level.doses.allows_day(day) and searcher.grid.is_open(day):
+            found = searcher.series_from(day, level.doses, level.integrations, until)
             if found is not None:
                 return found
         day += ONE_DAY
@@ -109,28 +134,32 @@ def find_series(
     earliest slot from ``previous + min_gap`` that keeps the rolling cap; every
     dose must start within ``window`` of the first, or that day fails.
 
+    ``patient_doses``: the starts of the patient's other non-cancelled doses
+    (completed ones included); every dose of the series keeps the gap and the cap
+    with them too.
+
     Preferences: without any, the earliest first day whose first dose starts
-    before ``now + horizon`` wins. With some, the level with all of them, then
-    the one without time of day, is searched over first doses starting no later
-    than ``pref_patience`` after that earliest series; failing both, that
-    earliest series is proposed with every given preference in ``relaxed``.
+    before ``now + horizon`` wins. With some, each level of ``preference_levels``
+    but the last (all; no weekdays; no time window) in turn is searched over
+    first doses starting no later than ``pref_patience`` after that earliest
+    series, and the first that fits wins; failing all, that earliest series is
+    proposed with every given preference in ``relaxed``.
     """
     now = utc(now)
     problem = structural_problem(site, protocol)
     if problem is not None:
         return problem
     searcher = Searcher(site, calendar, protocol, now, patient_busy, patient_doses)
-    levels = preference_levels(prefs)
-    base_filter, base_relaxed = levels[-1]
-    base = _first_series(searcher, base_filter, now + horizon)
+    levels = preference_levels(prefs, site)
+    base = _first_series(searcher, levels[-1], now + horizon)
     if base is None:
         return NoFit(FitFailure.no_capacity_within_horizon.value)
     patience_end = min(now + horizon, base[0].start + pref_patience + timedelta.resolution)
-    for level, relaxed in levels[:-1]:
+    for level in levels[:-1]:
         found = _first_series(searcher, level, patience_end)
         if found is not None:
-            return _plan(found, relaxed)
-    return _plan(base, base_relaxed)
+            return _plan(found, level.relaxed)
+    return _plan(base, levels[-1].relaxed)
 
 
 def find_single(
@@ -154,11 +183,12 @@ def find_single(
     Used for maintenance (DOMAIN.md: "first maintenance 4 weeks after" the last
     induction dose, "within 7 days when a patient worsens") and for rebooking a
     cancelled, missed or deferred dose. ``preferred_therapist`` is kept when free
-    anywhere in the 1..3 days. ``series_doses`` are the starts of the series'
-    other live doses: the new one keeps ``min_gap`` and the rolling cap with them.
-    Preference levels as in ``find_series``, each over the whole window (it is
-    already the clinically acceptable range); the earliest fit of the first
-    level that has one wins.
+    anywhere in the 1..3 days. ``patient_doses`` are the starts of every other
+    non-cancelled dose of the patient (induction, rebooked, maintenance; completed
+    ones included; the caller leaves out the dose being replaced): the new one
+    keeps ``min_gap`` and the rolling cap with them. Preference levels as in
+    ``find_series``, each over the whole window (it is already the clinically
+    acceptable range); the earliest fit of the first level that has one wins.
     """
     if kind is Kind.integration:
         raise ValueError("find_single places a dose (dosing or maintenance), not an integration")
@@ -170,9 +200,11 @@ def find_single(
     accept = searcher.spacing.allows if searcher.spacing else None
     days = (searcher.grid.local_date(not_before), searcher.grid.local_date(not_after))
     until = not_after + timedelta.resolution  # a start at not_after itself is inside
-    for level, relaxed in preference_levels(prefs):
-        candidates = searcher.doses(level, days, not_before, until, (), accept)
-        found = searcher.pair(candidates, level, (), preferred_therapist, sequence, kind)
+    for level in preference_levels(prefs, site):
+        candidates = searcher.doses(level.doses, days, not_before, until, (), accept)
+        found = searcher.pair(
+            candidates, level.integrations, (), preferred_therapist, sequence, kind
+        )
         if found is not None:
-            return SinglePlan(sessions=found, relaxed=relaxed)
+            return SinglePlan(sessions=found, relaxed=level.relaxed)
     return NoFit(FitFailure.no_capacity_within_window.value)

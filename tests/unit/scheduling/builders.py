@@ -1,6 +1,6 @@
 """Builders for the scheduling unit tests, and an independent checker of every rule.
 
-``violations`` re-reads DOMAIN.md's rules straight from a plan (local times via
+``violations`` re-reads docs/domain.md's rules straight from a plan (local times via
 ``zoneinfo``, nothing shared with the search), so that tests and properties can
 assert ``violations(...) == []`` and see every broken rule at once.
 """
@@ -98,11 +98,21 @@ def _session_rules(
     pool = site_.therapist_ids() if s.kind is Kind.integration else site_.room_ids()
     if s.resource not in pool:
         problems.append(f"{name}: {s.resource} is not one of {pool}")
-    if prefs.weekdays is not None and WEEKDAYS[start.weekday()] not in prefs.weekdays:
+    # Preferences are read in their own zone, else the site's; weekdays bind doses
+    # only, the time window every session (docs/domain.md, "People and places").
+    zone = ZoneInfo(prefs.timezone or site_.timezone)
+    mine, mine_end = s.start.astimezone(zone), s.end.astimezone(zone)
+    if (
+        s.kind in DOSES
+        and prefs.weekdays is not None
+        and WEEKDAYS[mine.weekday()] not in prefs.weekdays
+    ):
         problems.append(f"{name}: not on a preferred weekday")
-    if prefs.earliest is not None and start.time() < prefs.earliest:
+    if prefs.earliest is not None and mine.time() < prefs.earliest:
         problems.append(f"{name}: starts before the preferred earliest")
-    if prefs.latest is not None and end.time() > prefs.latest:
+    if prefs.latest is not None and (
+        mine_end.date() != mine.date() or mine_end.time() > prefs.latest
+    ):
         problems.append(f"{name}: ends after the preferred latest")
     return problems
 
@@ -133,8 +143,10 @@ def violations(
 ) -> list[str]:
     """Every rule of DOMAIN.md that the plan breaks (empty when it keeps them all).
 
-    ``prefs`` are the preferences the plan claims to honour. With ``series`` the
-    dose count, spacing, rolling cap and window of a whole series are checked.
+    ``prefs`` are the preferences the plan claims to honour (weekdays for doses,
+    the time window for every session, read in ``prefs.timezone`` or the site's).
+    With ``series`` the dose count, spacing, rolling cap and window of a whole
+    series are checked.
     """
     problems: list[str] = []
     earliest = now + protocol.min_lead

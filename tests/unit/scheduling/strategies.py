@@ -74,6 +74,7 @@ prefs = st.builds(
     weekdays=st.none() | st.frozensets(st.sampled_from(WEEKDAYS), min_size=1),
     earliest=st.none() | st.integers(0, 80).map(quarter),
     latest=st.none() | st.integers(12, 95).map(quarter),
+    timezone=st.none() | st.sampled_from(ZONES),
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError
-from datetime import time, timedelta
+from datetime import UTC, time, timedelta
 from typing import Any
 
 import pytest
@@ -112,7 +112,7 @@ def test_values_are_frozen() -> None:
         (Preferences(latest=time(17)), ("time_of_day",)),
         (
             Preferences(weekdays=frozenset({"mon"}), earliest=time(9)),
-            ("time_of_day", "weekdays"),
+            ("weekdays", "time_of_day"),
         ),
     ],
 )
@@ -120,6 +120,22 @@ def test_given_preferences_are_named_in_relaxation_order(
     prefs: Preferences, given: tuple[str, ...]
 ) -> None:
     assert prefs.given() == given
+
+
+@pytest.mark.parametrize("zone", ["America/Denver", "UTC", "Asia/Kolkata"])
+def test_preferences_take_a_known_time_zone(zone: str) -> None:
+    assert Preferences(timezone=zone).timezone == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "", "../etc/passwd", "EST+5 nonsense"])
+def test_preferences_reject_an_unknown_time_zone(zone: str) -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Preferences(timezone=zone)
+
+
+def test_preferred_times_are_wall_times() -> None:
+    with pytest.raises(ValueError, match="wall times"):
+        Preferences(earliest=time(9, tzinfo=UTC))
 
 
 def test_preferences_reject_unknown_weekdays() -> None:

@@ -1,16 +1,37 @@
-"""Patient preferences: honoured when possible, else relaxed and named (DOMAIN.md,
-"People and places": "proposed as close as possible and says why")."""
+"""Patient preferences (docs/domain.md, "People and places"): read in their own zone
+or the site's, they bind dosing sessions; integrations follow their dose in the
+same time window. Honoured when possible, else relaxed in a fixed order and named
+("Every appointment says what was relaxed")."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.scheduling.domain.calendar import Calendar
-from services.scheduling.domain.model import STANDARD, Busy, Preferences, SeriesPlan, Weekday
-from services.scheduling.domain.slots import find_series, preference_levels
-from tests.unit.scheduling.builders import local, site, violations
+from services.scheduling.domain.grid import NO_FILTER, DayFilter
+from services.scheduling.domain.model import (
+    STANDARD,
+    Busy,
+    Kind,
+    Preferences,
+    SeriesPlan,
+    SinglePlan,
+    Weekday,
+)
+from services.scheduling.domain.slots import find_series, find_single, preference_levels
+from tests.unit.scheduling.builders import (
+    WEEK,
+    doses_of,
+    integrations_of,
+    local,
+    local_of,
+    site,
+    violations,
+)
 
 SITE = site()  # New York, Mon-Fri 08:00-18:00, 2 rooms, 2 therapists
 ONE_ROOM = site(rooms=1)
@@ -61,16 +82,29 @@ def test_only_mondays_cannot_give_two_doses_a_week_so_weekdays_are_relaxed() -> 
     )
 
 
-def test_time_of_day_is_relaxed_first_and_weekdays_still_honoured() -> None:
+def test_weekdays_are_dropped_first_and_the_time_window_kept() -> None:
+    """docs/domain.md ("People and places"): "drop the weekdays first and keep the
+    time window"."""
+    prefs = Preferences(weekdays=days("mon"), earliest=time(13))
+    found = series(prefs)  # Mondays alone cannot hold 6 doses in 21 days
+    assert found.relaxed == ("weekdays",)
+    assert honoured(found, Preferences(earliest=time(13))) == []
+    assert honoured(found, prefs) != []  # some dose is not on a Monday
+
+
+def test_the_time_window_is_dropped_next_and_the_weekdays_kept() -> None:
+    """docs/domain.md: "then drop the time window and keep the weekdays"."""
     prefs = Preferences(weekdays=days("mon", "tue", "wed", "thu"), earliest=time(16))
     found = series(prefs)  # a 3 h dose cannot start at 16:00 and end by 18:00
     assert found.relaxed == ("time_of_day",)
     assert honoured(found, Preferences(weekdays=prefs.weekdays)) == []
 
 
-def test_both_are_relaxed_when_dropping_the_time_of_day_is_not_enough() -> None:
+def test_both_are_relaxed_only_when_neither_alone_is_enough() -> None:
+    """docs/domain.md: "only then drop both"."""
     found = series(Preferences(weekdays=days("mon"), earliest=time(16)))
-    assert found.relaxed == ("time_of_day", "weekdays")
+    assert found.relaxed == ("weekdays", "time_of_day")
+    assert found.sessions == series(Preferences()).sessions
 
 
 def test_an_empty_weekday_set_cannot_be_honoured() -> None:
@@ -117,15 +151,140 @@ def test_a_preference_is_dropped_when_honouring_it_would_wait_beyond_the_patienc
     ("prefs", "relaxations"),
     [
         (Preferences(), [()]),
+        (Preferences(timezone="Asia/Tokyo"), [()]),
         (Preferences(earliest=time(9)), [(), ("time_of_day",)]),
         (Preferences(weekdays=days("mon")), [(), ("weekdays",)]),
         (
             Preferences(weekdays=days("mon"), latest=time(12)),
-            [(), ("time_of_day",), ("time_of_day", "weekdays")],
+            [(), ("weekdays",), ("time_of_day",), ("weekdays", "time_of_day")],
         ),
     ],
+    ids=["none", "zone_only", "time_only", "weekdays_only", "both"],
 )
-def test_levels_drop_time_of_day_before_weekdays(
+def test_levels_drop_weekdays_then_time_window_then_both_skipping_repeats(
     prefs: Preferences, relaxations: list[tuple[str, ...]]
 ) -> None:
-    assert [relaxed for _, relaxed in preference_levels(prefs)] == relaxations
+    levels = preference_levels(prefs, SITE)
+    assert [level.relaxed for level in levels] == relaxations
+    assert (levels[-1].doses, levels[-1].integrations) == (NO_FILTER, NO_FILTER)
+
+
+def test_integrations_keep_the_time_window_while_the_level_does_but_never_the_weekdays() -> None:
+    prefs = Preferences(weekdays=days("mon"), earliest=time(9), latest=time(13))
+    window = DayFilter.of(Preferences(earliest=time(9), latest=time(13)), SITE.timezone)
+    assert [level.integrations for level in preference_levels(prefs, SITE)] == [
+        window,  # all preferences: the doses' weekdays do not bind integrations
+        window,  # weekdays dropped, time window kept
+        NO_FILTER,  # time window dropped
+        NO_FILTER,
+    ]
+
+
+DENVER = site(timezone="America/Denver")  # Mon-Fri 08:00-18:00, 2 rooms, 2 therapists
+WINTER_SUNDAY = local(DENVER, 2027, 1, 10, 12)  # no DST change in the following weeks
+TUE_THU_MORNINGS = Preferences(weekdays=days("tue", "thu"), earliest=time(9), latest=time(13))
+
+
+def test_a_tue_thu_morning_patient_gets_tue_thu_doses_and_nothing_relaxed() -> None:
+    """docs/domain.md ("People and places"): preferences apply to dosing sessions; each
+    integration follows its dose 1-3 days later in the same time window. A Thursday
+    dose's integration is on Friday, a day the patient did not name for doses."""
+    found = find_series(DENVER, EMPTY, STANDARD, TUE_THU_MORNINGS, WINTER_SUNDAY)
+    assert isinstance(found, SeriesPlan), found
+    assert found.relaxed == ()
+    assert (
+        violations(
+            found.sessions, site_=DENVER, calendar=EMPTY, now=WINTER_SUNDAY, prefs=TUE_THU_MORNINGS
+        )
+        == []
+    )
+    doses = [local_of(DENVER, d.start) for d in doses_of(found.sessions)]
+    assert [(d.strftime("%a"), d.time()) for d in doses] == [("Tue", time(9)), ("Thu", time(9))] * 3
+    assert [d.date() for d in doses] == [
+        date(2027, 1, 12),
+        date(2027, 1, 14),
+        date(2027, 1, 19),
+        date(2027, 1, 21),
+        date(2027, 1, 26),
+        date(2027, 1, 28),
+    ]
+    talks = [local_of(DENVER, s.start) for s in integrations_of(found.sessions)]
+    assert [t.strftime("%a") for t in talks] == ["Wed", "Fri"] * 3
+    assert all(
+        time(9) <= t.time() and (t + timedelta(minutes=90)).time() <= time(13) for t in talks
+    )
+
+
+def test_preferences_in_the_sites_own_zone_named_explicitly_change_nothing() -> None:
+    named = replace(TUE_THU_MORNINGS, timezone="America/Denver")
+    assert find_series(DENVER, EMPTY, STANDARD, named, WINTER_SUNDAY) == find_series(
+        DENVER, EMPTY, STANDARD, TUE_THU_MORNINGS, WINTER_SUNDAY
+    )
+
+
+def test_preferences_are_read_in_the_patients_zone_when_given() -> None:
+    # 11:00-15:00 in New York is 09:00-13:00 in Denver (two hours behind all winter).
+    eastern = Preferences(
+        weekdays=days("tue", "thu"), earliest=time(11), latest=time(15), timezone="America/New_York"
+    )
+    found = find_series(DENVER, EMPTY, STANDARD, eastern, WINTER_SUNDAY)
+    assert isinstance(found, SeriesPlan)
+    assert found.relaxed == ()
+    assert (
+        violations(found.sessions, site_=DENVER, calendar=EMPTY, now=WINTER_SUNDAY, prefs=eastern)
+        == []
+    )
+    assert found == find_series(DENVER, EMPTY, STANDARD, TUE_THU_MORNINGS, WINTER_SUNDAY)
+
+
+def test_the_preferred_weekday_is_the_patients_local_one() -> None:
+    # Wednesday 01:00-05:00 in Tokyo is Tuesday 09:00-13:00 in Denver (16 h behind).
+    tokyo = Preferences(
+        weekdays=days("wed", "fri"), earliest=time(1), latest=time(5), timezone="Asia/Tokyo"
+    )
+    found = find_series(DENVER, EMPTY, STANDARD, tokyo, WINTER_SUNDAY)
+    assert isinstance(found, SeriesPlan)
+    assert found.relaxed == ()
+    assert (
+        violations(found.sessions, site_=DENVER, calendar=EMPTY, now=WINTER_SUNDAY, prefs=tokyo)
+        == []
+    )
+    doses = [local_of(DENVER, d.start) for d in doses_of(found.sessions)]
+    assert {d.strftime("%a") for d in doses} == {"Tue", "Thu"}
+
+
+def test_a_patients_window_follows_their_own_daylight_saving_change() -> None:
+    """docs/domain.md: preferences read in the patient's zone, and DST never moves a
+    session outside opening hours. New York springs forward on 14 March 2027,
+    London on 28 March: in between, 09:00 in New York is 13:00 in London, not 14:00."""
+    london = site(timezone="Europe/London", days=WEEK, opens=time(8), closes=time(20))
+    mornings = Preferences(earliest=time(9), latest=time(13), timezone="America/New_York")
+    now = local(london, 2027, 3, 7, 12)
+    found = find_series(london, EMPTY, STANDARD, mornings, now)
+    assert isinstance(found, SeriesPlan)
+    assert found.relaxed == ()
+    assert violations(found.sessions, site_=london, calendar=EMPTY, now=now, prefs=mornings) == []
+    new_york = ZoneInfo("America/New_York")
+    talks = integrations_of(found.sessions)
+    assert {t.start.astimezone(new_york).time() for t in talks} == {time(9)}
+    # 09:00 in New York: 14:00 in London before 14 March, 13:00 after it.
+    assert [local_of(london, t.start).time() for t in talks] == [time(14)] * 2 + [time(13)] * 4
+
+
+def test_a_single_dose_keeps_the_weekdays_but_its_integration_need_not() -> None:
+    thursday = local(DENVER, 2027, 1, 14)
+    found = find_single(
+        DENVER,
+        EMPTY,
+        STANDARD,
+        TUE_THU_MORNINGS,
+        WINTER_SUNDAY,
+        kind=Kind.maintenance,
+        not_before=thursday,
+        not_after=thursday + timedelta(days=1),
+        sequence=1,
+    )
+    assert isinstance(found, SinglePlan)
+    assert found.relaxed == ()
+    assert local_of(DENVER, found.dose.start).strftime("%a %H:%M") == "Thu 09:00"
+    assert local_of(DENVER, found.integration.start).strftime("%a %H:%M") == "Fri 09:00"

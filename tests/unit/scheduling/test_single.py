@@ -143,10 +143,36 @@ def test_a_rebooked_dose_keeps_the_gap_and_the_weekly_cap_with_the_other_doses()
     assert found.dose.start == local(SITE, 2026, 11, 25, 12)
 
 
-def test_an_unpreferred_weekday_is_relaxed_and_named() -> None:
+def test_an_impossible_weekday_is_dropped_first_and_the_time_window_kept() -> None:
+    """docs/domain.md ("People and places"): drop the weekdays first, keep the window."""
     found = single(*WINDOW, prefs=Preferences(weekdays=frozenset({"sat"}), earliest=time(10)))
     assert isinstance(found, SinglePlan)
-    assert found.relaxed == ("time_of_day", "weekdays")
+    assert found.relaxed == ("weekdays",)
+    assert found.dose.start == local(SITE, 2026, 12, 21, 10)
+    assert found.integration.start == local(SITE, 2026, 12, 22, 10)
+
+
+def test_an_impossible_time_window_is_dropped_and_the_weekdays_kept() -> None:
+    prefs = Preferences(weekdays=frozenset({"wed"}), earliest=time(17))
+    found = single(*WINDOW, prefs=prefs)
+    assert isinstance(found, SinglePlan)
+    assert found.relaxed == ("time_of_day",)
+    assert found.dose.start == local(SITE, 2026, 12, 23, 8)
+
+
+def test_both_are_dropped_when_neither_alone_is_enough() -> None:
+    found = single(*WINDOW, prefs=Preferences(weekdays=frozenset({"sat"}), earliest=time(17)))
+    assert isinstance(found, SinglePlan)
+    assert found.relaxed == ("weekdays", "time_of_day")
+    assert found.dose.start == local(SITE, 2026, 12, 21, 8)
+
+
+def test_each_level_is_searched_over_the_whole_window() -> None:
+    # Friday is the window's only preferred day, four days after an unfiltered fit.
+    found = single(*WINDOW, prefs=Preferences(weekdays=frozenset({"fri"}), earliest=time(15)))
+    assert isinstance(found, SinglePlan)
+    assert found.relaxed == ()
+    assert found.dose.start == local(SITE, 2026, 12, 25, 15)
 
 
 def test_time_of_day_is_honoured_inside_the_window() -> None:

@@ -39,6 +39,7 @@ def kept(given_prefs: Preferences, relaxed: tuple[str, ...]) -> Preferences:
         weekdays=None if "weekdays" in relaxed else given_prefs.weekdays,
         earliest=None if "time_of_day" in relaxed else given_prefs.earliest,
         latest=None if "time_of_day" in relaxed else given_prefs.latest,
+        timezone=given_prefs.timezone,
     )
 
 
