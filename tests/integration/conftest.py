@@ -218,7 +218,8 @@ class IntakeStack:
 
 
 def service_env(dsn: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    # DEV_CLOCK only where a fixture asks for it (the ``clocked`` stack), never inherited
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEV_CLOCK")}
     env.update(
         KAFKA_TOPIC_PREFIX=PREFIX,
         DATABASE_URL=dsn,
@@ -412,3 +413,7 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
     )
     for p in (api, relay, *workers, *timers):
         p.kill(signal.SIGTERM)
+
+
+# A second stack on the dev clock, for journeys over weeks (tests/integration/clocked.py).
+from tests.integration.clocked import ClockedStack, clocked  # noqa: E402, F401
