@@ -83,6 +83,7 @@ async def stack(
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "LOG_LEVEL": "WARNING",
         "KAFKA_TOPIC_PREFIX": prefix,
+        "DEV_CLOCK": "0",  # benchmarks run on the wall clock, whatever the shell has
         **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
         **(env_extra or {}),
     }

@@ -39,6 +39,16 @@ infra() {
 
 services_start() {
   mkdir -p "$LOGS"
+  # The dev clock (POST /v1/dev/clock moves the stack's time; CONTRACT.md) is on by
+  # default for this loopback dev stack; DEV_CLOCK=0 make up turns it off. The services
+  # refuse it on any other address, so a non-loopback HTTP_HOST leaves it off.
+  if [[ -z "${DEV_CLOCK:-}" ]]; then
+    case "${HTTP_HOST:-127.0.0.1}" in
+      127.* | localhost | ::1) DEV_CLOCK=1 ;;
+      *) DEV_CLOCK=0 ;;
+    esac
+  fi
+  export DEV_CLOCK
   if supervisord_pid >/dev/null; then
     # Already supervising: apply config changes, start whatever is stopped.
     ctl update >/dev/null
@@ -92,6 +102,7 @@ Interval is ready:
   Kafka        ${KAFKA_BOOTSTRAP_SERVERS:-$DEFAULT_KAFKA}
   PostgreSQL   $db
   logs         .state/logs/   (supervisorctl: .venv/bin/supervisorctl -c deploy/supervisord.conf status)
+  dev clock    $([[ "${DEV_CLOCK:-0}" == 1 ]] && echo "on: POST {\"advance_s\": N} to /v1/dev/clock on any service moves time (DEV_CLOCK=0 to turn off)" || echo "off")
 
 MSG
 }

@@ -102,7 +102,7 @@ async def stack() -> AsyncIterator[Stack]:
     prefix = f"fault-{run}."
     await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
     groups = {"scheduling": f"fault-scheduling-{run}", "alerts": f"fault-alerts-{run}"}
-    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEV_CLOCK")}
     base.update(
         DATABASE_URL=dsn,
         KAFKA_BOOTSTRAP_SERVERS=KAFKA,
