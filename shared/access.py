@@ -153,6 +153,16 @@ class Access:
             log.error("audit_write_failed", actor=who.name, route=template, error=repr(exc))
 
 
+NOBODY = Principal("unknown", frozenset())
+
+
+def principal_of(request: Request) -> Principal:
+    """Who makes this call, as the access check found them (OPEN, every role, without
+    API_TOKENS_FILE); a request it did not see has no role at all."""
+    found = request.scope.get("state", {}).get("principal")
+    return found if isinstance(found, Principal) else NOBODY
+
+
 async def _refuse(send: Any, status: int, code: str, detail: str) -> None:
     body = orjson.dumps(error_body(code, detail))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -1,4 +1,11 @@
-"""``python -m services.alerts api|relay|worker|timers``."""
+"""``python -m services.alerts api|relay|worker|timers|rotate-phi-keys|new-phi-key``.
+
+- ``rotate-phi-keys [--check]``: re-encrypts every acknowledge/resolve note under the
+  first key of PHI_KEYS / PHI_KEYS_FILE (the stack's PHI keys, shared/crypto.py), as
+  ``python -m services.intake rotate-phi-keys`` does intake's PHI; ``--check`` only
+  counts what is left and exits 1 while anything is.
+- ``new-phi-key``: prints a new random Fernet key.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,14 @@ import sys
 
 import uvloop
 
+from services.alerts import notes
 from services.alerts.app import MIGRATIONS, create_app, create_processor
 from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import serve_timers
 from shared import db
 from shared.consumer import build_faust_app, run_worker
+from shared.crypto import PhiDecryptError, PhiKeyError, new_key
+from shared.encrypted import rotate_command
 from shared.logging import configure_logging
 from shared.relay import serve_relay
 from shared.service import serve
@@ -20,13 +30,44 @@ from shared.service import serve
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.alerts")
-    parser.add_argument("role", choices=["api", "relay", "worker", "timers"])
+    parser.add_argument(
+        "role", choices=["api", "relay", "worker", "timers", "rotate-phi-keys", "new-phi-key"]
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="rotate-phi-keys: count the notes not under the first key, change nothing "
+        "(exit 1 while any is left)",
+    )
     args = parser.parse_args(argv)
+    if args.role == "new-phi-key":
+        print(new_key())
+        return 0
     settings = AlertsSettings()
     service = f"alerts-{args.role}"
     configure_logging(service, settings.log_level, settings.log_json)
+    if args.role == "rotate-phi-keys":
+        try:
+            return uvloop.run(
+                rotate_command(
+                    settings,
+                    service="alerts",
+                    schema=SCHEMA,
+                    migrations=MIGRATIONS,
+                    rotate=notes.rotate_all,
+                    check=args.check,
+                )
+            )
+        except (PhiKeyError, PhiDecryptError) as exc:
+            print(f"rotate-phi-keys: {exc}", file=sys.stderr)
+            return 2
     if args.role == "api":
-        serve(create_app(settings), settings, settings.alerts_port)
+        try:
+            api = create_app(settings)
+        except PhiKeyError as exc:
+            print(f"alerts api: {exc}", file=sys.stderr)
+            return 2
+        serve(api, settings, settings.alerts_port)
     elif args.role == "relay":
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     elif args.role == "timers":

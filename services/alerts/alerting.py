@@ -21,6 +21,7 @@ from services.alerts.domain.model import Status, pages
 from services.alerts.domain.paging import idempotency_key, page_body
 from services.alerts.settings import SOURCE, AlertsSettings
 from shared import events, metrics, outbox
+from shared.crypto import PhiCipher
 from shared.db import Conn
 from shared.logging import get_logger
 
@@ -40,6 +41,14 @@ class Deps:
     pool: asyncpg.Pool
     settings: AlertsSettings
     clock: Callable[[], datetime]
+    # the API's: notes are encrypted with it before they are stored (services/alerts/
+    # notes.py); the worker and the timers never touch a note and have none
+    cipher: PhiCipher | None = None
+
+    def notes_cipher(self) -> PhiCipher:
+        if self.cipher is None:
+            raise RuntimeError("this alerts process has no PHI cipher: notes are the API's")
+        return self.cipher
 
 
 # --- events ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from services.alerts.schemas import (
     SeverityName,
     StatusName,
 )
+from shared.access import principal_of
 from shared.errors import NotFound
 from shared.validation import ID_MAX_LENGTH, ID_PATTERN
 from shared.web import ERRORS
@@ -129,9 +130,13 @@ async def monitoring_counts(request: Request) -> list[reports.SiteMonitoring]:
     response_model=AlertDetail,
     responses=ERRORS,
     summary="An alert with its audit trail, policy snapshot, pages and delivery attempts",
+    description="The acknowledge/resolve notes are shown to the clinician role only (every "
+    "caller when no API_TOKENS_FILE is set); anyone else gets `note: null` with "
+    "`note_withheld: true` where a note was left.",
 )
 async def get_alert(alert_id: str, request: Request) -> AlertDetail:
-    return await commands.get_alert(deps(request), _alert_id(alert_id))
+    clinician = "clinician" in principal_of(request).roles
+    return await commands.get_alert(deps(request), _alert_id(alert_id), show_notes=clinician)
 
 
 def _step_route(step: Step, summary: str) -> None:

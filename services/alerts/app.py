@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
 
-from services.alerts import handlers
+from services.alerts import handlers, notes
 from services.alerts.alerting import Deps
 from services.alerts.api import router
 from services.alerts.settings import SCHEMA, AlertsSettings
@@ -28,10 +29,13 @@ RULES = (
 
 
 def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    def make_deps(pool: asyncpg.Pool) -> Deps:
-        return Deps(pool=pool, settings=settings, clock=clock)
+    # Notes are PHI: no key, no API (PhiKeyError here, before anything listens).
+    cipher = settings.phi_cipher()
 
-    return build_app(
+    def make_deps(pool: asyncpg.Pool) -> Deps:
+        return Deps(pool=pool, settings=settings, clock=clock, cipher=cipher)
+
+    app = build_app(
         title="Interval alerts service",
         description="Relapse monitoring (expected and missed check-ins), alerts per the "
         "clinical alert policy, on-call paging that escalates until acknowledged.",
@@ -43,6 +47,18 @@ def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow)
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
     )
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with started(app):
+            # before the first request: notes left in plaintext by migration 0002 are
+            # encrypted, and keys that cannot read the stored notes stop the start
+            await notes.prepare(app.state.deps.pool, cipher, settings.phi_batch_size)
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def create_processor(

@@ -13,6 +13,7 @@ from services.alerts.alerting import Deps, announce_changed, apply_decision
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
 from services.alerts.domain.paging import host_allowed
+from services.alerts.notes import decrypt_notes
 from services.alerts.schemas import (
     ActorIn,
     AlertCounts,
@@ -125,7 +126,7 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
                     "status": Status.acknowledged.value,
                     "acknowledged_at": now,
                     "acknowledged_by": body.by,
-                    "acknowledged_note": body.note,
+                    "acknowledged_note": deps.notes_cipher().encrypt(body.note),
                     "acknowledged_tier": tier,
                     "updated_at": now,
                 },
@@ -143,7 +144,7 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
                     "status": Status.resolved.value,
                     "resolved_at": now,
                     "resolved_by": body.by,
-                    "resolved_note": body.note,
+                    "resolved_note": deps.notes_cipher().encrypt(body.note),
                     "next_check_at": None,
                     "updated_at": now,
                 },
@@ -191,7 +192,9 @@ async def list_alerts(
     return [alert_out(r) for r in rows]
 
 
-async def get_alert(deps: Deps, alert_id: str) -> AlertDetail:
+async def get_alert(deps: Deps, alert_id: str, *, show_notes: bool) -> AlertDetail:
+    """The alert with its audit trail; its notes decrypted only with ``show_notes`` (a
+    clinician asks), else withheld (services/alerts/api.py)."""
     async with deps.pool.acquire() as conn:
         row = await repo.get_alert(conn, alert_id)
         if row is None:
@@ -202,7 +205,9 @@ async def get_alert(deps: Deps, alert_id: str) -> AlertDetail:
     for a in attempt_rows:
         by_page.setdefault(a["page_id"], []).append(AttemptOut.model_validate(dict(a)))
     return AlertDetail.from_row(
-        row, [PageOut.from_row(p, by_page.get(p["page_id"], [])) for p in page_rows]
+        row,
+        [PageOut.from_row(p, by_page.get(p["page_id"], [])) for p in page_rows],
+        notes=decrypt_notes(deps.notes_cipher(), row) if show_notes else None,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -194,7 +194,13 @@ class PageOut(BaseModel):
 class Audit(BaseModel):
     by: str
     at: datetime
-    note: str | None
+    note: str | None = Field(
+        description="the note left with the step, for clinicians only: null when none was "
+        "left, or when the caller is not a clinician (then note_withheld is true)"
+    )
+    note_withheld: bool = Field(
+        description="a note was left but is not shown: only the clinician role reads notes"
+    )
 
 
 class AlertDetail(AlertOut):
@@ -204,11 +210,24 @@ class AlertDetail(AlertOut):
     pages: list[PageOut]
 
     @classmethod
-    def from_row(cls, row: Any, pages: list[PageOut] | None = None) -> AlertDetail:
+    def from_row(
+        cls,
+        row: Any,
+        pages: list[PageOut] | None = None,
+        notes: Mapping[str, str | None] | None = None,
+    ) -> AlertDetail:
+        """``notes``: the steps' notes in clear text, by step; None withholds them."""
+
         def audit(step: str) -> Audit | None:
             if row[f"{step}_at"] is None:
                 return None
-            return Audit(by=row[f"{step}_by"], at=row[f"{step}_at"], note=row[f"{step}_note"])
+            left = row[f"{step}_note"] is not None
+            return Audit(
+                by=row[f"{step}_by"],
+                at=row[f"{step}_at"],
+                note=notes.get(step) if notes is not None else None,
+                note_withheld=left and notes is None,
+            )
 
         return cls.model_validate(
             {

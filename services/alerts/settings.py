@@ -7,13 +7,17 @@ from datetime import timedelta
 from pydantic import Field, SecretStr
 
 from services.alerts.domain.monitoring import MonitoringRule
-from shared.settings import CommonSettings
+from shared.crypto import PhiKeySettings
 
 SCHEMA = "alerts"
 SOURCE = "interval/alerts"
 
 
-class AlertsSettings(CommonSettings):
+class AlertsSettings(PhiKeySettings):
+    """Acknowledge/resolve notes are PHI at rest (shared/crypto.py): the stack's one
+    PHI_KEYS / PHI_KEYS_FILE, PHI_BATCH_SIZE; the API needs them, the worker and the
+    timers never read a note."""
+
     alerts_consumer_group: str = "alerts"
     alerts_port: int = Field(default=8003, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
