@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from services.scheduling import handlers, reports
+from services.scheduling import handlers, planner, reports
 from services.scheduling.domain.lifecycle import Action
+from services.scheduling.domain.model import protocol_numbers
 from services.scheduling.schemas import (
     ActionIn,
     AppointmentOut,
+    HeldPatient,
+    HoldOut,
     SiteIn,
     SiteOut,
     VitalsIn,
@@ -34,7 +37,13 @@ def deps(request: Request) -> handlers.Deps:
 
 
 def site_out(row: Any) -> SiteOut:
-    return SiteOut.model_validate({**dict(row), "hours": dict(row["hours"])})
+    fields = dict(row)
+    spec = fields.pop("protocol_spec")  # the body's protocol as given (None before 0005)
+    numbers = fields.pop("protocol_numbers") or protocol_numbers(planner.site_protocol(row))
+    protocol = row["protocol"] if spec is None else spec
+    return SiteOut.model_validate(
+        {**fields, "hours": dict(row["hours"]), "protocol": protocol, "protocol_numbers": numbers}
+    )
 
 
 @router.put(
@@ -80,6 +89,26 @@ async def get_site(site_id: str, request: Request) -> SiteOut:
 )
 async def patient_appointments(patient_id: str, request: Request) -> list[AppointmentOut]:
     return await handlers.patient_appointments(deps(request), patient_id)
+
+
+@router.get(
+    "/patients/{patient_id}/hold",
+    response_model=HoldOut,
+    responses=ERRORS,
+    summary="Whether automatic proposals are held (an unresolved suicide_risk alert)",
+)
+async def patient_hold(patient_id: str, request: Request) -> HoldOut:
+    return await handlers.patient_hold(deps(request), patient_id)
+
+
+@router.get(
+    "/holds",
+    response_model=list[HeldPatient],
+    responses=ERRORS,
+    summary="Patients held while at risk, longest held first (optionally of one site)",
+)
+async def holds(request: Request, site_id: str | None = None) -> list[HeldPatient]:
+    return await handlers.held_patients(deps(request), site_id)
 
 
 @router.get(
@@ -132,13 +161,22 @@ def _action_route(path: str, action: Action, summary: str) -> None:
         request: Request,
         body: Annotated[ActionIn | None, Body()] = None,
     ) -> AppointmentOut:
-        return await handlers.change_appointment(deps(request), appointment_id, action)
+        return await handlers.change_appointment(deps(request), appointment_id, action, body)
 
 
 _action_route("confirm", Action.confirm, "Confirm a proposed appointment")
-_action_route("cancel", Action.cancel, "Cancel (a cancelled dose is rebooked in its window)")
-_action_route("complete", Action.complete, "Mark a confirmed appointment completed")
-_action_route("no-show", Action.no_show, "Mark a no-show (a missed dose is rebooked)")
+_action_route(
+    "cancel",
+    Action.cancel,
+    "Cancel (a dose is rebooked in its window, an integration inside its 1-3 days, "
+    'unless {"rebook": false})',
+)
+_action_route(
+    "complete", Action.complete, "Mark a confirmed appointment completed (409 before it starts)"
+)
+_action_route(
+    "no-show", Action.no_show, "Mark a no-show (409 before it starts; a missed dose is rebooked)"
+)
 
 
 @router.post(

@@ -20,8 +20,10 @@ from prometheus_client import Counter
 from services.scheduling import repository as repo
 from services.scheduling.calendars import CalendarCache
 from services.scheduling.domain.calendar import Calendar
+from services.scheduling.domain.clearance import Standing, Withheld, waits, withheld
+from services.scheduling.domain.integration import find_integration
 from services.scheduling.domain.model import (
-    RETREAT,
+    PRESETS,
     STANDARD,
     Kind,
     NoFit,
@@ -31,6 +33,8 @@ from services.scheduling.domain.model import (
     SeriesPlan,
     SinglePlan,
     Site,
+    protocol_from,
+    protocol_numbers,
 )
 from services.scheduling.domain.slots import find_series, find_single
 from services.scheduling.settings import SOURCE, SchedulingSettings
@@ -43,7 +47,6 @@ log = get_logger(__name__)
 PatientBusy = list[tuple[datetime, datetime]]
 Found = SeriesPlan | SinglePlan | NoFit
 
-PROTOCOLS = {"standard": STANDARD, "retreat": RETREAT}
 
 # Counted once the booking's transaction committed (shared.metrics.after_commit).
 SERIES_PROPOSED = Counter(
@@ -76,6 +79,21 @@ class Waitlisted:
     reason: str
 
 
+@dataclass(frozen=True)
+class NotProposed:
+    """An automatic proposal the patient may not have (clearance.Withheld); nothing
+    was booked or waitlisted."""
+
+    reason: Withheld
+
+
+SERIES_WITHHELD = Counter(
+    "proposals_withheld_total",
+    "Automatic proposals not made (patient not cleared, discharged or on hold), by reason",
+    ["purpose", "reason"],
+)
+
+
 def to_site(row: asyncpg.Record) -> Site:
     hours = tuple(
         (day, time.fromisoformat(v[0]), time.fromisoformat(v[1])) for day, v in row["hours"].items()
@@ -97,6 +115,28 @@ def to_preferences(raw: dict[str, Any] | None) -> Preferences:
         weekdays=frozenset(weekdays) if weekdays else None,
         earliest=time.fromisoformat(raw["earliest"]) if raw.get("earliest") else None,
         latest=time.fromisoformat(raw["latest"]) if raw.get("latest") else None,
+        timezone=raw.get("timezone") or None,
+    )
+
+
+def to_protocol(name: str, numbers: dict[str, Any] | None) -> Protocol:
+    """A protocol stored by name (a preset) and, since per-site protocols, its numbers."""
+    base = PRESETS.get(name, STANDARD)
+    return protocol_from(base, numbers, name=name) if numbers else base
+
+
+def site_protocol(site_row: asyncpg.Record) -> Protocol:
+    return to_protocol(site_row["protocol"], site_row["protocol_numbers"])
+
+
+def to_standing(row: asyncpg.Record | None) -> Standing | None:
+    if row is None:
+        return None
+    return Standing(
+        decision=row["decision"],
+        review=row["review"],
+        discharged_at=row["discharged_at"],
+        held=row["held_since"] is not None,
     )
 
 
@@ -145,18 +185,29 @@ async def _book(
     patient_id: str,
     site_id: str,
     purpose: str,
-    protocol: str,
+    protocol: Protocol,
     relaxed: tuple[str, ...],
     now: datetime,
     series_id: str | None = None,
     replaces: str | None = None,
+    intake_id: str | None = None,
 ) -> Booked:
     new_series = series_id is None
     sid = series_id or str(uuid.uuid4())
     ids = tuple(str(uuid.uuid4()) for _ in sessions)
     async with conn.transaction():  # a savepoint: a lost race undoes only this attempt
         if new_series:
-            await repo.insert_series(conn, sid, patient_id, site_id, purpose, protocol, relaxed)
+            await repo.insert_series(
+                conn,
+                sid,
+                patient_id,
+                site_id,
+                purpose,
+                protocol.name,
+                relaxed,
+                protocol_numbers(protocol),
+                intake_id,
+            )
         await repo.insert_appointments(
             conn,
             [
@@ -171,9 +222,9 @@ async def _book(
                     s.end,
                     s.resource,
                     purpose,
-                    replaces if s.kind != Kind.integration else None,
+                    replaces if i == 0 else None,  # the dose of a pair, or a lone session
                 )
-                for aid, s in zip(ids, sessions, strict=True)
+                for i, (aid, s) in enumerate(zip(ids, sessions, strict=True))
             ],
         )
         proposed = [
@@ -203,12 +254,8 @@ async def _book(
     return Booked(series_id=sid, appointment_ids=ids, relaxed=relaxed)
 
 
-def _protocol(site_row: asyncpg.Record) -> tuple[str, Protocol]:
-    name = site_row["protocol"]
-    return name, PROTOCOLS[name]
-
-
-Planner = Callable[[Site, Protocol, Calendar, PatientBusy], Found]
+# (site, protocol, calendar, the patient's busy times, the patient's dose starts)
+Planner = Callable[[Site, Protocol, Calendar, PatientBusy, list[datetime]], Found]
 
 
 async def _plan_and_book(
@@ -223,16 +270,33 @@ async def _plan_and_book(
     wait: Callable[..., Awaitable[Waitlisted]],
     series_id: str | None = None,
     replaces: str | None = None,
-) -> Booked | Waitlisted:
-    """Plan on the current calendar and book; re-plan after losing a race; else waitlist."""
+    protocol: Protocol | None = None,
+    intake_id: str | None = None,
+    ignoring: str | None = None,
+) -> Booked | Waitlisted | NotProposed:
+    """Plan on the current calendar and book; re-plan after losing a race; else waitlist.
+
+    Every automatic proposal passes here, so this is where clearance and the hold are
+    checked (services/scheduling/domain/clearance.py): a patient who may not be
+    scheduled gets nothing; a held one waits on the waitlist until the hold lifts.
+    """
+    reason = withheld(to_standing(await repo.standing(conn, patient_id)))
+    if reason is not None:
+        log.info("proposal_withheld", patient_id=patient_id, purpose=purpose, reason=reason.value)
+        metrics.after_commit(SERIES_WITHHELD.labels(purpose, reason.value).inc)
+        if waits(reason):
+            return await wait(reason=reason.value)
+        await repo.waitlist_remove(conn, patient_id, purpose)
+        return NotProposed(reason)
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
         return await wait(reason="site_not_configured")
-    name, protocol = _protocol(site_row)
+    protocol = protocol or site_protocol(site_row)
     site = to_site(site_row)
     for _ in range(settings.replan_attempts):
         calendar, mine = await _calendar(conn, site, patient_id, now)
-        found = plan(site, protocol, calendar, mine)
+        doses = await repo.patient_doses(conn, patient_id, ignoring)
+        found = plan(site, protocol, calendar, mine, doses)
         if isinstance(found, NoFit):
             return await wait(reason=found.reason)
         try:
@@ -242,11 +306,12 @@ async def _plan_and_book(
                 patient_id=patient_id,
                 site_id=site_id,
                 purpose=purpose,
-                protocol=name,
+                protocol=protocol,
                 relaxed=found.relaxed,
                 now=now,
                 series_id=series_id,
                 replaces=replaces,
+                intake_id=intake_id,
             )
         except asyncpg.ExclusionViolationError:
             log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
@@ -266,10 +331,13 @@ async def propose_series(
     prefs: dict[str, Any] | None,
     now: datetime,
     purpose: str = "induction",
-) -> Booked | Waitlisted:
+    intake_id: str | None = None,
+) -> Booked | Waitlisted | NotProposed:
     """Plan and book a whole induction series, or waitlist the patient with the reason."""
 
-    def plan(site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy) -> Found:
+    def plan(
+        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
+    ) -> Found:
         return find_series(
             site,
             calendar,
@@ -279,6 +347,7 @@ async def propose_series(
             horizon=settings.horizon,
             pref_patience=settings.pref_patience,
             patient_busy=mine,
+            patient_doses=doses,
         )
 
     wait = partial(
@@ -300,6 +369,7 @@ async def propose_series(
         now=now,
         plan=plan,
         wait=wait,
+        intake_id=intake_id,
     )
 
 
@@ -319,11 +389,18 @@ async def propose_single(
     series_id: str | None = None,
     preferred_therapist: str | None = None,
     replaces: str | None = None,
-    series_doses: tuple[datetime, ...] = (),
-) -> Booked | Waitlisted:
-    """One dose (maintenance or a rebooking) with its integration session, or waitlist."""
+    protocol: Protocol | None = None,
+    ignoring: str | None = None,
+) -> Booked | Waitlisted | NotProposed:
+    """One dose (maintenance or a rebooking) with its integration session, or waitlist.
 
-    def plan(site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy) -> Found:
+    The dose keeps the protocol's spacing from every dose the patient has (all series,
+    completed ones included) but ``ignoring`` (a pending dose it is to replace);
+    ``protocol`` is the series' own when rebooking in one."""
+
+    def plan(
+        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
+    ) -> Found:
         return find_single(
             site,
             calendar,
@@ -336,7 +413,7 @@ async def propose_single(
             sequence=sequence,
             preferred_therapist=preferred_therapist,
             patient_busy=mine,
-            series_doses=series_doses,
+            patient_doses=doses,
         )
 
     place = (series_id, sequence, kind.value) if series_id else None
@@ -362,4 +439,63 @@ async def propose_single(
         wait=wait,
         series_id=series_id,
         replaces=replaces,
+        protocol=protocol,
+        ignoring=ignoring,
     )
+
+
+async def propose_integration(
+    conn: Conn,
+    settings: SchedulingSettings,
+    *,
+    patient_id: str,
+    site_id: str,
+    prefs: dict[str, Any] | None,
+    now: datetime,
+    dose_start: datetime,
+    sequence: int,
+    series_id: str,
+    preferred_therapist: str | None,
+    replaces: str,
+    protocol: Protocol,
+) -> Booked | Waitlisted | NotProposed:
+    """A lone integration session for a dose whose integration was cancelled or missed.
+    Its window is a few days, so when nothing fits nothing waits (a ``Waitlisted`` with
+    the reason is returned, but no waitlist entry is made)."""
+
+    def plan(
+        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
+    ) -> Found:
+        found = find_integration(
+            site,
+            calendar,
+            protocol,
+            to_preferences(prefs),
+            now,
+            dose_start=dose_start,
+            sequence=sequence,
+            preferred_therapist=preferred_therapist,
+            patient_busy=mine,
+        )
+        if isinstance(found, NoFit):
+            return found
+        session, relaxed = found
+        return SeriesPlan(sessions=(session,), relaxed=relaxed, first_start=session.start)
+
+    async def nothing_waits(reason: str) -> Waitlisted:
+        return Waitlisted(reason)
+
+    result = await _plan_and_book(
+        conn,
+        settings,
+        patient_id=patient_id,
+        site_id=site_id,
+        purpose="rebooked",
+        now=now,
+        plan=plan,
+        wait=nothing_waits,
+        series_id=series_id,
+        replaces=replaces,
+        protocol=protocol,
+    )
+    return result

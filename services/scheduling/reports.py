@@ -20,7 +20,7 @@ from services.scheduling.domain.utilisation import (
     utilisation,
 )
 from services.scheduling.handlers import Deps
-from services.scheduling.planner import PROTOCOLS
+from services.scheduling.planner import to_protocol
 from shared.db import Conn
 from shared.errors import NotFound
 
@@ -104,7 +104,7 @@ async def _inductions(conn: Conn, site_id: str) -> tuple[int, int, int]:
     """(patients with induction doses still planned, inductions ended, ... completed)."""
     rows = await conn.fetch(
         """
-        SELECT s.patient_id, s.protocol,
+        SELECT s.patient_id, s.protocol, s.protocol_numbers,
                EXISTS (SELECT 1 FROM appointments a WHERE a.series_id = s.series_id
                        AND a.kind = 'dosing' AND a.status = ANY($2::text[])) AS live,
                ARRAY(SELECT DISTINCT a.sequence FROM appointments a
@@ -119,7 +119,11 @@ async def _inductions(conn: Conn, site_id: str) -> tuple[int, int, int]:
     )
     in_induction = len({r["patient_id"] for r in rows if r["live"]})
     ended = [r for r in rows if not r["live"]]
-    done = sum(1 for r in ended if induction_complete(r["done"], PROTOCOLS[r["protocol"]]))
+    done = sum(
+        1
+        for r in ended
+        if induction_complete(r["done"], to_protocol(r["protocol"], r["protocol_numbers"]))
+    )
     return in_induction, len(ended), done
 
 

@@ -16,15 +16,26 @@ LIVE = tuple(sorted(status.value for status in lifecycle.LIVE))
 OCCUPYING = tuple(sorted(status.value for status in lifecycle.OCCUPYING))
 
 
-async def upsert_site(conn: Conn, site_id: str, body: SiteIn) -> asyncpg.Record:
+async def upsert_site(
+    conn: Conn,
+    site_id: str,
+    body: SiteIn,
+    protocol: str,
+    protocol_spec: Any,
+    protocol_numbers: dict[str, Any],
+) -> asyncpg.Record:
+    """``protocol`` names the protocol (a preset, or ``custom``), ``protocol_spec`` is the
+    body's protocol as given and ``protocol_numbers`` every number it resolves to."""
     row = await conn.fetchrow(
         """
-        INSERT INTO sites (site_id, name, timezone, hours, treatment_rooms, therapists, protocol)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO sites (site_id, name, timezone, hours, treatment_rooms, therapists, protocol,
+                           protocol_spec, protocol_numbers)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (site_id) DO UPDATE SET
             name = EXCLUDED.name, timezone = EXCLUDED.timezone, hours = EXCLUDED.hours,
             treatment_rooms = EXCLUDED.treatment_rooms, therapists = EXCLUDED.therapists,
-            protocol = EXCLUDED.protocol, updated_at = now()
+            protocol = EXCLUDED.protocol, protocol_spec = EXCLUDED.protocol_spec,
+            protocol_numbers = EXCLUDED.protocol_numbers, updated_at = now()
         RETURNING *
         """,
         site_id,
@@ -33,7 +44,9 @@ async def upsert_site(conn: Conn, site_id: str, body: SiteIn) -> asyncpg.Record:
         {k: list(v) for k, v in body.hours.items()},
         body.treatment_rooms,
         body.therapists,
-        body.protocol,
+        protocol,
+        protocol_spec,
+        protocol_numbers,
     )
     assert row is not None
     return row
@@ -93,16 +106,20 @@ async def insert_series(
     purpose: str,
     protocol: str,
     relaxed: Sequence[str],
+    protocol_numbers: dict[str, Any] | None = None,
+    intake_id: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO series (series_id, patient_id, site_id, purpose, protocol, relaxed) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO series (series_id, patient_id, site_id, purpose, protocol, relaxed, "
+        "protocol_numbers, intake_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         series_id,
         patient_id,
         site_id,
         purpose,
         protocol,
         list(relaxed),
+        protocol_numbers,
+        intake_id,
     )
 
 
@@ -178,10 +195,36 @@ async def paired_integration(conn: Conn, series_id: str, sequence: int) -> async
 
 async def series_doses(conn: Conn, series_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT sequence, status, start_at FROM appointments "
+        "SELECT sequence, status, start_at, end_at FROM appointments "
         "WHERE series_id = $1 AND kind <> 'integration'",
         series_id,
     )
+
+
+async def series_dose(conn: Conn, series_id: str, sequence: int) -> asyncpg.Record | None:
+    """The dose at ``sequence`` of a series that was or will be given, if any (the latest
+    of a rebooked sequence)."""
+    return await conn.fetchrow(
+        "SELECT appointment_id, status, start_at, end_at FROM appointments "
+        "WHERE series_id = $1 AND sequence = $2 AND kind <> 'integration' "
+        "AND status = ANY($3::text[]) ORDER BY created_at DESC LIMIT 1",
+        series_id,
+        sequence,
+        list(OCCUPYING),
+    )
+
+
+async def replaced_dose_start(conn: Conn, series_id: str, sequence: int) -> datetime | None:
+    """When the released dose at ``sequence`` of a series was to start (the latest one)."""
+    start: datetime | None = await conn.fetchval(
+        "SELECT start_at FROM appointments WHERE series_id = $1 AND sequence = $2 "
+        "AND kind <> 'integration' AND NOT (status = ANY($3::text[])) "
+        "ORDER BY created_at DESC LIMIT 1",
+        series_id,
+        sequence,
+        list(OCCUPYING),
+    )
+    return start
 
 
 async def get_series(conn: Conn, series_id: str) -> asyncpg.Record | None:
@@ -198,28 +241,187 @@ async def has_series(conn: Conn, patient_id: str, purpose: str) -> bool:
     )
 
 
-async def pending_maintenance(conn: Conn, patient_id: str, now: datetime) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM appointments WHERE patient_id = $1 "
-            "AND kind = 'maintenance' AND status = ANY($2::text[]) AND start_at > $3)",
-            patient_id,
-            list(LIVE),
-            now,
-        )
+async def pending_maintenance(conn: Conn, patient_id: str, now: datetime) -> asyncpg.Record | None:
+    """The patient's next live maintenance session not started yet, if any (locked)."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM appointments WHERE patient_id = $1 "  # noqa: S608
+        "AND kind = 'maintenance' AND status = ANY($2::text[]) AND start_at > $3 "
+        "ORDER BY start_at LIMIT 1 FOR UPDATE",
+        patient_id,
+        list(LIVE),
+        now,
     )
+
+
+async def patient_doses(conn: Conn, patient_id: str, ignoring: str | None = None) -> list[datetime]:
+    """Starts of every dose of the patient that was or will be given (lifecycle.OCCUPYING:
+    proposed, confirmed, completed; every series, maintenance included), but ``ignoring``
+    (a dose about to be moved): the spacing rule counts them all."""
+    rows = await conn.fetch(
+        "SELECT start_at FROM appointments WHERE patient_id = $1 AND kind <> 'integration' "
+        "AND status = ANY($2::text[]) AND appointment_id IS DISTINCT FROM $3 ORDER BY start_at",
+        patient_id,
+        list(OCCUPYING),
+        ignoring,
+    )
+    return [r["start_at"] for r in rows]
 
 
 async def upsert_patient(
     conn: Conn, patient_id: str, site_id: str, preferences: dict[str, Any] | None
 ) -> None:
+    """Create the patient, or take the site and preferences of their latest intake
+    (the caller has checked that it is the latest). Never touches the discharge."""
     await conn.execute(
         "INSERT INTO patients (patient_id, site_id, preferences) VALUES ($1, $2, $3) "
         "ON CONFLICT (patient_id) DO UPDATE SET site_id = EXCLUDED.site_id, "
-        "preferences = EXCLUDED.preferences, discharged_at = NULL",
+        "preferences = EXCLUDED.preferences",
         patient_id,
         site_id,
         preferences,
+    )
+
+
+async def ensure_patient(conn: Conn, patient_id: str, site_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO patients (patient_id, site_id) VALUES ($1, $2) "
+        "ON CONFLICT (patient_id) DO NOTHING",
+        patient_id,
+        site_id,
+    )
+
+
+async def serialize_patient(conn: Conn, patient_id: str) -> None:
+    """Take the patient's transaction lock (held to commit) before reading anything about
+    them: events of one patient arrive on several topics and may be handled at once by
+    different workers; this makes them take turns, each seeing what the other committed."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('scheduling.patient'), hashtext($1))", patient_id
+    )
+
+
+async def lock_patient(conn: Conn, patient_id: str) -> asyncpg.Record | None:
+    """The patient's row, locked: one worker at a time decides for a patient."""
+    return await conn.fetchrow(
+        "SELECT * FROM patients WHERE patient_id = $1 FOR UPDATE", patient_id
+    )
+
+
+async def set_latest_intake(
+    conn: Conn, patient_id: str, intake_id: str, submitted_at: datetime, decision: str
+) -> None:
+    await conn.execute(
+        "UPDATE patients SET intake_id = $2, intake_submitted_at = $3, decision = $4 "
+        "WHERE patient_id = $1",
+        patient_id,
+        intake_id,
+        submitted_at,
+        decision,
+    )
+
+
+async def start_course(conn: Conn, patient_id: str, started_at: datetime) -> None:
+    """A new course of treatment: the discharge (if any) is over."""
+    await conn.execute(
+        "UPDATE patients SET discharged_at = NULL, course_started_at = $2 WHERE patient_id = $1",
+        patient_id,
+        started_at,
+    )
+
+
+async def record_review(
+    conn: Conn, intake_id: str, patient_id: str, outcome: str, at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO intake_reviews (intake_id, patient_id, outcome, reviewed_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (intake_id) DO NOTHING",
+        intake_id,
+        patient_id,
+        outcome,
+        at,
+    )
+
+
+STANDING = """
+    SELECT p.patient_id, p.site_id, p.preferences, p.discharged_at, p.decision,
+           p.intake_id, p.course_started_at, r.outcome AS review,
+           (SELECT min(h.since) FROM holds h
+             WHERE h.patient_id = p.patient_id AND h.resolved_at IS NULL) AS held_since
+    FROM patients p LEFT JOIN intake_reviews r ON r.intake_id = p.intake_id
+    WHERE p.patient_id = $1
+"""
+
+
+async def standing(conn: Conn, patient_id: str) -> asyncpg.Record | None:
+    """The patient with their latest intake's review and the start of any hold."""
+    return await conn.fetchrow(STANDING, patient_id)
+
+
+async def record_hold(
+    conn: Conn,
+    alert_id: str,
+    patient_id: str,
+    site_id: str,
+    since: datetime,
+    resolved_at: datetime | None,
+) -> None:
+    """A suicide_risk alert seen in any state; a resolution, once seen, is never undone
+    by an older event of the same alert arriving later."""
+    await conn.execute(
+        "INSERT INTO holds (alert_id, patient_id, site_id, since, resolved_at) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alert_id) DO UPDATE SET "
+        "resolved_at = coalesce(holds.resolved_at, EXCLUDED.resolved_at)",
+        alert_id,
+        patient_id,
+        site_id,
+        since,
+        resolved_at,
+    )
+
+
+async def resolve_checkin_holds(conn: Conn, patient_id: str, at: datetime) -> None:
+    """Holds taken at once from a check-in's suicide-risk signal (before its alert's event
+    arrived) end when a suicide_risk alert of the patient is resolved after them."""
+    await conn.execute(
+        "UPDATE holds SET resolved_at = $2 WHERE patient_id = $1 AND resolved_at IS NULL "
+        "AND alert_id LIKE 'checkin:%' AND since <= $2",
+        patient_id,
+        at,
+    )
+
+
+async def hold(conn: Conn, patient_id: str) -> datetime | None:
+    """Since when the patient is held (None: not held)."""
+    since: datetime | None = await conn.fetchval(
+        "SELECT min(since) FROM holds WHERE patient_id = $1 AND resolved_at IS NULL", patient_id
+    )
+    return since
+
+
+async def site_holds(conn: Conn, site_id: str | None) -> list[asyncpg.Record]:
+    """Held patients (optionally of one site), longest held first."""
+    return await conn.fetch(
+        "SELECT patient_id, site_id, min(since) AS since FROM holds "
+        "WHERE resolved_at IS NULL AND ($1::text IS NULL OR site_id = $1) "
+        "GROUP BY patient_id, site_id ORDER BY since",
+        site_id,
+    )
+
+
+async def knows_patient(conn: Conn, patient_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE patient_id = $1) "
+            "OR EXISTS (SELECT 1 FROM holds WHERE patient_id = $1)",
+            patient_id,
+        )
+    )
+
+
+async def waitlist_for_patient(conn: Conn, patient_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM waitlist WHERE patient_id = $1 ORDER BY since FOR UPDATE SKIP LOCKED",
+        patient_id,
     )
 
 

@@ -26,7 +26,10 @@ class SchedulingSettings(CommonSettings):
     waitlist_retry_interval_s: float = Field(default=60.0, gt=0)
     # Waitlisted patients retried per site when capacity frees up.
     waitlist_retry_batch: int = Field(default=20, ge=1)
-    maintenance_after_induction_days: int = Field(default=28, ge=1)
+    # The maintenance interval itself is a per-site protocol number (domain/model.py).
+    # How long after its due date a maintenance session may still be placed:
+    maintenance_slack_days: int = Field(default=7, ge=1, le=90)
+    # A worsening patient is seen within this many days (docs/domain.md, "Maintenance"):
     maintenance_worsening_within_days: int = Field(default=7, ge=1)
     defer_systolic: int = 160
     defer_diastolic: int = 100

@@ -496,14 +496,11 @@ async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
             f"/v1/sites/{site_id}/oncall", json=tiers(receiver, "/m1", escalate_after_s=60)
         )
         assert r.status_code == 200
-        first_dose = next(a for a in appts if a["kind"] == "dosing")
-        for step in ("confirm", "complete"):
-            r = await sched.post(f"/v1/appointments/{first_dose['appointment_id']}/{step}")
-            assert r.status_code == 200, r.text
-        second = [a for a in appts if a["kind"] == "dosing"][1]
-        for step in ("confirm", "no-show"):
-            r = await sched.post(f"/v1/appointments/{second['appointment_id']}/{step}")
-            assert r.status_code == 200, r.text
+    # The doses are days away (complete and no-show are refused before a session starts,
+    # services/scheduling/domain/lifecycle.py), so their outcomes are published as the
+    # scheduling service would announce them once they happened.
+    now = datetime.now(UTC)
+    await publish(dose_completed(pid, site_id, now), dose_missed(pid, site_id, now))
 
     # monitored from the completed dose: misses at +4 s and +7 s raise the alert
     page = await receiver.wait_for_request(
@@ -639,6 +636,25 @@ def dose_completed(pid: str, site_id: str, at: datetime) -> CloudEvent:
         previous_status="confirmed",
         start=at - timedelta(hours=3),
         end=at,
+        resource="room-1",
+        reason="induction",
+        changed_at=at,
+    )
+    return new_event(payload, source="tests", subject=pid, time=at)
+
+
+def dose_missed(pid: str, site_id: str, at: datetime) -> CloudEvent:
+    payload = AppointmentChanged(
+        appointment_id=str(uuid.uuid4()),
+        series_id=str(uuid.uuid4()),
+        patient_id=pid,
+        site_id=site_id,
+        kind="dosing",
+        sequence=2,
+        status="no_show",
+        previous_status="confirmed",
+        start=at - timedelta(minutes=30),
+        end=at + timedelta(hours=2, minutes=30),
         resource="room-1",
         reason="induction",
         changed_at=at,

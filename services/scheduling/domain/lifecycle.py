@@ -1,14 +1,17 @@
 """The life of an appointment: proposed, confirmed, then cancelled, completed or no-show.
 
-CONTRACT.md ("Scheduling service"): a state change that is not allowed is a 409
-(e.g. completing a cancelled appointment). Repeating the step that led to the
+docs/domain.md ("Lifecycle"): a state change that is not allowed is a 409 (e.g.
+completing a cancelled appointment), and so is completing or marking a no-show
+before the session's start. Repeating the step that led to the
 current state is a no-op, so a retried request is harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from services.scheduling.domain.model import Kind
 
@@ -87,3 +90,24 @@ def needs_replacement(kind: Kind, new_status: Status) -> bool:
         Status.cancelled,
         Status.no_show,
     )
+
+
+def needs_integration_rebooking(kind: Kind, new_status: Status) -> bool:
+    """A cancelled or missed integration session is rebooked inside its window
+    (1..3 days after its dose) when a therapist is free (docs/domain.md, "Lifecycle")."""
+    return kind is Kind.integration and new_status in (Status.cancelled, Status.no_show)
+
+
+# Actions that record what happened at a session: refused before it starts.
+_AFTER_START: frozenset[Action] = frozenset({Action.complete, Action.no_show})
+
+
+def too_early(action: Action, start: datetime, now: datetime) -> bool:
+    """``complete`` and ``no-show`` before the session's start are refused (409
+    ``not_started``): a session in the future has neither taken place nor been missed."""
+    return action in _AFTER_START and now < start
+
+
+def on_session_date(taken_at: datetime, start: datetime, zone: ZoneInfo) -> bool:
+    """Pre-dose vitals count only when taken on the session's local date (site zone)."""
+    return taken_at.astimezone(zone).date() == start.astimezone(zone).date()

@@ -1,31 +1,33 @@
 """When to propose maintenance sessions, and when vitals defer a dose.
 
-Source: DOMAIN.md ("Maintenance": proposed automatically after the induction,
-by default 4 weeks after the last induction dose completed, and early, within 7
-days, when a patient worsens; "Blood pressure": on the day of a dosing session
-the intake limits, >= 160 systolic or >= 100 diastolic, defer the dose).
+Source: docs/domain.md ("Maintenance": the first session a protocol interval, by
+default 28 days, after the end of the last induction dose, then the same interval
+after each completed maintenance session until discharge, and early, within 7 days,
+when a patient worsens; "Vitals": on the day of a dosing session the intake limits,
+>= 160 systolic or >= 100 diastolic, defer the dose).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
 class MaintenancePolicy:
-    """Maintenance windows, each with DOMAIN.md's default.
+    """Maintenance windows, each with its default (docs/domain.md, "Maintenance").
 
-    - ``after_induction`` 28 days: the first maintenance session is due 4 weeks
-      after the last induction dose was completed.
-    - ``after_induction_slack`` 7 days: how long after that due date it may still
-      be placed (a scheduling choice: DOMAIN.md gives a date, not a range).
+    The interval itself (28 days by default) is a protocol number of the site
+    (``Protocol.maintenance_interval``); these are the network-wide spans around it:
+
+    - ``slack`` 7 days: how long after its due date a maintenance session may still
+      be placed (a scheduling choice: the rule gives a date, not a range).
     - ``worsening_within`` 7 days: a worsening patient is seen within a week.
     """
 
-    after_induction: timedelta = timedelta(days=28)
     worsening_within: timedelta = timedelta(days=7)
-    after_induction_slack: timedelta = timedelta(days=7)
+    slack: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -36,24 +38,43 @@ class DosingVitalsPolicy:
     defer_diastolic: int = 100
 
 
-def after_induction_window(
-    last_dose_completed_at: datetime, policy: MaintenancePolicy = MaintenancePolicy()
+def maintenance_window(
+    anchor: datetime, interval: timedelta, now: datetime, policy: MaintenancePolicy
 ) -> tuple[datetime, datetime]:
-    """(not_before, not_after) for the first maintenance session after the induction."""
-    due = last_dose_completed_at + policy.after_induction
-    return due, due + policy.after_induction_slack
+    """(not_before, not_after) for the next scheduled maintenance session.
+
+    ``anchor`` is the end of the dose it follows: the last induction dose (the first
+    maintenance) or the last completed maintenance session (every later one), so the
+    interval counts from the session, not from when its completion was recorded. A
+    due date already past (completion recorded late) is placed from ``now`` on.
+    """
+    due = max(anchor + interval, now)
+    return due, due + policy.slack
 
 
-def worsening_window(
-    now: datetime, policy: MaintenancePolicy = MaintenancePolicy()
-) -> tuple[datetime, datetime]:
+def worsening_window(now: datetime, policy: MaintenancePolicy) -> tuple[datetime, datetime]:
     """(not_before, not_after) for an early maintenance session when a patient worsens."""
     return now, now + policy.worsening_within
 
 
-def should_propose_for_worsening(pending_maintenance_exists: bool) -> bool:
-    """Worsening proposes a maintenance session unless one is already pending."""
-    return not pending_maintenance_exists
+class OnWorsening(StrEnum):
+    """What a worsening check-in does to the patient's maintenance."""
+
+    keep = "keep"  # a pending session already falls within the window
+    move_forward = "move_forward"  # the pending one is later: bring it within the window
+    propose = "propose"  # none pending: propose one within the window
+
+
+def on_worsening(
+    now: datetime, pending_start: datetime | None, policy: MaintenancePolicy
+) -> OnWorsening:
+    """Never two pending maintenance sessions; a worsening patient is seen within
+    ``worsening_within``: the pending one is kept if it starts in time, else moved."""
+    if pending_start is None:
+        return OnWorsening.propose
+    if pending_start <= now + policy.worsening_within:
+        return OnWorsening.keep
+    return OnWorsening.move_forward
 
 
 def vitals_defer(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,7 +14,10 @@ from services.scheduling.domain.lifecycle import (
     Action,
     IllegalTransition,
     Status,
+    needs_integration_rebooking,
     needs_replacement,
+    on_session_date,
+    too_early,
     transition,
 )
 from services.scheduling.domain.model import Kind
@@ -112,3 +117,44 @@ def test_nothing_leaves_a_final_status(status: Status) -> None:
     for action in Action:
         if TABLE[(status, action)] is not None:
             assert transition(status, action) == (status, False)
+
+
+# --- timing (docs/domain.md, "Lifecycle") --------------------------------------------
+
+START = datetime(2026, 12, 3, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("action", [Action.complete, Action.no_show])
+def test_complete_and_no_show_are_refused_before_the_session_starts(action: Action) -> None:
+    assert too_early(action, START, START - timedelta(seconds=1))
+    assert not too_early(action, START, START)
+    assert not too_early(action, START, START + timedelta(hours=3))
+
+
+@pytest.mark.parametrize("action", [Action.confirm, Action.cancel])
+def test_confirm_and_cancel_may_happen_any_time_before(action: Action) -> None:
+    assert not too_early(action, START, START - timedelta(days=10))
+
+
+def test_pre_dose_vitals_count_only_on_the_sessions_local_date() -> None:
+    denver = ZoneInfo("America/Denver")  # START is 08:00 local on Dec 3
+    assert on_session_date(START - timedelta(hours=7, minutes=59), START, denver)  # 00:01
+    assert not on_session_date(START - timedelta(hours=8, minutes=1), START, denver)  # Dec 2
+    assert on_session_date(START + timedelta(hours=15, minutes=59), START, denver)  # 23:59
+    assert not on_session_date(START + timedelta(hours=16), START, denver)  # Dec 4 00:00
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "expected"),
+    [
+        (Kind.integration, Status.cancelled, True),
+        (Kind.integration, Status.no_show, True),
+        (Kind.integration, Status.completed, False),
+        (Kind.dosing, Status.cancelled, False),
+        (Kind.maintenance, Status.no_show, False),
+    ],
+)
+def test_a_cancelled_or_missed_integration_is_rebooked(
+    kind: Kind, status: Status, expected: bool
+) -> None:
+    assert needs_integration_rebooking(kind, status) is expected

@@ -9,38 +9,64 @@ import pytest
 from services.scheduling.domain.maintenance import (
     DosingVitalsPolicy,
     MaintenancePolicy,
-    after_induction_window,
-    should_propose_for_worsening,
+    OnWorsening,
+    maintenance_window,
+    on_worsening,
     vitals_defer,
     worsening_window,
 )
 
-LAST_DOSE = datetime(2026, 12, 10, 17, tzinfo=UTC)
+LAST_DOSE_END = datetime(2026, 12, 10, 17, tzinfo=UTC)
 NOW = datetime(2027, 2, 1, 9, 30, tzinfo=UTC)
+FOUR_WEEKS = timedelta(days=28)
+POLICY = MaintenancePolicy()
 
 
-def test_first_maintenance_is_due_4_weeks_after_the_last_induction_dose() -> None:
-    not_before, not_after = after_induction_window(LAST_DOSE, MaintenancePolicy())
-    assert not_before == LAST_DOSE + timedelta(days=28)
+def test_next_maintenance_is_due_one_interval_after_the_end_of_the_dose_it_follows() -> None:
+    recorded = LAST_DOSE_END + timedelta(days=2)  # completion recorded two days late
+    not_before, not_after = maintenance_window(LAST_DOSE_END, FOUR_WEEKS, recorded, POLICY)
+    assert not_before == LAST_DOSE_END + FOUR_WEEKS  # from the dose, not the recording
     assert not_after == not_before + timedelta(days=7)
 
 
-def test_after_induction_window_follows_the_policy() -> None:
-    policy = MaintenancePolicy(after_induction=timedelta(days=90))
-    assert after_induction_window(LAST_DOSE, policy)[0] == LAST_DOSE + timedelta(days=90)
+def test_maintenance_interval_is_the_protocols() -> None:
+    quarterly = timedelta(days=90)
+    start = LAST_DOSE_END - timedelta(hours=1)
+    assert maintenance_window(LAST_DOSE_END, quarterly, start, POLICY)[0] == (
+        LAST_DOSE_END + quarterly
+    )
+
+
+def test_a_due_date_already_past_is_placed_from_now() -> None:
+    late = LAST_DOSE_END + timedelta(days=40)
+    assert maintenance_window(LAST_DOSE_END, FOUR_WEEKS, late, POLICY) == (
+        late,
+        late + timedelta(days=7),
+    )
 
 
 def test_a_worsening_patient_is_seen_within_7_days() -> None:
-    assert worsening_window(NOW, MaintenancePolicy()) == (NOW, NOW + timedelta(days=7))
+    assert worsening_window(NOW, POLICY) == (NOW, NOW + timedelta(days=7))
     shorter = MaintenancePolicy(worsening_within=timedelta(days=3))
     assert worsening_window(NOW, shorter) == (NOW, NOW + timedelta(days=3))
 
 
-@pytest.mark.parametrize(("pending", "expected"), [(False, True), (True, False)])
-def test_worsening_proposes_maintenance_only_when_none_is_pending(
-    pending: bool, expected: bool
+@pytest.mark.parametrize(
+    ("pending_in", "expected"),
+    [
+        (None, OnWorsening.propose),
+        (timedelta(days=2), OnWorsening.keep),
+        (timedelta(days=7), OnWorsening.keep),
+        (timedelta(days=7, seconds=1), OnWorsening.move_forward),
+        (timedelta(days=25), OnWorsening.move_forward),
+    ],
+    ids=["none_pending", "pending_in_2_days", "pending_exactly_at_7_days", "just_after", "weeks"],
+)
+def test_worsening_never_leaves_two_pending_and_moves_a_late_one_forward(
+    pending_in: timedelta | None, expected: OnWorsening
 ) -> None:
-    assert should_propose_for_worsening(pending) is expected
+    pending = None if pending_in is None else NOW + pending_in
+    assert on_worsening(NOW, pending, POLICY) is expected
 
 
 @pytest.mark.parametrize(
