@@ -39,7 +39,7 @@ class DayFilter:
     "People and places": "read in ``preferences.timezone`` when given, else in the
     site's zone"). In the site's zone a slot's local times are already known and
     the weekday is its site-local date's; in another zone each slot is converted
-    (its weekday there may differ), and the answer is kept per slot start.
+    (its weekday there may differ), and the answer is kept per slot.
     A time window holds a session that starts at or after ``earliest`` and ends at
     or before ``latest`` on the same local date.
     """
@@ -48,7 +48,9 @@ class DayFilter:
     earliest: time | None
     latest: time | None
     zone: ZoneInfo | None = None
-    _seen: dict[datetime, bool] = field(default_factory=dict, compare=False, repr=False)
+    _seen: dict[tuple[datetime, datetime], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, prefs: Preferences, site_timezone: str | None = None) -> DayFilter:
@@ -81,9 +83,10 @@ class DayFilter:
             if self.earliest is not None and slot.local_start < self.earliest:
                 return False
             return self.latest is None or slot.local_end <= self.latest
-        found = self._seen.get(slot.start)
+        key = (slot.start, slot.end)  # one filter serves doses and integrations
+        found = self._seen.get(key)
         if found is None:
-            found = self._seen[slot.start] = self._allows_elsewhere(slot, self.zone)
+            found = self._seen[key] = self._allows_elsewhere(slot, self.zone)
         return found
 
     def _allows_elsewhere(self, slot: Slot, zone: ZoneInfo) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, time
-from functools import partial
 
 from services.scheduling.domain.calendar import Calendar, Interval, Timeline, utc
 from services.scheduling.domain.grid import ONE_DAY, DayFilter, Grid, Slot
@@ -52,9 +51,43 @@ def respects_spacing(start: datetime, others: Iterable[datetime], protocol: Prot
     )
 
 
+class Blocked:
+    """The open intervals (low, high) in which no new dose may start, sorted, the
+    overlapping ones merged (touching ones are not: their shared end is allowed)."""
+
+    def __init__(self, spans: Iterable[tuple[datetime, datetime]]) -> None:
+        lows: list[datetime] = []
+        highs: list[datetime] = []
+        for low, high in sorted(spans):
+            if low >= high:
+                continue  # an empty interval (min_gap 0) blocks nothing
+            if highs and low < highs[-1]:
+                highs[-1] = max(highs[-1], high)
+            else:
+                lows.append(low)
+                highs.append(high)
+        self.lows, self.highs = lows, highs
+
+    def next_allowed(self, moment: datetime) -> datetime:
+        """``moment`` when a dose may start then, else the end of its blocked interval."""
+        i = bisect_left(self.lows, moment) - 1  # the last interval opening before moment
+        if i >= 0 and moment < self.highs[i]:
+            return self.highs[i]
+        return moment
+
+
 class Spacing:
-    """The patient's existing doses, sorted, so that each candidate start reads only
-    the few within reach (``min_gap`` or 7 days, whichever is longer)."""
+    """The patient's existing doses, sorted; for a set of planned ones, the times in
+    which a new dose would break docs/domain.md's spacing rules ("Spacing counts
+    every dose the patient has"), as ``Blocked`` intervals.
+
+    A start ``t`` is blocked (1) within ``min_gap`` of any dose: (d - gap, d + gap);
+    (2) when some ``max_doses_per_7_days`` doses, consecutive in time, lie within 7
+    days of each other and of ``t``: (last - 7 days, first + 7 days). Any 7-day
+    window holding ``t`` and that many other doses holds such a consecutive run
+    (a window holds every dose between two it holds), so (2) is exactly the rolling
+    cap of ``respects_spacing``; exactly 7 days apart is allowed (open intervals).
+    """
 
     def __init__(self, protocol: Protocol, doses: Iterable[datetime]) -> None:
         self.protocol = protocol
@@ -64,12 +97,32 @@ class Spacing:
     def __bool__(self) -> bool:
         return bool(self.doses)
 
+    def blocked(
+        self,
+        planned: Sequence[datetime] = (),
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> Blocked:
+        """The blocked times with ``planned`` doses too; with ``after``/``before``,
+        only those that matter to starts between them (the doses out of reach left out)."""
+        lo = 0 if after is None else bisect_right(self.doses, after - self._reach)
+        hi = len(self.doses) if before is None else bisect_left(self.doses, before + self._reach)
+        doses = sorted([*self.doses[lo:hi], *planned])
+        gap, cap = self.protocol.min_gap, self.protocol.max_doses_per_7_days
+        spans = [(d - gap, d + gap) for d in doses]
+        for first, last in zip(doses, doses[cap - 1 :], strict=False):
+            if last - first < ROLLING_PERIOD:
+                spans.append((last - ROLLING_PERIOD, first + ROLLING_PERIOD))
+        return Blocked(spans)
+
     def allows(self, start: datetime, planned: Sequence[datetime] = ()) -> bool:
         """``start`` keeps the gap and the cap with the existing doses and ``planned``."""
-        low, high = start - self._reach, start + self._reach
-        near = self.doses[bisect_right(self.doses, low) : bisect_left(self.doses, high)]
-        near += tuple(p for p in planned if low < p < high)
-        return respects_spacing(start, near, self.protocol)
+        return self.next_allowed(start, planned) == start
+
+    def next_allowed(self, start: datetime, planned: Sequence[datetime] = ()) -> datetime:
+        """The earliest moment at or after ``start`` at which a dose keeps the gap and
+        the cap with the existing doses and ``planned``."""
+        return self.blocked(planned, after=start).next_allowed(start)
 
 
 class Searcher:
@@ -104,16 +157,20 @@ class Searcher:
         not_before: datetime,
         until: datetime,
         placed: Sequence[PlannedSession],
-        accept: Callable[[datetime], bool] | None = None,
+        spaced: Callable[[datetime], datetime] | None = None,
     ) -> Iterator[DayCandidates]:
         """Per local date in ``days`` (inclusive), earliest first, the dose slots with a
-        free room that start in [max(not_before, earliest), until)."""
+        free room that start in [max(not_before, earliest), until); with ``spaced``
+        (the earliest moment from a start that keeps the spacing rules) only those
+        that keep them."""
         not_before = max(not_before, self.earliest)
+        if spaced is not None:
+            not_before = spaced(not_before)
         day = max(days[0], self.grid.local_date(not_before))
         last = min(days[1], self.grid.local_date(until))
         while day <= last:
             if level.allows_day(day):
-                yield day, self._dose_slots(day, level, not_before, until, placed, accept)
+                yield day, self._dose_slots(day, level, not_before, until, placed, spaced)
             day += ONE_DAY
 
     def _dose_slots(
@@ -123,7 +180,7 @@ class Searcher:
         not_before: datetime,
         until: datetime,
         placed: Sequence[PlannedSession],
-        accept: Callable[[datetime], bool] | None,
+        spaced: Callable[[datetime], datetime] | None,
     ) -> Iterator[tuple[Slot, str]]:
         skip_until = not_before
         # Every start on local ``day`` is before this (UTC offsets lie within +-14 h).
@@ -135,8 +192,13 @@ class Searcher:
                 return
             if not level.allows_slot(slot) or not self._patient_free(slot, placed):
                 continue
-            if accept is not None and not accept(slot.start):
-                continue
+            if spaced is not None:
+                allowed = spaced(slot.start)
+                if allowed > slot.start:  # no dose may start before ``allowed``
+                    skip_until = allowed
+                    if skip_until >= day_bound:
+                        return
+                    continue
             room, soonest = self.rooms.first_free(slot)
             if room is None:
                 skip_until = soonest or skip_until  # every room is busy until then
@@ -209,6 +271,24 @@ class Searcher:
                 return dose, PlannedSession(Kind.integration, sequence, islot.start, islot.end, who)
         return None
 
+    def _cannot_finish(self, not_before: datetime, starts: list[datetime], until: datetime) -> bool:
+        """True when the spacing rules alone leave no room for the series' remaining
+        doses before ``until``, whatever the calendar.
+
+        The doses placed each as early as the rules allow, from ``not_before``, are
+        a lower bound: if a feasible series has doses x_j, the earliest-first ones
+        g_j <= x_j, because any 7-day window holding x_j and some g_i (i < j) holds
+        x_i too (g_i <= x_i < x_j), so it counts no more doses than x's own did.
+        """
+        virtual = list(starts)
+        moment = not_before
+        for _ in range(self.protocol.doses - len(starts)):
+            moment = self.spacing.blocked(virtual, not_before, until).next_allowed(moment)
+            if moment >= until:
+                return True
+            virtual.append(moment)
+        return False
+
     def series_from(
         self, first_day: date, level: DayFilter, talk: DayFilter, first_until: datetime
     ) -> list[PlannedSession] | None:
@@ -229,10 +309,13 @@ class Searcher:
                     not_before = max(not_before, capped)
                 until = starts[0] + protocol.window
                 days = (self.grid.local_date(not_before), self.grid.local_date(until))
-            accept = None
+            spaced = None
             if self.spacing:  # the series' own doses are spaced by not_before alone
-                accept = partial(self.spacing.allows, planned=tuple(starts))
-            candidates = self.doses(level, days, not_before, until, placed, accept)
+                spaced = self.spacing.blocked(starts, not_before, until).next_allowed
+                not_before = spaced(not_before)
+                if starts and self._cannot_finish(not_before, starts, until):
+                    return None
+            candidates = self.doses(level, days, not_before, until, placed, spaced)
             found = self.pair(candidates, talk, placed, therapist, sequence, Kind.dosing)
             if found is None:
                 return None

@@ -197,11 +197,15 @@ def find_single(
     if problem is not None:
         return problem
     searcher = Searcher(site, calendar, protocol, now, patient_busy, patient_doses)
-    accept = searcher.spacing.allows if searcher.spacing else None
+    spaced = (
+        searcher.spacing.blocked((), not_before, not_after).next_allowed
+        if searcher.spacing
+        else None
+    )
     days = (searcher.grid.local_date(not_before), searcher.grid.local_date(not_after))
     until = not_after + timedelta.resolution  # a start at not_after itself is inside
     for level in preference_levels(prefs, site):
-        candidates = searcher.doses(level.doses, days, not_before, until, (), accept)
+        candidates = searcher.doses(level.doses, days, not_before, until, (), spaced)
         found = searcher.pair(
             candidates, level.integrations, (), preferred_therapist, sequence, kind
         )

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.scheduling.domain.calendar import Calendar
-from services.scheduling.domain.grid import NO_FILTER, DayFilter
+from services.scheduling.domain.grid import NO_FILTER, DayFilter, Slot
 from services.scheduling.domain.model import (
     STANDARD,
     Busy,
@@ -288,3 +288,16 @@ def test_a_single_dose_keeps_the_weekdays_but_its_integration_need_not() -> None
     assert found.relaxed == ()
     assert local_of(DENVER, found.dose.start).strftime("%a %H:%M") == "Thu 09:00"
     assert local_of(DENVER, found.integration.start).strftime("%a %H:%M") == "Fri 09:00"
+
+
+def test_a_window_in_another_zone_judges_each_session_by_its_own_end() -> None:
+    # 09:00-12:00 in Chicago is 10:00-13:00 in New York: from 11:00 New York a 90-minute
+    # session fits and a 180-minute one does not, whichever the filter saw first.
+    chicago = Preferences(earliest=time(9), latest=time(12), timezone="America/Chicago")
+    window = DayFilter.of(chicago, SITE.timezone)
+    start = local(SITE, 2026, 11, 24, 11)
+    short = Slot(start, start + timedelta(minutes=90), time(11), time(12, 30))
+    long = Slot(start, start + timedelta(minutes=180), time(11), time(14))
+    assert window.allows_slot(short)
+    assert not window.allows_slot(long)
+    assert window.allows_slot(short)
