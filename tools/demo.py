@@ -18,6 +18,14 @@ at different stages of their care:
   alert; C-SSRS moderate; high blood pressure; a relative contraindication that a
   clinician approves) and a few ``ineligible`` ones (contraindications, not TRD).
 
+It needs the stack's dev clock (``DEV_CLOCK=1``, on by default for ``make up``; CONTRACT.md
+"A test and demo clock") and moves it forward, about a week: the patients in care have
+their intake now, then days pass; each session is completed (or missed) once it has
+really ended, a pre-dose blood pressure is taken on the session's day, and every
+check-in is stamped with the stack's time, one every 20 hours from the first completed
+dose (the production cadence is a day, so nobody's check-in is missed). The patients
+not yet in care have their intake at the end, so their sessions lie ahead.
+
 One alert is acknowledged, so the board shows open and acknowledged alerts. Ids are
 unique per run (patients ``demo-<run>-NN``, random ``run``): a second run adds a second
 batch of patients to the same three sites. Nothing here touches the database or Kafka.
@@ -27,6 +35,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
+import itertools
+import math
 import os
 import secrets
 import sys
@@ -35,7 +46,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -47,6 +58,12 @@ SERIES_TIMEOUT_S = 30.0
 ALERTS_TIMEOUT_S = 30.0
 POLL_S = 0.25
 CONCURRENCY = 8
+CHECKIN_EVERY = timedelta(hours=20)  # under the production check-in interval (a day)
+BATCH = timedelta(hours=6)  # what falls due within this is done after one clock move
+CLOCK_TIMEOUT_S = 10.0
+# The clock moves faster than events flow: a check-in (or a first dose) is seen by the
+# alerts service before the clock passes its time + this, so no deadline passes unseen.
+SETTLE = timedelta(hours=12)
 
 T = TypeVar("T")
 
@@ -173,6 +190,8 @@ INELIGIBLE = frozenset(
     {Stage.ineligible_pregnancy, Stage.ineligible_psychosis, Stage.ineligible_not_trd}
 )
 MONITORED = frozenset({Stage.improving, Stage.remission, Stage.worsening, Stage.ideation})
+# In care during the days the clock is moved through (the others have their intake after).
+IN_CARE = MONITORED | {Stage.no_show, Stage.deferred}
 
 # fmt: off
 FIRST_NAMES = (
@@ -327,14 +346,9 @@ def trajectory(p: Patient) -> list[tuple[int, bool]]:
     return []
 
 
-# Ages of the check-ins, oldest first (the last ones are used): all after the intake.
-CHECKIN_AGES = (
-    timedelta(days=9, hours=3),
-    timedelta(days=6, hours=1),
-    timedelta(days=3, hours=5),
-    timedelta(hours=20),
-    timedelta(minutes=25),
-)
+def daily(points: list[tuple[int, bool]], n: int) -> list[tuple[int, bool]]:
+    """``n`` check-ins ending in the trajectory's points (the first one held until then)."""
+    return [points[0]] * (n - len(points)) + points if n > len(points) else points
 
 
 # --- HTTP ----------------------------------------------------------------------------------
@@ -381,6 +395,90 @@ class Api:
         return await self.call(method, self.urls.alerts + path, **kw)
 
 
+class Clock:
+    """The stack's dev clock (``/v1/dev/clock``): read, and moved forward for everyone."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.started: datetime | None = None
+
+    async def now(self) -> datetime:
+        answer = await self.api.scheduling("GET", "/v1/dev/clock", ok=(200, 404))
+        if answer.get("error") == "not_found" or "now" not in answer:
+            raise DemoError(
+                "the demo moves the stack's clock, and this stack has none: start it with "
+                "DEV_CLOCK=1 (`make up` and `make start` do, unless DEV_CLOCK=0)"
+            )
+        now = datetime.fromisoformat(answer["now"])
+        if self.started is None:
+            self.started = now
+        return now
+
+    async def advance_to(self, when: datetime) -> datetime:
+        """The stack's time, at least ``when`` (every service told before it returns)."""
+        now = await self.now()
+        if now >= when:
+            return now
+        seconds = math.ceil((when - now).total_seconds()) + 1
+        moved = await self.api.scheduling("POST", "/v1/dev/clock", json={"advance_s": seconds})
+        target = moved["offset_s"]
+        deadline = time.monotonic() + CLOCK_TIMEOUT_S
+        while True:
+            seen = await asyncio.gather(
+                self.api.intake("GET", "/v1/dev/clock"), self.api.alerts("GET", "/v1/dev/clock")
+            )
+            if all(s["offset_s"] >= target for s in seen):
+                return datetime.fromisoformat(moved["now"])
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"the services did not all follow the clock within {CLOCK_TIMEOUT_S:.0f}s"
+                )
+            await asyncio.sleep(0.02)
+
+
+@dataclass
+class Settle:
+    """What the alerts service must have seen before the clock moves on (see SETTLE):
+    (patient id, "monitored" | "checkin", the stack's time it was done)."""
+
+    api: Api
+    pending: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+    def note(self, patient_id: str, what: str, at: datetime) -> None:
+        self.pending.append((patient_id, what, at))
+
+    async def before(self, target: datetime) -> None:
+        due = [w for w in self.pending if w[2] + SETTLE < target]
+        deadline = time.monotonic() + ALERTS_TIMEOUT_S
+        while due:
+            states = await asyncio.gather(
+                *(
+                    self.api.alerts("GET", f"/v1/patients/{pid}/monitoring", ok=(200, 404))
+                    for pid, _, _ in due
+                )
+            )
+            due = [w for w, s in zip(due, states, strict=True) if not _seen(w, s)]
+            if due and time.monotonic() > deadline:
+                raise DemoError(
+                    f"the alerts service has not seen {len(due)} completed dose(s) or "
+                    f"check-in(s) after {ALERTS_TIMEOUT_S:.0f}s; are the relays and the "
+                    "alerts worker running? (`make status`)"
+                )
+            if due:
+                await asyncio.sleep(0.05)
+        self.pending = [w for w in self.pending if w[2] + SETTLE >= target]
+
+
+def _seen(what: tuple[str, str, datetime], state: Any) -> bool:
+    _, kind, at = what
+    if not isinstance(state, dict) or not state.get("monitored"):
+        return False
+    if kind == "monitored":
+        return True
+    last = state.get("last_checkin_at")
+    return last is not None and datetime.fromisoformat(last) >= at
+
+
 async def check_reachable(client: httpx.AsyncClient, urls: Urls) -> None:
     async def one(name: str, url: str) -> None:
         try:
@@ -415,6 +513,24 @@ class Outcome:
     waitlisted: str | None = None  # the scheduling worker's reason
     checkins: int = 0
     expected_alerts: set[str] = field(default_factory=set)  # alert kinds
+    steps: list[Step] = field(default_factory=list)  # what is done once its time has come
+    next_dose: dict[str, Any] | None = None  # confirmed at the end if still ahead
+
+
+Act = Callable[[datetime], Awaitable[None]]
+_ORDER = itertools.count()
+
+
+@dataclass(order=True)
+class Step:
+    """Something a patient's care does once the stack's time is ``at`` (and, when given,
+    before ``latest``): complete a session that has ended, send a check-in..."""
+
+    at: datetime
+    order: int = field(default_factory=lambda: next(_ORDER))
+    latest: datetime | None = field(default=None, compare=False)
+    patient_id: str = field(default="", compare=False)
+    act: Act | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -468,8 +584,35 @@ async def act(api: Api, appt: dict[str, Any], action: str) -> None:
     await api.scheduling("POST", f"/v1/appointments/{appt['appointment_id']}/{action}")
 
 
-async def care(api: Api, p: Patient, out: Outcome, tally: Tally, now: datetime) -> None:
-    """Move a scheduled patient through their stage, then send their check-ins."""
+def _time(a: dict[str, Any], key: str) -> datetime:
+    return datetime.fromisoformat(a[key])
+
+
+def later(
+    api: Api,
+    p: Patient,
+    appt: dict[str, Any],
+    action: str,
+    tally: Tally,
+    what: str,
+    settle: Settle | None,
+) -> Step:
+    """``action`` on a session once it has ended (never a session completed in the future)."""
+
+    async def run(now: datetime) -> None:
+        await act(api, appt, action)
+        setattr(tally, what, getattr(tally, what) + 1)
+        if action == "complete" and appt["kind"] == "dosing" and settle is not None:
+            settle.note(p.patient_id, "monitored", now)
+
+    return Step(at=_time(appt, "end"), patient_id=p.patient_id, act=run)
+
+
+async def care(
+    api: Api, p: Patient, out: Outcome, tally: Tally, now: datetime, settle: Settle | None
+) -> None:
+    """Put a scheduled patient on the way through their stage: what can be done now is
+    (confirmations), the rest becomes ``out.steps`` for when its time has come."""
     appts = await wait_for_series(api, p)
     if isinstance(appts, str):
         out.waitlisted = appts
@@ -483,58 +626,134 @@ async def care(api: Api, p: Patient, out: Outcome, tally: Tally, now: datetime) 
     elif stage is Stage.no_show:
         dose = session(appts, "dosing", 1)
         await act(api, dose, "confirm")
-        await act(api, dose, "no-show")
         tally.confirmed += 1
-        tally.no_shows += 1
+        out.steps.append(later(api, p, dose, "no-show", tally, "no_shows", settle))
         out.expected_alerts.add("no_show")
     elif stage is Stage.deferred:
         dose = session(appts, "dosing", 1)
         await act(api, dose, "confirm")
         tally.confirmed += 1
-        vitals = {"systolic": 172, "diastolic": 104, "heart_rate": 92}
-        answer = await api.scheduling(
-            "POST", f"/v1/appointments/{dose['appointment_id']}/vitals", json=vitals
+        start = _time(dose, "start")
+
+        async def pre_dose(now: datetime) -> None:  # on the session's day, before it
+            vitals = {"systolic": 172, "diastolic": 104, "heart_rate": 92}
+            answer = await api.scheduling(
+                "POST",
+                f"/v1/appointments/{dose['appointment_id']}/vitals",
+                json={**vitals, "taken_at": now.isoformat()},
+            )
+            if answer["deferred"]:
+                tally.deferred += 1
+                out.expected_alerts.add("dose_deferred")
+
+        out.steps.append(
+            Step(
+                at=max(start - timedelta(hours=2), now),
+                latest=start - timedelta(minutes=1),
+                patient_id=p.patient_id,
+                act=pre_dose,
+            )
         )
-        if answer["deferred"]:
-            tally.deferred += 1
-            out.expected_alerts.add("dose_deferred")
     elif stage in MONITORED:
         doses = {Stage.remission: 3, Stage.improving: 1 + p.number % 2}.get(stage, 1)
         for seq in range(1, doses + 1):
             for kind in ("dosing", "integration"):
                 a = session(appts, kind, seq)
                 await act(api, a, "confirm")
-                await act(api, a, "complete")
                 tally.confirmed += 1
-                tally.completed += 1
-        await act(api, session(appts, "dosing", doses + 1), "confirm")  # the next one
-        tally.confirmed += 1
-        await checkins(api, p, out, tally, now)
+                out.steps.append(later(api, p, a, "complete", tally, "completed", settle))
+        out.next_dose = session(appts, "dosing", doses + 1)
 
 
-async def checkins(api: Api, p: Patient, out: Outcome, tally: Tally, now: datetime) -> None:
-    points = trajectory(p)
-    ages = CHECKIN_AGES[-len(points) :]
-    for n, ((total, ideation), age) in enumerate(zip(points, ages, strict=True)):
-        body = {
-            "checkin_id": str(uuid.uuid4()),
-            "patient_id": p.patient_id,
-            "submitted_at": (now - age).isoformat(),
-            "phq9": phq9(total, 1 if ideation else 0),
-            "suicidal_ideation": ideation,
-            "note": "hard few days" if ideation else CHECKIN_NOTES[(p.number + n) % 8],
-        }
-        answer = await api.intake("POST", "/v1/checkins", json=body)
-        out.checkins += 1
-        tally.checkins += 1
-        if ideation:
-            out.expected_alerts.add("suicide_risk")
-        if answer["assessment"]["worsening"]:
-            out.expected_alerts.add("worsening")
+def checkin_steps(
+    api: Api, out: Outcome, tally: Tally, rounds: list[datetime], settle: Settle
+) -> list[Step]:
+    """A monitored patient's check-ins, one each round after their first completed dose."""
+    p = out.patient
+    first = min(s.at for s in out.steps)
+    mine = [r for r in rounds if r > first + timedelta(hours=1)]
+    steps = []
+    for n, (total, ideation) in enumerate(daily(trajectory(p), len(mine))):
+        at = mine[n] if n < len(mine) else rounds[-1]
+
+        async def send(
+            now: datetime, total: int = total, ideation: bool = ideation, n: int = n
+        ) -> None:
+            body = {
+                "checkin_id": str(uuid.uuid4()),
+                "patient_id": p.patient_id,
+                "submitted_at": now.isoformat(),
+                "phq9": phq9(total, 1 if ideation else 0),
+                "suicidal_ideation": ideation,
+                "note": "hard few days" if ideation else CHECKIN_NOTES[(p.number + n) % 8],
+            }
+            answer = await api.intake("POST", "/v1/checkins", json=body)
+            out.checkins += 1
+            tally.checkins += 1
+            settle.note(p.patient_id, "checkin", now)
+            if ideation:
+                out.expected_alerts.add("suicide_risk")
+            if answer["assessment"]["worsening"]:
+                out.expected_alerts.add("worsening")
+
+        steps.append(Step(at=at, patient_id=p.patient_id, act=send))
+    return steps
+
+
+def check_in_rounds(start: datetime, outcomes: list[Outcome]) -> list[datetime]:
+    """Every CHECKIN_EVERY from ``start`` until the last session is done and every
+    monitored patient has had room for their whole trajectory."""
+    last = max((s.at for o in outcomes for s in o.steps), default=start)
+    n = math.ceil((last - start) / CHECKIN_EVERY) + 1
+    for o in outcomes:
+        if o.patient.stage in MONITORED and o.steps:
+            first = min(s.at for s in o.steps)
+            before = math.ceil((first + timedelta(hours=1) - start) / CHECKIN_EVERY)
+            n = max(n, before + len(trajectory(o.patient)))
+    return [start + CHECKIN_EVERY * k for k in range(1, n + 1)]
+
+
+async def live_through(
+    clock: Clock, steps: list[Step], gate: asyncio.Semaphore, settle: Settle
+) -> datetime:
+    """Move the clock through the steps' times, doing each once its time has come: a
+    patient's steps in order, patients side by side; one move per BATCH of due steps."""
+    pending = list(steps)
+    heapq.heapify(pending)
+    now = await clock.now()
+    while pending:
+        horizon = pending[0].at + BATCH
+        batch = [s for s in pending if s.at <= horizon]
+        target = max(
+            min([horizon, *(s.latest for s in batch if s.latest is not None)]), pending[0].at
+        )
+        await settle.before(target)
+        now = await clock.advance_to(target)
+        due: list[Step] = []
+        while pending and pending[0].at <= now:
+            due.append(heapq.heappop(pending))
+        by_patient: dict[str, list[Step]] = {}
+        for s in due:
+            by_patient.setdefault(s.patient_id, []).append(s)
+
+        async def one(mine: list[Step], now: datetime = now) -> None:
+            async with gate:
+                for s in mine:
+                    assert s.act is not None
+                    await s.act(now)
+
+        await _gather([one(mine) for mine in by_patient.values()])
+    return now
 
 
 async def patient_flow(
-    api: Api, p: Patient, run: str, tally: Tally, now: datetime, gate: asyncio.Semaphore
+    api: Api,
+    p: Patient,
+    run: str,
+    tally: Tally,
+    now: datetime,
+    gate: asyncio.Semaphore,
+    settle: Settle | None = None,
 ) -> Outcome:
     async with gate:
         body = intake_body(p, run, now)
@@ -553,7 +772,7 @@ async def patient_flow(
             )
             out.approved = True
         if out.decision == "eligible" or out.approved:
-            await care(api, p, out, tally, now)
+            await care(api, p, out, tally, now, settle)
         return out
 
 
@@ -619,6 +838,8 @@ class Summary:
     alerts: list[dict[str, Any]]
     acknowledged: dict[str, Any] | None
     dashboard_url: str
+    clock_from: datetime | None = None
+    clock_to: datetime | None = None
 
     @property
     def decisions(self) -> Counter[str]:
@@ -706,10 +927,21 @@ class Summary:
                 if ack
                 else "  acknowledged nothing (no open alert)"
             ),
+            (
+                f"  clock        moved {_span(self.clock_to - self.clock_from)} forward, to "
+                f"{self.clock_to:%Y-%m-%d %H:%M} UTC (GET /v1/dev/clock)"
+                if self.clock_from and self.clock_to
+                else "  clock        not moved"
+            ),
             f"  dashboard    {self.dashboard_url}",
             "  pages        .venv/bin/python -m tools.page_receiver --port 9900  (to watch them)",
             *surprises,
         ]
+
+
+def _span(d: timedelta) -> str:
+    hours = round(d.total_seconds() / 3600)
+    return f"{hours // 24} days {hours % 24} h"
 
 
 def _default_url(env: str, port: int) -> str:
@@ -736,6 +968,8 @@ async def main(
     async with httpx.AsyncClient(timeout=15, limits=limits) as client:
         await check_reachable(client, urls)
         api = Api(client, urls)
+        clock = Clock(api)
+        await clock.now()  # before anything is written: a stack without the clock is refused
         echo(f"demo run {run}: {len(SITES)} sites, loading patients...")
 
         await _gather(
@@ -745,12 +979,39 @@ async def main(
                 for s in SITES
             ]
         )
-        now = datetime.now(UTC)
+        now = await clock.now()
+        settle = Settle(api)
         tally = Tally()
         gate = asyncio.Semaphore(CONCURRENCY)
-        outcomes: list[Outcome] = await _gather(
-            [patient_flow(api, p, run, tally, now, gate) for p in patients_for(run)]
+        everyone = patients_for(run)
+        # in care: intake now, then the days pass (the clock moves) through their sessions
+        in_care: list[Outcome] = await _gather(
+            [
+                patient_flow(api, p, run, tally, now, gate, settle)
+                for p in everyone
+                if p.stage in IN_CARE
+            ]
         )
+        rounds = check_in_rounds(now, in_care)
+        steps = [s for o in in_care for s in o.steps]
+        for o in in_care:
+            if o.patient.stage in MONITORED and o.steps:
+                steps += checkin_steps(api, o, tally, rounds, settle)
+        now = await live_through(clock, steps, gate, settle)
+        for o in in_care:  # the next dose, when it is still ahead
+            if o.next_dose is not None and _time(o.next_dose, "start") > now:
+                await act(api, o.next_dose, "confirm")
+                tally.confirmed += 1
+        # the others have their intake today: their sessions lie ahead
+        rest: list[Outcome] = await _gather(
+            [
+                patient_flow(api, p, run, tally, now, gate)
+                for p in everyone
+                if p.stage not in IN_CARE
+            ]
+        )
+        by_id = {o.patient.patient_id: o for o in (*in_care, *rest)}
+        outcomes = [by_id[p.patient_id] for p in everyone]
         alerts = await wait_for_alerts(api, run, outcomes)
         acked = await acknowledge_one(api, alerts)
         alerts = await run_alerts(api, run)
@@ -773,6 +1034,8 @@ async def main(
         alerts=alerts,
         acknowledged=acked,
         dashboard_url=dashboard_url(),
+        clock_from=clock.started,
+        clock_to=now,
     )
     for line in summary.lines():
         echo(line)

@@ -6,11 +6,14 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.clocked import ClockedStack
 from tests.integration.conftest import AlertsStack, IntakeStack, SchedulingStack, free_port
 from tools import demo
 
@@ -32,15 +35,20 @@ async def get(client: httpx.AsyncClient, url: str, **params: Any) -> Any:
 
 
 async def test_demo_loads_a_living_network(
-    intake: IntakeStack,
-    scheduling: SchedulingStack,
-    alerts: AlertsStack,
-    client: httpx.AsyncClient,
+    clocked: ClockedStack, client: httpx.AsyncClient
 ) -> None:
+    # the demo moves the stack's clock: it runs on the clocked stack (production timing)
+    intake = SimpleNamespace(url=clocked.intake_url)
+    scheduling = SimpleNamespace(url=clocked.scheduling_url)
+    alerts = SimpleNamespace(url=clocked.alerts_url)
     lines: list[str] = []
     started = time.monotonic()
     summary = await demo.main(intake.url, scheduling.url, alerts.url, echo=lines.append)
     assert time.monotonic() - started < 60
+    now = await clocked.now()
+    assert summary.clock_from is not None
+    assert summary.clock_to is not None
+    assert summary.clock_to > summary.clock_from
     printed = "\n".join(lines)
     assert f"run {summary.run}" in printed
     assert "/page2" in printed
@@ -80,6 +88,10 @@ async def test_demo_loads_a_living_network(
         if o.decision == "eligible" or o.approved:
             assert len([a for a in appts if a["reason"] == "induction"]) >= 12
         statuses.update(a["status"] for a in appts)
+        # nothing completed or missed before it took place (the demo moved the clock)
+        for a in appts:
+            if a["status"] in ("completed", "no_show"):
+                assert datetime.fromisoformat(a["end"]) <= now, a
     assert statuses["confirmed"] > 0
     assert statuses["completed"] > 0
     assert statuses["no_show"] >= 1
@@ -124,6 +136,17 @@ async def test_demo_loads_a_living_network(
     for pid, state in states.items():
         assert state["monitored"] is True, (pid, state)
         assert state["last_checkin_at"] is not None, (pid, state)
+        # a check-in every 20 h of the stack's time, stamped with it: none missed
+        assert state["total_misses"] == 0, (pid, state)
+        assert datetime.fromisoformat(state["last_checkin_at"]) <= now
+    assert not {a["kind"] for a in mine} & {"missed_checkins"}
+
+
+async def test_the_demo_says_it_needs_the_dev_clock(
+    intake: IntakeStack, scheduling: SchedulingStack, alerts: AlertsStack
+) -> None:
+    with pytest.raises(demo.DemoError, match="DEV_CLOCK=1"):
+        await demo.main(intake.url, scheduling.url, alerts.url, echo=lambda _: None)
 
 
 async def test_demo_says_when_a_service_is_not_running() -> None:
