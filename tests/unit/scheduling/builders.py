@@ -141,7 +141,7 @@ def violations(
     patient_busy: Sequence[tuple[datetime, datetime]] = (),
     series: bool = True,
 ) -> list[str]:
-    """Every rule of DOMAIN.md that the plan breaks (empty when it keeps them all).
+    """Every rule of docs/domain.md that the plan breaks (empty when it keeps them all).
 
     ``prefs`` are the preferences the plan claims to honour (weekdays for doses,
     the time window for every session, read in ``prefs.timezone`` or the site's).

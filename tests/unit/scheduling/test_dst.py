@@ -1,4 +1,4 @@
-"""Daylight-saving weeks (DOMAIN.md: "Daylight-saving changes never move a session
+"""Daylight-saving weeks (docs/domain.md: "Daylight-saving changes never move a session
 outside opening hours"): local wall times on the grid, real durations.
 
 2026 transitions: New York springs forward on March 8 (02:00 -> 03:00) and falls

@@ -1,4 +1,4 @@
-"""find_series: the induction series rules of DOMAIN.md on named calendars."""
+"""find_series: the induction series rules of docs/domain.md on named calendars."""
 
 from __future__ import annotations
 

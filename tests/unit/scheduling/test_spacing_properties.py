@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ from services.scheduling.domain.model import (
     SinglePlan,
     Site,
 )
-from services.scheduling.domain.search import Spacing, respects_spacing
+from services.scheduling.domain.search import Searcher, Spacing, respects_spacing
 from services.scheduling.domain.slots import find_series, find_single
 from tests.unit.scheduling.builders import spacing_violations
 from tests.unit.scheduling.strategies import FAST, busy_for, nows, prefs, sites
@@ -185,3 +186,26 @@ def test_the_simulated_rules_are_the_domains_thresholds() -> None:
     assert spacing_violations([T, T + timedelta(hours=47)], STANDARD) != []
     assert spacing_violations([T, T + timedelta(days=2), T + timedelta(days=6)], STANDARD) != []
     assert spacing_violations([T, T + timedelta(days=2), T + timedelta(days=7)], STANDARD) == []
+
+
+@FAST
+@given(
+    st.data(),
+    sites(min_days=4),
+    nows,
+    st.sampled_from([STANDARD, RETREAT]),
+    st.lists(st.integers(-3 * 24, 40 * 24), max_size=5),
+)
+def test_dropping_hopeless_series_early_never_loses_a_plan(
+    data: st.DataObject, site: Site, now: datetime, protocol: Protocol, hours: list[int]
+) -> None:
+    """``Searcher._cannot_finish`` only saves time: the plan is the one found without it."""
+    calendar = data.draw(busy_for(site, now))
+    doses = sorted(now + timedelta(hours=h) for h in hours)
+
+    def plan() -> object:
+        return find_series(site, calendar, protocol, Preferences(), now, patient_doses=doses)
+
+    pruned = plan()
+    with patch.object(Searcher, "_cannot_finish", lambda *_: False):
+        assert plan() == pruned
