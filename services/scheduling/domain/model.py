@@ -44,7 +44,7 @@ class Site:
 
     ``hours`` holds ``(weekday, open, close)``; a weekday that is missing is closed.
     Dosing needs one of ``rooms`` for the whole session, integration one of
-    ``therapists`` (DOMAIN.md, "People and places"). Raises ``ValueError`` for an
+    ``therapists`` (docs/domain.md, "People and places"). Raises ``ValueError`` for an
     unknown zone, a repeated weekday, a closing time not after the opening time,
     or a negative capacity.
     """

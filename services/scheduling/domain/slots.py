@@ -180,7 +180,7 @@ def find_single(
     """One dose (``Kind.dosing`` or ``Kind.maintenance``) starting in [not_before, not_after]
     and at least ``min_lead`` after ``now``, with its integration session 1..3 days later.
 
-    Used for maintenance (DOMAIN.md: "first maintenance 4 weeks after" the last
+    Used for maintenance (docs/domain.md: "first maintenance 4 weeks after" the last
     induction dose, "within 7 days when a patient worsens") and for rebooking a
     cancelled, missed or deferred dose. ``preferred_therapist`` is kept when free
     anywhere in the 1..3 days. ``patient_doses`` are the starts of every other
