@@ -224,25 +224,6 @@ async def test_a_replayed_intake_event_books_nothing_twice(
     assert len(await appointments(sched, pid)) == 12
 
 
-async def test_lifecycle_confirm_complete_and_illegal_steps(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient, event_log: EventLog
-) -> None:
-    pid, appts = await induction(sched, intake_http)
-    first = next(a for a in appts if a["kind"] == "dosing" and a["sequence"] == 1)
-    aid = first["appointment_id"]
-    assert (await sched.post(f"/v1/appointments/{aid}/complete")).status_code == 409
-    confirmed = await sched.post(f"/v1/appointments/{aid}/confirm", json={"by": "front desk"})
-    assert confirmed.json()["status"] == "confirmed"
-    assert (await sched.post(f"/v1/appointments/{aid}/confirm")).status_code == 200  # no-op
-    done = await sched.post(f"/v1/appointments/{aid}/complete")
-    assert done.json()["status"] == "completed"
-    assert (await sched.post(f"/v1/appointments/{aid}/cancel")).status_code == 409
-    await wait_for(
-        lambda: sum(1 for r in event_log.on("appointment.changed") if r.key == pid.encode()) == 2,
-        what="two appointment.changed",
-    )
-
-
 async def test_cancelling_a_dose_rebooks_it_with_its_integration(
     sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
 ) -> None:
@@ -257,29 +238,6 @@ async def test_cancelling_a_dose_rebooks_it_with_its_integration(
     assert {a["kind"] for a in rebooked} == {"dosing", "integration"}
     assert next(a for a in rebooked if a["kind"] == "dosing")["replaces"] == dose["appointment_id"]
     assert all(a["sequence"] == 3 for a in rebooked)
-
-
-async def test_high_vitals_defer_the_dose_and_rebook_it(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient, event_log: EventLog
-) -> None:
-    pid, appts = await induction(sched, intake_http)
-    dose = next(a for a in appts if a["kind"] == "dosing" and a["sequence"] == 1)
-    ok = await sched.post(
-        f"/v1/appointments/{dose['appointment_id']}/vitals", json={"systolic": 159, "diastolic": 99}
-    )
-    assert ok.json()["deferred"] is False
-    r = await sched.post(
-        f"/v1/appointments/{dose['appointment_id']}/vitals", json={"systolic": 160, "diastolic": 80}
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["deferred"] is True
-    assert r.json()["appointment"]["status"] == "cancelled"
-    assert r.json()["appointment"]["cause"] == "deferred_vitals"
-    assert any(a["kind"] == "dosing" for a in r.json()["rebooked"])
-    await wait_for(
-        lambda: any(r.key == pid.encode() for r in event_log.on("dose.deferred")),
-        what="dose.deferred",
-    )
 
 
 async def test_a_patient_of_an_unknown_site_waits_until_the_site_appears(
@@ -366,147 +324,6 @@ async def test_an_approved_review_schedules_like_an_eligible_intake(
     assert approved.status_code == 200
     appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
     assert {a["reason"] for a in appts} == {"induction"}
-
-
-async def test_completing_the_last_induction_dose_proposes_maintenance_four_weeks_later(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
-) -> None:
-    pid, appts = await induction(sched, intake_http)
-    doses = sorted((a for a in appts if a["kind"] == "dosing"), key=lambda a: a["sequence"])
-    for dose in doses[:-1]:
-        await sched.post(f"/v1/appointments/{dose['appointment_id']}/confirm")
-        await sched.post(f"/v1/appointments/{dose['appointment_id']}/complete")
-    assert not [a for a in await appointments(sched, pid) if a["kind"] == "maintenance"]
-    await sched.post(f"/v1/appointments/{doses[-1]['appointment_id']}/confirm")
-    done_at = datetime.now(UTC)
-    await sched.post(f"/v1/appointments/{doses[-1]['appointment_id']}/complete")
-    after = await appointments(sched, pid)
-    [maintenance] = [a for a in after if a["kind"] == "maintenance"]
-    assert maintenance["reason"] == "post_induction"
-    start = datetime.fromisoformat(maintenance["start"])
-    assert timedelta(days=28) <= start - done_at <= timedelta(days=36)
-    assert any(
-        a["kind"] == "integration" and a["series_id"] == maintenance["series_id"] for a in after
-    )
-
-
-async def test_a_worsening_checkin_proposes_maintenance_within_a_week_once(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
-) -> None:
-    site_id = await new_site(sched)
-    now = datetime.now(UTC)
-    body = intake_body(site_id=site_id, submitted_at=(now - timedelta(days=2)).isoformat())
-    pid = body["patient"]["patient_id"]
-    await intake_http.post("/v1/intakes", json=body)
-    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
-    better = {
-        "checkin_id": str(uuid.uuid4()),
-        "patient_id": pid,
-        "submitted_at": (now - timedelta(days=1)).isoformat(),
-        "phq9": [0, 0, 1, 0, 1, 0, 0, 0, 0],
-        "suicidal_ideation": False,
-    }
-    assert (await intake_http.post("/v1/checkins", json=better)).status_code == 202
-    for minutes in (30, 20):
-        worse = {
-            "checkin_id": str(uuid.uuid4()),
-            "patient_id": pid,
-            "submitted_at": (now - timedelta(minutes=minutes)).isoformat(),
-            "phq9": [2, 2, 2, 1, 1, 1, 1, 1, 0],
-            "suicidal_ideation": False,
-        }
-        r = await intake_http.post("/v1/checkins", json=worse)
-        assert r.json()["assessment"]["worsening"] is True
-    after = await until(
-        lambda: appointments(sched, pid),
-        lambda a: any(x["kind"] == "maintenance" for x in a),
-        what="worsening maintenance",
-    )
-    maintenance = [a for a in after if a["kind"] == "maintenance"]
-    assert len(maintenance) == 1  # the second worsening found one pending
-    assert maintenance[0]["reason"] == "worsening"
-    start = datetime.fromisoformat(maintenance[0]["start"])
-    assert start - now <= timedelta(days=7, hours=1)
-
-
-def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def span(x: dict[str, Any]) -> tuple[datetime, datetime]:
-        return datetime.fromisoformat(x["start"]), datetime.fromisoformat(x["end"])
-
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return a0 < b1 and b0 < a1
-
-
-async def test_a_completed_session_keeps_its_time_from_later_proposals(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
-) -> None:
-    # One room, one therapist: the earliest free slot for a worsening maintenance
-    # session is the completed first dose's own, unless completion keeps it taken.
-    site_id = await new_site(sched, treatment_rooms=1, therapists=1)
-    now = datetime.now(UTC)
-    body = intake_body(site_id=site_id, submitted_at=(now - timedelta(days=2)).isoformat())
-    pid = body["patient"]["patient_id"]
-    await intake_http.post("/v1/intakes", json=body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
-    done = [a for a in appts if a["sequence"] == 1]
-    for a in done:
-        for step in ("confirm", "complete"):
-            r = await sched.post(f"/v1/appointments/{a['appointment_id']}/{step}")
-            assert r.status_code == 200, r.text
-    for minutes, phq9 in ((60, [0, 0, 1, 0, 1, 0, 0, 0, 0]), (30, [2, 2, 2, 1, 1, 1, 1, 1, 0])):
-        checkin = {
-            "checkin_id": str(uuid.uuid4()),
-            "patient_id": pid,
-            "submitted_at": (now - timedelta(minutes=minutes)).isoformat(),
-            "phq9": phq9,
-            "suicidal_ideation": False,
-        }
-        assert (await intake_http.post("/v1/checkins", json=checkin)).status_code == 202
-    after = await until(
-        lambda: appointments(sched, pid),
-        lambda a: sum(x["reason"] == "worsening" for x in a) == 2,
-        what="worsening maintenance and its integration",
-    )
-    new = [a for a in after if a["reason"] == "worsening"]
-    taken = [a for a in after if a["status"] in ("proposed", "confirmed", "completed")]
-    for a in new:
-        assert not [b for b in taken if b is not a and _overlap(a, b)], a
-
-
-async def test_site_summary_counts_inductions_in_progress_completed_and_ended(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
-) -> None:
-    site_id = await new_site(sched, treatment_rooms=3, therapists=3)
-    pids = []
-    for _ in range(3):
-        body = intake_body(site_id=site_id)
-        pids.append(body["patient"]["patient_id"])
-        assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
-    done, dropped, _in_induction = pids
-    series = {
-        p: await until(lambda p=p: appointments(sched, p), lambda a: len(a) == 12, what="series")
-        for p in pids
-    }
-    for a in series[done]:
-        if a["kind"] == "dosing":
-            for step in ("confirm", "complete"):
-                r = await sched.post(f"/v1/appointments/{a['appointment_id']}/{step}")
-                assert r.status_code == 200, r.text
-    assert (await intake_http.post(f"/v1/patients/{dropped}/discharge")).status_code == 200
-    await until(
-        lambda: appointments(sched, dropped),
-        lambda a: all(x["status"] == "cancelled" for x in a),
-        what="discharge",
-    )
-    r = await sched.get(f"/v1/sites/{site_id}/summary")
-    assert r.status_code == 200
-    summary = r.json()
-    assert summary["patients_in_induction"] == 1  # only the third has doses still planned
-    assert summary["inductions_ended"] == 2
-    assert summary["inductions_completed"] == 1
-    assert summary["induction_completion_rate"] == 0.5
-    for use in (summary["utilisation_today"], summary["utilisation_week"]):
-        assert all(v is None or 0 <= v <= 1 for v in use.values())
 
 
 async def test_discharge_cancels_future_appointments(
