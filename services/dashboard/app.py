@@ -244,7 +244,15 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             down = appts if isinstance(appts, Down) else Down("scheduling", appts.detail)
             return {"down": down, "site_id": site_id, "site": site}
         wk = schedule.build_week(site, appts, start)
-        return {"week": wk, "site": site, "site_id": site_id, "down": None}
+        holds = await up(request).get("scheduling", "/v1/holds", {"site_id": site_id})
+        return {
+            "week": wk,
+            "site": site,
+            "site_id": site_id,
+            "down": None,
+            "holds": holds if isinstance(holds, list) else None,
+            "holds_down": holds if isinstance(holds, Down | Refused) else None,
+        }
 
     @app.get("/sites/{site_id}", response_class=HTMLResponse, include_in_schema=False)
     async def site_page(request: Request, site_id: str, week: str | None = None) -> HTMLResponse:
@@ -279,11 +287,12 @@ def create_app(settings: DashboardSettings) -> FastAPI:
 
     @app.get("/patients/{patient_id}", response_class=HTMLResponse, include_in_schema=False)
     async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
-        measures, appts, alerts, monitoring = await asyncio.gather(
+        measures, appts, alerts, monitoring, hold = await asyncio.gather(
             up(request).get("intake", f"/v1/patients/{patient_id}/measures"),
             up(request).get("scheduling", f"/v1/patients/{patient_id}/appointments"),
             up(request).get("alerts", "/v1/alerts", {"patient_id": patient_id, "limit": 200}),
             up(request).get("alerts", f"/v1/patients/{patient_id}/monitoring"),
+            up(request).get("scheduling", f"/v1/patients/{patient_id}/hold"),
         )
         ctx: dict[str, Any] = {"patient_id": patient_id, "now": utcnow()}
         ctx["measures_down"] = measures if isinstance(measures, Down) else None
@@ -300,6 +309,9 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             ctx["alerts"] = alerts
         ctx["monitoring"] = monitoring if isinstance(monitoring, dict) else None
         ctx["monitoring_down"] = monitoring if isinstance(monitoring, Down) else None
+        # held while at risk (docs/domain.md, "Hold while at risk"): shown, never hidden
+        ctx["hold"] = hold if isinstance(hold, dict) and hold.get("held") else None
+        ctx["hold_down"] = hold if isinstance(hold, Down) else None
         return templates.TemplateResponse(request, "patient.html", ctx)
 
     return app

@@ -280,3 +280,64 @@ async def test_a_patient_page_charts_every_phq9_score(
     response = await page.evaluate("window.phq9Chart.data.datasets[1].data.map(p => p.y)")
     assert response == [10, 10]  # half the baseline of 20
     await page.screenshot(path=str(SHOTS / "dashboard-patient.png"), full_page=True)
+
+
+async def test_a_patient_held_while_at_risk_shows_on_their_page_and_their_sites_week(
+    full_dashboard: str,
+    scheduling: SchedulingStack,
+    intake: IntakeStack,
+    alerts: AlertsStack,
+    page: Page,
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    site_id = f"site-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        site = {
+            "name": "Hold",
+            "timezone": "America/New_York",
+            "hours": {d: ["08:00", "18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "treatment_rooms": 1,
+            "therapists": 1,
+        }
+        assert (
+            await http.put(f"{scheduling.url}/v1/sites/{site_id}", json=site)
+        ).status_code == 200
+        body = intake_body(site_id=site_id)
+        pid = body["patient"]["patient_id"]
+        assert (await http.post(f"{intake.url}/v1/intakes", json=body)).status_code == 201
+        await page.goto(f"{full_dashboard}/patients/{pid}")
+        await expect(page.locator("[data-held]")).to_have_count(0)
+        ideation = checkin_body(pid, [1, 1, 1, 0, 1, 1, 0, 0, 2], suicidal_ideation=True)
+        assert (await http.post(f"{intake.url}/v1/checkins", json=ideation)).status_code == 202
+
+        for _ in range(300):  # the hold is learnt from the check-in's event
+            hold = (await http.get(f"{scheduling.url}/v1/patients/{pid}/hold")).json()
+            if hold.get("held"):
+                break
+            await asyncio.sleep(0.1)
+        assert hold["held"] is True
+
+        await page.goto(f"{full_dashboard}/patients/{pid}")
+        await expect(page.locator("p.hold[data-held='true']")).to_contain_text("On hold")
+        await page.screenshot(path=str(SHOTS / "dashboard-patient-hold.png"), full_page=True)
+        await page.goto(f"{full_dashboard}/sites/{site_id}")
+        await expect(page.locator(f"p.hold [data-held='{pid}']")).to_have_count(1)
+
+        # resolved: the hold lifts on both pages
+        alert = next(
+            a
+            for a in (await http.get(f"{alerts.url}/v1/alerts", params={"patient_id": pid})).json()
+            if a["kind"] == "suicide_risk"
+        )
+        r = await http.post(
+            f"{alerts.url}/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. H"}
+        )
+        assert r.status_code == 200, r.text
+        for _ in range(300):
+            if not (await http.get(f"{scheduling.url}/v1/patients/{pid}/hold")).json()["held"]:
+                break
+            await asyncio.sleep(0.1)
+        await page.goto(f"{full_dashboard}/sites/{site_id}")
+        await expect(page.locator("p.hold")).to_have_count(0)
+        await page.goto(f"{full_dashboard}/patients/{pid}")
+        await expect(page.locator("p.hold")).to_have_count(0)
