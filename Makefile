@@ -15,7 +15,7 @@
 #   make install  only the installs (apt packages, .venv, Kafka jars)
 #
 # Environment: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL pointing elsewhere use that
-# broker / database instead of starting local ones; INTAKE_PORT etc. as in CONTRACT.md.
+# broker / database instead of starting local ones; INTAKE_PORT etc. as in the README ("What runs").
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c

@@ -1,4 +1,5 @@
-"""Access control (CONTRACT.md "Access"): bearer tokens with roles, from API_TOKENS_FILE.
+"""Access control (docs/architecture.md, "Access control"): bearer tokens with roles,
+from API_TOKENS_FILE.
 
 The file holds, per token, a name (who acts, for the audit trail), its roles and the
 SHA-256 of the token, never the token itself:

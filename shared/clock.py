@@ -1,7 +1,7 @@
 """The stack's clock: what time it is for the domain, in every process.
 
-``utcnow()`` is the wall clock, plus (only with ``DEV_CLOCK=1``, CONTRACT.md "A test
-and demo clock") one offset that every process of the stack shares. The offset lives in
+``utcnow()`` is the wall clock, plus (only with ``DEV_CLOCK=1``; docs/architecture.md,
+"Dev clock") one offset that every process of the stack shares. The offset lives in
 the stack's database and ``shared.devclock`` keeps this process's copy of it current;
 this module is the pure part: the offset, the rules of moving it, and the loopback
 check that keeps the dev clock off anything but a developer's machine.

@@ -1,4 +1,4 @@
-"""The dev clock's I/O (CONTRACT.md "A test and demo clock"; only with ``DEV_CLOCK=1``).
+"""The dev clock's I/O (docs/architecture.md "Dev clock"; only with ``DEV_CLOCK=1``).
 
 The processes of a stack share one PostgreSQL database, so the shared offset is one row
 there: ``devclock.clock`` (a schema of its own, owned by no service, created idempotently

@@ -18,8 +18,8 @@ at different stages of their care:
   alert; C-SSRS moderate; high blood pressure; a relative contraindication that a
   clinician approves) and a few ``ineligible`` ones (contraindications, not TRD).
 
-It needs the stack's dev clock (``DEV_CLOCK=1``, on by default for ``make up``; CONTRACT.md
-"A test and demo clock") and moves it forward, about a week: the patients in care have
+It needs the stack's dev clock (``DEV_CLOCK=1``, on by default for ``make up``; README
+"Moving time: the dev clock") and moves it forward, about a week: the patients in care have
 their intake now, then days pass; each session is completed (or missed) once it has
 really ended, a pre-dose blood pressure is taken on the session's day, and every
 check-in is stamped with the stack's time, one every 20 hours from the first completed

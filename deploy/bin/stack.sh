@@ -39,7 +39,7 @@ infra() {
 
 services_start() {
   mkdir -p "$LOGS"
-  # The dev clock (POST /v1/dev/clock moves the stack's time; CONTRACT.md) is on by
+  # The dev clock (POST /v1/dev/clock moves the stack's time; docs/architecture.md) is on by
   # default for this loopback dev stack; DEV_CLOCK=0 make up turns it off. The services
   # refuse it on any other address, so a non-loopback HTTP_HOST leaves it off.
   if [[ -z "${DEV_CLOCK:-}" ]]; then

@@ -22,7 +22,7 @@ class AlertsSettings(PhiKeySettings):
     alerts_port: int = Field(default=8003, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    # Monitoring (CONTRACT.md timing knobs).
+    # Monitoring (docs/domain.md, "Monitoring between sessions").
     checkin_interval_s: float = Field(default=86400, gt=0)
     checkin_grace_s: float = Field(default=43200, ge=0)
     missed_checkins_alert_threshold: int = Field(default=2, ge=1)

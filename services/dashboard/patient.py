@@ -1,5 +1,5 @@
 """A patient's course, ids only: the PHQ-9 trend with the response and remission lines
-(DOMAIN.md "Measurement-based care") and the series' progress, as pure data for the page."""
+(docs/domain.md "Measurement-based care") and the series' progress, as pure data for the page."""
 
 from __future__ import annotations
 

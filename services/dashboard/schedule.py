@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# The actions an appointment in each status offers (CONTRACT.md lifecycle).
+# The actions an appointment in each status offers (docs/domain.md "Lifecycle").
 ACTIONS: dict[str, tuple[str, ...]] = {
     "proposed": ("confirm", "cancel"),
     "confirmed": ("complete", "no-show", "cancel"),

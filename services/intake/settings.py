@@ -18,7 +18,7 @@ class IntakeSettings(PhiKeySettings):
     intake_port: int = Field(default=8001, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    # Protocol choices a network may change (DOMAIN.md defaults).
+    # Clinical thresholds a network may change (defaults: docs/domain.md, "Intake screen").
     eligibility_min_age: int = 18
     eligibility_min_phq9_total: int = 10
     eligibility_min_failed_trials: int = 2

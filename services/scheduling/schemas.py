@@ -60,7 +60,7 @@ _Days = Annotated[int, Field(strict=True, ge=1, le=30)]
 
 
 class ProtocolIn(BaseModel):
-    """A site's own protocol numbers (docs/domain.md, "People and places"): any subset,
+    """A site's own protocol numbers (docs/domain.md, "Protocols"): any subset,
     the rest from ``preset``. Checked together: the doses must fit inside the window
     with the gap and the weekly cap."""
 

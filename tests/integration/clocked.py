@@ -1,5 +1,5 @@
 """The ``clocked`` fixture: a second, separate stack on the dev clock, for journeys that
-take weeks (CONTRACT.md "A test and demo clock").
+take weeks (docs/architecture.md "Dev clock").
 
 Imported by ``tests/integration/conftest.py``, so every integration test may ask for it::
 

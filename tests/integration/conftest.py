@@ -342,8 +342,9 @@ async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[Schedu
         p.kill(signal.SIGTERM)
 
 
-# The alerts stack runs with journey-sized timing knobs (CONTRACT.md), so a patient's
-# missed check-ins and an unacknowledged alert's escalation play out in seconds.
+# The alerts stack runs with journey-sized timing knobs (the settings of docs/domain.md,
+# "Monitoring between sessions"), so a patient's missed check-ins and an unacknowledged
+# alert's escalation play out in seconds.
 ALERTS_KNOBS = {
     "CHECKIN_INTERVAL_S": "3",
     "CHECKIN_GRACE_S": "1",

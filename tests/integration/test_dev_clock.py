@@ -1,4 +1,4 @@
-"""The dev clock on real processes (CONTRACT.md "A test and demo clock"): one offset for
+"""The dev clock on real processes (docs/architecture.md "Dev clock"): one offset for
 the whole stack, forward only, loopback only, absent without DEV_CLOCK=1, and a timer
 that falls due in a skipped span fires as if the time had passed."""
 

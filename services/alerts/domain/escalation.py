@@ -1,6 +1,6 @@
 """Escalation: whom to page now, and when to look at the alert again.
 
-``decide(alert, policy, now)`` is the whole rule (DOMAIN.md "Alert policy"):
+``decide(alert, policy, now)`` is the whole rule (docs/domain.md "On-call tiers and escalation"):
 
 - an open alert pages tier 1 at once; if nobody acknowledges within a tier's
   ``escalate_after_s`` the next tier is paged too, and so on. Exactly at

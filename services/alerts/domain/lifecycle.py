@@ -1,4 +1,5 @@
-"""Acknowledge and resolve: who may move an alert where (CONTRACT.md "Alerts service").
+"""Acknowledge and resolve: who may move an alert where (docs/domain.md, "On-call tiers
+and escalation").
 
 open -> acknowledged -> resolved, or open -> resolved directly. Repeating a step by
 the same person is a no-op (a retried request is harmless); the same step by someone

@@ -1,6 +1,6 @@
 """The alerts vocabulary: kinds, severities, statuses and a site's on-call policy.
 
-DOMAIN.md ("Alert policy"): every kind has one severity; critical and high alerts
+docs/domain.md ("Kinds, severities, pages"): every kind has one severity; critical and high alerts
 page the site's on-call tiers, warnings are for the dashboard only.
 """
 

@@ -1,6 +1,8 @@
-"""Between-session monitoring: expected check-ins and missed ones (DOMAIN.md "Between sessions").
+"""Between-session monitoring: expected check-ins and missed ones (docs/domain.md,
+"Monitoring between sessions").
 
-A patient is monitored from their first completed dosing session until discharged.
+A patient is monitored from their first completed dosing or maintenance session until
+discharged.
 A check-in is expected every ``interval``; it is *missed* when none arrived by its due
 time + ``grace``. Each miss moves the next due time one interval on and counts one more
 consecutive miss; a check-in ends the run (misses back to 0, next due one interval after

@@ -1,4 +1,4 @@
-"""The alert policy: which observations raise which alert (DOMAIN.md "Alert policy").
+"""The alert policy: which observations raise which alert (docs/domain.md "Alert policy").
 
 Each function turns one observation (an intake screen, a check-in, a run of missed
 check-ins, a deferred dose, an appointment change) into the signals it raises.

@@ -1,7 +1,8 @@
 """The intake decision: eligible, needs review, or ineligible, with every reason.
 
-Source of every rule and default: DOMAIN.md ("Treatment-resistant depression",
-"Contraindications", "C-SSRS screener", "PHQ-9", "Decisions").
+Every rule and default: docs/domain.md ("Intake screen": "Item 9", "C-SSRS triage",
+"Treatment-resistant depression (TRD)", "Age", "Contraindications (condition codes)",
+"Vitals at intake", "The decision, and the order of its reasons").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from services.intake.domain.scoring import age_on, score_phq9, triage_cssrs
 
 @dataclass(frozen=True)
 class EligibilityPolicy:
-    """Thresholds of the intake decision, each with DOMAIN.md's default.
+    """Thresholds of the intake decision, each with its default (docs/domain.md, "Intake screen").
 
     - ``min_age`` 18: under 18 at submission is ineligible.
     - ``min_phq9_total`` 10: a PHQ-9 below 10 (below "moderate") is ineligible.
@@ -84,7 +85,7 @@ _CONTRAINDICATIONS: frozenset[str] = frozenset(
 def count_failed_trials(
     trials: Iterable[AntidepressantTrial], policy: EligibilityPolicy = EligibilityPolicy()
 ) -> int:
-    """Trials that count towards TRD (DOMAIN.md, "Treatment-resistant depression").
+    """Trials that count towards TRD (docs/domain.md, "Treatment-resistant depression (TRD)").
 
     A trial counts when it was ``adequate``, lasted at least ``min_trial_weeks``
     and its outcome is one of ``failed_outcomes`` (no or partial response).
@@ -110,7 +111,8 @@ def _vitals_reasons(vitals: Vitals, policy: EligibilityPolicy) -> set[str]:
 
 
 def decide(screen: Screen, policy: EligibilityPolicy = EligibilityPolicy()) -> Verdict:
-    """Decide an intake screen and list every applicable reason (DOMAIN.md, "Decisions").
+    """Decide an intake screen and list every applicable reason (docs/domain.md, "The
+    decision, and the order of its reasons").
 
     Ineligible: under ``min_age`` on the submission date, PHQ-9 total below
     ``min_phq9_total``, fewer than ``min_failed_trials`` failed trials (not

@@ -1,6 +1,6 @@
 """Measurement-based care: response, remission and worsening of a check-in's PHQ-9.
 
-Source: DOMAIN.md ("PHQ-9", measurement-based care). The assessment travels on the
+Source: docs/domain.md ("Measurement-based care", "Check-in order"). The assessment travels on the
 ``checkin.recorded`` event so that alerts and scheduling share one verdict.
 """
 
@@ -23,7 +23,8 @@ class WorseningReason(StrEnum):
 
 @dataclass(frozen=True)
 class MbcPolicy:
-    """Thresholds of measurement-based care, each with DOMAIN.md's default.
+    """Thresholds of measurement-based care, each with its default (docs/domain.md,
+    "Measurement-based care").
 
     - ``response_fraction`` 0.5: response is a total down by at least 50% from
       the baseline (the intake total).
@@ -88,7 +89,7 @@ def assess_checkin(
 
     ``prior_totals`` are the PHQ-9 totals of earlier check-ins since treatment
     began, oldest first, without the intake (that is ``baseline_total``).
-    Worsening (DOMAIN.md's default rule) is either or both of:
+    Worsening (docs/domain.md, "Measurement-based care") is either or both of:
 
     - ``rise_from_lowest``: total >= lowest(baseline, prior) + ``worsening_rise``;
     - ``relapse_after_remission``: some earlier total (baseline or prior) was

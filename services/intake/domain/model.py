@@ -1,8 +1,8 @@
 """Frozen values of the intake domain: the screen a patient submits and its verdict.
 
-Enumerations and condition codes follow DOMAIN.md exactly; their
-string values are the wire values of the public contract (CONTRACT.md, "Intake
-service"), so they must never be renamed.
+Enumerations and condition codes are those of docs/domain.md ("Intake screen"); their
+string values are wire values of the public interface (the intake service's OpenAPI
+document and docs/asyncapi.yaml), so they must never be renamed.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class Decision(StrEnum):
 
 
 class TrialOutcome(StrEnum):
-    """Outcome of one antidepressant trial (DOMAIN.md, "Treatment-resistant depression")."""
+    """Outcome of one antidepressant trial (docs/domain.md, "Treatment-resistant
+    depression (TRD)")."""
 
     no_response = "no_response"
     partial_response = "partial_response"
@@ -67,7 +68,7 @@ class Reason(StrEnum):
     heart_rate_high = "heart_rate_high"
 
 
-# DOMAIN.md, "Contraindications": absolute -> ineligible.
+# docs/domain.md, "Contraindications (condition codes)": absolute -> ineligible.
 ABSOLUTE_CONTRAINDICATIONS: tuple[str, ...] = (
     "uncontrolled_hypertension",
     "recent_myocardial_infarction",
@@ -76,7 +77,7 @@ ABSOLUTE_CONTRAINDICATIONS: tuple[str, ...] = (
     "ketamine_allergy",
     "pregnancy",
 )
-# DOMAIN.md, "Contraindications": relative -> needs_review.
+# docs/domain.md, "Contraindications (condition codes)": relative -> needs_review.
 RELATIVE_CONTRAINDICATIONS: tuple[str, ...] = (
     "bipolar_disorder",
     "substance_use_disorder",
@@ -84,7 +85,7 @@ RELATIVE_CONTRAINDICATIONS: tuple[str, ...] = (
     "cardiovascular_disease",
     "elevated_intracranial_pressure",
 )
-# DOMAIN.md, "Contraindications": known and allowed, no review.
+# docs/domain.md, "Contraindications (condition codes)": known and allowed, no review.
 ALLOWED_CONDITIONS: tuple[str, ...] = ("controlled_hypertension",)
 KNOWN_CONDITIONS: frozenset[str] = frozenset(
     ABSOLUTE_CONTRAINDICATIONS + RELATIVE_CONTRAINDICATIONS + ALLOWED_CONDITIONS
@@ -92,7 +93,8 @@ KNOWN_CONDITIONS: frozenset[str] = frozenset(
 
 
 def unknown_conditions(codes: Iterable[str]) -> tuple[str, ...]:
-    """The codes that DOMAIN.md does not know, first-seen order, without repeats.
+    """The codes the product does not know (docs/domain.md, "Contraindications"),
+    first-seen order, without repeats.
 
     Unknown codes are rejected (422), never ignored; the API can name them all.
     """
@@ -101,7 +103,7 @@ def unknown_conditions(codes: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Cssrs:
-    """C-SSRS screener answers (past month), items 1-6 of DOMAIN.md.
+    """C-SSRS screener answers (past month), items 1-6 (docs/domain.md, "C-SSRS triage").
 
     Item 6 (suicidal behaviour) is split into ``behavior_past_3_months`` and
     ``behavior_ever``; the first implies the second.

@@ -1,7 +1,7 @@
 """Scoring of the intake instruments: PHQ-9 total and band, C-SSRS triage, age.
 
-Sources: DOMAIN.md ("PHQ-9", "C-SSRS screener"); the PHQ-9 as published by
-Kroenke, Spitzer & Williams (J Gen Intern Med 2001;16:606-613); the C-SSRS
+Sources: docs/domain.md ("PHQ-9 score and severity band", "C-SSRS triage", "Age");
+the PHQ-9 as published by Kroenke, Spitzer & Williams (J Gen Intern Med 2001;16:606-613); the C-SSRS
 screener (Posner et al., Columbia Lighthouse Project).
 """
 
@@ -57,7 +57,8 @@ class Phq9Score:
 
 
 def severity_for_total(total: int, scale: Phq9Scale = PHQ9) -> Phq9Severity:
-    """The severity band of a PHQ-9 total (bands per Kroenke et al. 2001, DOMAIN.md)."""
+    """The severity band of a PHQ-9 total (bands per Kroenke et al. 2001; docs/domain.md,
+    "PHQ-9 score and severity band")."""
     if not scale.min_total <= total <= scale.max_total:
         raise ValueError(f"PHQ-9 total must be {scale.min_total}..{scale.max_total}, got {total}")
     if total >= scale.severe_from:
@@ -95,7 +96,7 @@ def score_phq9(items: Sequence[int], scale: Phq9Scale = PHQ9) -> Phq9Score:
 
 
 def triage_cssrs(c: Cssrs) -> SuicideRisk:
-    """Risk level of a C-SSRS screener (DOMAIN.md, "C-SSRS screener"; Posner et al.).
+    """Risk level of a C-SSRS screener (docs/domain.md, "C-SSRS triage"; Posner et al.).
 
     - **high**: item 4 (intent) or 5 (plan), or item 6 behaviour in the past 3 months;
     - **moderate**: item 3 (method), or item 6 behaviour only longer than 3 months ago;

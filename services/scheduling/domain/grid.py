@@ -1,7 +1,7 @@
 """Candidate start times of one site: local wall times on the slot grid, DST-safe.
 
-docs/domain.md ("People and places"): "Daylight-saving changes never move a session
-outside opening hours." Starts are built as local wall times (on the
+docs/domain.md ("Daylight saving time"): a time change never puts a session outside
+opening hours. Starts are built as local wall times (on the
 ``slot_step_minutes`` grid from local midnight, at or after opening), converted
 to UTC with ``zoneinfo``; a wall time that does not exist (the spring-forward
 gap) is skipped and an ambiguous one (the fall-back hour) is taken at its first

@@ -32,7 +32,8 @@ class MaintenancePolicy:
 
 @dataclass(frozen=True)
 class DosingVitalsPolicy:
-    """Day-of-dosing blood pressure limits (mmHg, inclusive): DOMAIN.md's intake limits."""
+    """Day-of-dosing blood pressure limits (mmHg, inclusive), the same numbers as the
+    intake limits (docs/domain.md, "Vitals")."""
 
     defer_systolic: int = 160
     defer_diastolic: int = 100

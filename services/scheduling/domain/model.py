@@ -21,8 +21,8 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # Monday first, so that ``WEEKDAYS[d.weekday()]`` names a date's weekday.
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DayHours = tuple[Weekday, time, time]
-# The period of the rolling dose cap (docs/domain.md: "no 7-day window holds more
-# than the protocol's maximum"): doses exactly 7 days apart are in different windows.
+# The period of the rolling dose cap (docs/domain.md, "Protocols": no rolling 7 days
+# holds more than the maximum): doses exactly 7 days apart are in different windows.
 ROLLING_PERIOD = timedelta(days=7)
 
 
@@ -89,11 +89,11 @@ class Site:
 @dataclass(frozen=True)
 class Protocol:
     """A site's protocol; each default is docs/domain.md's ("The treatment, as a
-    patient lives it"; every number is a per-site setting, "People and places").
+    patient lives it"; every number is a per-site setting, "Protocols").
 
     - ``doses`` 6 (4-6 in all), ``min_gap`` 48 h between dose starts, at most
-      ``max_doses_per_7_days`` 2 in any rolling 7 days ("two a week"), every dose
-      starting within ``window`` 21 days of the first ("for 2-3 weeks"; the
+      ``max_doses_per_7_days`` 2 in any rolling 7 days, every dose
+      starting within ``window`` 21 days of the first (the
       window is half-open: a dose exactly ``window`` after the first is outside).
       The gap and the cap hold across every dose the patient has ("Spacing counts
       every dose the patient has").
@@ -135,8 +135,8 @@ class Protocol:
 
 
 STANDARD = Protocol(name="standard")
-# docs/domain.md: intensive "retreat" programs, default 6 doses in 12 days, >= 24 h
-# apart, at most 4 in any 7 days ("Who is scheduled, and when": "standard 2, retreat 4").
+# docs/domain.md ("Protocols"): the intensive "retreat" preset, 6 doses within 12 days,
+# >= 24 h apart, at most 4 in any 7 days (standard: at most 2).
 RETREAT = Protocol(
     name="retreat",
     doses=6,
@@ -144,12 +144,12 @@ RETREAT = Protocol(
     max_doses_per_7_days=4,
     window=timedelta(days=12),
 )
-# docs/domain.md ("People and places"): "`standard` and `retreat` are presets, not
-# the only choices"; ``protocol_from`` builds any other one from a preset.
+# docs/domain.md ("Protocols"): `standard` and `retreat` are presets, and a site may
+# give its own numbers over one; ``protocol_from`` builds any other one from a preset.
 PRESETS: Mapping[str, Protocol] = MappingProxyType({"standard": STANDARD, "retreat": RETREAT})
 
 _HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
-# The protocol numbers a site may set (docs/domain.md, "People and places"), each
+# The protocol numbers a site may set (docs/domain.md, "Protocols"), each
 # with its Protocol field and unit: None for a count or minutes (an integer), else
 # the unit of a duration given as a number (hours or days, fractions allowed).
 PROTOCOL_KEYS: Mapping[str, tuple[str, timedelta | None]] = MappingProxyType(
@@ -198,7 +198,7 @@ def protocol_from(
 ) -> Protocol:
     """``base`` with the numbers in ``overrides`` (a site body's ``protocol`` object).
 
-    Keys (docs/domain.md, "People and places": every protocol number is a per-site
+    Keys (docs/domain.md, "Protocols": every protocol number is a per-site
     setting): ``doses``, ``max_doses_per_7_days``, ``dosing_minutes``,
     ``integration_minutes``, ``integration_min_days``, ``integration_max_days``
     (whole numbers); ``min_gap_hours``, ``window_days``, ``maintenance_interval_days``
@@ -250,8 +250,8 @@ def protocol_numbers(protocol: Protocol) -> dict[str, int | float]:
 
 class Relaxed(StrEnum):
     """Names of the preferences a plan could not honour, in the order they are dropped
-    (docs/domain.md, "People and places": "drop the weekdays first and keep the
-    time window; then drop the time window and keep the weekdays")."""
+    (docs/domain.md, "Preferences and how they are relaxed": the weekdays give way
+    first, keeping the time window; then the time window, keeping the weekdays)."""
 
     weekdays = "weekdays"
     time_of_day = "time_of_day"
@@ -259,7 +259,7 @@ class Relaxed(StrEnum):
 
 @dataclass(frozen=True)
 class Preferences:
-    """A patient's weekdays and times (docs/domain.md, "People and places").
+    """A patient's weekdays and times (docs/domain.md, "Preferences and how they are relaxed").
 
     Read in ``timezone`` when given, else in the site's zone. They apply to dosing
     sessions: a dose falls on one of ``weekdays``, starts at or after ``earliest``

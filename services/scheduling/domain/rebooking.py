@@ -1,8 +1,9 @@
 """Where a replacement dose may go, and when the induction is complete.
 
-Source: issue 4 / DOMAIN.md ("The treatment"): a cancelled, missed or deferred
-dose is rebooked "within the protocol window"; the first maintenance follows the
-last induction dose completed. The spans are scheduling choices, named here.
+Source: docs/domain.md ("Lifecycle": a cancelled, missed or deferred dose gets a
+replacement pair, from now until the later of the original start plus a third of the
+protocol window and now plus 7 days; "Maintenance": the first maintenance follows
+once every induction dose is completed). The spans are scheduling choices, named here.
 """
 
 from __future__ import annotations

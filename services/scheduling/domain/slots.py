@@ -5,13 +5,13 @@ places" and "Who is scheduled, and when"): each dose holds one room for
 ``dosing_minutes``; each is followed by an integration session with a therapist
 1-3 local days later, never on the dosing day, with the same therapist where
 possible; every dose keeps ``min_gap`` from each of the patient's other doses
-(``patient_doses``: every non-cancelled dosing session, completed ones included)
+(``patient_doses``: every proposed, confirmed or completed dose of the patient)
 and from the plan's own, and no rolling 7 days holds more than
 ``max_doses_per_7_days`` of them; every session lies inside the site's opening
 hours in local time, starts at least ``min_lead`` after ``now`` and overlaps no
 other session of the patient. Preferences apply to doses (integrations keep the
 time window); those that cannot be honoured are relaxed in ``preference_levels``'
-order, and the plan names them ("Every appointment says what was relaxed").
+order, and the plan names them (every appointment says what gave way, ``relaxed``).
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ class Level(NamedTuple):
 
 
 def preference_levels(prefs: Preferences, site: Site) -> list[Level]:
-    """docs/domain.md ("People and places"): "drop the weekdays first and keep the
-    time window; then drop the time window and keep the weekdays; only then drop
-    both". Preferences apply to doses; integrations keep only the time window.
+    """docs/domain.md ("Preferences and how they are relaxed"): the weekdays give way
+    first, keeping the time window; then the time window, keeping the weekdays; only
+    then both. Preferences apply to doses; integrations keep only the time window.
 
     (a) everything; (b) no weekdays, the time window; (c) the weekdays, no time
     window; (d) nothing. A level identical to an earlier one is left out, and
@@ -134,9 +134,9 @@ def find_series(
     earliest slot from ``previous + min_gap`` that keeps the rolling cap; every
     dose must start within ``window`` of the first, or that day fails.
 
-    ``patient_doses``: the starts of the patient's other non-cancelled doses
-    (completed ones included); every dose of the series keeps the gap and the cap
-    with them too.
+    ``patient_doses``: the starts of the patient's other proposed, confirmed or
+    completed doses (a cancelled or missed one gave no dose); every dose of the series
+    keeps the gap and the cap with them too.
 
     Preferences: without any, the earliest first day whose first dose starts
     before ``now + horizon`` wins. With some, each level of ``preference_levels``
@@ -180,12 +180,12 @@ def find_single(
     """One dose (``Kind.dosing`` or ``Kind.maintenance``) starting in [not_before, not_after]
     and at least ``min_lead`` after ``now``, with its integration session 1..3 days later.
 
-    Used for maintenance (docs/domain.md: "first maintenance 4 weeks after" the last
-    induction dose, "within 7 days when a patient worsens") and for rebooking a
+    Used for maintenance (docs/domain.md, "Maintenance": one protocol interval after
+    the last induction dose's end, or within 7 days when a patient worsens) and for rebooking a
     cancelled, missed or deferred dose. ``preferred_therapist`` is kept when free
     anywhere in the 1..3 days. ``patient_doses`` are the starts of every other
-    non-cancelled dose of the patient (induction, rebooked, maintenance; completed
-    ones included; the caller leaves out the dose being replaced): the new one
+    proposed, confirmed or completed dose of the patient (induction, rebooked,
+    maintenance; the caller leaves out the dose being replaced): the new one
     keeps ``min_gap`` and the rolling cap with them. Preference levels as in
     ``find_series``, each over the whole window (it is already the clinically
     acceptable range); the earliest fit of the first level that has one wins.

@@ -1,5 +1,6 @@
-"""Escalation (DOMAIN.md "Alert policy"; escalation.py): whom to page now and when to
-look again, on a fake clock. Policy: three tiers escalating after 900 s, 600 s, 300 s."""
+"""Escalation (docs/domain.md, "On-call tiers and escalation"; escalation.py): whom to
+page now and when to look again, on a fake clock. Policy: three tiers escalating after
+900 s, 600 s, 300 s."""
 
 from __future__ import annotations
 

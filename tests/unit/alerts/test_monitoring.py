@@ -1,6 +1,6 @@
-"""Between-session monitoring (DOMAIN.md "Between sessions"): monitored from the first
-completed dosing session until discharge; a check-in is due every interval and missed
-when none arrived by due + grace."""
+"""Between-session monitoring (docs/domain.md, "Monitoring between sessions"): monitored
+from the first completed dosing (or maintenance) session until discharge; a check-in is
+due every interval and missed when none arrived by due + grace."""
 
 from __future__ import annotations
 

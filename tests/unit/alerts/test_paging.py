@@ -99,7 +99,7 @@ def test_the_body_carries_the_contract_fields_and_their_values() -> None:
         "raised_at": "2025-03-03T09:00:00+00:00",
         "paged_at": "2025-03-03T09:15:00+00:00",
     }
-    # CONTRACT.md "Alerts service": at least these
+    # docs/domain.md "Pages" (PAGE_FIELDS): at least these
     assert {"alert_id", "patient_id", "site_id", "kind", "severity", "escalation_level"} <= set(
         page
     )

@@ -1,4 +1,4 @@
-"""The alert policy table (DOMAIN.md "Alert policy", "C-SSRS", "PHQ-9"): which
+"""The alert policy table (docs/domain.md "Alert policy", "C-SSRS triage", "Item 9"): which
 observation raises which signal, of which severity, with which reasons."""
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ ALL_PATTERNS = [
 
 
 def oracle(answers: dict[str, bool]) -> SuicideRisk:
-    """DOMAIN.md's table read literally: collect every level that applies, take the top."""
+    """docs/domain.md's table ("C-SSRS triage") read literally: collect every level that
+    applies, take the top."""
     applies = [SuicideRisk.none]
     if answers["wish_to_be_dead"] or answers["suicidal_thoughts"]:  # 1-2 yes
         applies.append(SuicideRisk.low)

@@ -1,4 +1,4 @@
-"""The condition codes and enumerations are exactly DOMAIN.md's."""
+"""The condition codes and enumerations are exactly docs/domain.md's ("Intake screen")."""
 
 from __future__ import annotations
 

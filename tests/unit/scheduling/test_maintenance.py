@@ -1,4 +1,4 @@
-"""Maintenance windows (DOMAIN.md, "Maintenance") and day-of-dosing vitals limits."""
+"""Maintenance windows (docs/domain.md, "Maintenance") and day-of-dosing vitals limits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tokens, roles and which role may make which call (CONTRACT.md "Access")."""
+"""Tokens, roles and which role may make which call (docs/architecture.md "Access control")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The dev clock's pure parts (CONTRACT.md "A test and demo clock"): the offset, the
+"""The dev clock's pure parts (docs/architecture.md "Dev clock"): the offset, the
 forward-only rule, the loopback-only rule, and who may move it."""
 
 from __future__ import annotations
