@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from services.scheduling import planner
 from services.scheduling import repository as repo
 from services.scheduling.domain.clearance import (
+    Withheld,
     cleared,
     discharge_applies,
     is_newer_intake,
@@ -44,7 +45,12 @@ from services.scheduling.domain.model import (
     protocol_from,
     protocol_numbers,
 )
-from services.scheduling.domain.rebooking import induction_complete, rebook_window, retry_window
+from services.scheduling.domain.rebooking import (
+    RebookPolicy,
+    induction_complete,
+    rebook_window,
+    retry_window,
+)
 from services.scheduling.schemas import (
     ActionIn,
     AppointmentOut,
@@ -168,6 +174,8 @@ async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
             conn, deps, entry["patient_id"], entry["site_id"], entry["preferences"], now
         )
     rebooking = entry["series_id"] is not None  # keeps its series, kind and sequence
+    if rebooking and entry["kind"] == Kind.integration.value:
+        return await _retry_integration(conn, deps, entry, now)
     protocol = await _series_protocol(conn, entry["series_id"]) if rebooking else None
     replaced = (
         await repo.replaced_dose_start(conn, entry["series_id"], entry["sequence"])
@@ -177,8 +185,9 @@ async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
     if protocol is not None and replaced is not None:
         # the replacement's own window, as when the dose was first released
         not_before, not_after = rebook_window(replaced, now, protocol)
-    else:
-        not_before, not_after = retry_window(entry["not_before"], now)
+    else:  # a maintenance session: placed within the maintenance slack
+        span = RebookPolicy(min_span=deps.maintenance.slack)
+        not_before, not_after = retry_window(entry["not_before"], now, span)
     return await planner.propose_single(
         conn,
         deps.settings,
@@ -194,6 +203,20 @@ async def _retry(conn: Conn, deps: Deps, entry: asyncpg.Record) -> Any:
         series_id=entry["series_id"],
         protocol=protocol,
     )
+
+
+async def _retry_integration(conn: Conn, deps: Deps, entry: asyncpg.Record, now: datetime) -> Any:
+    """An integration rebooking that waited (its patient was held): booked if its window
+    is still open, else dropped (nothing can be offered inside it any more)."""
+    place = (entry["series_id"], entry["sequence"], Kind.integration.value)
+    replaced = await repo.released_integration(conn, entry["series_id"], entry["sequence"])
+    result = None
+    if replaced is not None:
+        result = await _rebook_integration(conn, deps, replaced, now)
+    waiting = isinstance(result, planner.Waitlisted) and result.reason == Withheld.on_hold.value
+    if not isinstance(result, planner.Booked) and not waiting:
+        await repo.waitlist_remove(conn, entry["patient_id"], entry["purpose"], place)
+    return result
 
 
 async def _series_protocol(conn: Conn, series_id: str | None) -> Protocol | None:
@@ -276,13 +299,13 @@ async def _release_dose(
     return []
 
 
-async def _rebook_integration(conn: Conn, deps: Deps, row: asyncpg.Record, now: datetime) -> None:
+async def _rebook_integration(conn: Conn, deps: Deps, row: asyncpg.Record, now: datetime) -> Any:
     """A cancelled or missed integration: a new one inside its window (1..3 days after
     its dose) with a therapist free, the same one where possible; if none is free, the
     dose goes without (logged: nothing else can be offered inside the window)."""
     dose = await repo.series_dose(conn, row["series_id"], row["sequence"])
     if dose is None or dose["status"] not in repo.OCCUPYING:
-        return  # its dose is off too: the dose's replacement brings its own integration
+        return None  # its dose is off too: the dose's replacement brings its own integration
     patient = await repo.get_patient(conn, row["patient_id"])
     protocol = await _series_protocol(conn, row["series_id"]) or planner.to_protocol("", None)
     result = await planner.propose_integration(
@@ -301,6 +324,7 @@ async def _rebook_integration(conn: Conn, deps: Deps, row: asyncpg.Record, now: 
     )
     if not isinstance(result, planner.Booked):
         log.info("integration_not_rebooked", patient_id=row["patient_id"], result=str(result))
+    return result
 
 
 async def _propose_maintenance(
@@ -341,9 +365,20 @@ async def _after_completion(conn: Conn, deps: Deps, row: asyncpg.Record, now: da
     protocol = await _series_protocol(conn, row["series_id"])
     if protocol is None:
         return
+    await _after_induction(conn, deps, row, protocol, now)
+
+
+async def _after_induction(
+    conn: Conn, deps: Deps, row: asyncpg.Record, protocol: Protocol, now: datetime
+) -> None:
+    """When every dose of the induction is completed or ended (cancelled without a
+    replacement, none waiting), the first maintenance follows the last one completed."""
     doses = await repo.series_doses(conn, row["series_id"])
     completed = [d for d in doses if d["status"] == Status.completed.value]
-    if not induction_complete([d["sequence"] for d in completed], protocol):
+    occupied = {d["sequence"] for d in doses if d["status"] in repo.OCCUPYING}
+    waiting = await repo.waiting_sequences(conn, row["series_id"])
+    ended = {d["sequence"] for d in doses} - occupied - waiting
+    if not completed or not induction_complete([d["sequence"] for d in completed], protocol, ended):
         return
     last_end = max(d["end_at"] for d in completed)
     await _propose_maintenance(conn, deps, row, last_end, "post_induction", now)
@@ -379,9 +414,9 @@ async def change_appointment(
             return appointment_out(row)
         now = deps.clock()
         if too_early(action, row["start"], now):
+            done = "completed" if status == Status.completed else "marked a no-show"
             raise NotStarted(
-                f"the session starts at {row['start'].isoformat()}: it cannot be "
-                f"{status.value.replace('_', '-')} before then"
+                f"the session starts at {row['start'].isoformat()}: it cannot be {done} before then"
             )
         cause = body.reason if body is not None and body.reason else None
         updated = await _change(conn, row, status, now, cause)
@@ -389,6 +424,10 @@ async def change_appointment(
         if needs_replacement(kind, status):
             await _release_dose(conn, deps, row, now, cause=cause or status.value, rebook=rebook)
             released = True
+            protocol = await _series_protocol(conn, row["series_id"])
+            if not rebook and kind is Kind.dosing and protocol is not None:
+                # the clinic ended this dose: the induction may be over without it
+                await _after_induction(conn, deps, row, protocol, now)
         elif needs_integration_rebooking(kind, status):
             if rebook:
                 await _rebook_integration(conn, deps, row, now)
@@ -576,9 +615,7 @@ async def on_checkin_recorded(
     moments later; docs/domain.md, "Hold while at risk"), so nothing is proposed on it."""
     await repo.serialize_patient(conn, p.patient_id)
     if p.suicidal_ideation or p.phq9_item9_positive:
-        await repo.record_hold(
-            conn, f"checkin:{p.checkin_id}", p.patient_id, p.site_id, p.submitted_at, None
-        )
+        await repo.record_checkin_hold(conn, p.checkin_id, p.patient_id, p.site_id, p.submitted_at)
     if not p.assessment.worsening:
         return
     patient = await repo.get_patient(conn, p.patient_id)

@@ -273,6 +273,7 @@ async def _plan_and_book(
     protocol: Protocol | None = None,
     intake_id: str | None = None,
     ignoring: str | None = None,
+    place: tuple[str, int, str] | None = None,
 ) -> Booked | Waitlisted | NotProposed:
     """Plan on the current calendar and book; re-plan after losing a race; else waitlist.
 
@@ -286,7 +287,7 @@ async def _plan_and_book(
         metrics.after_commit(SERIES_WITHHELD.labels(purpose, reason.value).inc)
         if waits(reason):
             return await wait(reason=reason.value)
-        await repo.waitlist_remove(conn, patient_id, purpose)
+        await repo.waitlist_remove(conn, patient_id, purpose, place)
         return NotProposed(reason)
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
@@ -317,7 +318,7 @@ async def _plan_and_book(
             log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
             CALENDARS.invalidate(site_id)
             continue
-        await repo.waitlist_remove(conn, patient_id, purpose)
+        await repo.waitlist_remove(conn, patient_id, purpose, place)
         return booked
     return await wait(reason="contention")
 
@@ -441,6 +442,7 @@ async def propose_single(
         replaces=replaces,
         protocol=protocol,
         ignoring=ignoring,
+        place=place,
     )
 
 
@@ -461,7 +463,8 @@ async def propose_integration(
 ) -> Booked | Waitlisted | NotProposed:
     """A lone integration session for a dose whose integration was cancelled or missed.
     Its window is a few days, so when nothing fits nothing waits (a ``Waitlisted`` with
-    the reason is returned, but no waitlist entry is made)."""
+    the reason is returned, but no waitlist entry is made); a held patient's waits for
+    the hold to lift (then its window may have passed: nothing is booked)."""
 
     def plan(
         site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
@@ -482,7 +485,21 @@ async def propose_integration(
         session, relaxed = found
         return SeriesPlan(sessions=(session,), relaxed=relaxed, first_start=session.start)
 
-    async def nothing_waits(reason: str) -> Waitlisted:
+    place = (series_id, sequence, Kind.integration.value)
+
+    async def wait(reason: str) -> Waitlisted:
+        if reason == Withheld.on_hold.value:  # the hold lifts: it is tried again then
+            return await _waitlist(
+                conn,
+                patient_id=patient_id,
+                site_id=site_id,
+                purpose="rebooked",
+                reason=reason,
+                prefs=prefs,
+                not_before=None,
+                now=now,
+                place=place,
+            )
         return Waitlisted(reason)
 
     result = await _plan_and_book(
@@ -493,9 +510,10 @@ async def propose_integration(
         purpose="rebooked",
         now=now,
         plan=plan,
-        wait=nothing_waits,
+        wait=wait,
         series_id=series_id,
         replaces=replaces,
         protocol=protocol,
+        place=place,
     )
     return result

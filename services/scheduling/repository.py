@@ -214,6 +214,18 @@ async def series_dose(conn: Conn, series_id: str, sequence: int) -> asyncpg.Reco
     )
 
 
+async def released_integration(conn: Conn, series_id: str, sequence: int) -> asyncpg.Record | None:
+    """The latest cancelled or missed integration at ``sequence`` of a series."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM appointments WHERE series_id = $1 AND sequence = $2 "  # noqa: S608
+        "AND kind = 'integration' AND NOT (status = ANY($3::text[])) "
+        "ORDER BY created_at DESC LIMIT 1",
+        series_id,
+        sequence,
+        list(OCCUPYING),
+    )
+
+
 async def replaced_dose_start(conn: Conn, series_id: str, sequence: int) -> datetime | None:
     """When the released dose at ``sequence`` of a series was to start (the latest one)."""
     start: datetime | None = await conn.fetchval(
@@ -379,6 +391,24 @@ async def record_hold(
     )
 
 
+async def record_checkin_hold(
+    conn: Conn, checkin_id: str, patient_id: str, site_id: str, since: datetime
+) -> None:
+    """A hold taken at once from a check-in's suicide-risk signal; already resolved if a
+    suicide_risk alert of the patient was resolved at or after it (its event may be seen
+    before the check-in's, on another topic)."""
+    await conn.execute(
+        "INSERT INTO holds (alert_id, patient_id, site_id, since, resolved_at) "
+        "VALUES ($1, $2, $3, $4, (SELECT min(resolved_at) FROM holds WHERE patient_id = $2 "
+        "AND alert_id NOT LIKE 'checkin:%' AND resolved_at >= $4)) "
+        "ON CONFLICT (alert_id) DO NOTHING",
+        f"checkin:{checkin_id}",
+        patient_id,
+        site_id,
+        since,
+    )
+
+
 async def resolve_checkin_holds(conn: Conn, patient_id: str, at: datetime) -> None:
     """Holds taken at once from a check-in's suicide-risk signal (before its alert's event
     arrived) end when a suicide_risk alert of the patient is resolved after them."""
@@ -464,7 +494,8 @@ async def waitlist_add(
         INSERT INTO waitlist AS w (patient_id, site_id, purpose, reason, preferences, not_before,
                                    series_id, sequence, kind)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (patient_id, purpose) DO UPDATE SET
+        ON CONFLICT (patient_id, purpose, (coalesce(series_id, '')), (coalesce(sequence, 0)),
+                     (coalesce(kind, ''))) DO UPDATE SET
             site_id = EXCLUDED.site_id, reason = EXCLUDED.reason,
             preferences = EXCLUDED.preferences, attempts = w.attempts + 1
         RETURNING attempts = 1
@@ -482,16 +513,39 @@ async def waitlist_add(
     return bool(first)
 
 
-async def waitlist_remove(conn: Conn, patient_id: str, purpose: str) -> None:
+async def waitlist_remove(
+    conn: Conn, patient_id: str, purpose: str, place: tuple[str, int, str] | None = None
+) -> None:
+    """The patient's entry for ``purpose`` at ``place`` ((series, sequence, kind); None:
+    the entry with no place, e.g. an induction or a new maintenance session)."""
+    series_id, sequence, kind = place or (None, None, None)
     await conn.execute(
-        "DELETE FROM waitlist WHERE patient_id = $1 AND purpose = $2", patient_id, purpose
+        "DELETE FROM waitlist WHERE patient_id = $1 AND purpose = $2 "
+        "AND series_id IS NOT DISTINCT FROM $3 AND sequence IS NOT DISTINCT FROM $4 "
+        "AND kind IS NOT DISTINCT FROM $5",
+        patient_id,
+        purpose,
+        series_id,
+        sequence,
+        kind,
     )
 
 
+async def waiting_sequences(conn: Conn, series_id: str) -> set[int]:
+    """Sequences of a series with a replacement waiting for capacity (or a hold)."""
+    rows = await conn.fetch(
+        "SELECT sequence FROM waitlist WHERE series_id = $1 AND kind <> 'integration'", series_id
+    )
+    return {r["sequence"] for r in rows}
+
+
 async def waitlist_for_site(conn: Conn, site_id: str, limit: int) -> list[asyncpg.Record]:
-    """The oldest waiting patients of a site, locked so two workers don't retry the same."""
+    """The oldest waiting patients of a site, locked so two workers don't retry the same.
+    Held patients are left out: what they wait for is retried when their hold lifts."""
     return await conn.fetch(
-        "SELECT * FROM waitlist WHERE site_id = $1 ORDER BY since LIMIT $2 FOR UPDATE SKIP LOCKED",
+        "SELECT * FROM waitlist w WHERE site_id = $1 AND NOT EXISTS (SELECT 1 FROM holds h "
+        "WHERE h.patient_id = w.patient_id AND h.resolved_at IS NULL) "
+        "ORDER BY since LIMIT $2 FOR UPDATE SKIP LOCKED",
         site_id,
         limit,
     )

@@ -253,6 +253,18 @@ async def test_a_cancel_without_rebooking_ends_that_dose_and_integrations_are_re
         assert 1 <= days <= 3
         assert again["replaces"] == talk["appointment_id"]
 
+        # the remaining doses take place: the induction is over without the ended one,
+        # and the first maintenance follows the last dose completed
+        for dose in live(await appointments(sched, pid), "dosing"):
+            await attend(clocked, sched, dose)
+        appts = await appointments(sched, pid)
+        completed = [a for a in appts if a["kind"] == "dosing" and a["status"] == "completed"]
+        assert len(completed) == 5
+        [post] = live(appts, "maintenance")
+        assert post["reason"] == "post_induction"
+        last_end = max(ts(a, "end") for a in completed)
+        assert 28 * DAY <= ts(post) - last_end < 29 * DAY
+
 
 async def test_lifecycle_confirm_complete_and_illegal_steps(clocked: ClockedStack) -> None:
     async with clocked.client("scheduling") as sched, clocked.client("intake") as intake:

@@ -327,25 +327,30 @@ async def test_nothing_new_is_proposed_while_a_suicide_risk_alert_is_unresolved(
     held = (await sched.get("/v1/holds", params={"site_id": site_id})).json()
     assert [h["patient_id"] for h in held] == [pid]
 
-    # booked sessions stay; a cancelled dose is not replaced while held
-    dose = next(a for a in series if a["kind"] == "dosing" and a["sequence"] == 3)
-    r = await sched.post(f"/v1/appointments/{dose['appointment_id']}/cancel")
-    assert r.status_code == 200, r.text
+    # booked sessions stay; cancelled doses and a cancelled integration are not replaced
+    # while held: each waits in its own place
+    doses = {a["sequence"]: a for a in series if a["kind"] == "dosing"}
+    talks = {a["sequence"]: a for a in series if a["kind"] == "integration"}
+    for appt in (doses[3], doses[5], talks[2]):
+        r = await sched.post(f"/v1/appointments/{appt['appointment_id']}/cancel")
+        assert r.status_code == 200, r.text
     after = await appointments(sched, pid)
     assert not [a for a in after if a["reason"] == "rebooked"]
-    assert sum(a["status"] == "proposed" for a in after) == 10
+    assert sum(a["status"] == "proposed" for a in after) == 7
     waiting = (await sched.get("/v1/waitlist", params={"site_id": site_id})).json()
-    assert [(w["patient_id"], w["reason"]) for w in waiting] == [(pid, "on_hold")]
+    assert [(w["patient_id"], w["reason"]) for w in waiting] == [(pid, "on_hold")] * 3
 
-    # resolved: the hold lifts and what waited is proposed
+    # resolved: the hold lifts and everything that waited is proposed
     r = await alerts_api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. H"})
     assert r.status_code == 200, r.text
     rebooked = await until(
         lambda: appointments(sched, pid),
-        lambda a: sum(x["reason"] == "rebooked" for x in a) == 2,
-        what="the replacement after the hold",
+        lambda a: sum(x["reason"] == "rebooked" for x in a) == 5,
+        what="the two dose pairs and the integration, after the hold",
     )
     assert (await sched.get(f"/v1/patients/{pid}/hold")).json()["held"] is False
+    assert sum(a["status"] == "proposed" for a in rebooked) == 12
+    assert (await sched.get("/v1/waitlist", params={"site_id": site_id})).json() == []
     assert_spaced(doses_of(rebooked), timedelta(hours=48), per_week=2)
 
 

@@ -44,6 +44,12 @@ def retry_window(
     return start, start + policy.min_span
 
 
-def induction_complete(completed_sequences: Collection[int], protocol: Protocol) -> bool:
-    """Every dose of the induction series has been completed."""
-    return len(set(completed_sequences)) >= protocol.doses
+def induction_complete(
+    completed_sequences: Collection[int],
+    protocol: Protocol,
+    ended_sequences: Collection[int] = (),
+) -> bool:
+    """Every dose of the induction series has been completed, or ended by the clinic
+    (cancelled without a replacement: ``ended_sequences``), and at least one completed."""
+    completed = set(completed_sequences)
+    return bool(completed) and len(completed | set(ended_sequences)) >= protocol.doses

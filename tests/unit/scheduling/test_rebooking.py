@@ -35,3 +35,9 @@ def test_the_induction_is_complete_only_when_every_dose_is() -> None:
     assert not induction_complete({1, 2, 3, 4, 5}, STANDARD)
     assert induction_complete({1, 2, 3, 4, 5, 6}, STANDARD)
     assert not induction_complete([1, 1, 2, 3, 4, 5], STANDARD)  # a repeat counts once
+
+
+def test_an_induction_with_a_dose_ended_by_the_clinic_is_complete_once_the_rest_are() -> None:
+    assert induction_complete({1, 2, 3, 5, 6}, STANDARD, ended_sequences={4})
+    assert not induction_complete({1, 2, 3, 5}, STANDARD, ended_sequences={4})
+    assert not induction_complete(set(), STANDARD, ended_sequences={1, 2, 3, 4, 5, 6})
