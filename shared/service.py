@@ -123,4 +123,8 @@ def serve(app: FastAPI, settings: CommonSettings, port: int) -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        # Longer than clients keep an idle connection (httpx: 5 s, browsers: up to 60 s),
+        # so a client never reuses a connection the server is closing at that moment
+        # (uvicorn's 5 s default races httpx's 5 s and loses a request now and then).
+        timeout_keep_alive=75,
     )
