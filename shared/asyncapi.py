@@ -101,7 +101,9 @@ def build() -> dict[str, Any]:
             "description": (
                 "CloudEvents 1.0 in structured JSON mode, keyed by patient_id; `type` is "
                 "the topic, `subject` the patient id. No event carries a name, birth date, "
-                "phone, e-mail or free-text note."
+                "phone, e-mail or free-text note. Schemas are what producers send (no "
+                "unknown field); consumers ignore fields and extension attributes they do "
+                "not know yet. How an event may change: docs/events.md."
             ),
         },
         "defaultContentType": "application/cloudevents+json",

@@ -143,7 +143,7 @@ class EventProcessor:
     async def process(self, msg: Message) -> str:
         """Apply one message; returns its outcome. Never raises (but for cancellation)."""
         try:
-            event = CloudEvent.from_bytes(msg.value)
+            event = CloudEvent.from_bytes(msg.value, tolerant=True)
         except ValidationError as exc:
             return await self._dead_letter(msg, "invalid_cloudevent", _first_error(exc))
         route = self.routes[msg.topic]
@@ -156,7 +156,7 @@ class EventProcessor:
         if event.type != route.expected_type or event.type not in PAYLOADS:
             return await self._dead_letter(msg, "unexpected_type", event.type)
         try:
-            payload = event.payload()
+            payload = event.payload(tolerant=True)  # unknown fields: docs/events.md
         except ValidationError as exc:
             return await self._dead_letter(msg, "invalid_payload", _first_error(exc))
         delay = self.settings.consumer_retry_initial_s

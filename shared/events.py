@@ -4,16 +4,24 @@ Every event on every topic is built and parsed here and nowhere else. Payloads a
 frozen pydantic models that carry ids, scores, flags, decisions and times only:
 never a patient's name, birth date, phone, e-mail or free-text notes. The AsyncAPI
 document in ``docs/asyncapi.yaml`` is checked against these models by a test.
+
+The models are strict (an unknown field is refused): producers build with them.
+Consumers read with ``CloudEvent.from_bytes(raw, tolerant=True)`` and
+``event.payload(tolerant=True)``, which ignore the fields and extension attributes
+they do not know yet (docs/events.md, "Evolving an event").
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.logging import get_logger
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -254,7 +262,8 @@ ALL_TOPICS: tuple[str, ...] = tuple(t for topic in TOPICS for t in (topic, dlq_t
 class CloudEvent(BaseModel):
     """CloudEvents 1.0, structured mode; ``type`` is the topic, ``subject`` the patient."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    # our producers set no extension attribute; a reader ignores any (``tolerant=True``)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1)
     source: str = Field(min_length=1)
@@ -273,12 +282,28 @@ class CloudEvent(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> CloudEvent:
-        return cls.model_validate_json(raw)
+    def from_bytes(cls, raw: bytes, *, tolerant: bool = False) -> CloudEvent:
+        """The envelope; ``tolerant``: unknown extension attributes are left out (logged by
+        name), every other fault still raises ValidationError."""
+        if not tolerant:
+            return cls.model_validate_json(raw)
+        event, unknown = _ignoring_unknown(lambda extra: cls.model_validate_json(raw, extra=extra))
+        _log_unknown(event.type, unknown)
+        return event
 
-    def payload(self) -> Payload:
-        """The typed payload; raises KeyError for an unknown type, ValidationError if bad."""
-        return PAYLOADS[self.type].model_validate(self.data)
+    def payload(self, *, tolerant: bool = False) -> Payload:
+        """The typed payload; raises KeyError for an unknown type, ValidationError if bad.
+
+        ``tolerant``: unknown fields, nested ones too, are left out (logged by name); a
+        missing required field or a wrong type still raises."""
+        model = PAYLOADS[self.type]
+        if not tolerant:
+            return model.model_validate(self.data)
+        payload, unknown = _ignoring_unknown(
+            lambda extra: model.model_validate(self.data, extra=extra)
+        )
+        _log_unknown(self.type, (f"data.{f}" for f in unknown))
+        return payload
 
 
 def new_event(payload: Payload, *, source: str, subject: str, time: datetime) -> CloudEvent:
@@ -290,3 +315,45 @@ def new_event(payload: Payload, *, source: str, subject: str, time: datetime) ->
         time=time,
         data=payload.model_dump(mode="json"),
     )
+
+
+# --- the tolerant reader ----------------------------------------------------------------------
+# A newer producer may add an optional field or an extension attribute (docs/events.md): a
+# consumer that does not know it yet applies the event without it. Its name is logged once
+# per process and event type, never its value (values may be PHI-adjacent).
+
+log = get_logger(__name__)
+
+_M = TypeVar("_M", bound=BaseModel)
+_LOGGED_UNKNOWN: set[tuple[str, str]] = set()
+_LOGGED_UNKNOWN_MAX = 1000  # a producer sending ever new names cannot grow the set forever
+_UNKNOWN = "extra_forbidden"  # pydantic's error type for a field the model does not have
+
+
+def _ignoring_unknown(
+    validate: Callable[[Literal["forbid", "ignore"]], _M],
+) -> tuple[_M, tuple[str, ...]]:
+    """``validate`` strictly (one pass for a known event); if unknown fields were refused,
+    again ignoring them (raising the other faults, if any). Returns the model and the
+    unknown fields' paths."""
+    try:
+        return validate("forbid"), ()
+    except ValidationError as exc:
+        errors = exc.errors()
+        unknown = tuple(dict.fromkeys(_path(e["loc"]) for e in errors if e["type"] == _UNKNOWN))
+        if not unknown:
+            raise
+    return validate("ignore"), unknown  # outside the except: its faults are its own
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join("*" if isinstance(p, int) else p for p in loc)[:100]
+
+
+def _log_unknown(event_type: str, fields: Iterable[str]) -> None:
+    for field in fields:
+        seen = (event_type[:100], field)
+        if seen in _LOGGED_UNKNOWN or len(_LOGGED_UNKNOWN) >= _LOGGED_UNKNOWN_MAX:
+            continue
+        _LOGGED_UNKNOWN.add(seen)
+        log.info("event_unknown_field_ignored", event_type=seen[0], field=field)

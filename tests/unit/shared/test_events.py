@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 import yaml
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from shared import asyncapi
 from shared.events import (
     ALL_TOPICS,
     PAYLOADS,
+    CheckinAssessment,
     CloudEvent,
     IntakeScreened,
     PatientDischarged,
+    Preferences,
     new_event,
 )
 
@@ -113,3 +118,113 @@ def test_a_real_event_validates_against_its_asyncapi_schema() -> None:
     wire["data"]["phq9_total"] = 99
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(wire, schema)
+
+
+# --- the tolerant reader (docs/events.md, "Evolving an event") -----------------------------
+
+
+def next_version(**extra: object) -> dict[str, object]:
+    """An intake.screened on the wire, as a newer producer might send it: ``extra`` merged
+    into the envelope, into ``data`` (key ``data``) and into ``data.preferences``."""
+    wire: dict[str, Any] = json.loads(
+        new_event(
+            screened(preferences={"weekdays": ["mon"]}), source="s", subject="p-1", time=NOW
+        ).to_bytes()
+    )
+    for key, value in extra.items():
+        if key == "data":
+            assert isinstance(value, dict)
+            wire["data"].update({k: v for k, v in value.items() if k != "preferences"})
+            wire["data"]["preferences"].update(value.get("preferences", {}))
+        else:
+            wire[key] = value
+    return wire
+
+
+def test_an_unknown_top_level_field_is_ignored_by_a_reader_and_refused_to_a_producer() -> None:
+    raw = orjson.dumps(next_version(data={"cssrs_score_v2": 3}))
+    with pytest.raises(ValidationError, match="extra_forbidden"):
+        CloudEvent.from_bytes(raw).payload()
+    read = CloudEvent.from_bytes(raw, tolerant=True).payload(tolerant=True)
+    assert read == screened(preferences={"weekdays": ["mon"]})
+    with pytest.raises(ValidationError):
+        screened(cssrs_score_v2=3)
+
+
+def test_an_unknown_nested_field_is_ignored_by_a_reader_and_refused_to_a_producer() -> None:
+    raw = orjson.dumps(next_version(data={"preferences": {"modality_v2": "im"}}))
+    with pytest.raises(ValidationError):
+        CloudEvent.from_bytes(raw).payload()
+    read = CloudEvent.from_bytes(raw, tolerant=True).payload(tolerant=True)
+    assert isinstance(read, IntakeScreened)
+    assert read.preferences == Preferences(weekdays=("mon",))
+    with pytest.raises(ValidationError):
+        Preferences.model_validate({"weekdays": ["mon"], "modality_v2": "im"})
+    assessment = {
+        "response": True,
+        "remission": False,
+        "worsening": False,
+        "worsening_reasons": [],
+        "baseline_total": 20,
+        "lowest_total": 5,
+    }
+    with pytest.raises(ValidationError):
+        CheckinAssessment.model_validate({**assessment, "trend_v2": "down"})
+
+
+def test_an_unknown_extension_attribute_is_ignored_by_a_reader_and_refused_to_a_producer() -> None:
+    raw = orjson.dumps(next_version(traceparent="00-0af7651916cd43dd-b7ad6b7169203331-01"))
+    with pytest.raises(ValidationError):
+        CloudEvent.from_bytes(raw)
+    event = CloudEvent.from_bytes(raw, tolerant=True)
+    assert event.model_extra in (None, {})
+    assert b"traceparent" not in event.to_bytes()
+    with pytest.raises(ValidationError):
+        CloudEvent.model_validate({**json.loads(event.to_bytes()), "traceparent": "00-x"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("phq9_total", None), ("phq9_total", 99), ("decision", "maybe"), ("submitted_at", "soon")],
+)
+def test_a_missing_or_wrong_field_is_still_refused_by_a_reader(field: str, value: object) -> None:
+    wire = next_version(traceparent="00-x", data={"cssrs_score_v2": 3, "preferences": {"x": 1}})
+    data = wire["data"]
+    assert isinstance(data, dict)
+    if value is None:
+        del data[field]
+    else:
+        data[field] = value
+    event = CloudEvent.from_bytes(orjson.dumps(wire), tolerant=True)
+    with pytest.raises(ValidationError) as refused:
+        event.payload(tolerant=True)
+    # the fault named is the real one, not the unknown fields beside it
+    assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+def test_a_reader_refuses_a_bad_envelope_beside_an_extension() -> None:
+    wire = next_version(traceparent="00-x")
+    del wire["subject"]
+    with pytest.raises(ValidationError) as refused:
+        CloudEvent.from_bytes(orjson.dumps(wire), tolerant=True)
+    assert [e["loc"] for e in refused.value.errors()] == [("subject",)]
+
+
+def test_a_reader_logs_each_unknown_field_name_once_and_never_its_value() -> None:
+    raw = orjson.dumps(
+        next_version(
+            onceext="secret-ext-value",
+            data={"once_top": "secret-top-value", "preferences": {"once_nested": "secret-n"}},
+        )
+    )
+    with capture_logs() as logs:
+        for _ in range(3):
+            CloudEvent.from_bytes(raw, tolerant=True).payload(tolerant=True)
+    ignored = [e for e in logs if e["event"] == "event_unknown_field_ignored"]
+    assert sorted(e["field"] for e in ignored) == [
+        "data.once_top",
+        "data.preferences.once_nested",
+        "onceext",
+    ]
+    assert {e["event_type"] for e in ignored} == {"intake.screened"}
+    assert "secret" not in repr(logs)
