@@ -24,6 +24,8 @@ http_services() {
   echo "scheduling-api|http://127.0.0.1:${SCHEDULING_PORT:-8002}"
   echo "alerts-api|http://127.0.0.1:${ALERTS_PORT:-8003}"
   echo "dashboard|http://127.0.0.1:${DASHBOARD_PORT:-8000}"
+  # /readyz: 200 once it has read the groups' lag from the broker
+  echo "lag-exporter|http://127.0.0.1:9140"
 }
 
 log() { printf '%s\n' "$*" >&2; }

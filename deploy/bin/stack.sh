@@ -99,6 +99,7 @@ Interval is ready:
   intake       http://127.0.0.1:${INTAKE_PORT:-8001}
   scheduling   http://127.0.0.1:${SCHEDULING_PORT:-8002}
   alerts       http://127.0.0.1:${ALERTS_PORT:-8003}
+  consumer lag http://127.0.0.1:9140/metrics   (as the broker sees it; /healthz)
   Kafka        ${KAFKA_BOOTSTRAP_SERVERS:-$DEFAULT_KAFKA}
   PostgreSQL   $db
   logs         .state/logs/   (supervisorctl: .venv/bin/supervisorctl -c deploy/supervisord.conf status)

@@ -17,6 +17,7 @@ DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "interv
 # Every module that defines metrics (importing one registers them; none connects).
 METRIC_MODULES = [
     "shared.consumer",
+    "shared.lag_exporter",
     "shared.outbox",
     "shared.relay",
     "shared.web",
@@ -120,6 +121,9 @@ def test_every_panel_graphs_only_metrics_the_code_defines() -> None:
         "outbox_backlog",
         "outbox_oldest_unpublished_age_seconds",
         "consumer_lag",
+        "kafka_consumergroup_lag",
+        "kafka_consumergroup_oldest_unconsumed_age_seconds",
+        "kafka_consumergroup_members",
         "events_dead_lettered_total",
         "consumer_retries_total",
     ]:
