@@ -31,7 +31,7 @@ BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
 # Processes besides api and relay.
-ROLES = {"scheduling": ("worker",), "alerts": ("worker", "timers")}
+ROLES = {"scheduling": ("worker",), "alerts": ("worker", "timers", "safety")}
 
 
 @dataclass

@@ -102,6 +102,24 @@ class CheckinRecorded(Payload):
     assessment: CheckinAssessment
 
 
+class SafetySignal(Payload):
+    """A suicide-risk signal on its own topic, so that nothing queues in front of it
+    (docs/domain.md, "Safety signals first"): suicidal ideation or PHQ-9 item 9 > 0 in a
+    check-in, high C-SSRS or item 9 > 0 at intake. Published beside the ordinary event of
+    the same check-in or intake (same transaction, relayed first); the alerts service
+    raises one alert occurrence per ``signal_id`` whichever of the two it sees first."""
+
+    topic: ClassVar[str] = "safety.signal"
+    signal_id: str = Field(description="the check-in's or the intake's id")
+    source: Literal["checkin", "intake"]
+    patient_id: str
+    site_id: str
+    at: AwareDatetime = Field(description="when the patient submitted it")
+    reasons: tuple[str, ...] = Field(
+        description="suicidal_ideation | phq9_item9_positive | cssrs_high", min_length=1
+    )
+
+
 class PatientDischarged(Payload):
     """Monitoring ends for the patient."""
 
@@ -236,6 +254,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         IntakeScreened,
         IntakeReviewed,
         CheckinRecorded,
+        SafetySignal,
         PatientDischarged,
         AppointmentProposed,
         AppointmentChanged,

@@ -107,6 +107,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         events.DoseDeferred.topic,
         events.PatientDischarged.topic,
     ),
+    # the safety lane (services/alerts/safety.py): its own group, "<alerts group>-safety"
+    "alerts-safety": (events.SafetySignal.topic,),
 }
 
 
@@ -135,6 +137,9 @@ class LagSettings(CommonSettings):
         out: dict[str, list[str]] = {
             self.scheduling_consumer_group: [self.topic(t) for t in SUBSCRIPTIONS["scheduling"]],
             self.alerts_consumer_group: [self.topic(t) for t in SUBSCRIPTIONS["alerts"]],
+            f"{self.alerts_consumer_group}-safety": [
+                self.topic(t) for t in SUBSCRIPTIONS["alerts-safety"]
+            ],
         }
         for group in self.lag_exporter_extra_groups.split(","):
             if group.strip():

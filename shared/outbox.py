@@ -25,10 +25,18 @@ def row(event: CloudEvent) -> tuple[str, str, str, bytes]:
     return (event.id, event.type, event.key, event.to_bytes())
 
 
-async def enqueue(conn: Conn, event: CloudEvent) -> None:
+# Outbox priorities: the relay publishes every row of a higher priority before any of a
+# lower one (shared/relay.py). SAFETY is the safety lane (docs/domain.md, "Safety signals
+# first"): a suicide-risk signal never waits behind routine events.
+ROUTINE, SAFETY = 0, 1
+
+
+async def enqueue(conn: Conn, event: CloudEvent, *, priority: int = ROUTINE) -> None:
     """Add an event to the outbox; call inside the transaction of the state change."""
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)", *row(event)
+        "INSERT INTO outbox (event_id, topic, key, value, priority) VALUES ($1, $2, $3, $4, $5)",
+        *row(event),
+        priority,
     )
 
 

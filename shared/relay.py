@@ -37,6 +37,19 @@ PUBLISHED = Counter("outbox_published_total", "Events published by the outbox re
 RELAY_LEADER = Gauge("outbox_relay_leader", "1 when this relay holds the publishing lock")
 
 
+# The safety lane first (shared/outbox.py SAFETY): every pass publishes the rows with a
+# priority before the routine batch, so a suicide-risk signal committed while a big batch
+# is in flight waits for that batch's acknowledgement at most, never behind the backlog.
+URGENT = (
+    "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
+    "AND priority > 0 ORDER BY priority DESC, id LIMIT $1"
+)
+ROUTINE = (
+    "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
+    "ORDER BY id LIMIT $1"
+)
+
+
 def _leader_key(schema: str) -> int:
     return int.from_bytes(
         hashlib.sha256(f"relay:{schema}".encode()).digest()[:8], "big", signed=True
@@ -108,10 +121,11 @@ class OutboxRelay:
             await conn.add_listener(f"{self.config.schema}_outbox", self._notified)
             while not self._stopping.is_set():
                 self._wake.clear()
-                published = await self._drain(conn)
-                if published >= self.config.batch_size:
+                urgent = await self._drain(conn, URGENT)
+                published = await self._drain(conn, ROUTINE)
+                if max(urgent, published) >= self.config.batch_size:
                     continue  # more is waiting
-                if published == 0:
+                if urgent + published == 0:
                     await self._cleanup(conn)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
@@ -120,12 +134,8 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
-    async def _drain(self, conn: Conn) -> int:
-        rows = await conn.fetch(
-            "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
-            "ORDER BY id LIMIT $1",
-            self.config.batch_size,
-        )
+    async def _drain(self, conn: Conn, query: str) -> int:
+        rows = await conn.fetch(query, self.config.batch_size)
         if not rows:
             return 0
         # Send the whole batch, then wait: aiokafka keeps one in-flight batch per

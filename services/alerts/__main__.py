@@ -1,4 +1,7 @@
-"""``python -m services.alerts api|relay|worker|timers|rotate-phi-keys|new-phi-key``.
+"""``python -m services.alerts api|relay|worker|timers|safety|rotate-phi-keys|new-phi-key``.
+
+- ``safety``: the safety lane's consumer (services/alerts/safety.py): suicide-risk
+  signals from their own topic, paged straight after their alert commits.
 
 - ``rotate-phi-keys [--check]``: re-encrypts every acknowledge/resolve note under the
   first key of PHI_KEYS / PHI_KEYS_FILE (the stack's PHI keys, shared/crypto.py), as
@@ -17,6 +20,7 @@ import uvloop
 
 from services.alerts import notes
 from services.alerts.app import MIGRATIONS, create_app, create_processor
+from services.alerts.safety import serve_safety
 from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import serve_timers
 from shared import db
@@ -31,7 +35,8 @@ from shared.service import serve
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.alerts")
     parser.add_argument(
-        "role", choices=["api", "relay", "worker", "timers", "rotate-phi-keys", "new-phi-key"]
+        "role",
+        choices=["api", "relay", "worker", "timers", "safety", "rotate-phi-keys", "new-phi-key"],
     )
     parser.add_argument(
         "--check",
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     elif args.role == "timers":
         uvloop.run(serve_timers(settings, MIGRATIONS))
+    elif args.role == "safety":
+        uvloop.run(serve_safety(settings, MIGRATIONS))
     else:
         asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
         app = build_faust_app(create_processor(settings))

@@ -12,6 +12,7 @@ from prometheus_client import Counter
 from services.alerts import repository as repo
 from services.alerts.alerting import Deps, apply_decision, raise_all
 from services.alerts.domain import policy
+from services.alerts.domain.model import Kind
 from services.alerts.domain.monitoring import (
     Monitor,
     on_checkin,
@@ -42,6 +43,34 @@ async def _save(
         await repo.wake_timers(conn)
 
 
+async def _unclaimed(
+    conn: Conn, signal_id: str, via: str, signals: list[policy.Signal]
+) -> list[policy.Signal]:
+    """The signals to raise: a suicide-risk signal only if the safety lane has not raised
+    it already (its claim is taken here otherwise, so the lane then finds it taken)."""
+    kept = []
+    for signal in signals:
+        if signal.kind is Kind.suicide_risk and not await repo.claim_signal(
+            conn, signal_id, signal.kind.value, via
+        ):
+            continue
+        kept.append(signal)
+    return kept
+
+
+async def on_safety_signal(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.SafetySignal
+) -> None:
+    """The safety lane (services/alerts/safety.py): the check-in's or intake's suicide-risk
+    alert, raised (and its pages queued) ahead of every routine event."""
+    now = deps.clock()
+    await repo.lock_patient(conn, p.patient_id, p.site_id, now)
+    signals = await _unclaimed(
+        conn, p.signal_id, event.type, policy.from_safety_signal(p.reasons, p.at)
+    )
+    await raise_all(conn, deps, p.patient_id, p.site_id, signals, event.id, now)
+
+
 async def on_intake_screened(
     conn: Conn, deps: Deps, event: events.CloudEvent, p: events.IntakeScreened
 ) -> None:
@@ -50,6 +79,7 @@ async def on_intake_screened(
     signals = policy.from_screen(
         suicide_risk=p.suicide_risk, phq9_item9_positive=p.phq9_item9_positive, at=p.submitted_at
     )
+    signals = await _unclaimed(conn, p.intake_id, event.type, signals)
     await raise_all(conn, deps, p.patient_id, p.site_id, signals, event.id, now)
 
 
@@ -67,6 +97,7 @@ async def on_checkin_recorded(
         worsening_reasons=p.assessment.worsening_reasons,
         at=p.submitted_at,
     )
+    signals = await _unclaimed(conn, p.checkin_id, event.type, signals)
     await raise_all(conn, deps, p.patient_id, p.site_id, signals, event.id, now)
 
 

@@ -296,6 +296,40 @@ async def cancel_pending_pages(conn: Conn, alert_id: Any, now: datetime) -> None
     )
 
 
+async def claim_signal(conn: Conn, signal_id: str, kind: str, via: str) -> bool:
+    """True for the first path (safety lane or ordinary event) to see this signal."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO signal_claims (signal_id, kind, via) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            signal_id,
+            kind,
+            via,
+        )
+    )
+
+
+async def claim_patient_pages(
+    conn: Conn, patient_id: str, now: datetime, lease_until: datetime
+) -> list[Any]:
+    """The patient's due deliveries, leased as ``claim_pages`` does: the safety lane makes
+    a signal's first delivery attempt itself, straight after its alert committed."""
+    return await conn.fetch(
+        """
+        UPDATE pages p SET attempts = p.attempts + 1, next_attempt_at = $3
+        FROM (SELECT pg.page_id FROM pages pg JOIN alerts a ON a.alert_id = pg.alert_id
+              WHERE a.patient_id = $1 AND pg.status = 'pending' AND pg.next_attempt_at <= $2
+              FOR UPDATE OF pg SKIP LOCKED) due
+        WHERE p.page_id = due.page_id
+        RETURNING p.page_id, p.alert_id, p.webhook_url, p.body, p.attempts,
+                  p.idempotency_key, p.created_at, p.tier
+        """,
+        patient_id,
+        now,
+        lease_until,
+    )
+
+
 async def claim_pages(conn: Conn, now: datetime, lease_until: datetime, limit: int) -> list[Any]:
     """Due deliveries, leased to this process until ``lease_until`` (if it dies mid-POST,
     another takes the page over then; the idempotency key lets the receiver drop a repeat)."""

@@ -49,6 +49,8 @@ class AlertsSettings(PhiKeySettings):
     timer_idle_poll_s: float = Field(default=30.0, gt=0)
     # The timers process serves /metrics on this port when set.
     alerts_timers_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # The safety lane (python -m services.alerts safety) serves /metrics on this port.
+    alerts_safety_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @property
     def monitoring(self) -> MonitoringRule:

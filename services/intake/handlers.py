@@ -24,6 +24,7 @@ from services.intake.domain.model import (
     TrialOutcome,
     Vitals,
 )
+from services.intake.domain.safety import checkin_safety_reasons, intake_safety_reasons
 from services.intake.domain.scoring import score_phq9
 from services.intake.schemas import (
     AssessmentOut,
@@ -41,6 +42,7 @@ from services.intake.schemas import (
 from services.intake.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.crypto import PhiCipher
+from shared.db import Conn
 from shared.errors import Conflict, NotFound
 
 INTAKES = Counter("intakes_total", "New intakes stored (replays not counted)", ["decision"])
@@ -125,8 +127,18 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
                     body.preferences.model_dump(exclude_none=True) if body.preferences else None
                 ),
             )
-            event = events.new_event(payload, source=SOURCE, subject=pid, time=deps.clock())
-            if await repo.create_intake(conn, body, digest, score, verdict, event, deps.cipher):
+            now = deps.clock()
+            event = events.new_event(payload, source=SOURCE, subject=pid, time=now)
+            reasons = intake_safety_reasons(verdict.suicide_risk.value, score.item9_positive)
+            async with conn.transaction():
+                created = await repo.create_intake(
+                    conn, body, digest, score, verdict, event, deps.cipher
+                )
+                if created and reasons:
+                    await _signal(
+                        conn, body.intake_id, "intake", pid, body.site_id, body, reasons, now
+                    )
+            if created:
                 INTAKES.labels(verdict.decision.value).inc()  # one statement: committed
                 return IntakeOut(
                     intake_id=body.intake_id,
@@ -208,6 +220,32 @@ def checkin_out(row: asyncpg.Record) -> CheckinOut:
     )
 
 
+async def _signal(
+    conn: Conn,
+    signal_id: str,
+    source: Literal["checkin", "intake"],
+    patient_id: str,
+    site_id: str,
+    body: IntakeIn | CheckinIn,
+    reasons: tuple[str, ...],
+    now: datetime,
+) -> None:
+    """The safety lane's event, in the transaction of the check-in or intake it signals."""
+    payload = events.SafetySignal(
+        signal_id=signal_id,
+        source=source,
+        patient_id=patient_id,
+        site_id=site_id,
+        at=body.submitted_at,
+        reasons=reasons,
+    )
+    await outbox.enqueue(
+        conn,
+        events.new_event(payload, source=SOURCE, subject=patient_id, time=now),
+        priority=outbox.SAFETY,
+    )
+
+
 @metrics.counted_on_commit
 async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]:
     """Store a check-in with its measurement-based-care verdict and announce both."""
@@ -251,9 +289,21 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
                 lowest_total=verdict.lowest_total,
             ),
         )
+        now = deps.clock()
+        reasons = checkin_safety_reasons(body.suicidal_ideation, item9)
+        if reasons:  # the safety lane first: relayed before the routine event below
+            await _signal(
+                conn,
+                body.checkin_id,
+                "checkin",
+                body.patient_id,
+                patient["site_id"],
+                body,
+                reasons,
+                now,
+            )
         await outbox.enqueue(
-            conn,
-            events.new_event(payload, source=SOURCE, subject=body.patient_id, time=deps.clock()),
+            conn, events.new_event(payload, source=SOURCE, subject=body.patient_id, time=now)
         )
         row = await repo.find_checkin(conn, body.checkin_id)
         assert row is not None

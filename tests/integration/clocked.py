@@ -55,7 +55,7 @@ SERVICES = ("intake", "scheduling", "alerts")
 
 @dataclass
 class ClockedStack:
-    """intake api+relay, scheduling api+relay+one worker, alerts api+relay+worker+timers,
+    """intake api+relay, scheduling api+relay+one worker, alerts api+relay+worker+timers+safety,
     all on ``DEV_CLOCK=1``, with their own database (``dsn``) and Kafka topic prefix
     (``prefix``), session-scoped: the clock only moves forward, and every test sees the
     time the tests before it left (ask ``await clocked.now()``, never the wall clock, for
@@ -248,6 +248,7 @@ async def clocked() -> AsyncIterator[ClockedStack]:
         proc("scheduling", "worker", "WORKER_METRICS_PORT"),
         proc("alerts", "worker", "WORKER_METRICS_PORT"),
         proc("alerts", "timers", "ALERTS_TIMERS_METRICS_PORT"),
+        proc("alerts", "safety", "ALERTS_SAFETY_METRICS_PORT"),
     ]
     processes = {p.name: p for p in (*apis.values(), *others)}
     urls = {s: f"http://127.0.0.1:{ports[s]}" for s in SERVICES}

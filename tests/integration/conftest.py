@@ -359,6 +359,23 @@ ALERTS_KNOBS = {
 }
 
 
+async def lane_assigned(safety: list[ServiceProcess], partitions: int = 6) -> None:
+    """Wait until the safety lane's processes share every partition of safety.signal
+    (their consumer group has formed): from then on a signal is consumed at once."""
+
+    async def assigned() -> int:
+        total = 0
+        async with httpx.AsyncClient(timeout=5) as client:
+            for proc in safety:
+                with contextlib.suppress(httpx.HTTPError):
+                    for line in (await client.get(proc.metrics_url)).text.splitlines():
+                        if line.startswith("safety_lane_assigned_partitions "):
+                            total += int(float(line.split()[1]))
+        return total
+
+    await until(assigned, lambda n: n == partitions, timeout=60, what="safety lane assigned")
+
+
 @dataclass
 class AlertsStack:
     url: str
@@ -368,6 +385,8 @@ class AlertsStack:
     workers: list[ServiceProcess]
     timers: list[ServiceProcess]
     knobs: dict[str, str]
+    # the safety lane (services/alerts/safety.py)
+    safety: list[ServiceProcess] = field(default_factory=list)
 
     def restart(self, proc: ServiceProcess) -> None:
         proc.start()
@@ -398,11 +417,13 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
     relay = proc("relay").with_metrics("RELAY_METRICS_PORT")
     workers = [proc("worker", i).with_metrics("WORKER_METRICS_PORT") for i in "12"]
     timers = [proc("timers", i).with_metrics("ALERTS_TIMERS_METRICS_PORT") for i in "12"]
+    safety = [proc("safety", i).with_metrics("ALERTS_SAFETY_METRICS_PORT") for i in "12"]
     api.start()
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, api)
-    for p in (relay, *workers, *timers):
+    for p in (relay, *workers, *timers, *safety):
         p.start()
+    await lane_assigned(safety)
     yield AlertsStack(
         url=url,
         dsn=database,
@@ -411,8 +432,9 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
         workers=workers,
         timers=timers,
         knobs=ALERTS_KNOBS,
+        safety=safety,
     )
-    for p in (api, relay, *workers, *timers):
+    for p in (api, relay, *workers, *timers, *safety):
         p.kill(signal.SIGTERM)
 
 

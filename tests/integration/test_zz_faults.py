@@ -120,7 +120,7 @@ async def stack() -> AsyncIterator[Stack]:
     roles = {
         "intake": ("api", "relay"),
         "scheduling": ("api", "relay", "worker"),
-        "alerts": ("api", "relay", "worker", "timers"),
+        "alerts": ("api", "relay", "worker", "timers", "safety"),
     }
     instances = []
     for i in (1, 2):

@@ -34,6 +34,12 @@ def from_screen(*, suicide_risk: str, phq9_item9_positive: bool, at: datetime) -
     return [Signal(Kind.suicide_risk, tuple(reasons), at)] if reasons else []
 
 
+def from_safety_signal(reasons: tuple[str, ...], at: datetime) -> list[Signal]:
+    """The safety lane's signal (docs/domain.md, "Safety signals first"): the same critical
+    suicide-risk occurrence that ``from_checkin`` or ``from_screen`` gives for it."""
+    return [Signal(Kind.suicide_risk, reasons, at)] if reasons else []
+
+
 def from_checkin(
     *,
     suicidal_ideation: bool,

@@ -14,6 +14,7 @@ from services.alerts.domain.policy import (
     from_checkin,
     from_deferral,
     from_misses,
+    from_safety_signal,
     from_screen,
     starts_monitoring,
 )
@@ -193,3 +194,18 @@ def test_only_a_completed_dosing_or_maintenance_session_starts_monitoring(
 ) -> None:
     expected = status == "completed" and kind in ("dosing", "maintenance")
     assert starts_monitoring(status=status, kind=kind) is expected
+
+
+def test_a_safety_signal_is_the_same_critical_occurrence_its_checkin_would_raise() -> None:
+    [lane] = from_safety_signal(("suicidal_ideation", "phq9_item9_positive"), T0)
+    [ordinary, *_] = from_checkin(
+        suicidal_ideation=True,
+        phq9_item9_positive=True,
+        worsening=False,
+        worsening_reasons=(),
+        at=T0,
+    )
+    assert lane == ordinary
+    assert lane.kind is Kind.suicide_risk
+    assert lane.severity is Severity.critical
+    assert from_safety_signal((), T0) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.alerts.app import create_processor as alerts_processor
+from services.alerts.safety import create_safety_processor
 from services.alerts.settings import AlertsSettings
 from services.scheduling.app import create_processor as scheduling_processor
 from services.scheduling.settings import SchedulingSettings
@@ -127,9 +128,11 @@ def test_subscriptions_are_the_workers_own() -> None:
     lag_settings = LagSettings(
         kafka_topic_prefix="x.", scheduling_consumer_group="s1", alerts_consumer_group="a1"
     )
+    safety = create_safety_processor(alerts)
     want = {
         "s1": set(scheduling_processor(sched).routes),
         "a1": set(alerts_processor(alerts).routes),
+        safety.group: set(safety.routes),
     }
     assert {g: set(ts) for g, ts in lag_settings.groups().items()} == want
 
@@ -140,6 +143,6 @@ def test_health_goes_stale_after_three_intervals(interval: float, stale: float) 
 
 
 def test_extra_groups_are_watched_for_what_they_committed_on() -> None:
-    settings = LagSettings(lag_exporter_extra_groups=" alerts-safety, ,x ")
-    assert settings.groups()["alerts-safety"] == []
-    assert set(settings.groups()) == {"scheduling", "alerts", "alerts-safety", "x"}
+    settings = LagSettings(lag_exporter_extra_groups=" a-new-lane, ,x ")
+    assert settings.groups()["a-new-lane"] == []
+    assert set(settings.groups()) == {"scheduling", "alerts", "alerts-safety", "a-new-lane", "x"}

@@ -1,0 +1,216 @@
+"""The safety lane's consumer: ``python -m services.alerts safety``.
+
+docs/domain.md ("Safety signals first"): a suicide-risk signal pages tier 1 within a
+second, even while the rest of the system is overloaded. Every stage of its path is its
+own: intake writes a ``safety.signal`` event in the transaction of the check-in or
+intake (outbox priority SAFETY, published before any routine row: shared/relay.py); it
+has its own topic; this process, apart from the routine worker and its backlog, consumes
+only that topic (its own consumer group, one task per partition, so a retrying message
+holds only its partition); the alert is raised in one short transaction (the claim in
+``signal_claims`` makes the signal's ordinary event a no-op for it, whichever comes
+first); and the first delivery attempt of its pages is made here, straight after that
+transaction committed, rather than waiting for the timers process (which retries what
+fails, as for any page: the lease keeps the two from POSTing one page twice).
+
+Guarantees: at least once per signal, in order per partition (the offset is committed
+only after the message was applied or dead-lettered), one alert occurrence per signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from services.alerts import handlers
+from services.alerts import repository as repo
+from services.alerts.alerting import Deps
+from services.alerts.settings import SCHEMA, AlertsSettings
+from services.alerts.timers import Timers
+from shared import db, devclock, events
+from shared.clock import utcnow
+from shared.consumer import TRANSIENT, EventProcessor, Message, service_processor
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+SIGNALS = Counter("safety_signals_total", "Safety-lane messages, by outcome", ["outcome"])
+ASSIGNED = Gauge(
+    "safety_lane_assigned_partitions", "Partitions of safety.signal this process consumes"
+)
+FIRST_ATTEMPT = Histogram(
+    "safety_first_page_seconds",
+    "From a safety signal's event time (intake's commit) to the end of its first page POST",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def create_safety_processor(settings: AlertsSettings) -> EventProcessor:
+    return service_processor(
+        settings=settings,
+        schema=SCHEMA,
+        group=f"{settings.alerts_consumer_group}-safety",
+        make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=utcnow),
+        reactions=[(events.SafetySignal.topic, handlers.on_safety_signal)],
+    )
+
+
+class SafetyLane:
+    """Consumes safety.signal partition by partition and pages straight after commit."""
+
+    def __init__(self, settings: AlertsSettings, processor: EventProcessor) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.topic = settings.topic(events.SafetySignal.topic)
+        self.timers: Timers | None = None
+
+    async def page_now(self, patient_id: str) -> None:
+        """The first delivery attempt of the patient's due pages, concurrently."""
+        assert self.timers is not None
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.page_lease_s)
+        async with self.timers.pool.acquire() as conn:
+            rows = await repo.claim_patient_pages(conn, patient_id, now, lease)
+        await asyncio.gather(*(self.timers.deliver(row) for row in rows))
+
+    async def handle(self, m: ConsumerRecord[bytes, bytes]) -> None:
+        msg = Message(
+            topic=self.topic,
+            partition=m.partition,
+            offset=m.offset,
+            key=m.key,
+            value=m.value or b"",
+            headers={k: bytes(v) for k, v in (m.headers or [])},
+        )
+        outcome = await self.processor.process(msg)
+        SIGNALS.labels(outcome).inc()
+        if outcome == "applied" and msg.key:
+            try:
+                await self.page_now(msg.key.decode())
+            except TRANSIENT as exc:  # the timers process delivers it then
+                log.warning("safety_first_attempt_failed", error=repr(exc))
+            if m.timestamp:
+                FIRST_ATTEMPT.observe(max(time.time() - m.timestamp / 1000, 0.0))
+
+    async def partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        msgs: list[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        """One partition's batch in order; the partition is paused meanwhile (the others
+        go on being fetched and handled), its offset committed after the last one."""
+        try:
+            for m in msgs:
+                await self.handle(m)
+            with contextlib.suppress(KafkaError):  # not committed: re-read, inbox drops it
+                await consumer.commit({tp: msgs[-1].offset + 1})
+        finally:
+            with contextlib.suppress(Exception):  # revoked meanwhile: nothing to resume
+                consumer.resume(tp)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.settings.kafka_servers,
+            group_id=self.processor.group,
+            client_id=f"{self.processor.group}-{id(self)}",
+            enable_auto_commit=False,
+            auto_offset_reset=self.settings.consumer_offset_reset,
+            # a lane started while the broker was away learns its topic within seconds
+            metadata_max_age_ms=3000,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+            fetch_max_wait_ms=100,
+        )
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                await consumer.start()
+                break
+            except KafkaError as exc:
+                log.warning("safety_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 5.0)
+        else:
+            return
+        log.info("safety_lane_started", topic=self.topic, group=self.processor.group)
+        busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        try:
+            while not stop.is_set():
+                try:
+                    batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                    ASSIGNED.set(len(consumer.assignment()))
+                except KafkaError as exc:
+                    log.warning("safety_fetch_retry", error=repr(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                for tp, msgs in batch.items():
+                    # one task per partition: a retrying message holds only its own
+                    consumer.pause(tp)
+                    task = asyncio.create_task(self.partition(consumer, tp, list(msgs)))
+                    busy[tp] = task
+                    task.add_done_callback(partial(_forget, busy, tp))
+        finally:
+            if busy:
+                await asyncio.wait(set(busy.values()), timeout=10)
+            for task in list(busy.values()):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+
+def _forget(busy: dict[TopicPartition, asyncio.Task[None]], tp: TopicPartition, _: object) -> None:
+    busy.pop(tp, None)
+
+
+async def serve_safety(settings: AlertsSettings, migrations: Path) -> None:
+    devclock.refuse_unless_loopback(settings, "alerts safety lane")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    delay = 0.5
+    while not stop.is_set():  # start even while the database is still coming up
+        try:
+            await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
+            break
+        except (*TRANSIENT, ConnectionError) as exc:
+            log.warning("safety_waiting_for_database", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    processor = create_safety_processor(settings)
+    while not stop.is_set():
+        try:
+            await processor.start()  # the pool, the DLQ producer, the dev clock
+            break
+        except (*TRANSIENT, ConnectionError) as exc:
+            log.warning("safety_waiting_to_start", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    if stop.is_set():
+        return
+    if settings.alerts_safety_metrics_port:
+        start_http_server(settings.alerts_safety_metrics_port, addr=settings.http_host)
+    assert processor.pool is not None
+    limits = httpx.Limits(max_connections=settings.page_concurrency, max_keepalive_connections=32)
+    lane = SafetyLane(settings, processor)
+    async with httpx.AsyncClient(
+        timeout=settings.page_timeout_s, limits=limits, follow_redirects=False
+    ) as http:
+        lane.timers = Timers(settings, processor.pool, http)
+        try:
+            await lane.run(stop)
+        finally:
+            await processor.stop()
