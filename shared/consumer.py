@@ -9,7 +9,14 @@ handler: every message ends in exactly one of
   ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
   broker before we move on;
 - retried: a transient failure (database or broker away) is retried with capped
-  exponential backoff, for as long as it takes, holding the partition's order.
+  exponential backoff, for as long as it takes, holding the partition's order (and
+  only that partition's: each assigned partition has its own lane, PartitionLanes).
+
+A worker never stalls silently: it waits for the broker at start instead of exiting,
+looks again at the broker's metadata every second while a subscribed topic is missing
+from it (else aiokafka waits up to 5 minutes, with nothing assigned), exports
+``consumer_assigned_partitions`` and answers GET /readyz on its metrics port (503 with
+the reason while it consumes nothing and its group's topics lag).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,12 +34,13 @@ import asyncpg
 import faust
 import structlog
 import uvloop
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
-from shared import devclock, inbox, metrics
+from shared import devclock, inbox, kafka, metrics
 from shared.db import Conn, create_pool
 from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, dlq_topic
 from shared.kafka import idempotent_producer
@@ -49,6 +58,11 @@ LAG = Gauge(
     "consumer_lag",
     "Messages on the partition after the last one this worker processed (highwater - offset - 1)",
     ["group", "topic", "partition"],
+)
+ASSIGNED = Gauge(
+    "consumer_assigned_partitions",
+    "Partitions of the topic assigned to this worker (0 on every topic: it consumes nothing)",
+    ["group", "topic"],
 )
 
 TRANSIENT = (
@@ -298,16 +312,197 @@ def _track_lag(app: faust.App, group: str, topic: str, message: Any) -> None:
 
 Timer = tuple[float, Callable[[], Awaitable[None]]]
 
+# A partition's lane holds at most this many fetched messages before the partition is
+# paused (fetching from it stops); it is resumed once the lane is down to LANE_RESUME.
+LANE_PAUSE = 200
+LANE_RESUME = 50
+# How often the worker checks its subscription against the broker's metadata and its
+# readiness (its /readyz answers from the last check; older than READY_STALE_S: 503).
+WATCH_INTERVAL_S = 1.0
+READY_STALE_S = 10.0
+
+
+class PartitionLanes:
+    """One ordered lane (a queue and a task) per assigned partition.
+
+    The agent of a topic only hands each message to its partition's lane, so a message
+    whose transient failure is retried holds back the rest of its own partition (its
+    patient's order is kept) and nothing else. A message is acked once its lane has
+    processed it; faust commits a partition's offset only up to its first unacked
+    message, so no offset is committed past an unprocessed one. A lane that backs up is
+    paused at the fetcher (LANE_PAUSE) instead of growing without bound. On revocation
+    the lanes of the revoked partitions are cancelled and dropped: what they had not
+    acked is read again, from the committed offset, by the partition's next owner (the
+    inbox makes a repeat a no-op).
+    """
+
+    def __init__(self, app: faust.App, processor: EventProcessor) -> None:
+        self.app = app
+        self.processor = processor
+        self._queues: dict[Any, asyncio.Queue[Any]] = {}
+        self._tasks: dict[Any, asyncio.Task[None]] = {}
+        self._paused: set[Any] = set()
+
+    def put(self, event: Any) -> None:
+        tp = event.message.tp
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = asyncio.Queue()
+            self._tasks[tp] = asyncio.get_running_loop().create_task(
+                self._run(tp, queue), name=f"lane {tp.topic}[{tp.partition}]"
+            )
+        queue.put_nowait(event)
+        if queue.qsize() >= LANE_PAUSE and tp not in self._paused:
+            self._paused.add(tp)
+            self.app.consumer.pause_partitions([tp])
+            log.info("lane_paused", topic=tp.topic, partition=tp.partition, queued=queue.qsize())
+
+    async def _run(self, tp: Any, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            event = await queue.get()
+            m = event.message
+            await self.processor.process(
+                Message(
+                    topic=tp.topic,
+                    partition=m.partition,
+                    offset=m.offset,
+                    key=m.key,
+                    value=m.value or b"",
+                    headers=_headers(m.headers),
+                )
+            )
+            event.ack()
+            _track_lag(self.app, self.processor.group, tp.topic, m)
+            if tp in self._paused and queue.qsize() <= LANE_RESUME:
+                self._paused.discard(tp)
+                self.app.consumer.resume_partitions([tp])
+
+    async def revoke(self, tps: Iterable[Any]) -> None:
+        tasks = []
+        for tp in tps:
+            self._queues.pop(tp, None)
+            self._paused.discard(tp)
+            task = self._tasks.pop(tp, None)
+            if task is not None:
+                task.cancel()
+                tasks.append(task)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _subscription_gaps(thread: Any) -> Callable[[], Awaitable[list[str]]]:
+    """Run in faust's consumer thread (aiokafka lives there): the subscribed topics the
+    client's metadata has no partitions for, asking for fresh metadata when there are.
+
+    aiokafka refreshes metadata only every ``metadata_max_age_ms`` (5 minutes) unless
+    something forces it, and the group leader assigns only the partitions its metadata
+    knows: a worker that joined while the broker was away (or before a topic existed)
+    was assigned nothing and stayed so until the next refresh. Once the fresh metadata
+    shows the topics, aiokafka sees its snapshot change and rejoins the group at once.
+    """
+
+    async def check() -> list[str]:
+        consumer = getattr(thread, "_consumer", None)
+        if consumer is None:
+            return []
+        cluster = consumer._client.cluster
+        missing = sorted(t for t in consumer.subscription() if not cluster.partitions_for_topic(t))
+        if missing:
+            consumer._client.force_metadata_update()
+        return missing
+
+    return check
+
+
+@dataclass
+class Readiness:
+    """A worker's readiness, computed on its event loop, read by the /readyz thread."""
+
+    ok: bool = False
+    detail: dict[str, Any] | None = None
+    at: float = 0.0
+
+    def set(self, ok: bool, **detail: Any) -> None:
+        self.ok, self.detail, self.at = ok, detail, time.monotonic()
+
+    def answer(self) -> tuple[bool, dict[str, Any]]:
+        ok, detail, at = self.ok, dict(self.detail or {"reason": "starting"}), self.at
+        if at and time.monotonic() - at > READY_STALE_S:
+            age = round(time.monotonic() - at, 1)
+            return False, {"reason": f"readiness not checked for {age} s (event loop stuck?)"}
+        return ok, detail
+
+
+class _GroupLag:
+    """The group's lag on the broker, for a worker that has nothing assigned."""
+
+    def __init__(self, settings: CommonSettings, group: str, topics: Sequence[str]) -> None:
+        self.settings, self.group, self.topics = settings, group, list(topics)
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def total(self) -> int:
+        try:
+            return await self._total()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _total(self) -> int:
+        servers = self.settings.kafka_servers
+        if self._admin is None:
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="readyz")
+            await self._admin.start()
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=servers, client_id="readyz", enable_auto_commit=False
+            )
+            await self._consumer.start()
+        described = await self._admin.describe_topics(self.topics)
+        tps = [
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if not t.get("error_code")
+            for p in t["partitions"]
+        ]
+        if not tps:
+            return 0
+        committed = await self._admin.list_consumer_group_offsets(self.group, partitions=tps)
+        ends = await self._consumer.end_offsets(tps)
+        starts = await self._consumer.beginning_offsets(tps)
+        total = 0
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else None
+            if done is None:
+                done = starts[tp] if self.settings.consumer_offset_reset == "earliest" else ends[tp]
+            total += max(ends[tp] - done, 0)
+        return total
+
+    async def close(self) -> None:
+        admin, consumer, self._admin, self._consumer = self._admin, self._consumer, None, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+
+_READINESS: dict[int, Readiness] = {}
+
 
 def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> faust.App:
-    """One faust app per worker process, one agent per consumed topic, plus periodic tasks.
+    """One faust app per worker process, one agent per consumed topic (handing each
+    message to its partition's lane, ``PartitionLanes``), plus periodic tasks, a
+    subscription watchdog and the readiness check behind the worker's /readyz.
 
     A periodic task's failure is logged and retried at its next tick.
     """
     settings = processor.settings
-    devclock.refuse_unless_loopback(settings, f"{processor.group} worker")
+    group = processor.group
+    devclock.refuse_unless_loopback(settings, f"{group} worker")
     app = faust.App(
-        processor.group,
+        group,
         broker=[f"kafka://{s}" for s in settings.kafka_servers],
         store="memory://",
         autodiscover=False,
@@ -317,7 +512,15 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
         consumer_auto_offset_reset=settings.consumer_offset_reset,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # faust's revocation would wait for every unacked message, i.e. also for those
+        # queued in the lanes and for a message being retried; PartitionLanes.revoke
+        # drops them instead (unacked: read again by the partition's next owner).
+        stream_wait_empty=False,
     )
+    lanes = PartitionLanes(app, processor)
+    readiness = _READINESS[id(app)] = Readiness()
+    readiness.set(False, reason="starting")
+    joined = asyncio.Event()
 
     for topic_name in processor.routes:
         topic = app.topic(
@@ -328,36 +531,78 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
             key_serializer="raw",
         )
 
-        async def agent(stream: Any, _topic: str = topic_name) -> None:
-            async for event in stream.events():
-                m = event.message
-                await processor.process(
-                    Message(
-                        topic=_topic,
-                        partition=m.partition,
-                        offset=m.offset,
-                        key=m.key,
-                        value=m.value or b"",
-                        headers=_headers(m.headers),
-                    )
-                )
-                _track_lag(app, processor.group, _topic, m)
+        async def agent(stream: Any) -> None:
+            async for event in stream.noack().events():  # acked by its lane
+                lanes.put(event)
 
-        app.agent(topic, name=f"{processor.group}.{topic_name}")(agent)
+        app.agent(topic, name=f"{group}.{topic_name}")(agent)
 
-    def forget_lag(*args: Any, **_: Any) -> None:  # (app, revoked partitions, signal=...)
-        """A revoked partition's lag is reported by its new owner from now on."""
+    async def on_revoked(*args: Any, **_: Any) -> None:  # (app, revoked partitions, signal=)
+        """A revoked partition's lane stops; its lag is reported by its new owner."""
         revoked: set[Any] = args[1] if len(args) > 1 else set()
+        await lanes.revoke(revoked)
         for tp in revoked:
             with contextlib.suppress(KeyError):
-                LAG.remove(processor.group, tp.topic, str(tp.partition))
+                LAG.remove(group, tp.topic, str(tp.partition))
 
-    app.on_partitions_revoked.connect(forget_lag)
+    def on_assigned(*_: Any, **__: Any) -> None:
+        joined.set()
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
 
     async def _start() -> None:
         await processor.start()
 
     app.task(_start)
+
+    group_lag = _GroupLag(settings, group, list(processor.routes))
+
+    async def check_readiness() -> None:
+        assigned = _assignment(app)
+        for t in processor.routes:
+            ASSIGNED.labels(group, t).set(sum(1 for tp in assigned if tp.topic == t))
+        if not joined.is_set():
+            return readiness.set(False, reason="not in the consumer group yet")
+        pool = processor.pool
+        if pool is None:
+            return readiness.set(False, reason="database pool not started")
+        try:
+            await asyncio.wait_for(pool.fetchval("SELECT 1"), settings.readiness_timeout_s)
+        except Exception as exc:
+            return readiness.set(False, reason="database unreachable", error=repr(exc))
+        if assigned:
+            return readiness.set(True, assigned_partitions=len(assigned))
+        try:
+            behind = await asyncio.wait_for(group_lag.total(), settings.readiness_timeout_s * 2)
+        except Exception as exc:
+            return readiness.set(
+                False, reason="no partitions assigned; group lag unknown", error=repr(exc)
+            )
+        if behind:
+            return readiness.set(
+                False,
+                reason="no partitions assigned while the group's topics have lag",
+                assigned_partitions=0,
+                group_lag=behind,
+            )
+        return readiness.set(True, assigned_partitions=0, group_lag=0)
+
+    async def watch() -> None:
+        try:
+            thread = getattr(app.consumer, "_thread", None)
+            if thread is not None and joined.is_set():
+                missing = await thread.call_thread(_subscription_gaps(thread))
+                if missing:
+                    log.warning("subscribed_topics_missing_from_metadata", topics=missing)
+        except Exception as exc:
+            log.warning("subscription_watch_failed", error=repr(exc))
+        try:
+            await check_readiness()
+        except Exception as exc:
+            readiness.set(False, reason="readiness check failed", error=repr(exc))
+
+    app.timer(WATCH_INTERVAL_S)(watch)
     for interval, fn in timers:
 
         async def tick(_fn: Callable[[], Awaitable[None]] = fn) -> None:
@@ -370,6 +615,13 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     return app
 
 
+def _assignment(app: faust.App) -> set[Any]:
+    try:
+        return set(app.consumer.assignment())
+    except Exception:  # the consumer not started yet
+        return set()
+
+
 class _Worker(faust.Worker):
     """faust's worker, logging through our structlog JSON setup instead of its own."""
 
@@ -380,20 +632,38 @@ class _Worker(faust.Worker):
         configure_logging(self.service, logging.getLevelName(level), self.log_json)
 
 
+async def _wait_for_broker(settings: CommonSettings, readiness: Readiness) -> None:
+    """faust gives up at start when the broker does not answer (the process exits, and
+    supervisord gives up after a few quick exits): wait for it here instead."""
+    delay, logged = 0.2, 0.0
+    while not await kafka.metadata_ok(settings.kafka_servers, settings.readiness_timeout_s):
+        readiness.set(False, reason="waiting for the broker")
+        if time.monotonic() - logged > 10:
+            log.warning("worker_waiting_for_broker", servers=settings.kafka_servers)
+            logged = time.monotonic()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
 def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:
     """Run the faust worker in the foreground until SIGTERM/SIGINT.
 
-    Nothing to close on the way out: dead letters are written synchronously and
-    the database connections end with the process.
+    Its metrics port serves /metrics and /readyz (200 once in its group with a working
+    database pool, and with a partition assigned or no lag on its group's topics; 503
+    with the reason as JSON otherwise). Nothing to close on the way out: dead letters
+    are written synchronously and the database connections end with the process.
     """
     _Worker.service = service
     _Worker.log_json = settings.log_json
-    metrics.serve_metrics(settings.worker_metrics_port, settings.http_host)
+    readiness = _READINESS.setdefault(id(app), Readiness())
+    metrics.serve_metrics(settings.worker_metrics_port, settings.http_host, readiness.answer)
+    loop = uvloop.new_event_loop()
+    loop.run_until_complete(_wait_for_broker(settings, readiness))
     worker = _Worker(
         app,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,
-        loop=uvloop.new_event_loop(),
+        loop=loop,
     )
     worker.execute_from_commandline()

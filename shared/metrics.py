@@ -14,12 +14,15 @@ are at most once, never counting what did not happen.
 from __future__ import annotations
 
 import functools
+import json
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ParamSpec, TypeVar
 
-from prometheus_client import start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest, start_http_server
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,7 +68,48 @@ def counted_on_commit(
     return wrapper
 
 
-def serve_metrics(port: int | None, host: str) -> None:
-    """Serve the process's /metrics on ``host:port`` from a daemon thread (None: off)."""
-    if port:
+Readyz = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def serve_metrics(port: int | None, host: str, readyz: Readyz | None = None) -> None:
+    """Serve the process's /metrics on ``host:port`` from a daemon thread (None: off).
+
+    With ``readyz``, also GET /readyz: 200 when ``readyz()`` says ready, else 503; its
+    detail as the JSON body either way. ``readyz`` runs on the server's thread: it
+    must only read state the process keeps up to date (a worker's last check).
+    """
+    if not port:
+        return
+    if readyz is None:
         start_http_server(port, addr=host)
+        return
+    check = readyz
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+            elif path == "/readyz":
+                try:
+                    ok, detail = check()
+                except Exception as exc:  # never let a probe crash the server
+                    ok, detail = False, {"reason": f"readiness check raised {exc!r}"}
+                body = json.dumps({"ready": ok, **detail}, default=str).encode()
+                self._send(200 if ok else 503, "application/json", body)
+            else:
+                self._send(404, "text/plain", b"not found\n")
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # probes every few hundred ms: not worth a log line each
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()

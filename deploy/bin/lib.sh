@@ -24,6 +24,10 @@ http_services() {
   echo "scheduling-api|http://127.0.0.1:${SCHEDULING_PORT:-8002}"
   echo "alerts-api|http://127.0.0.1:${ALERTS_PORT:-8003}"
   echo "dashboard|http://127.0.0.1:${DASHBOARD_PORT:-8000}"
+  # workers: /readyz on their WORKER_METRICS_PORT (supervisord.conf): 200 once in their
+  # group with a working database pool, and with a partition assigned or no group lag
+  echo "scheduling-worker|http://127.0.0.1:9112"
+  echo "alerts-worker|http://127.0.0.1:9113"
   # /readyz: 200 once it has read the groups' lag from the broker
   echo "lag-exporter|http://127.0.0.1:9140"
 }

@@ -2,7 +2,9 @@
 
 Run as ``python -m tests.integration.probe_worker`` with PROBE_TOPIC, PROBE_TYPE,
 PROBE_GROUP and DATABASE_URL set; it is the consumer the integration tests kill
-and restart.
+and restart. An event whose subject starts with ``reject-`` is refused (dead-lettered);
+one whose subject starts with ``stall-`` fails transiently (is retried) while that
+subject has a row in ``probe.gate``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ MIGRATIONS = Path(__file__).parent / "probe_migrations"
 async def record(conn: Conn, event: CloudEvent, _: Any) -> None:
     if event.subject.startswith("reject-"):
         raise PermanentError("this patient id is refused by the probe")
+    if event.subject.startswith("stall-") and await conn.fetchval(
+        "SELECT 1 FROM gate WHERE subject = $1", event.subject
+    ):
+        raise TimeoutError("the probe's gate is closed for this subject")  # transient
     await conn.execute(
         "INSERT INTO applied (event_id, topic, subject) VALUES ($1, $2, $3)",
         event.id,
