@@ -64,6 +64,7 @@ def endpoints(
         alerts.relay,
         *alerts.workers,
         *alerts.timers,
+        *alerts.safety,
     ):
         out[p.name] = p.metrics_url
     return out
@@ -284,10 +285,12 @@ async def test_every_process_serves_clean_metrics_and_the_journey_moves_them(
                 kind="dosing",
                 status="confirmed",
             ),
+            # raised by the safety lane (or the worker, whichever claims the signal first),
+            # its first page POSTed by the lane (or the timers process)
             "alerts_raised_total suicide_risk": grew(
-                "alerts_raised_total", 1, "alerts-worker", kind="suicide_risk", severity="critical"
+                "alerts_raised_total", 1, "alerts-", kind="suicide_risk", severity="critical"
             ),
-            "page_delivery_seconds": grew("page_delivery_seconds_count", 1, "alerts-timers"),
+            "page_delivery_seconds": grew("page_delivery_seconds_count", 1, "alerts-"),
             "alert_time_to_acknowledge_seconds": grew(
                 "alert_time_to_acknowledge_seconds_count", 1, "alerts-api", severity="critical"
             ),
