@@ -40,9 +40,25 @@ class Stack:
     prefix: str
     urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # "<service>-<role>" -> pid
+    # how each process was started ("<service>-<role>" -> (argv, env, log)), to restart it
+    commands: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def topic(self, name: str) -> str:
         return self.prefix + name
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (as a crash would)."""
+        proc = self.procs[name]
+        proc.kill()
+        proc.wait(timeout=20)
+
+    def restart(self, name: str) -> None:
+        argv, env, log = self.commands[name]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out)
+        self.procs[name] = proc
+        self.pids[name] = proc.pid
 
 
 def free_port() -> int:
@@ -96,21 +112,17 @@ async def stack(
             # the dashboard is one process with no role; each service has api, relay, ...
             roles = [""] if svc == "dashboard" else ["api", "relay", *ROLES.get(svc, ())]
             for role in roles:
-                with (logs / f"bench-{svc}-{role or 'web'}.log").open("ab") as out:
-                    procs.append(
-                        subprocess.Popen(
-                            [sys.executable, "-m", f"services.{svc}", *([role] if role else [])],
-                            cwd=ROOT,
-                            env=env,
-                            stdout=out,
-                            stderr=out,
-                        )
-                    )
-                result.pids[f"{svc}-{role or 'web'}"] = procs[-1].pid
+                proc_name = f"{svc}-{role or 'web'}"
+                argv = [sys.executable, "-m", f"services.{svc}", *([role] if role else [])]
+                log = logs / f"bench-{proc_name}.log"
+                result.commands[proc_name] = (argv, env, log)
+                result.restart(proc_name)
+                procs.append(result.procs[proc_name])
             result.urls[svc] = f"http://127.0.0.1:{ports[svc]}"
             await _ready(result.urls[svc])
         yield result
     finally:
+        procs = list(result.procs.values())  # restarted ones included
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:

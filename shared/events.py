@@ -120,6 +120,18 @@ class SafetySignal(Payload):
     )
 
 
+class PipelineHeartbeat(Payload):
+    """A synthetic beat through the safety lane (docs/architecture.md, "Pipeline
+    watchdog"): written into intake's outbox with the safety priority every
+    ``PIPELINE_HEARTBEAT_INTERVAL_S``, consumed by the safety lane's process, which
+    records when it was emitted and seen. Never an alert, a page or a patient."""
+
+    topic: ClassVar[str] = "pipeline.heartbeat"
+    beat_id: str
+    emitted_at: AwareDatetime = Field(description="the emitter's wall clock")
+    emitter: str = Field(description="the process that wrote it (host:pid)", max_length=200)
+
+
 class PatientDischarged(Payload):
     """Monitoring ends for the patient."""
 
@@ -206,7 +218,9 @@ class CheckinMissed(Payload):
     consecutive_misses: int = Field(ge=1)
 
 
-AlertKind = Literal["suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show"]
+AlertKind = Literal[
+    "suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show", "pipeline_stalled"
+]
 AlertSeverity = Literal["critical", "high", "warning"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 
@@ -255,6 +269,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         IntakeReviewed,
         CheckinRecorded,
         SafetySignal,
+        PipelineHeartbeat,
         PatientDischarged,
         AppointmentProposed,
         AppointmentChanged,

@@ -108,7 +108,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         events.PatientDischarged.topic,
     ),
     # the safety lane (services/alerts/safety.py): its own group, "<alerts group>-safety"
-    "alerts-safety": (events.SafetySignal.topic,),
+    # and the pipeline heartbeat through it (services/alerts/watchdog.py)
+    "alerts-safety": (events.SafetySignal.topic, events.PipelineHeartbeat.topic),
 }
 
 

@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import hashlib
 import signal
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -172,7 +174,17 @@ class OutboxRelay:
         )
 
 
-async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -> None:
+# A service's own periodic work beside its relay (e.g. intake's pipeline heartbeat,
+# services/intake/heartbeat.py): started with the relay, stopped (cancelled) with it.
+RelayTask = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def serve_relay(
+    settings: CommonSettings,
+    schema: str,
+    migrations: Path,
+    tasks: Sequence[RelayTask] = (),
+) -> None:
     devclock.refuse_unless_loopback(settings, f"{schema} relay")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -217,9 +229,13 @@ async def serve_relay(settings: CommonSettings, schema: str, migrations: Path) -
         producer,
     )
     task = asyncio.create_task(relay.run())
+    extra = [asyncio.create_task(t()) for t in tasks]
     log.info("relay_started", schema=schema)
     await stop.wait()
     relay.stop()
+    for t in extra:
+        t.cancel()
+    await asyncio.gather(*extra, return_exceptions=True)
     await task
     await producer.stop()
     await devclock.unwatch()

@@ -1,7 +1,10 @@
-"""``python -m services.alerts api|relay|worker|timers|safety|rotate-phi-keys|new-phi-key``.
+"""``python -m services.alerts api|relay|worker|timers|safety|watchdog|rotate-phi-keys|...``.
 
 - ``safety``: the safety lane's consumer (services/alerts/safety.py): suicide-risk
   signals from their own topic, paged straight after their alert commits.
+
+- ``watchdog``: the pipeline watchdog (services/alerts/watchdog.py): pages the network
+  ops on-call with ``pipeline_stalled`` when a stage of the pipeline stops moving.
 
 - ``rotate-phi-keys [--check]``: re-encrypts every acknowledge/resolve note under the
   first key of PHI_KEYS / PHI_KEYS_FILE (the stack's PHI keys, shared/crypto.py), as
@@ -23,6 +26,7 @@ from services.alerts.app import MIGRATIONS, create_app, create_processor
 from services.alerts.safety import serve_safety
 from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import serve_timers
+from services.alerts.watchdog import serve_watchdog
 from shared import db
 from shared.consumer import build_faust_app, run_worker
 from shared.crypto import PhiDecryptError, PhiKeyError, new_key
@@ -36,7 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.alerts")
     parser.add_argument(
         "role",
-        choices=["api", "relay", "worker", "timers", "safety", "rotate-phi-keys", "new-phi-key"],
+        choices=[
+            "api",
+            "relay",
+            "worker",
+            "timers",
+            "safety",
+            "watchdog",
+            "rotate-phi-keys",
+            "new-phi-key",
+        ],
     )
     parser.add_argument(
         "--check",
@@ -79,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(serve_timers(settings, MIGRATIONS))
     elif args.role == "safety":
         uvloop.run(serve_safety(settings, MIGRATIONS))
+    elif args.role == "watchdog":
+        uvloop.run(serve_watchdog(settings, MIGRATIONS))
     else:
         asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
         app = build_faust_app(create_processor(settings))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from services.alerts import commands, reports
 from services.alerts.alerting import Deps
 from services.alerts.domain.lifecycle import Step
+from services.alerts.domain.model import NETWORK_SITE
 from services.alerts.schemas import (
     ActorIn,
     AlertCounts,
@@ -63,6 +64,27 @@ async def put_oncall(site_id: SiteId, body: OncallIn, request: Request) -> Oncal
 )
 async def get_oncall(site_id: str, request: Request) -> OncallOut:
     return await commands.get_oncall(deps(request), site_id)
+
+
+@router.put(
+    "/oncall/network",
+    response_model=OncallOut,
+    responses=ERRORS,
+    summary="Who is paged for pipeline_stalled (the network ops on-call), tier by tier",
+    description="The same body and rules as a site's on-call; site_id reads `_network`.",
+)
+async def put_network_oncall(body: OncallIn, request: Request) -> OncallOut:
+    return await commands.put_oncall(deps(request), NETWORK_SITE, body)
+
+
+@router.get(
+    "/oncall/network",
+    response_model=OncallOut,
+    responses=ERRORS,
+    summary="The network ops on-call (pipeline_stalled)",
+)
+async def get_network_oncall(request: Request) -> OncallOut:
+    return await commands.get_oncall(deps(request), NETWORK_SITE)
 
 
 @router.get(

@@ -24,6 +24,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Who may make each state-changing call (reads are open to every role; shared/access.py).
 RULES = (
     Rule("PUT", r"/v1/sites/[^/]+/oncall", ("scheduler", "clinician")),
+    # the network ops on-call (pipeline_stalled): the same roles as a site's
+    Rule("PUT", r"/v1/oncall/network", ("scheduler", "clinician")),
     Rule("POST", r"/v1/alerts/[^/]+/(acknowledge|resolve)", ("clinician",)),
 )
 

@@ -3,7 +3,7 @@ each, events via the outbox. The rules live in ``services.alerts.domain``."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -69,6 +69,15 @@ async def on_safety_signal(
         conn, p.signal_id, event.type, policy.from_safety_signal(p.reasons, p.at)
     )
     await raise_all(conn, deps, p.patient_id, p.site_id, signals, event.id, now)
+
+
+async def on_heartbeat(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.PipelineHeartbeat
+) -> None:
+    """The pipeline heartbeat came through the safety lane (services/alerts/safety.py):
+    when it was emitted and seen, for the watchdog (services/alerts/watchdog.py). No
+    patient, no alert, no page (the watchdog prunes old beats)."""
+    await repo.record_heartbeat(conn, p.beat_id, p.emitter, p.emitted_at, datetime.now(UTC))
 
 
 async def on_intake_screened(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -435,3 +435,51 @@ async def next_due(conn: Conn, include_pages: bool) -> datetime | None:
 async def wake_timers(conn: Conn) -> None:
     """Wake every timers process when this transaction commits (something is due soon)."""
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+
+
+# --- the pipeline watchdog (services/alerts/watchdog.py) ------------------------------
+
+
+async def record_heartbeat(
+    conn: Conn, beat_id: str, emitter: str, emitted_at: datetime, seen_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO pipeline_heartbeats (beat_id, emitter, emitted_at, seen_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (beat_id) DO NOTHING",
+        beat_id,
+        emitter,
+        emitted_at,
+        seen_at,
+    )
+
+
+async def prune_heartbeats(conn: Conn, topic: str, older_than: timedelta) -> None:
+    """Beats (and their inbox rows: every beat is one) past ``older_than`` (the watchdog,
+    every few minutes)."""
+    await conn.execute(
+        "DELETE FROM pipeline_heartbeats WHERE seen_at < clock_timestamp() - $1::interval",
+        older_than,
+    )
+    await conn.execute(
+        "DELETE FROM inbox WHERE topic = $1 AND processed_at < clock_timestamp() - $2::interval",
+        topic,
+        older_than,
+    )
+
+
+async def touch_progress(conn: Conn, stage: str) -> None:
+    """A stage's progress mark, on the database's wall clock (never moves back)."""
+    await conn.execute(
+        "INSERT INTO pipeline_progress (stage, at) VALUES ($1, clock_timestamp()) "
+        "ON CONFLICT (stage) DO UPDATE SET at = greatest(pipeline_progress.at, excluded.at)",
+        stage,
+    )
+
+
+async def pipeline_marks(conn: Conn) -> dict[str, datetime]:
+    """The newest heartbeat seen (by its emission time) and the progress marks."""
+    rows = await conn.fetch(
+        "SELECT 'heartbeat' AS stage, max(emitted_at) AS at FROM pipeline_heartbeats "
+        "UNION ALL SELECT stage, at FROM pipeline_progress"
+    )
+    return {r["stage"]: r["at"] for r in rows if r["at"] is not None}

@@ -45,6 +45,9 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 SIGNALS = Counter("safety_signals_total", "Safety-lane messages, by outcome", ["outcome"])
+HEARTBEATS = Counter(
+    "pipeline_heartbeats_total", "Pipeline heartbeats consumed by the lane, by outcome", ["outcome"]
+)
 ASSIGNED = Gauge(
     "safety_lane_assigned_partitions", "Partitions of safety.signal this process consumes"
 )
@@ -61,7 +64,12 @@ def create_safety_processor(settings: AlertsSettings) -> EventProcessor:
         schema=SCHEMA,
         group=f"{settings.alerts_consumer_group}-safety",
         make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=utcnow),
-        reactions=[(events.SafetySignal.topic, handlers.on_safety_signal)],
+        reactions=[
+            (events.SafetySignal.topic, handlers.on_safety_signal),
+            # the pipeline heartbeat through this lane (services/intake/heartbeat.py): its
+            # emission and arrival recorded for the watchdog (services/alerts/watchdog.py)
+            (events.PipelineHeartbeat.topic, handlers.on_heartbeat),
+        ],
     )
 
 
@@ -72,6 +80,7 @@ class SafetyLane:
         self.settings = settings
         self.processor = processor
         self.topic = settings.topic(events.SafetySignal.topic)
+        self.heartbeat_topic = settings.topic(events.PipelineHeartbeat.topic)
         self.timers: Timers | None = None
 
     async def page_now(self, patient_id: str) -> None:
@@ -85,7 +94,7 @@ class SafetyLane:
 
     async def handle(self, m: ConsumerRecord[bytes, bytes]) -> None:
         msg = Message(
-            topic=self.topic,
+            topic=m.topic,
             partition=m.partition,
             offset=m.offset,
             key=m.key,
@@ -93,6 +102,9 @@ class SafetyLane:
             headers={k: bytes(v) for k, v in (m.headers or [])},
         )
         outcome = await self.processor.process(msg)
+        if m.topic == self.heartbeat_topic:  # recorded; never a signal, never a page
+            HEARTBEATS.labels(outcome).inc()
+            return
         SIGNALS.labels(outcome).inc()
         if outcome == "applied" and msg.key:
             try:
@@ -122,6 +134,7 @@ class SafetyLane:
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
             self.topic,
+            self.heartbeat_topic,
             bootstrap_servers=self.settings.kafka_servers,
             group_id=self.processor.group,
             client_id=f"{self.processor.group}-{id(self)}",
@@ -151,7 +164,7 @@ class SafetyLane:
             while not stop.is_set():
                 try:
                     batch = await consumer.getmany(timeout_ms=200, max_records=500)
-                    ASSIGNED.set(len(consumer.assignment()))
+                    ASSIGNED.set(sum(tp.topic == self.topic for tp in consumer.assignment()))
                 except KafkaError as exc:
                     log.warning("safety_fetch_retry", error=repr(exc))
                     await asyncio.sleep(0.5)

@@ -21,7 +21,9 @@ Text = Annotated[
 Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
 StatusName = Literal["open", "acknowledged", "resolved"]
 SeverityName = Literal["critical", "high", "warning"]
-KindName = Literal["suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show"]
+KindName = Literal[
+    "suicide_risk", "worsening", "missed_checkins", "dose_deferred", "no_show", "pipeline_stalled"
+]
 
 
 def _http_url(value: str) -> str:

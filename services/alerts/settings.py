@@ -52,6 +52,16 @@ class AlertsSettings(PhiKeySettings):
     # The safety lane (python -m services.alerts safety) serves /metrics on this port.
     alerts_safety_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # The pipeline watchdog (python -m services.alerts watchdog, services/alerts/watchdog.py):
+    # a stage without progress this long raises pipeline_stalled (docs/domain.md).
+    pipeline_stall_s: float = Field(default=30.0, gt=0)
+    # How often it looks (every stage, and the broker's consumer lag).
+    watchdog_interval_s: float = Field(default=1.0, gt=0)
+    # The outboxes it watches (each service's schema; the outbox is shared/outbox.py's).
+    watchdog_outbox_schemas: str = "intake,scheduling,alerts"
+    # The watchdog serves /metrics on this port when set.
+    alerts_watchdog_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
     @property
     def monitoring(self) -> MonitoringRule:
         return MonitoringRule(

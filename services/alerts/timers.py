@@ -76,6 +76,7 @@ class Timers:
         self.rng = random.Random()  # noqa: S311 (jitter, not security)
         self.draining = False
         self.listener: asyncpg.Connection | None = None
+        self.last_mark = float("-inf")
 
     def _notified(self, *_: Any) -> None:
         self.wake.set()
@@ -101,8 +102,11 @@ class Timers:
 
     async def step(self) -> None:
         """One pass: one indexed query for the earliest due time; fire what is due, else
-        sleep until then (at most TIMER_IDLE_POLL_S) or until NOTIFY wakes the loop."""
+        sleep until then (at most TIMER_IDLE_POLL_S, and at most a sixth of
+        PIPELINE_STALL_S: each pass leaves its progress mark for the watchdog,
+        services/alerts/watchdog.py) or until NOTIFY wakes the loop."""
         self.wake.clear()
+        await self.mark_progress()
         slots = self.settings.page_concurrency - len(self.in_flight)
         # on the LISTEN connection: no pool round trip (and no reset queries) when idle
         assert self.listener is not None
@@ -112,12 +116,21 @@ class Timers:
         if nxt is not None and nxt <= now and await self.fire_due():
             await asyncio.sleep(0)
             return
-        delay = self.settings.timer_idle_poll_s
+        delay = min(self.settings.timer_idle_poll_s, self.settings.pipeline_stall_s / 6)
         if nxt is not None:
             # due but held by another process (nothing fired): look again shortly
             delay = min(delay, max((nxt - now).total_seconds(), 0.05))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), delay)
+
+    async def mark_progress(self) -> None:
+        """The 'timers' progress mark, at most once a second (on the LISTEN connection)."""
+        t = time.monotonic()
+        if t - self.last_mark < 1.0:
+            return
+        assert self.listener is not None
+        await repo.touch_progress(self.listener, "timers")
+        self.last_mark = t
 
     async def fire_due(self) -> bool:
         now = self.clock()
@@ -153,35 +166,14 @@ class Timers:
 
     async def deliver(self, row: Any) -> None:
         """POST one page once; record the attempt and either its delivery or its retry."""
-        body: bytes = row["body"]
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": row["idempotency_key"],
-            "User-Agent": "interval-alerts/1.0",
-        }
         if not host_allowed(row["webhook_url"], self.settings.allowed_hosts):
             # on-call was set before the allow-list (or the list shrank): never call it
             await self._refuse(row, "the host is not in PAGE_ALLOWED_HOSTS")
             return
-        if self.settings.page_signing_secret is not None:
-            secret = self.settings.page_signing_secret.get_secret_value()
-            # checked against the receiver's own wall clock: never the dev clock
-            stamp = int(time.time())
-            headers["X-Interval-Signature"] = signature(secret, body)
-            headers["X-Interval-Timestamp"] = str(stamp)
-            headers["X-Interval-Signature-V2"] = timestamped_signature(secret, stamp, body)
         started = self.clock()
-        t0 = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        try:
-            resp = await self.http.post(row["webhook_url"], content=body, headers=headers)
-            status = resp.status_code
-            if not delivered(status):
-                error = f"HTTP {status}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
-        duration_ms = (time.perf_counter() - t0) * 1000
+        status, error, duration_ms = await post_page(
+            self.http, self.settings, row["webhook_url"], row["body"], row["idempotency_key"]
+        )
         finished = self.clock()
         ok = error is None
         retry_at = None
@@ -251,6 +243,41 @@ class Timers:
                 log.warning("page_record_retry", error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+async def post_page(
+    http: httpx.AsyncClient,
+    settings: AlertsSettings,
+    url: str,
+    body: bytes,
+    idempotency_key: str,
+) -> tuple[int | None, str | None, float]:
+    """One signed POST of a page's stored bytes: (HTTP status, error or None when the
+    receiver answered 2xx, milliseconds). No database: the watchdog pages with it while
+    PostgreSQL is away (services/alerts/watchdog.py)."""
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": idempotency_key,
+        "User-Agent": "interval-alerts/1.0",
+    }
+    if settings.page_signing_secret is not None:
+        secret = settings.page_signing_secret.get_secret_value()
+        # checked against the receiver's own wall clock: never the dev clock
+        stamp = int(time.time())
+        headers["X-Interval-Signature"] = signature(secret, body)
+        headers["X-Interval-Timestamp"] = str(stamp)
+        headers["X-Interval-Signature-V2"] = timestamped_signature(secret, stamp, body)
+    t0 = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    try:
+        resp = await http.post(url, content=body, headers=headers)
+        status = resp.status_code
+        if not delivered(status):
+            error = f"HTTP {status}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+    return status, error, (time.perf_counter() - t0) * 1000
 
 
 async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:

@@ -16,7 +16,7 @@ import sys
 
 import uvloop
 
-from services.intake import phi
+from services.intake import heartbeat, phi
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared.crypto import PhiDecryptError, PhiKeyError, new_key
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         serve(app, settings, settings.intake_port)
     else:
-        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
+        # the pipeline heartbeat rides along (services/intake/heartbeat.py)
+        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS, tasks=heartbeat.tasks(settings)))
     return 0
 
 

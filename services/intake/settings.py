@@ -29,6 +29,10 @@ class IntakeSettings(PhiKeySettings):
     mbc_worsening_rise: int = 5
     mbc_relapse_total: int = 10
 
+    # The pipeline heartbeat (services/intake/heartbeat.py): a beat through the safety
+    # lane this often, from the relay process; 0 turns it off.
+    pipeline_heartbeat_interval_s: float = Field(default=5.0, ge=0)
+
     def eligibility_policy(self) -> EligibilityPolicy:
         return EligibilityPolicy(
             min_age=self.eligibility_min_age,

@@ -249,7 +249,8 @@ async def wait_ready(url: str, proc: ServiceProcess, timeout: float = 60.0) -> N
 @pytest.fixture(scope="session")
 async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStack]:
     port = free_port()
-    env = service_env(database, INTAKE_PORT=str(port))
+    # a pipeline heartbeat a second (services/intake/heartbeat.py), for a fast watchdog
+    env = service_env(database, INTAKE_PORT=str(port), PIPELINE_HEARTBEAT_INTERVAL_S="1")
     run = uuid.uuid4().hex[:6]
     logs = ARTIFACTS / "logs"
     api = ServiceProcess(
@@ -356,6 +357,8 @@ ALERTS_KNOBS = {
     "TIMER_IDLE_POLL_S": "5",
     "PAGE_SIGNING_SECRET": "test-signing-secret",
     "PAGE_ALLOWED_HOSTS": "127.0.0.1",
+    # the pipeline watchdog (services/alerts/watchdog.py): a stall named within seconds
+    "PIPELINE_STALL_S": "5",
 }
 
 
@@ -387,6 +390,8 @@ class AlertsStack:
     knobs: dict[str, str]
     # the safety lane (services/alerts/safety.py)
     safety: list[ServiceProcess] = field(default_factory=list)
+    # the pipeline watchdog (services/alerts/watchdog.py)
+    watchdog: ServiceProcess | None = None
 
     def restart(self, proc: ServiceProcess) -> None:
         proc.start()
@@ -418,10 +423,13 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
     workers = [proc("worker", i).with_metrics("WORKER_METRICS_PORT") for i in "12"]
     timers = [proc("timers", i).with_metrics("ALERTS_TIMERS_METRICS_PORT") for i in "12"]
     safety = [proc("safety", i).with_metrics("ALERTS_SAFETY_METRICS_PORT") for i in "12"]
+    watchdog = proc("watchdog").with_metrics("ALERTS_WATCHDOG_METRICS_PORT")
+    # the scheduling fixture's group is its own: a group never on the broker is not watched
+    watchdog.env = {**watchdog.env, "SCHEDULING_CONSUMER_GROUP": f"unwatched-{run}"}
     api.start()
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, api)
-    for p in (relay, *workers, *timers, *safety):
+    for p in (relay, *workers, *timers, *safety, watchdog):
         p.start()
     await lane_assigned(safety)
     yield AlertsStack(
@@ -433,8 +441,9 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
         timers=timers,
         knobs=ALERTS_KNOBS,
         safety=safety,
+        watchdog=watchdog,
     )
-    for p in (api, relay, *workers, *timers, *safety):
+    for p in (api, relay, *workers, *timers, *safety, watchdog):
         p.kill(signal.SIGTERM)
 
 

@@ -16,6 +16,15 @@ class Kind(StrEnum):
     missed_checkins = "missed_checkins"
     dose_deferred = "dose_deferred"
     no_show = "no_show"
+    # a stage of the event pipeline made no progress (services/alerts/watchdog.py); pages
+    # the network ops on-call (PUT /v1/oncall/network), never a site's
+    pipeline_stalled = "pipeline_stalled"
+
+
+# The network's own "site" and "patient" of a pipeline_stalled alert: no client-chosen id
+# can start with "_" (shared/validation.py ID_PATTERN), so neither is ever a real one.
+NETWORK_SITE = "_network"
+PIPELINE_PATIENT = "_pipeline"
 
 
 class Severity(StrEnum):
@@ -36,6 +45,7 @@ SEVERITY_OF: dict[Kind, Severity] = {
     Kind.missed_checkins: Severity.high,
     Kind.dose_deferred: Severity.warning,
     Kind.no_show: Severity.warning,
+    Kind.pipeline_stalled: Severity.critical,
 }
 
 RANK: dict[Severity, int] = {Severity.warning: 0, Severity.high: 1, Severity.critical: 2}

@@ -24,6 +24,7 @@ def test_every_kind_has_the_severity_of_the_alert_policy_table() -> None:
         Kind.missed_checkins: Severity.high,
         Kind.dose_deferred: Severity.warning,
         Kind.no_show: Severity.warning,
+        Kind.pipeline_stalled: Severity.critical,
     }
     assert expected == SEVERITY_OF
 

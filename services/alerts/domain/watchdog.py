@@ -1,0 +1,69 @@
+"""The pipeline watchdog's rule (docs/domain.md, "Alert policy": ``pipeline_stalled``).
+
+A dead-man's switch: every stage of the event pipeline leaves a progress timestamp
+(the newest heartbeat that made it through the safety lane, each outbox's oldest
+unpublished row, each consumer group's last progress on the broker, the timers loop's
+last pass, the watchdog's last answer from the database and the broker). A stage whose
+timestamp is ``stall_after_s`` or more behind ``now`` has stalled: a silent system is
+never taken for a quiet one. services/alerts/watchdog.py measures, this decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# The reason each stage's stall is named by on the alert ("outbox:intake" ->
+# "outbox_stale:intake", "broker_lag:alerts" stays as it is).
+REASONS = {
+    "heartbeat": "heartbeat_stale",
+    "timers": "timers_stale",
+    "database": "database_unreachable",
+    "broker": "broker_unreachable",
+}
+
+
+def reason_of(stage: str) -> str:
+    if stage in REASONS:
+        return REASONS[stage]
+    kind, _, name = stage.partition(":")
+    if kind == "outbox":
+        return f"outbox_stale:{name}"
+    return stage  # broker_lag:<group>
+
+
+def stalled(
+    progress: Mapping[str, datetime], now: datetime, stall_after_s: float
+) -> tuple[str, ...]:
+    """The stages (sorted) whose last progress is ``stall_after_s`` or more before ``now``."""
+    limit = timedelta(seconds=stall_after_s)
+    return tuple(sorted(s for s, at in progress.items() if now - at >= limit))
+
+
+def reasons(stages: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted(reason_of(s) for s in stages))
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    """A consumer group's position as of the watchdog's last look: the sum of its
+    committed offsets and when that sum last moved (or the group had nothing to read)."""
+
+    committed: int
+    at: datetime
+
+
+def group_progress(
+    before: GroupProgress | None, committed: int, lag: int, now: datetime
+) -> GroupProgress:
+    """A group makes progress while it has nothing to read or its commits move; a group
+    with a lag whose offsets stand still keeps its old timestamp (first seen: now)."""
+    if before is None or lag == 0 or committed != before.committed:
+        return GroupProgress(committed, now)
+    return before
+
+
+def outbox_progress(oldest_unpublished: datetime | None, now: datetime) -> datetime:
+    """An outbox is as far behind as its oldest unpublished row (empty: not at all)."""
+    return now if oldest_unpublished is None else min(oldest_unpublished, now)

@@ -1,0 +1,522 @@
+"""The pipeline watchdog: ``python -m services.alerts watchdog`` (a dead-man's switch).
+
+docs/architecture.md ("Pipeline watchdog"). Every ``WATCHDOG_INTERVAL_S`` it measures
+each stage's progress: the newest pipeline heartbeat that came through the safety lane
+(services/intake/heartbeat.py writes one into intake's outbox with the safety priority;
+services/alerts/safety.py records it), each service's outbox's oldest unpublished row,
+the broker's view of every consumer group (shared/lag_exporter.py's collection: lag and
+committed offsets), the alerts timers loop's progress mark (services/alerts/timers.py),
+and its own last answers from PostgreSQL and the broker. The rule is
+services/alerts/domain/watchdog.py: a stage without progress for ``PIPELINE_STALL_S``
+raises one critical ``pipeline_stalled`` alert (repeats update it) that pages the
+network ops on-call (``PUT /v1/oncall/network``); it resolves itself (``alert.changed``
+resolved, no page) once every stage moves again.
+
+It is its own process because it must not depend on what it watches: it consumes no
+topic, publishes nothing itself, and makes the first page POST itself (signed as every
+page, services/alerts/timers.py post_page). While PostgreSQL is the stalled stage it
+pages from memory (the network on-call of its last successful read) and records the
+alert, its pages and their outcome once the database answers again. With the database
+up it also retries and escalates its own alert's pages, so a stalled timers process
+does not hold them back (the page lease keeps it and the timers from POSTing one page
+twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from prometheus_client import Counter, Gauge, start_http_server
+
+from services.alerts import repository as repo
+from services.alerts.alerting import Deps, announce_changed, announce_raised, apply_decision
+from services.alerts.domain import watchdog as rule
+from services.alerts.domain.model import (
+    NETWORK_SITE,
+    PIPELINE_PATIENT,
+    Kind,
+    OncallPolicy,
+    Severity,
+    Status,
+)
+from services.alerts.domain.paging import backoff, host_allowed, idempotency_key, page_body
+from services.alerts.settings import SCHEMA, AlertsSettings
+from services.alerts.timers import Timers, post_page
+from shared import db
+from shared.clock import utcnow
+from shared.consumer import TRANSIENT
+from shared.lag_exporter import Exporter, LagSettings
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+STAGE_AGE = Gauge(
+    "pipeline_stage_progress_age_seconds", "Seconds since each stage last made progress", ["stage"]
+)
+STALLED = Gauge("pipeline_stalled", "1 while a pipeline_stalled alert is open")
+WATCHDOG_PAGES = Counter(
+    "watchdog_page_attempts_total", "Page POSTs the watchdog made itself", ["outcome"]
+)
+
+DB_ERRORS = (*TRANSIENT, ConnectionError, OSError, TimeoutError, asyncpg.PostgresError)
+
+
+OUTBOX_AGE = (
+    "SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8 "
+    'FROM "{schema}".outbox WHERE published_at IS NULL'
+)
+
+
+def wall() -> datetime:
+    """Progress is latency, on the wall clock (never the dev clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class MemPage:
+    """A page POSTed from memory (the database was away when the alert opened)."""
+
+    page_id: str
+    key: str
+    tier: int
+    recipient: int
+    name: str
+    url: str
+    body: bytes
+    created_at: datetime
+    attempts: int = 0
+    next_at: datetime | None = None  # None: delivered
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class Stall:
+    """The one open pipeline_stalled alert."""
+
+    alert_id: uuid.UUID
+    raised_at: datetime
+    reasons: set[str]
+    recorded: bool  # its row is in the database
+    pages: list[MemPage] = field(default_factory=list)
+
+
+class Watchdog:
+    def __init__(self, settings: AlertsSettings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+        self.lag_settings = LagSettings()
+        self.exporter = Exporter(self.lag_settings)
+        alerts_group = settings.alerts_consumer_group
+        self.group_labels = {
+            self.lag_settings.scheduling_consumer_group: "scheduling",
+            alerts_group: "alerts",
+            f"{alerts_group}-safety": "alerts-safety",
+        }
+        self.schemas = [s.strip() for s in settings.watchdog_outbox_schemas.split(",") if s]
+        self.started = wall()
+        self.progress: dict[str, datetime] = {"database": self.started, "broker": self.started}
+        self.groups: dict[str, rule.GroupProgress] = {}
+        self.pool: asyncpg.Pool | None = None
+        self.timers: Timers | None = None
+        self.network_tiers: list[dict[str, Any]] | None = None  # last successful read
+        self.network_version: int | None = None
+        self.stall: Stall | None = None
+        self.adopted = False
+        self.rng = random.Random()  # noqa: S311 (jitter)
+        self.last_prune = 0.0
+
+    @property
+    def network(self) -> OncallPolicy:
+        return repo.policy_of(self.network_tiers)
+
+    @property
+    def deps(self) -> Deps:
+        assert self.pool is not None
+        return Deps(pool=self.pool, settings=self.settings, clock=utcnow)
+
+    # --- measuring ------------------------------------------------------------------------
+
+    async def look_at_database(self) -> None:
+        """Every database-side mark, the network on-call and the open alert."""
+        if self.pool is None:
+            self.pool = await db.create_pool(
+                self.settings.database_url, SCHEMA, min_size=1, max_size=4
+            )
+            self.timers = Timers(self.settings, self.pool, self.http)
+        now = wall()
+        async with self.pool.acquire() as conn:
+            ages = await conn.fetch(
+                "SELECT 'heartbeat' AS stage, extract(epoch FROM clock_timestamp() - "
+                "max(emitted_at))::float8 AS age FROM pipeline_heartbeats "
+                "UNION ALL SELECT stage, extract(epoch FROM clock_timestamp() - at)::float8 "
+                "FROM pipeline_progress"
+            )
+            for r in ages:
+                if r["age"] is not None:
+                    at = now - timedelta(seconds=max(r["age"], 0.0))
+                    self.progress[r["stage"]] = max(at, self.started)
+            self.progress.setdefault("heartbeat", self.started)
+            self.progress.setdefault("timers", self.started)
+            for schema in self.schemas:
+                try:
+                    # schema names from WATCHDOG_OUTBOX_SCHEMAS, never from a client
+                    query = OUTBOX_AGE.format(schema=schema)
+                    age = await conn.fetchval(query)
+                except asyncpg.UndefinedTableError:  # that service never ran here
+                    continue
+                oldest = None if age is None else now - timedelta(seconds=max(age, 0.0))
+                self.progress[f"outbox:{schema}"] = rule.outbox_progress(oldest, now)
+            oncall = await repo.get_oncall(conn, NETWORK_SITE)
+            if oncall is not None:
+                self.network_tiers, self.network_version = oncall["tiers"], oncall["version"]
+            else:
+                self.network_tiers, self.network_version = None, None
+            if not self.adopted:  # after a restart: the alert still open is ours
+                row = await conn.fetchrow(
+                    "SELECT alert_id, raised_at, reasons FROM alerts WHERE patient_id = $1 "
+                    "AND kind = $2 AND status <> 'resolved'",
+                    PIPELINE_PATIENT,
+                    Kind.pipeline_stalled.value,
+                )
+                if row is not None and self.stall is None:
+                    self.stall = Stall(row["alert_id"], row["raised_at"], set(row["reasons"]), True)
+                self.adopted = True
+        self.progress["database"] = wall()
+
+    async def look_at_broker(self) -> None:
+        """Each consumer group's progress as the broker sees it (shared/lag_exporter.py)."""
+        rows = await asyncio.wait_for(
+            self.exporter.collect(), self.lag_settings.lag_exporter_timeout_s
+        )
+        now = wall()
+        for g in rows:
+            label = self.group_labels.get(g.info.group, g.info.group)
+            stage = f"broker_lag:{label}"
+            if g.info.state == "Dead":  # never ran here: nothing to watch
+                self.groups.pop(stage, None)
+                self.progress.pop(stage, None)
+                continue
+            committed = sum(p.committed or 0 for p in g.partitions)
+            self.groups[stage] = rule.group_progress(
+                self.groups.get(stage), committed, g.total_lag, now
+            )
+            self.progress[stage] = self.groups[stage].at
+        self.progress["broker"] = wall()
+
+    async def broker_loop(self) -> None:
+        while True:
+            try:
+                await self.look_at_broker()
+            except Exception as exc:  # the broker away: its stage stops moving
+                log.warning("watchdog_broker_unreachable", error=repr(exc))
+                await self.exporter.close()
+            await asyncio.sleep(self.settings.watchdog_interval_s)
+
+    # --- deciding and acting ----------------------------------------------------------------
+
+    async def tick(self) -> None:
+        db_ok = True
+        try:
+            await asyncio.wait_for(self.look_at_database(), self.db_timeout)
+        except DB_ERRORS as exc:
+            db_ok = False
+            log.warning("watchdog_database_unreachable", error=repr(exc))
+        now = wall()
+        for stage, at in self.progress.items():
+            STAGE_AGE.labels(stage).set((now - at).total_seconds())
+        stages = rule.stalled(self.progress, now, self.settings.pipeline_stall_s)
+        reasons = set(rule.reasons(stages))
+        if reasons and self.stall is None:
+            await self.raise_stall(reasons, db_ok)
+        elif reasons and self.stall is not None and not reasons <= self.stall.reasons:
+            await self.repeat(reasons, db_ok)
+        elif not reasons and self.stall is not None and db_ok:
+            await self.resolve()
+        if self.stall is not None:
+            await self.deliver_from_memory()
+            if db_ok:
+                await self.db_work()
+        STALLED.set(1 if self.stall is not None else 0)
+
+    @property
+    def db_timeout(self) -> float:
+        return max(self.settings.watchdog_interval_s * 2, 2.0)
+
+    async def raise_stall(self, reasons: set[str], db_ok: bool) -> None:
+        self.stall = Stall(uuid.uuid4(), utcnow(), set(reasons), recorded=False)
+        log.error(
+            "pipeline_stalled",
+            alert_id=str(self.stall.alert_id),
+            reasons=sorted(reasons),
+            stall_after_s=self.settings.pipeline_stall_s,
+        )
+        if db_ok:
+            with contextlib.suppress(*DB_ERRORS):
+                await asyncio.wait_for(self.record(), self.db_timeout)
+        if not self.stall.recorded:
+            self.queue_in_memory()
+
+    def queue_in_memory(self) -> None:
+        """Tier 1 of the network on-call of the last successful read, paged from memory."""
+        assert self.stall is not None
+        policy = self.network
+        if policy.empty:
+            log.warning("pipeline_stalled_nobody_on_call", alert_id=str(self.stall.alert_id))
+            return
+        now = utcnow()
+        for i, r in enumerate(policy.tiers[0].recipients):
+            page_id = str(uuid.uuid4())
+            body = page_body(
+                page_id=page_id,
+                alert_id=str(self.stall.alert_id),
+                patient_id=PIPELINE_PATIENT,
+                site_id=NETWORK_SITE,
+                kind=Kind.pipeline_stalled.value,
+                severity=Severity.critical.value,
+                status=Status.open.value,
+                tier=0,
+                recipient=i,
+                round_=0,
+                reason="initial",
+                raised_at=self.stall.raised_at,
+                paged_at=now,
+            )
+            key = idempotency_key(str(self.stall.alert_id), 0, i, 0)
+            self.stall.pages.append(
+                MemPage(page_id, key, 0, i, r.name, r.webhook_url, body, now, next_at=now)
+            )
+
+    async def deliver_from_memory(self) -> None:
+        assert self.stall is not None
+        due = [p for p in self.stall.pages if p.next_at is not None and p.next_at <= utcnow()]
+        await asyncio.gather(*(self.post(p) for p in due))
+
+    async def post(self, p: MemPage) -> None:
+        if not host_allowed(p.url, self.settings.allowed_hosts):
+            p.next_at, p.last_error = None, "the host is not in PAGE_ALLOWED_HOSTS"
+            return
+        p.attempts += 1
+        _, error, _ = await post_page(self.http, self.settings, p.url, p.body, p.key)
+        WATCHDOG_PAGES.labels("failed" if error else "delivered").inc()
+        if error is None:
+            p.next_at, p.delivered_at, p.last_error = None, utcnow(), None
+            log.info("watchdog_page_delivered", page_id=p.page_id, tier=p.tier + 1)
+        else:
+            p.last_error = error
+            p.next_at = utcnow() + timedelta(
+                seconds=backoff(
+                    p.attempts,
+                    initial_s=self.settings.page_retry_initial_s,
+                    max_s=self.settings.page_retry_max_s,
+                    jitter=self.rng.random(),
+                )
+            )
+            log.warning("watchdog_page_failed", page_id=p.page_id, error=error)
+
+    async def record(self) -> None:
+        """The alert's row (and the pages made from memory), in one transaction; pages for
+        anyone not yet paged are queued by the escalation rule (services/alerts/alerting.py
+        apply_decision) and POSTed by db_work straight after."""
+        stall = self.stall
+        assert stall is not None
+        assert self.pool is not None
+        now = utcnow()
+        async with self.pool.acquire() as conn, conn.transaction():
+            oncall = await repo.get_oncall(conn, NETWORK_SITE)
+            tiers = oncall["tiers"] if oncall else (self.network_tiers if stall.pages else None)
+            made = list(stall.pages)
+            row = await repo.insert_alert(
+                conn,
+                {
+                    "alert_id": stall.alert_id,
+                    "patient_id": PIPELINE_PATIENT,
+                    "site_id": NETWORK_SITE,
+                    "kind": Kind.pipeline_stalled.value,
+                    "severity": Severity.critical.value,
+                    "status": Status.open.value,
+                    "reasons": sorted(stall.reasons),
+                    "raised_at": stall.raised_at,
+                    "first_seen_at": stall.raised_at,
+                    "last_seen_at": now,
+                    "policy": tiers,
+                    "policy_version": oncall["version"] if oncall else self.network_version,
+                    # tier 1 was paged from memory already: escalation goes on from there
+                    "tiers_paged": 1 if made else 0,
+                    "last_escalated_at": stall.raised_at if made else None,
+                    "updated_at": now,
+                },
+            )
+            if made:
+                await conn.executemany(
+                    """
+                    INSERT INTO pages (page_id, alert_id, idempotency_key, tier, round, reason,
+                        recipient_index, recipient_name, webhook_url, body, status, attempts,
+                        next_attempt_at, created_at, delivered_at, last_error)
+                    VALUES ($1, $2, $3, $4, 0, 'initial', $5, $6, $7, $8, $9, $10, $11, $12,
+                            $13, $14)
+                    ON CONFLICT (idempotency_key) DO NOTHING
+                    """,
+                    [
+                        (
+                            uuid.UUID(p.page_id),
+                            stall.alert_id,
+                            p.key,
+                            p.tier,
+                            p.recipient,
+                            p.name,
+                            p.url,
+                            p.body,
+                            "delivered" if p.delivered_at else "pending",
+                            p.attempts,
+                            None if p.delivered_at else now,
+                            p.created_at,
+                            p.delivered_at,
+                            p.last_error,
+                        )
+                        for p in made
+                    ],
+                )
+            await announce_raised(conn, row, tiers is not None)
+            if tiers is not None:
+                await apply_decision(conn, self.deps, row, now)
+        stall.recorded = True
+        stall.pages = []  # from now on the database holds them (db_work retries them)
+        log.info(
+            "pipeline_stalled_recorded", alert_id=str(stall.alert_id), paged_from_memory=len(made)
+        )
+
+    async def repeat(self, reasons: set[str], db_ok: bool) -> None:
+        stall = self.stall
+        assert stall is not None
+        stall.reasons |= reasons
+        log.error("pipeline_stalled", alert_id=str(stall.alert_id), reasons=sorted(stall.reasons))
+        if not (db_ok and stall.recorded):
+            return  # recorded with every reason when the database answers
+        assert self.pool is not None
+        with contextlib.suppress(*DB_ERRORS):
+            async with self.pool.acquire() as conn, conn.transaction():
+                now = utcnow()
+                row = await repo.repeat_alert(conn, str(stall.alert_id), sorted(reasons), now, now)
+                await announce_changed(conn, row, "repeated", row["status"], now)
+
+    async def resolve(self) -> None:
+        stall = self.stall
+        assert stall is not None
+        assert self.pool is not None
+        if stall.recorded:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    now = utcnow()
+                    row = await conn.fetchrow(
+                        "SELECT * FROM alerts WHERE alert_id = $1 FOR UPDATE", stall.alert_id
+                    )
+                    if row is not None and row["status"] != Status.resolved.value:
+                        await repo.cancel_pending_pages(conn, stall.alert_id, now)
+                        done = await repo.update_alert(
+                            conn,
+                            stall.alert_id,
+                            {
+                                "status": Status.resolved.value,
+                                "resolved_at": now,
+                                "resolved_by": "watchdog",
+                                "next_check_at": None,
+                                "updated_at": now,
+                            },
+                        )
+                        await announce_changed(conn, done, "resolved", row["status"], now)
+            except DB_ERRORS as exc:
+                log.warning("watchdog_resolve_retry", error=repr(exc))
+                return
+        log.info(
+            "pipeline_recovered",
+            alert_id=str(stall.alert_id),
+            after_s=round((utcnow() - stall.raised_at).total_seconds(), 3),
+        )
+        self.stall = None
+
+    async def db_work(self) -> None:
+        """With the database up: record an alert made from memory, escalate it when due,
+        and POST its due pages (first attempts, retries) without waiting for timers."""
+        stall = self.stall
+        assert stall is not None
+        assert self.pool is not None
+        assert self.timers is not None
+        try:
+            if not stall.recorded:
+                await asyncio.wait_for(self.record(), self.db_timeout)
+            now = utcnow()
+            lease = now + timedelta(seconds=self.settings.page_lease_s)
+            async with self.pool.acquire() as conn:
+                async with conn.transaction():
+                    row = await conn.fetchrow(
+                        "SELECT * FROM alerts WHERE alert_id = $1 AND next_check_at <= $2 "
+                        "FOR UPDATE SKIP LOCKED",
+                        stall.alert_id,
+                        now,
+                    )
+                    if row is not None:
+                        await apply_decision(conn, self.deps, row, now)
+                rows = await repo.claim_patient_pages(conn, PIPELINE_PATIENT, now, lease)
+            for r in rows:  # each one its own task: a slow receiver holds no tick
+                asyncio.create_task(self.timers.deliver(r))  # noqa: RUF006
+        except DB_ERRORS as exc:
+            log.warning("watchdog_db_work_retry", error=repr(exc))
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now - self.last_prune > 600:
+            self.last_prune = loop_now
+            with contextlib.suppress(*DB_ERRORS):
+                async with self.pool.acquire() as conn:
+                    await repo.prune_heartbeats(conn, "pipeline.heartbeat", timedelta(hours=1))
+
+
+async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    delay = 0.5
+    while not stop.is_set():  # the tables must exist; after that it needs nothing to start
+        try:
+            await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
+            break
+        except DB_ERRORS as exc:
+            log.warning("watchdog_waiting_for_database", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    if settings.alerts_watchdog_metrics_port:
+        start_http_server(settings.alerts_watchdog_metrics_port, addr=settings.http_host)
+    async with httpx.AsyncClient(timeout=settings.page_timeout_s, follow_redirects=False) as http:
+        dog = Watchdog(settings, http)
+        broker = asyncio.create_task(dog.broker_loop())
+        log.info(
+            "watchdog_started",
+            stall_after_s=settings.pipeline_stall_s,
+            interval_s=settings.watchdog_interval_s,
+            outboxes=dog.schemas,
+            groups=sorted(dog.group_labels.values()),
+        )
+        while not stop.is_set():
+            try:
+                await dog.tick()
+            except Exception as exc:  # never die of one bad tick: this is the alarm
+                log.exception("watchdog_tick_failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.watchdog_interval_s)
+        broker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await broker
+        await dog.exporter.close()
+        if dog.pool is not None:
+            dog.pool.terminate()
+    log.info("watchdog_stopped")

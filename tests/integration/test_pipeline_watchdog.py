@@ -1,0 +1,229 @@
+"""The pipeline watchdog end to end (services/alerts/watchdog.py; docs/architecture.md,
+"Pipeline watchdog"): a stack of its own (its database, its topic prefix) with the
+heartbeat every second and PIPELINE_STALL_S=5, the network ops on-call pointing at a
+PageReceiver. Healthy, nothing is raised; a frozen safety lane or intake relay is paged
+as ``pipeline_stalled`` within PIPELINE_STALL_S + 5 s naming the stage, and the alert
+resolves by itself once the stage moves again. Processes are frozen with SIGSTOP (as if
+stuck: their sockets stay open) and thawed with SIGCONT.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.db import connect_kwargs
+from shared.events import ALL_TOPICS
+from shared.kafka import ensure_topics
+from tests.integration.conftest import (
+    ARTIFACTS,
+    BASE_DSN,
+    KAFKA,
+    ServiceProcess,
+    free_port,
+    service_env,
+    until,
+    wait_ready,
+    with_database,
+)
+from tools.page_receiver import PageReceiver
+
+STALL_S = 5.0
+SECRET = "watchdog-secret"
+
+
+@dataclass
+class Stack:
+    alerts_url: str
+    procs: dict[str, ServiceProcess]
+    rx: PageReceiver
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[Stack]:
+    run = uuid.uuid4().hex[:6]
+    name = f"care_watchdog_{run}"
+    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = with_database(BASE_DSN, name)
+    prefix = f"watchdog-{run}."
+    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
+    ports = {"intake": free_port(), "alerts": free_port()}
+    env = service_env(
+        dsn,
+        INTAKE_PORT=str(ports["intake"]),
+        ALERTS_PORT=str(ports["alerts"]),
+        ALERTS_CONSUMER_GROUP=f"alerts-watchdog-{run}",
+        SCHEDULING_CONSUMER_GROUP=f"scheduling-watchdog-{run}",  # none runs: not watched
+        WATCHDOG_OUTBOX_SCHEMAS="intake,alerts",
+        PIPELINE_HEARTBEAT_INTERVAL_S="1",
+        PIPELINE_STALL_S=str(STALL_S),
+        PAGE_SIGNING_SECRET=SECRET,
+        PAGE_RETRY_INITIAL_S="0.2",
+        PAGE_RETRY_MAX_S="2",
+    )
+    env["KAFKA_TOPIC_PREFIX"] = prefix
+    logs = ARTIFACTS / "logs"
+
+    def proc(service: str, role: str, metrics: str | None = None) -> ServiceProcess:
+        p = ServiceProcess(
+            f"{service}-{role}",
+            [f"services.{service}", role],
+            env,
+            logs / f"watchdog-{run}-{service}-{role}.log",
+        )
+        return p.with_metrics(metrics) if metrics else p
+
+    procs = {
+        "intake-api": proc("intake", "api"),
+        "intake-relay": proc("intake", "relay", "RELAY_METRICS_PORT"),
+        "alerts-api": proc("alerts", "api"),
+        "alerts-relay": proc("alerts", "relay", "RELAY_METRICS_PORT"),
+        "alerts-timers": proc("alerts", "timers", "ALERTS_TIMERS_METRICS_PORT"),
+        "alerts-safety": proc("alerts", "safety", "ALERTS_SAFETY_METRICS_PORT"),
+    }
+    urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+    async with PageReceiver(signing_secret=SECRET) as rx:
+        for p in procs.values():
+            p.start()
+        await wait_ready(urls["intake"], procs["intake-api"])
+        await wait_ready(urls["alerts"], procs["alerts-api"])
+        async with httpx.AsyncClient(base_url=urls["alerts"], timeout=10) as api:
+            body = {"tiers": [{"recipients": [{"name": "Ops", "webhook_url": rx.url("/ops")}]}]}
+            r = await api.put("/v1/oncall/network", json=body)
+            assert r.status_code == 200, r.text
+            got = await api.get("/v1/oncall/network")
+            assert got.json()["site_id"] == "_network"
+        # the watchdog last: every stage is up and beating when it starts looking
+        await until(lambda: beats(dsn), lambda n: n >= 2, timeout=60, what="first heartbeats")
+        procs["alerts-watchdog"] = proc("alerts", "watchdog", "ALERTS_WATCHDOG_METRICS_PORT")
+        procs["alerts-watchdog"].start()
+        try:
+            yield Stack(urls["alerts"], procs, rx)
+        finally:
+            for p in procs.values():
+                if p.proc is not None and p.proc.poll() is None:
+                    p.proc.send_signal(signal.SIGCONT)
+                p.kill(signal.SIGTERM)
+    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def beats(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn, **connect_kwargs(dsn))
+    try:
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM alerts.pipeline_heartbeats"))
+        except asyncpg.UndefinedTableError:
+            return 0
+    finally:
+        await conn.close()
+
+
+async def stalled_alerts(stack: Stack, status: str | None = None) -> list[dict[str, Any]]:
+    params = {"kind": "pipeline_stalled", **({"status": status} if status else {})}
+    async with httpx.AsyncClient(base_url=stack.alerts_url, timeout=5) as api:
+        r = await api.get("/v1/alerts", params=params)
+        r.raise_for_status()
+        out: list[dict[str, Any]] = r.json()
+        return out
+
+
+def freeze(stack: Stack, name: str) -> None:
+    p = stack.procs[name].proc
+    assert p is not None
+    p.send_signal(signal.SIGSTOP)
+
+
+def thaw(stack: Stack, name: str) -> None:
+    p = stack.procs[name].proc
+    assert p is not None
+    p.send_signal(signal.SIGCONT)
+
+
+async def test_a_healthy_stack_raises_nothing(stack: Stack) -> None:
+    t0 = time.monotonic()
+    # the watchdog is up and looking (its metrics answer), then stays quiet for 2 stalls
+    await until(
+        lambda: _metric(stack, "pipeline_stalled"), lambda v: v == 0.0, timeout=30, what="up"
+    )
+    while time.monotonic() - t0 < 2 * STALL_S + 2:
+        assert await _metric(stack, "pipeline_stalled") == 0.0
+        assert await stalled_alerts(stack) == []
+        await until(lambda: _metric(stack, "pipeline_stalled"), lambda v: v == 0.0)
+    assert stack.rx.requests("/ops") == []
+
+
+async def _metric(stack: Stack, name: str) -> float | None:
+    url = stack.procs["alerts-watchdog"].metrics_url
+    async with httpx.AsyncClient(timeout=3) as client:
+        try:
+            text = (await client.get(url)).text
+        except httpx.HTTPError:
+            return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def _ops_pages(stack: Stack) -> list[Any]:
+    return [r for r in stack.rx.delivered("/ops") if r.json and r.json.get("status") == "open"]
+
+
+async def _stall_and_recover(stack: Stack, victim: str, reason: str) -> dict[str, float]:
+    seen = len(_ops_pages(stack))
+    t0 = time.monotonic()
+    freeze(stack, victim)
+    try:
+        await stack.rx.wait_for(
+            lambda rx: len(_ops_pages(stack)) > seen, timeout=STALL_S + 10, what="the stall page"
+        )
+        paged_after = time.monotonic() - t0
+        page = _ops_pages(stack)[-1].json
+        assert page["kind"] == "pipeline_stalled"
+        assert page["severity"] == "critical"
+        assert page["site_id"] == "_network"
+        assert _ops_pages(stack)[-1].signature_ok  # signed as every page
+        [alert] = await until(
+            lambda: stalled_alerts(stack, "open"),
+            lambda rows: len(rows) == 1 and reason in rows[0].get("reasons", [reason]),
+            timeout=10,
+            what="the open alert",
+        )
+        assert alert["alert_id"] == page["alert_id"]
+    finally:
+        thaw(stack, victim)
+    t1 = time.monotonic()
+    await until(
+        lambda: stalled_alerts(stack, "open"), lambda rows: rows == [], timeout=60, what="resolve"
+    )
+    resolved_after = time.monotonic() - t1
+    async with httpx.AsyncClient(base_url=stack.alerts_url, timeout=5) as api:
+        detail = (await api.get(f"/v1/alerts/{page['alert_id']}")).json()
+    assert detail["status"] == "resolved"
+    assert reason in detail["reasons"], detail["reasons"]
+    print(f"{victim}: paged after {paged_after:.1f}s, resolved {resolved_after:.1f}s after thaw")
+    return {"paged": paged_after, "resolved": resolved_after}
+
+
+async def test_a_frozen_safety_lane_is_paged_and_resolves(stack: Stack) -> None:
+    times = await _stall_and_recover(stack, "alerts-safety", "heartbeat_stale")
+    assert times["paged"] <= STALL_S + 5
+
+
+async def test_a_frozen_intake_relay_is_paged(stack: Stack) -> None:
+    times = await _stall_and_recover(stack, "intake-relay", "heartbeat_stale")
+    assert times["paged"] <= STALL_S + 5
+    # one open alert at a time, and every one of them resolved by itself
+    assert all(a["status"] == "resolved" for a in await stalled_alerts(stack))
