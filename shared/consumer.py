@@ -138,7 +138,9 @@ class EventProcessor:
                 )
             if self._producer is None:
                 self._producer = idempotent_producer(
-                    self.settings.kafka_servers, f"{self.group}-dlq"
+                    self.settings.kafka_servers,
+                    f"{self.group}-dlq",
+                    self.settings.kafka_request_timeout_ms,
                 )
                 await self._producer.start()
 
@@ -239,6 +241,12 @@ class EventProcessor:
                 break
             except TRANSIENT as exc:
                 log.warning("dlq_retry", topic=msg.topic, error=repr(exc), retry_in_s=delay)
+                if isinstance(exc, KafkaError) and not exc.retriable and self._producer:
+                    # broken for good (e.g. OutOfOrderSequenceNumber after a broker
+                    # restart, shared/relay.py _replace_producer): start() makes a new one
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self._producer.stop(), 5)
+                    self._producer = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.consumer_retry_max_s)
         DEAD_LETTERED.labels(msg.topic, reason).inc()

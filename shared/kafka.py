@@ -15,7 +15,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 HEALTH_TOPIC = "_interval.health"
 
 
-def idempotent_producer(servers: list[str], client_id: str) -> AIOKafkaProducer:
+def idempotent_producer(
+    servers: list[str], client_id: str, request_timeout_ms: int = 15000
+) -> AIOKafkaProducer:
     """acks=all + idempotence: a retried send is never written twice to a partition."""
     return AIOKafkaProducer(
         bootstrap_servers=servers,
@@ -23,7 +25,7 @@ def idempotent_producer(servers: list[str], client_id: str) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=0,
-        request_timeout_ms=15000,
+        request_timeout_ms=request_timeout_ms,
         retry_backoff_ms=100,
     )
 

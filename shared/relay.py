@@ -37,6 +37,10 @@ log = get_logger(__name__)
 
 PUBLISHED = Counter("outbox_published_total", "Events published by the outbox relay", ["topic"])
 RELAY_LEADER = Gauge("outbox_relay_leader", "1 when this relay holds the publishing lock")
+PRODUCERS_REPLACED = Counter(
+    "outbox_relay_producers_replaced_total",
+    "Kafka producers the relay replaced after a non-retriable error (e.g. OutOfOrderSequence)",
+)
 
 
 # The safety lane first (shared/outbox.py SAFETY): every pass publishes the rows with a
@@ -71,9 +75,16 @@ class RelayConfig:
 class OutboxRelay:
     """Publishes a service's outbox to Kafka (see the module docstring for guarantees)."""
 
-    def __init__(self, config: RelayConfig, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        producer: AIOKafkaProducer,
+        new_producer: Callable[[], AIOKafkaProducer] | None = None,
+    ) -> None:
         self.config = config
         self.producer = producer
+        # makes a fresh producer when this one is broken for good (see _replace_producer)
+        self.new_producer = new_producer
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_cleanup = 0.0
@@ -97,6 +108,8 @@ class OutboxRelay:
             ) as exc:
                 log.warning("outbox_relay_retry", error=repr(exc), retry_in_s=delay)
                 RELAY_LEADER.set(0)
+                if isinstance(exc, KafkaError) and not exc.retriable:
+                    await self._replace_producer(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 delay = min(delay * 2, 10.0)
@@ -104,6 +117,32 @@ class OutboxRelay:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+
+    async def _replace_producer(self, cause: KafkaError) -> None:
+        """A non-retriable error leaves an idempotent producer broken for good: after a
+        broker restart the broker may no longer know its producer id and answers every
+        send with OutOfOrderSequenceNumber (aiokafka does not reset the sequence, KIP-360),
+        so the same producer would retry forever and nothing would be published again.
+        A new producer (a new producer id) starts its sequences afresh. Rows are still
+        marked only after their acknowledgement: a batch that did land under the old
+        producer is sent again, with the same event ids, and consumers drop the repeat."""
+        if self.new_producer is None:
+            return
+        old = self.producer
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.stop(), 5)
+        fresh = self.new_producer()
+        try:
+            await fresh.start()
+        except KafkaError as exc:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            log.warning("outbox_relay_producer_not_replaced", error=repr(exc))
+            # the stopped one stays: its next send fails (retriable) and we come back here
+            return
+        self.producer = fresh
+        PRODUCERS_REPLACED.inc()
+        log.warning("outbox_relay_producer_replaced", cause=repr(cause))
 
     async def _run_once(self) -> None:
         options = connect_kwargs(self.config.dsn, self.config.schema)
@@ -200,7 +239,9 @@ async def serve_relay(
             log.warning("relay_waiting_for_database", error=repr(exc), retry_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-    producer = idempotent_producer(settings.kafka_servers, f"{schema}-relay")
+    producer = idempotent_producer(
+        settings.kafka_servers, f"{schema}-relay", settings.kafka_request_timeout_ms
+    )
     while not stop.is_set():
         try:
             await producer.start()
@@ -227,6 +268,9 @@ async def serve_relay(
             topic_prefix=settings.kafka_topic_prefix,
         ),
         producer,
+        lambda: idempotent_producer(
+            settings.kafka_servers, f"{schema}-relay", settings.kafka_request_timeout_ms
+        ),
     )
     task = asyncio.create_task(relay.run())
     extra = [asyncio.create_task(t()) for t in tasks]
@@ -237,6 +281,6 @@ async def serve_relay(
         t.cancel()
     await asyncio.gather(*extra, return_exceptions=True)
     await task
-    await producer.stop()
+    await relay.producer.stop()  # the one in use (replaced after a fatal error)
     await devclock.unwatch()
     log.info("relay_stopped", schema=schema)

@@ -23,6 +23,10 @@ class CommonSettings(BaseSettings):
     # How `python -m shared.admin ensure-topics` creates topics (a cluster: e.g. 12 and 3).
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
+    # How long our producers (outbox relays, dead letters) wait for an acknowledgement
+    # before a send fails and is retried (shared/relay.py replaces a producer that a
+    # broker outage longer than this left broken).
+    kafka_request_timeout_ms: int = Field(default=15000, ge=1000)
     database_url: str = DEFAULT_DATABASE_URL
     log_level: str = "INFO"
     log_json: bool = True

@@ -250,7 +250,15 @@ async def wait_ready(url: str, proc: ServiceProcess, timeout: float = 60.0) -> N
 async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStack]:
     port = free_port()
     # a pipeline heartbeat a second (services/intake/heartbeat.py), for a fast watchdog
-    env = service_env(database, INTAKE_PORT=str(port), PIPELINE_HEARTBEAT_INTERVAL_S="1")
+    # and a 3 s producer timeout: test_z_broker_outage.py's outage outlasts it with sends
+    # in flight, which broke the idempotent producer for good (shared/relay.py
+    # _replace_producer)
+    env = service_env(
+        database,
+        INTAKE_PORT=str(port),
+        PIPELINE_HEARTBEAT_INTERVAL_S="1",
+        KAFKA_REQUEST_TIMEOUT_MS="3000",
+    )
     run = uuid.uuid4().hex[:6]
     logs = ARTIFACTS / "logs"
     api = ServiceProcess(

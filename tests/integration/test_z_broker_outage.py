@@ -1,4 +1,8 @@
-"""Readiness tells the truth: 503 while the broker is down, 200 once it is back.
+"""Readiness tells the truth: 503 while the broker is down, 200 once it is back; and an
+outage longer than the producers' request timeout (KAFKA_REQUEST_TIMEOUT_MS, 3 s for the
+session's intake relay) with sends in flight (the pipeline heartbeat every second) does
+not leave the relay's idempotent producer broken for good (shared/relay.py
+_replace_producer).
 
 Runs last in the session (file name) because it stops the shared local broker.
 """
@@ -6,6 +10,7 @@ Runs last in the session (file name) because it stops the shared local broker.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -25,6 +30,16 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
     kafka_sh = str(ROOT / "deploy" / "bin" / "kafka.sh")
     async with httpx.AsyncClient(base_url=intake.url, timeout=10) as http:
         assert (await http.get("/readyz")).status_code == 200
+        # the relay is connected and publishing before the broker goes
+        before = intake_body()
+        assert (await http.post("/v1/intakes", json=before)).status_code == 201
+        key = before["patient"]["patient_id"].encode()
+        await wait_for(
+            lambda: any(r.key == key for r in event_log.on("intake.screened")),
+            timeout=30,
+            what="an intake published before the outage",
+        )
+        stopped = time.monotonic()
         await run(kafka_sh, "stop")
         try:
             status = {"code": 0}
@@ -36,6 +51,9 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
             # Intakes are still accepted while the broker is away: the outbox keeps them.
             body = intake_body()
             assert (await http.post("/v1/intakes", json=body)).status_code == 201
+            # down for longer than the relay's request timeout (3 s): its heartbeat sends
+            # in flight expire, which broke the producer's sequence numbers for good
+            await asyncio.sleep(max(0.0, 6.0 - (time.monotonic() - stopped)))
         finally:
             await run(kafka_sh, "start")
         await _until(probe, lambda: status["code"] == 200, "readyz 200")
