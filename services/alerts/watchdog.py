@@ -29,10 +29,11 @@ import contextlib
 import random
 import signal
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -60,6 +61,8 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 STAGE_AGE = Gauge(
     "pipeline_stage_progress_age_seconds", "Seconds since each stage last made progress", ["stage"]
 )
@@ -75,6 +78,26 @@ OUTBOX_AGE = (
     "SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8 "
     'FROM "{schema}".outbox WHERE published_at IS NULL'
 )
+
+
+async def bounded(step: Coroutine[Any, Any, T], timeout: float) -> T:
+    """``step``'s result, or TimeoutError after ``timeout`` seconds, then and there.
+    Unlike asyncio.wait_for this does not wait for the cancelled step to finish: cancelling
+    an asyncpg query on a server that has stopped answering waits for the cancel request
+    and the connection's reset, which hang as well. The step is cancelled and left to end
+    on its own; a later tick starts afresh (record() finds a row an abandoned try wrote)."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_quietly)
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    return task.result()
+
+
+def _quietly(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned step's error is not logged as unhandled
 
 
 def wall() -> datetime:
@@ -196,9 +219,7 @@ class Watchdog:
 
     async def look_at_broker(self) -> None:
         """Each consumer group's progress as the broker sees it (shared/lag_exporter.py)."""
-        rows = await asyncio.wait_for(
-            self.exporter.collect(), self.lag_settings.lag_exporter_timeout_s
-        )
+        rows = await bounded(self.exporter.collect(), self.lag_settings.lag_exporter_timeout_s)
         now = wall()
         for g in rows:
             label = self.group_labels.get(g.info.group, g.info.group)
@@ -220,7 +241,8 @@ class Watchdog:
                 await self.look_at_broker()
             except Exception as exc:  # the broker away: its stage stops moving
                 log.warning("watchdog_broker_unreachable", error=repr(exc))
-                await self.exporter.close()
+                with contextlib.suppress(Exception):
+                    await bounded(self.exporter.close(), 5)
             await asyncio.sleep(self.settings.watchdog_interval_s)
 
     # --- deciding and acting ----------------------------------------------------------------
@@ -228,25 +250,35 @@ class Watchdog:
     async def tick(self) -> None:
         db_ok = True
         try:
-            await asyncio.wait_for(self.look_at_database(), self.db_timeout)
+            await bounded(self.look_at_database(), self.db_timeout)
         except DB_ERRORS as exc:
             db_ok = False
             log.warning("watchdog_database_unreachable", error=repr(exc))
         now = wall()
         for stage, at in self.progress.items():
             STAGE_AGE.labels(stage).set((now - at).total_seconds())
-        stages = rule.stalled(self.progress, now, self.settings.pipeline_stall_s)
+        stages = rule.stalled(
+            rule.judged(self.progress, db_ok), now, self.settings.pipeline_stall_s
+        )
         reasons = set(rule.reasons(stages))
-        if reasons and self.stall is None:
-            await self.raise_stall(reasons, db_ok)
-        elif reasons and self.stall is not None and not reasons <= self.stall.reasons:
-            await self.repeat(reasons, db_ok)
-        elif not reasons and self.stall is not None and db_ok:
-            await self.resolve()
+        # every database step is bounded: a PostgreSQL that hangs (rather than refuses)
+        # must not hold the tick, or nothing would be paged from memory
+        try:
+            if reasons and self.stall is None:
+                await self.raise_stall(reasons, db_ok)
+            elif reasons and self.stall is not None and not reasons <= self.stall.reasons:
+                await bounded(self.repeat(reasons, db_ok), self.db_timeout)
+            elif not reasons and self.stall is not None and db_ok:
+                await bounded(self.resolve(), self.db_timeout * 2)
+        except DB_ERRORS as exc:
+            log.warning("watchdog_database_step_failed", error=repr(exc))
         if self.stall is not None:
             await self.deliver_from_memory()
             if db_ok:
-                await self.db_work()
+                try:
+                    await bounded(self.db_work(), self.db_timeout * 2)
+                except DB_ERRORS as exc:
+                    log.warning("watchdog_db_work_retry", error=repr(exc))
         STALLED.set(1 if self.stall is not None else 0)
 
     @property
@@ -263,7 +295,7 @@ class Watchdog:
         )
         if db_ok:
             with contextlib.suppress(*DB_ERRORS):
-                await asyncio.wait_for(self.record(), self.db_timeout)
+                await bounded(self.record(), self.db_timeout)
         if not self.stall.recorded:
             self.queue_in_memory()
 
@@ -333,6 +365,10 @@ class Watchdog:
         assert self.pool is not None
         now = utcnow()
         async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval("SELECT 1 FROM alerts WHERE alert_id = $1", stall.alert_id):
+                # committed by an earlier try whose answer never came back (a timeout)
+                stall.recorded, stall.pages = True, []
+                return
             oncall = await repo.get_oncall(conn, NETWORK_SITE)
             tiers = oncall["tiers"] if oncall else (self.network_tiers if stall.pages else None)
             made = list(stall.pages)
@@ -414,6 +450,14 @@ class Watchdog:
         stall = self.stall
         assert stall is not None
         assert self.pool is not None
+        if not stall.recorded:
+            # raised (and paged) while PostgreSQL was away: the alert, its pages and their
+            # outcome are written first, then resolved, so the audit trail keeps them
+            try:
+                await bounded(self.record(), self.db_timeout)
+            except DB_ERRORS as exc:
+                log.warning("watchdog_resolve_retry", error=repr(exc))
+                return
         if stall.recorded:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
@@ -454,7 +498,7 @@ class Watchdog:
         assert self.timers is not None
         try:
             if not stall.recorded:
-                await asyncio.wait_for(self.record(), self.db_timeout)
+                await bounded(self.record(), self.db_timeout)
             now = utcnow()
             lease = now + timedelta(seconds=self.settings.page_lease_s)
             async with self.pool.acquire() as conn:
@@ -516,7 +560,8 @@ async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
         broker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await broker
-        await dog.exporter.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(dog.exporter.close(), 5)
         if dog.pool is not None:
             dog.pool.terminate()
     log.info("watchdog_stopped")

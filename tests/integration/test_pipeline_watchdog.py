@@ -4,17 +4,22 @@ heartbeat every second and PIPELINE_STALL_S=5, the network ops on-call pointing 
 PageReceiver. Healthy, nothing is raised; a frozen safety lane or intake relay is paged
 as ``pipeline_stalled`` within PIPELINE_STALL_S + 5 s naming the stage, and the alert
 resolves by itself once the stage moves again. Processes are frozen with SIGSTOP (as if
-stuck: their sockets stay open) and thawed with SIGCONT.
+stuck: their sockets stay open) and thawed with SIGCONT. The watchdog reaches PostgreSQL
+through a TCP relay of the test's (``DbLink``), so its database can be taken away from
+it alone: it then pages from memory and records the alert once the database is back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -23,6 +28,7 @@ import pytest
 from shared.db import connect_kwargs
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
+from tests.factories import intake_body
 from tests.integration.conftest import (
     ARTIFACTS,
     BASE_DSN,
@@ -40,11 +46,83 @@ STALL_S = 5.0
 SECRET = "watchdog-secret"
 
 
+class DbLink:
+    """A TCP relay in front of PostgreSQL for one process: ``cut()`` drops every
+    connection through it and refuses new ones (the database gone, for that process
+    alone); ``mend()`` lets them through again."""
+
+    def __init__(self, dsn: str) -> None:
+        parts = urlsplit(dsn)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.dsn = dsn
+        self.open = True
+        self.flowing = asyncio.Event()  # cleared: bytes wait (a database that hangs)
+        self.flowing.set()
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        """Listen; the DSN to hand the process."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        parts = urlsplit(self.dsn)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{port}"
+        return urlunsplit(
+            parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
+        )
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await src.read(65536):
+                    await self.flowing.wait()
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.writers -= {writer, up_writer}
+
+    def cut(self) -> None:
+        self.open = False
+        for w in list(self.writers):
+            w.close()
+        self.writers.clear()
+
+    def mend(self) -> None:
+        self.open = True
+        self.flowing.set()
+
+    def hang(self) -> None:
+        """Connections stay open but nothing comes back (a hung server or network)."""
+        self.flowing.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
 @dataclass
 class Stack:
     alerts_url: str
+    intake_url: str
     procs: dict[str, ServiceProcess]
     rx: PageReceiver
+    db_link: DbLink
+    watchdog_env: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +168,12 @@ async def stack() -> AsyncIterator[Stack]:
         "alerts-relay": proc("alerts", "relay", "RELAY_METRICS_PORT"),
         "alerts-timers": proc("alerts", "timers", "ALERTS_TIMERS_METRICS_PORT"),
         "alerts-safety": proc("alerts", "safety", "ALERTS_SAFETY_METRICS_PORT"),
+        # consumes intake.screened: a frozen one leaves the alerts group with lag
+        "alerts-worker": proc("alerts", "worker", "WORKER_METRICS_PORT"),
     }
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+    db_link = DbLink(dsn)
+    watchdog_dsn = await db_link.start()
     async with PageReceiver(signing_secret=SECRET) as rx:
         for p in procs.values():
             p.start()
@@ -105,15 +187,19 @@ async def stack() -> AsyncIterator[Stack]:
             assert got.json()["site_id"] == "_network"
         # the watchdog last: every stage is up and beating when it starts looking
         await until(lambda: beats(dsn), lambda n: n >= 2, timeout=60, what="first heartbeats")
-        procs["alerts-watchdog"] = proc("alerts", "watchdog", "ALERTS_WATCHDOG_METRICS_PORT")
-        procs["alerts-watchdog"].start()
+        watchdog = proc("alerts", "watchdog", "ALERTS_WATCHDOG_METRICS_PORT")
+        watchdog.env = {**watchdog.env, "DATABASE_URL": watchdog_dsn}  # through the link
+        procs["alerts-watchdog"] = watchdog
+        watchdog.start()
         try:
-            yield Stack(urls["alerts"], procs, rx)
+            yield Stack(urls["alerts"], urls["intake"], procs, rx, db_link)
         finally:
             for p in procs.values():
                 if p.proc is not None and p.proc.poll() is None:
                     p.proc.send_signal(signal.SIGCONT)
-                p.kill(signal.SIGTERM)
+                # in a thread: this loop runs the watchdog's database link meanwhile
+                await asyncio.to_thread(p.kill, signal.SIGTERM)
+            await db_link.close()
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
@@ -181,10 +267,14 @@ def _ops_pages(stack: Stack) -> list[Any]:
     return [r for r in stack.rx.delivered("/ops") if r.json and r.json.get("status") == "open"]
 
 
-async def _stall_and_recover(stack: Stack, victim: str, reason: str) -> dict[str, float]:
+async def _stall_and_recover(
+    stack: Stack, victim: str, reason: str, after_freeze: Any = None
+) -> dict[str, float]:
     seen = len(_ops_pages(stack))
     t0 = time.monotonic()
     freeze(stack, victim)
+    if after_freeze is not None:
+        await after_freeze()
     try:
         await stack.rx.wait_for(
             lambda rx: len(_ops_pages(stack)) > seen, timeout=STALL_S + 10, what="the stall page"
@@ -227,3 +317,68 @@ async def test_a_frozen_intake_relay_is_paged(stack: Stack) -> None:
     assert times["paged"] <= STALL_S + 5
     # one open alert at a time, and every one of them resolved by itself
     assert all(a["status"] == "resolved" for a in await stalled_alerts(stack))
+
+
+async def test_a_frozen_worker_with_work_waiting_is_paged(stack: Stack) -> None:
+    """The alerts worker stuck while intakes arrive: its group's committed offsets stand
+    still with lag on the broker (broker_lag:alerts)."""
+
+    async def intakes() -> None:
+        async with httpx.AsyncClient(base_url=stack.intake_url, timeout=10) as api:
+            for _ in range(3):
+                r = await api.post("/v1/intakes", json=intake_body())
+                assert r.status_code == 201, r.text
+
+    times = await _stall_and_recover(stack, "alerts-worker", "broker_lag:alerts", intakes)
+    assert times["paged"] <= STALL_S + 5
+
+
+async def test_without_its_database_the_watchdog_pages_from_memory_and_records_it_later(
+    stack: Stack,
+) -> None:
+    """PostgreSQL gone for the watchdog: it pages the network on-call it last read, and the
+    alert (with that page, delivered) is in the database once it is back, then resolves."""
+    await _database_lost(stack, stack.db_link.cut)
+
+
+async def test_a_database_that_hangs_does_not_hold_the_page(stack: Stack) -> None:
+    """PostgreSQL answering nothing (connections open, no reply): every database step of
+    the watchdog is bounded, so it still pages from memory within the bound."""
+    await _database_lost(stack, stack.db_link.hang)
+
+
+async def _database_lost(stack: Stack, lose: Any) -> None:
+    seen = len(_ops_pages(stack))
+    t0 = time.monotonic()
+    lose()
+    try:
+        await stack.rx.wait_for(
+            lambda rx: len(_ops_pages(stack)) > seen, timeout=STALL_S + 10, what="the stall page"
+        )
+        paged_after = time.monotonic() - t0
+        page = _ops_pages(stack)[-1]
+        assert page.json["kind"] == "pipeline_stalled"
+        assert page.signature_ok
+        # nothing of it in the database yet: the watchdog cannot reach it
+        assert await stalled_alerts(stack, "open") == []
+    finally:
+        stack.db_link.mend()
+    assert paged_after <= STALL_S + 5
+    detail: dict[str, Any] = {}
+
+    async def recorded() -> dict[str, Any]:
+        nonlocal detail
+        async with httpx.AsyncClient(base_url=stack.alerts_url, timeout=5) as api:
+            r = await api.get(f"/v1/alerts/{page.json['alert_id']}")
+            detail = r.json() if r.status_code == 200 else {}
+        return detail
+
+    await until(recorded, lambda d: d.get("status") == "resolved", timeout=30, what="recorded")
+    assert "database_unreachable" in detail["reasons"]
+    assert detail["resolved_by"] == "watchdog"
+    key = page.headers["idempotency-key"]
+    [first] = [p for p in detail["pages"] if p["idempotency_key"] == key]
+    assert first["status"] == "delivered"
+    # the receiver got that page once (no second POST of it after the database came back)
+    keys = [r.headers.get("idempotency-key") for r in stack.rx.delivered("/ops")]
+    assert keys.count(key) == 1

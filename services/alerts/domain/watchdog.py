@@ -33,6 +33,19 @@ def reason_of(stage: str) -> str:
     return stage  # broker_lag:<group>
 
 
+def from_database(stage: str) -> bool:
+    """The stages whose progress the watchdog reads from PostgreSQL."""
+    return stage in ("heartbeat", "timers") or stage.startswith("outbox:")
+
+
+def judged(progress: Mapping[str, datetime], database_ok: bool) -> dict[str, datetime]:
+    """The stages to judge: while the watchdog cannot read PostgreSQL, the stages it reads
+    there are unknown rather than stalled (their last reading only ages), so the stall is
+    named by ``database`` itself (``database_unreachable``), not blamed on the timers or
+    the heartbeat."""
+    return {s: at for s, at in progress.items() if database_ok or not from_database(s)}
+
+
 def stalled(
     progress: Mapping[str, datetime], now: datetime, stall_after_s: float
 ) -> tuple[str, ...]:

@@ -58,3 +58,22 @@ def test_an_outbox_is_as_old_as_its_oldest_unpublished_row() -> None:
     assert rule.outbox_progress(ago(40), NOW) == ago(40)
     assert rule.outbox_progress(NOW + timedelta(seconds=1), NOW) == NOW  # clock skew
     assert rule.stalled({"outbox:scheduling": rule.outbox_progress(ago(40), NOW)}, NOW, 30)
+
+
+def test_without_the_database_only_it_and_the_broker_are_judged() -> None:
+    progress = {
+        "heartbeat": ago(40),
+        "timers": ago(40),
+        "outbox:intake": ago(40),
+        "database": ago(31),
+        "broker": NOW,
+        "broker_lag:alerts": ago(35),
+    }
+    judged = rule.judged(progress, database_ok=False)
+    assert set(judged) == {"database", "broker", "broker_lag:alerts"}
+    assert rule.reasons(rule.stalled(judged, NOW, 30)) == (
+        "broker_lag:alerts",
+        "database_unreachable",
+    )
+    # with the database answering, every stage counts
+    assert rule.judged(progress, database_ok=True) == progress
