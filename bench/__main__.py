@@ -120,6 +120,7 @@ async def main(sections: list[str]) -> None:
     if "alerts" in sections:
         await alerts.section_paging(50 if QUICK else 200)
         await alerts.section_outage()
+        await alerts.section_watchdog()
         await alerts.section_timers(
             20_000 if QUICK else 100_000, spread_s=30 if QUICK else 60, idle_s=10 if QUICK else 30
         )

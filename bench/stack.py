@@ -81,9 +81,12 @@ async def _ready(url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def stack(
-    services: tuple[str, ...] = ("intake",), env_extra: dict[str, str] | None = None
+    services: tuple[str, ...] = ("intake",),
+    env_extra: dict[str, str] | None = None,
+    extra_roles: dict[str, tuple[str, ...]] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Each service's processes (api, relay, and workers/timers) on a fresh database."""
+    """Each service's processes (api, relay, and workers/timers, plus ``extra_roles``,
+    e.g. the alerts watchdog) on a fresh database."""
     name = f"care_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -110,7 +113,11 @@ async def stack(
     try:
         for svc in services:
             # the dashboard is one process with no role; each service has api, relay, ...
-            roles = [""] if svc == "dashboard" else ["api", "relay", *ROLES.get(svc, ())]
+            roles = (
+                [""]
+                if svc == "dashboard"
+                else ["api", "relay", *ROLES.get(svc, ()), *(extra_roles or {}).get(svc, ())]
+            )
             for role in roles:
                 proc_name = f"{svc}-{role or 'web'}"
                 argv = [sys.executable, "-m", f"services.{svc}", *([role] if role else [])]
