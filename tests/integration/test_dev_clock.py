@@ -48,7 +48,7 @@ async def test_moving_the_clock_on_one_service_moves_it_for_every_process_within
         what="every process (APIs, relays, workers, timers) at the new offset within 1 s",
     )
     assert time.monotonic() - started <= 1.0
-    assert len(seen) == 9  # 3 APIs, 3 relays, 2 workers, the timers
+    assert len(seen) == 10  # 3 APIs, 3 relays, 2 workers, the timers, the safety lane
     for service in ("intake", "scheduling", "alerts"):
         answer = await clocked.clock(service)
         ahead = datetime.fromisoformat(answer["now"]) - datetime.now(UTC)

@@ -273,6 +273,8 @@ async def test_the_process_serves_broker_lag_and_health(fresh: Fixture) -> None:
             assert samples(text, "kafka_consumergroup_members") == {
                 (("group", group),): 0,
                 (("group", fresh.absent),): 0,
+                # the safety lane's own group, "<alerts group>-safety" (never ran here)
+                (("group", f"{fresh.absent}-safety"),): 0,
             }
             assert (
                 samples(text, "kafka_consumergroup_state")[(("group", group), ("state", "Empty"))]

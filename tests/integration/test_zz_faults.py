@@ -174,14 +174,19 @@ class Load:
     checkins: int = 0
     retries: int = 0
     faults: list[str] = field(default_factory=list)
-    # (start, end, recovery s): a signal accepted from PAGE_BOUND_S before start until end
-    # may page until end + recovery
+    # (start, end, recovery s) of each fault: the stack has recovered from it by
+    # end + recovery (e.g. a killed lane's partitions reassigned after its session timeout)
     windows: list[tuple[float, float, float]] = field(default_factory=list)
 
     def deadline(self, accepted_at: float) -> float:
+        """When a signal accepted at ``accepted_at`` must have paged: PAGE_BOUND_S later,
+        unless a fault struck while it was still due (before it was paged, or accepted
+        during the fault's recovery): then by that fault's end + recovery. Faults are
+        taken in order, so a page held up by one fault and then by the next (the lane's
+        failover, then the receiver down) gets both."""
         due = accepted_at + PAGE_BOUND_S
-        for start, end, recovery in self.windows:
-            if start - PAGE_BOUND_S <= accepted_at <= end:
+        for start, end, recovery in sorted(self.windows):
+            if start - PAGE_BOUND_S <= due and accepted_at <= end + recovery:
                 due = max(due, end + recovery)
         return due
 
@@ -260,7 +265,7 @@ async def _faults(stack: Stack, receiver: PageReceiver, load: Load) -> None:
         await asyncio.sleep(1.0)
         first.start(service)
         # the other instance takes the dead one's partitions once its session expires
-        # (the safety lane's: 10 s) and its relay's lock at its next poll (1 s)
+        # (the safety lane's: 6 s) and its relay's lock at its next poll (1 s)
         load.windows.append((start, time.monotonic(), 15.0))
     await asyncio.sleep(gap)
     start = time.monotonic()
