@@ -142,9 +142,9 @@ class SafetyLane:
             auto_offset_reset=self.settings.consumer_offset_reset,
             # a lane started while the broker was away learns its topic within seconds
             metadata_max_age_ms=3000,
-            # a lane killed outright hands its partitions on after this: the broker's
-            # lowest allowed (group.min.session.timeout.ms), heartbeats every second
-            session_timeout_ms=6000,
+            # a lane killed outright hands its partitions on after this; 6 s (the broker's
+            # minimum) expired sessions of live lanes on a loaded 2-core machine
+            session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
             fetch_max_wait_ms=100,
         )

@@ -126,8 +126,10 @@ def of(rows: list[GroupLag], group: str) -> tuple[GroupLag, dict[int, PartitionL
     return g, {p.partition: p for p in g.partitions}
 
 
-def expected_age(offset: int) -> float:
-    return time.time() - (BASE_MS + offset * 1000) / 1000
+def expected_age(offset: int, at: float | None = None) -> float:
+    """The age of the record at ``offset`` as of ``at`` (the collection; default now):
+    Kafka's own tool may take seconds between a collection and the assertion."""
+    return (time.time() if at is None else at) - (BASE_MS + offset * 1000) / 1000
 
 
 async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -> None:
@@ -154,6 +156,7 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         await produce(name, 0, 10, 3)
 
         rows = await exporter.collect_and_export()
+        collected = time.time()
         assert rows is not None, exporter.last_error
         g, p = of(rows, group)
         assert (g.info.state, g.info.members) == ("Stable", 1)
@@ -162,9 +165,9 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
             1: (4, 4, 0),
             2: (None, 5, 5),  # no commit: from the log start (CONSUMER_OFFSET_RESET=earliest)
         }
-        assert p[0].oldest_age_s == pytest.approx(expected_age(6), abs=5)
+        assert p[0].oldest_age_s == pytest.approx(expected_age(6, collected), abs=5)
         assert p[1].oldest_age_s == 0.0
-        assert p[2].oldest_age_s == pytest.approx(expected_age(0), abs=5)
+        assert p[2].oldest_age_s == pytest.approx(expected_age(0, collected), abs=5)
 
         cli, state, members = describe(group)
         assert (state, members) == ("Stable", 1)
@@ -175,8 +178,8 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         assert (absent.info.state, absent.info.members) == ("Dead", 0)
         assert {i: x.lag for i, x in ap.items()} == {0: 13, 1: 4, 2: 5}
         # two groups at different offsets of one partition: each its own record's age
-        assert ap[0].oldest_age_s == pytest.approx(expected_age(0), abs=5)
-        assert ap[1].oldest_age_s == pytest.approx(expected_age(0), abs=5)
+        assert ap[0].oldest_age_s == pytest.approx(expected_age(0, collected), abs=5)
+        assert ap[1].oldest_age_s == pytest.approx(expected_age(0, collected), abs=5)
     finally:
         await member.stop()  # leaves the group: the stalled worker from here on
 
@@ -187,6 +190,7 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         deadline = time.monotonic() + 30
         while True:
             rows = await exporter.collect_and_export()
+            collected = time.time()
             assert rows is not None, exporter.last_error
             g, p = of(rows, group)
             if g.info.members == 0 or time.monotonic() > deadline:
@@ -195,7 +199,7 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         assert (g.info.state, g.info.members) == ("Empty", 0)
         assert {i: x.lag for i, x in p.items()} == {0: 9, 1: 3, 2: 5}
         assert g.total_lag == 17
-        assert p[1].oldest_age_s == pytest.approx(expected_age(4), abs=5)
+        assert p[1].oldest_age_s == pytest.approx(expected_age(4, collected), abs=5)
 
         cli, state, members = describe(group)
         assert (state, members) == ("Empty", 0)

@@ -265,7 +265,7 @@ async def _faults(stack: Stack, receiver: PageReceiver, load: Load) -> None:
         await asyncio.sleep(1.0)
         first.start(service)
         # the other instance takes the dead one's partitions once its session expires
-        # (the safety lane's: 6 s) and its relay's lock at its next poll (1 s)
+        # (the safety lane's: 10 s) and its relay's lock at its next poll (1 s)
         load.windows.append((start, time.monotonic(), 15.0))
     await asyncio.sleep(gap)
     start = time.monotonic()
