@@ -138,7 +138,16 @@ async def stack(
             except subprocess.TimeoutExpired:
                 p.kill()
         admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(30):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except asyncpg.InsufficientPrivilegeError:
+                # an autovacuum worker (the server's own role) on the database just
+                # loaded: ours cannot end it; it finishes within seconds
+                if attempt == 29:
+                    raise
+                await asyncio.sleep(1)
         await admin.close()
         kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
         await kafka_admin.start()

@@ -292,6 +292,7 @@ async def _plan_and_book(
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
         return await wait(reason="site_not_configured")
+    await repo.serialize_site(conn, site_id)
     protocol = protocol or site_protocol(site_row)
     site = to_site(site_row)
     for _ in range(settings.replan_attempts):

@@ -312,6 +312,17 @@ async def serialize_patient(conn: Conn, patient_id: str) -> None:
     )
 
 
+async def serialize_site(conn: Conn, site_id: str) -> None:
+    """Take the site's booking lock (held to commit), always after the patient's: one
+    transaction at a time plans and books at a site. Concurrent bookings at one site
+    (a worker's partitions are handled at once) waited on each other's rows through
+    the exclusion constraints and deadlocked; planning on a calendar nobody else is
+    changing also never loses a race."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('scheduling.site'), hashtext($1))", site_id
+    )
+
+
 async def lock_patient(conn: Conn, patient_id: str) -> asyncpg.Record | None:
     """The patient's row, locked: one worker at a time decides for a patient."""
     return await conn.fetchrow(
