@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 
+from shared.db import connect_kwargs
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
@@ -53,6 +54,39 @@ def topic(name: str) -> str:
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@dataclass(frozen=True)
+class Space:
+    """A stack's own database and topic prefix (a module's second stack, apart from the
+    session's): ``care_<kind>_<run>`` and ``<kind>-<run>.``, every topic created."""
+
+    run: str
+    name: str
+    dsn: str
+    prefix: str
+
+
+async def create_space(kind: str) -> Space:
+    run = uuid.uuid4().hex[:6]
+    name = f"care_{kind}_{run}"
+    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    prefix = f"{kind}-{run}."
+    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
+    return Space(run, name, with_database(BASE_DSN, name), prefix)
+
+
+async def drop_space(space: Space) -> None:
+    """The database goes (its topics stay: the broker of a test run is thrown away)."""
+    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{space.name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,19 +25,16 @@ import httpx
 import pytest
 
 from shared.db import connect_kwargs
-from shared.events import ALL_TOPICS
-from shared.kafka import ensure_topics
 from tests.factories import intake_body
 from tests.integration.conftest import (
     ARTIFACTS,
-    BASE_DSN,
-    KAFKA,
     ServiceProcess,
+    create_space,
+    drop_space,
     free_port,
     service_env,
     until,
     wait_ready,
-    with_database,
 )
 from tools.page_receiver import PageReceiver
 
@@ -127,14 +123,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
-    run = uuid.uuid4().hex[:6]
-    name = f"care_watchdog_{run}"
-    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = with_database(BASE_DSN, name)
-    prefix = f"watchdog-{run}."
-    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
+    space = await create_space("watchdog")
+    run, dsn, prefix = space.run, space.dsn, space.prefix
     ports = {"intake": free_port(), "alerts": free_port()}
     env = service_env(
         dsn,
@@ -200,9 +190,7 @@ async def stack() -> AsyncIterator[Stack]:
                 # in a thread: this loop runs the watchdog's database link meanwhile
                 await asyncio.to_thread(p.kill, signal.SIGTERM)
             await db_link.close()
-    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await drop_space(space)
 
 
 async def beats(dsn: str) -> int:

@@ -40,7 +40,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import connect_kwargs
 from shared.events import ALL_TOPICS
-from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
 from tests.factories import checkin_body, intake_body
 from tests.integration.conftest import (
@@ -49,9 +48,10 @@ from tests.integration.conftest import (
     KAFKA,
     ROOT,
     ServiceProcess,
+    create_space,
+    drop_space,
     free_port,
     wait_ready,
-    with_database,
 )
 from tools.page_receiver import PageReceiver
 
@@ -93,14 +93,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
-    run = uuid.uuid4().hex[:6]
-    name = f"care_fault_{run}"
-    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = with_database(BASE_DSN, name)
-    prefix = f"fault-{run}."
-    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
+    space = await create_space("fault")
+    run, dsn, prefix = space.run, space.dsn, space.prefix
     groups = {"scheduling": f"fault-scheduling-{run}", "alerts": f"fault-alerts-{run}"}
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEV_CLOCK")}
     base.update(
@@ -149,9 +143,7 @@ async def stack() -> AsyncIterator[Stack]:
     for inst in instances:
         for p in inst.procs.values():
             p.kill(signal.SIGTERM)
-    admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await drop_space(space)
     kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await kafka_admin.start()
     with contextlib.suppress(Exception):
