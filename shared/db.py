@@ -9,6 +9,7 @@ advisory lock, so several instances can start at once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,12 +19,16 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from shared.logging import get_logger
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
     Conn = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 else:
     Conn = asyncpg.Connection
+
+log = get_logger(__name__)
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -72,6 +77,34 @@ def migration_files(service_dir: Path) -> list[tuple[str, str]]:
     """The shared migrations (outbox, inbox) first, then the service's own, by name."""
     files = sorted(SHARED_MIGRATIONS.glob("*.sql")) + sorted(service_dir.glob("*.sql"))
     return [(f.stem, f.read_text()) for f in files]
+
+
+# PostgreSQL not reachable (yet): worth waiting for, unlike an error in the SQL itself.
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def migrate_when_up(
+    dsn: str, schema: str, service_dir: Path, process: str, stop: asyncio.Event | None = None
+) -> bool:
+    """``migrate`` once PostgreSQL answers, retrying with capped backoff meanwhile (a
+    process may start before its database); False when ``stop`` was set first."""
+    delay = 0.5
+    while stop is None or not stop.is_set():
+        try:
+            await migrate(dsn, schema, migration_files(service_dir))
+            return True
+        except UNREACHABLE as exc:
+            log.warning(f"{process}_waiting_for_database", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    return False
 
 
 async def migrate(dsn: str, schema: str, migrations: Sequence[tuple[str, str]]) -> list[str]:

@@ -230,15 +230,9 @@ async def serve_relay(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    # start even while the database or broker is still coming up
+    await db.migrate_when_up(settings.database_url, schema, migrations, "relay")
     delay = 0.5
-    while True:  # start even while the database or broker is still coming up
-        try:
-            await db.migrate(settings.database_url, schema, db.migration_files(migrations))
-            break
-        except (OSError, TimeoutError) as exc:
-            log.warning("relay_waiting_for_database", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
     producer = idempotent_producer(
         settings.kafka_servers, f"{schema}-relay", settings.kafka_request_timeout_ms
     )

@@ -476,10 +476,57 @@ async def touch_progress(conn: Conn, stage: str) -> None:
     )
 
 
-async def pipeline_marks(conn: Conn) -> dict[str, datetime]:
-    """The newest heartbeat seen (by its emission time) and the progress marks."""
+async def stage_ages(conn: Conn) -> dict[str, float]:
+    """Seconds since the newest heartbeat was emitted and since each progress mark, on the
+    database's wall clock (one clock for every process)."""
     rows = await conn.fetch(
-        "SELECT 'heartbeat' AS stage, max(emitted_at) AS at FROM pipeline_heartbeats "
-        "UNION ALL SELECT stage, at FROM pipeline_progress"
+        "SELECT 'heartbeat' AS stage, extract(epoch FROM clock_timestamp() - "
+        "max(emitted_at))::float8 AS age FROM pipeline_heartbeats "
+        "UNION ALL SELECT stage, extract(epoch FROM clock_timestamp() - at)::float8 "
+        "FROM pipeline_progress"
     )
-    return {r["stage"]: r["at"] for r in rows if r["at"] is not None}
+    return {r["stage"]: max(r["age"], 0.0) for r in rows if r["age"] is not None}
+
+
+async def outbox_age(conn: Conn, schema: str) -> float | None:
+    """Seconds since the oldest unpublished row of ``schema``'s outbox (shared/outbox.py)
+    was written; None when it is empty. ``schema`` comes from settings, never a client;
+    raises UndefinedTableError where that service never ran."""
+    query = (
+        "SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8 "  # noqa: S608
+        f'FROM "{schema}".outbox WHERE published_at IS NULL'
+    )
+    age = await conn.fetchval(query)
+    return None if age is None else max(float(age), 0.0)
+
+
+async def unresolved_alert(conn: Conn, patient_id: str, kind: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM alerts WHERE patient_id = $1 AND kind = $2 AND status <> 'resolved'",
+        patient_id,
+        kind,
+    )
+
+
+async def lock_due_alert(conn: Conn, alert_id: Any, now: datetime) -> asyncpg.Record | None:
+    """The alert, locked, when its next escalation decision is due (else None)."""
+    return await conn.fetchrow(
+        "SELECT * FROM alerts WHERE alert_id = $1 AND next_check_at <= $2 FOR UPDATE SKIP LOCKED",
+        alert_id,
+        now,
+    )
+
+
+async def insert_attempted_pages(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Pages made (and perhaps delivered) before their alert was recorded (the watchdog
+    pages from memory while PostgreSQL is away), with their outcome."""
+    await conn.executemany(
+        """
+        INSERT INTO pages (page_id, alert_id, idempotency_key, tier, round, reason,
+            recipient_index, recipient_name, webhook_url, body, status, attempts,
+            next_attempt_at, created_at, delivered_at, last_error)
+        VALUES ($1, $2, $3, $4, 0, 'initial', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        """,
+        rows,
+    )

@@ -196,15 +196,9 @@ async def serve_safety(settings: AlertsSettings, migrations: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # start even while the database is still coming up
+    await db.migrate_when_up(settings.database_url, SCHEMA, migrations, "safety", stop)
     delay = 0.5
-    while not stop.is_set():  # start even while the database is still coming up
-        try:
-            await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
-            break
-        except (*TRANSIENT, ConnectionError) as exc:
-            log.warning("safety_waiting_for_database", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
     processor = create_safety_processor(settings)
     while not stop.is_set():
         try:

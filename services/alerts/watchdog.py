@@ -53,7 +53,7 @@ from services.alerts.domain.model import (
 from services.alerts.domain.paging import backoff, host_allowed, idempotency_key, page_body
 from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import Timers, post_page
-from shared import db
+from shared import db, events
 from shared.clock import utcnow
 from shared.consumer import TRANSIENT
 from shared.lag_exporter import Exporter, LagSettings
@@ -72,12 +72,6 @@ WATCHDOG_PAGES = Counter(
 )
 
 DB_ERRORS = (*TRANSIENT, ConnectionError, OSError, TimeoutError, asyncpg.PostgresError)
-
-
-OUTBOX_AGE = (
-    "SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8 "
-    'FROM "{schema}".outbox WHERE published_at IS NULL'
-)
 
 
 async def bounded(step: Coroutine[Any, Any, T], timeout: float) -> T:
@@ -179,26 +173,16 @@ class Watchdog:
             self.timers = Timers(self.settings, self.pool, self.http)
         now = wall()
         async with self.pool.acquire() as conn:
-            ages = await conn.fetch(
-                "SELECT 'heartbeat' AS stage, extract(epoch FROM clock_timestamp() - "
-                "max(emitted_at))::float8 AS age FROM pipeline_heartbeats "
-                "UNION ALL SELECT stage, extract(epoch FROM clock_timestamp() - at)::float8 "
-                "FROM pipeline_progress"
-            )
-            for r in ages:
-                if r["age"] is not None:
-                    at = now - timedelta(seconds=max(r["age"], 0.0))
-                    self.progress[r["stage"]] = max(at, self.started)
+            for stage, seconds in (await repo.stage_ages(conn)).items():
+                self.progress[stage] = max(now - timedelta(seconds=seconds), self.started)
             self.progress.setdefault("heartbeat", self.started)
             self.progress.setdefault("timers", self.started)
             for schema in self.schemas:
                 try:
-                    # schema names from WATCHDOG_OUTBOX_SCHEMAS, never from a client
-                    query = OUTBOX_AGE.format(schema=schema)
-                    age = await conn.fetchval(query)
+                    age = await repo.outbox_age(conn, schema)
                 except asyncpg.UndefinedTableError:  # that service never ran here
                     continue
-                oldest = None if age is None else now - timedelta(seconds=max(age, 0.0))
+                oldest = None if age is None else now - timedelta(seconds=age)
                 self.progress[f"outbox:{schema}"] = rule.outbox_progress(oldest, now)
             oncall = await repo.get_oncall(conn, NETWORK_SITE)
             if oncall is not None:
@@ -206,11 +190,8 @@ class Watchdog:
             else:
                 self.network_tiers, self.network_version = None, None
             if not self.adopted:  # after a restart: the alert still open is ours
-                row = await conn.fetchrow(
-                    "SELECT alert_id, raised_at, reasons FROM alerts WHERE patient_id = $1 "
-                    "AND kind = $2 AND status <> 'resolved'",
-                    PIPELINE_PATIENT,
-                    Kind.pipeline_stalled.value,
+                row = await repo.unresolved_alert(
+                    conn, PIPELINE_PATIENT, Kind.pipeline_stalled.value
                 )
                 if row is not None and self.stall is None:
                     self.stall = Stall(row["alert_id"], row["raised_at"], set(row["reasons"]), True)
@@ -272,6 +253,11 @@ class Watchdog:
                 await bounded(self.resolve(), self.db_timeout * 2)
         except DB_ERRORS as exc:
             log.warning("watchdog_database_step_failed", error=repr(exc))
+        if db_ok:
+            try:
+                await bounded(self.prune(), self.db_timeout * 2)
+            except DB_ERRORS as exc:
+                log.warning("watchdog_prune_failed", error=repr(exc))
         if self.stall is not None:
             await self.deliver_from_memory()
             if db_ok:
@@ -365,7 +351,7 @@ class Watchdog:
         assert self.pool is not None
         now = utcnow()
         async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM alerts WHERE alert_id = $1", stall.alert_id):
+            if await repo.get_alert(conn, str(stall.alert_id)) is not None:
                 # committed by an earlier try whose answer never came back (a timeout)
                 stall.recorded, stall.pages = True, []
                 return
@@ -394,15 +380,8 @@ class Watchdog:
                 },
             )
             if made:
-                await conn.executemany(
-                    """
-                    INSERT INTO pages (page_id, alert_id, idempotency_key, tier, round, reason,
-                        recipient_index, recipient_name, webhook_url, body, status, attempts,
-                        next_attempt_at, created_at, delivered_at, last_error)
-                    VALUES ($1, $2, $3, $4, 0, 'initial', $5, $6, $7, $8, $9, $10, $11, $12,
-                            $13, $14)
-                    ON CONFLICT (idempotency_key) DO NOTHING
-                    """,
+                await repo.insert_attempted_pages(
+                    conn,
                     [
                         (
                             uuid.UUID(p.page_id),
@@ -462,9 +441,7 @@ class Watchdog:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     now = utcnow()
-                    row = await conn.fetchrow(
-                        "SELECT * FROM alerts WHERE alert_id = $1 FOR UPDATE", stall.alert_id
-                    )
+                    row = await repo.lock_alert(conn, str(stall.alert_id))
                     if row is not None and row["status"] != Status.resolved.value:
                         await repo.cancel_pending_pages(conn, stall.alert_id, now)
                         done = await repo.update_alert(
@@ -503,12 +480,7 @@ class Watchdog:
             lease = now + timedelta(seconds=self.settings.page_lease_s)
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
-                    row = await conn.fetchrow(
-                        "SELECT * FROM alerts WHERE alert_id = $1 AND next_check_at <= $2 "
-                        "FOR UPDATE SKIP LOCKED",
-                        stall.alert_id,
-                        now,
-                    )
+                    row = await repo.lock_due_alert(conn, stall.alert_id, now)
                     if row is not None:
                         await apply_decision(conn, self.deps, row, now)
                 rows = await repo.claim_patient_pages(conn, PIPELINE_PATIENT, now, lease)
@@ -516,12 +488,17 @@ class Watchdog:
                 asyncio.create_task(self.timers.deliver(r))  # noqa: RUF006
         except DB_ERRORS as exc:
             log.warning("watchdog_db_work_retry", error=repr(exc))
+
+    async def prune(self) -> None:
+        """Heartbeats (and their inbox rows) older than an hour, every 10 minutes."""
         loop_now = asyncio.get_running_loop().time()
-        if loop_now - self.last_prune > 600:
-            self.last_prune = loop_now
-            with contextlib.suppress(*DB_ERRORS):
-                async with self.pool.acquire() as conn:
-                    await repo.prune_heartbeats(conn, "pipeline.heartbeat", timedelta(hours=1))
+        if loop_now - self.last_prune < 600:
+            return
+        self.last_prune = loop_now
+        assert self.pool is not None
+        topic = self.settings.topic(events.PipelineHeartbeat.topic)  # as the inbox has it
+        async with self.pool.acquire() as conn:
+            await repo.prune_heartbeats(conn, topic, timedelta(hours=1))
 
 
 async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
@@ -529,15 +506,8 @@ async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    delay = 0.5
-    while not stop.is_set():  # the tables must exist; after that it needs nothing to start
-        try:
-            await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
-            break
-        except DB_ERRORS as exc:
-            log.warning("watchdog_waiting_for_database", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    # the tables must exist; after that it needs nothing to start
+    await db.migrate_when_up(settings.database_url, SCHEMA, migrations, "watchdog", stop)
     if settings.alerts_watchdog_metrics_port:
         start_http_server(settings.alerts_watchdog_metrics_port, addr=settings.http_host)
     async with httpx.AsyncClient(timeout=settings.page_timeout_s, follow_redirects=False) as http:
