@@ -103,6 +103,9 @@ async def stack(
         "LOG_LEVEL": "WARNING",
         "KAFKA_TOPIC_PREFIX": prefix,
         "DEV_CLOCK": "0",  # benchmarks run on the wall clock, whatever the shell has
+        # groups of their own: offsets on bench topics never weigh on the stack's groups
+        "SCHEDULING_CONSUMER_GROUP": f"{prefix}scheduling",
+        "ALERTS_CONSUMER_GROUP": f"{prefix}alerts",
         **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
         **(env_extra or {}),
     }

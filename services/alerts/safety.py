@@ -157,7 +157,9 @@ class SafetyLane:
                 log.warning("safety_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 5.0)
+                # at most a second between tries: the lane must be consuming within
+                # seconds of the broker's return (a connection attempt costs nothing)
+                delay = min(delay * 2, 1.0)
         else:
             return
         log.info("safety_lane_started", topic=self.topic, group=self.processor.group)

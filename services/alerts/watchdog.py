@@ -140,6 +140,7 @@ class Watchdog:
             alerts_group: "alerts",
             f"{alerts_group}-safety": "alerts-safety",
         }
+        self.own_topics = self.lag_settings.groups()
         self.schemas = [s.strip() for s in settings.watchdog_outbox_schemas.split(",") if s]
         self.started = wall()
         self.progress: dict[str, datetime] = {"database": self.started, "broker": self.started}
@@ -209,10 +210,13 @@ class Watchdog:
                 self.groups.pop(stage, None)
                 self.progress.pop(stage, None)
                 continue
-            committed = sum(p.committed or 0 for p in g.partitions)
-            self.groups[stage] = rule.group_progress(
-                self.groups.get(stage), committed, g.total_lag, now
-            )
+            # only the topics this stack's consumers read: a group name shared with an
+            # old run (other prefix, a benchmark) keeps offsets nobody will move again
+            own = set(self.own_topics.get(g.info.group, ()))
+            parts = [p for p in g.partitions if not own or p.topic in own]
+            committed = sum(p.committed or 0 for p in parts)
+            lag = sum(p.lag for p in parts)
+            self.groups[stage] = rule.group_progress(self.groups.get(stage), committed, lag, now)
             self.progress[stage] = self.groups[stage].at
         self.progress["broker"] = wall()
 
