@@ -622,7 +622,13 @@ async def on_checkin_recorded(
     if patient is None:
         return
     await _propose_worsening(
-        conn, deps, p.patient_id, patient["site_id"], patient["preferences"], deps.clock()
+        conn,
+        deps,
+        p.patient_id,
+        patient["site_id"],
+        patient["preferences"],
+        deps.clock(),
+        submitted_at=p.submitted_at,
     )
 
 
@@ -633,14 +639,27 @@ async def _propose_worsening(
     site_id: str,
     prefs: dict[str, Any] | None,
     now: datetime,
+    submitted_at: datetime | None = None,
 ) -> Any:
     """A maintenance session within ``worsening_within``: none if one already falls in
-    time; a later pending one is moved forward (booked anew, then the old one cancelled),
-    so there are never two pending."""
+    time, or if a dose has begun since the check-in was submitted; a later pending one is
+    moved forward (booked anew, then the old one cancelled), so there are never two
+    pending."""
     pending = await repo.pending_maintenance(conn, patient_id, now)
-    action = on_worsening(now, pending["start"] if pending else None, deps.maintenance)
+    action = on_worsening(
+        now,
+        pending["start"] if pending else None,
+        deps.maintenance,
+        submitted_at=submitted_at,
+        last_dose_start=(
+            await repo.last_dose_started(conn, patient_id, now) if submitted_at else None
+        ),
+    )
     if action is OnWorsening.keep:
         log.info("maintenance_pending", patient_id=patient_id, purpose="worsening")
+        return None
+    if action is OnWorsening.answered:
+        log.info("worsening_answered", patient_id=patient_id)
         return None
     not_before, not_after = worsening_window(now, deps.maintenance)
     result = await planner.propose_single(

@@ -265,6 +265,19 @@ async def pending_maintenance(conn: Conn, patient_id: str, now: datetime) -> asy
     )
 
 
+async def last_dose_started(conn: Conn, patient_id: str, now: datetime) -> datetime | None:
+    """Start of the patient's latest dose that has begun by ``now`` and was not cancelled
+    or missed (lifecycle.OCCUPYING; every series, maintenance included)."""
+    result: datetime | None = await conn.fetchval(
+        "SELECT max(start_at) FROM appointments WHERE patient_id = $1 "
+        "AND kind <> 'integration' AND status = ANY($2::text[]) AND start_at <= $3",
+        patient_id,
+        list(OCCUPYING),
+        now,
+    )
+    return result
+
+
 async def patient_doses(conn: Conn, patient_id: str, ignoring: str | None = None) -> list[datetime]:
     """Starts of every dose of the patient that was or will be given (lifecycle.OCCUPYING:
     proposed, confirmed, completed; every series, maintenance included), but ``ignoring``

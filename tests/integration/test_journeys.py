@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
 import pytest
 
@@ -118,7 +119,27 @@ def assert_spaced(starts: list[datetime], gap: timedelta = timedelta(hours=48)) 
         assert len([s for s in starts[i:] if s - first < WEEK]) <= 2, f"3 doses in 7 days {first}"
 
 
+async def handled_checkins(clocked: ClockedStack) -> None:
+    """Wait until the scheduling worker has handled every check-in intake has published
+    (their event ids are in scheduling's inbox): what they did, or did not do, is final."""
+    conn = await asyncpg.connect(clocked.dsn)
+    try:
+        await until(
+            lambda: conn.fetchval(
+                "SELECT count(*) FROM intake.outbox o WHERE o.topic LIKE '%checkin.recorded' "
+                "AND NOT EXISTS (SELECT 1 FROM scheduling.inbox i "
+                "WHERE i.event_id = o.event_id::text)"
+            ),
+            lambda n: n == 0,
+            what="scheduling handled the check-ins",
+        )
+    finally:
+        await conn.close()
+
+
 async def worsen(clocked: ClockedStack, intake: httpx.AsyncClient, pid: str) -> None:
+    """A remission then a relapse check-in (verdict worsening), returning once the
+    scheduling worker has handled them."""
     now = await clocked.now()
     for at, phq9 in (
         (now - timedelta(seconds=20), REMISSION),
@@ -129,6 +150,7 @@ async def worsen(clocked: ClockedStack, intake: httpx.AsyncClient, pid: str) -> 
         )
         assert r.status_code == 202, r.text
     assert r.json()["assessment"]["worsening"] is True
+    await handled_checkins(clocked)
 
 
 async def test_a_whole_course_six_doses_then_maintenance_moved_forward_and_recurring(

@@ -240,9 +240,12 @@ async def _generate(stack: Stack, site_id: str, load: Load, until: float) -> Non
 
 async def _run(*argv: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    assert await asyncio.wait_for(proc.wait(), 300) == 0, f"{argv} failed"
+    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    text = out.decode(errors="replace")
+    print(text)
+    assert proc.returncode == 0, f"{argv} failed (exit {proc.returncode}):\n{text[-3000:]}"
 
 
 async def _faults(stack: Stack, receiver: PageReceiver, load: Load) -> None:

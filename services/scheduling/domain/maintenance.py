@@ -64,13 +64,25 @@ class OnWorsening(StrEnum):
     keep = "keep"  # a pending session already falls within the window
     move_forward = "move_forward"  # the pending one is later: bring it within the window
     propose = "propose"  # none pending: propose one within the window
+    answered = "answered"  # a dose has taken place since the check-in: nothing to do
 
 
 def on_worsening(
-    now: datetime, pending_start: datetime | None, policy: MaintenancePolicy
+    now: datetime,
+    pending_start: datetime | None,
+    policy: MaintenancePolicy,
+    *,
+    submitted_at: datetime | None = None,
+    last_dose_start: datetime | None = None,
 ) -> OnWorsening:
     """Never two pending maintenance sessions; a worsening patient is seen within
-    ``worsening_within``: the pending one is kept if it starts in time, else moved."""
+    ``worsening_within``: the pending one is kept if it starts in time, else moved.
+
+    A check-in handled late (after a dose that began at or after its submission, e.g.
+    the early maintenance it would have kept) was answered by that dose: the outcome
+    does not depend on how quickly the event was consumed."""
+    if submitted_at is not None and last_dose_start is not None and last_dose_start >= submitted_at:
+        return OnWorsening.answered
     if pending_start is None:
         return OnWorsening.propose
     if pending_start <= now + policy.worsening_within:

@@ -70,6 +70,40 @@ def test_worsening_never_leaves_two_pending_and_moves_a_late_one_forward(
 
 
 @pytest.mark.parametrize(
+    ("dose_after_submission", "pending_in", "expected"),
+    [
+        (timedelta(hours=2), None, OnWorsening.answered),
+        (timedelta(0), None, OnWorsening.answered),
+        (timedelta(hours=2), timedelta(days=20), OnWorsening.answered),
+        (-timedelta(seconds=1), None, OnWorsening.propose),
+        (-timedelta(days=3), timedelta(days=20), OnWorsening.move_forward),
+        (-timedelta(days=3), timedelta(days=2), OnWorsening.keep),
+    ],
+    ids=[
+        "dose_since",
+        "dose_at_submission",
+        "dose_since_later_pending",
+        "dose_just_before",
+        "dose_before_late_pending",
+        "dose_before_pending_in_time",
+    ],
+)
+def test_a_worsening_handled_after_a_dose_that_followed_it_was_answered_by_that_dose(
+    dose_after_submission: timedelta, pending_in: timedelta | None, expected: OnWorsening
+) -> None:
+    submitted = NOW - timedelta(days=1)
+    pending = None if pending_in is None else NOW + pending_in
+    got = on_worsening(
+        NOW,
+        pending,
+        POLICY,
+        submitted_at=submitted,
+        last_dose_start=submitted + dose_after_submission,
+    )
+    assert got is expected
+
+
+@pytest.mark.parametrize(
     ("systolic", "diastolic", "deferred"),
     [
         (159, 99, False),
