@@ -226,7 +226,12 @@ stop() {
     if ((SECONDS >= deadline)); then
       log "kafka: still running after ${STOP_TIMEOUT}s; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
+      # gone (its ports free) before a restart binds them again
+      for _ in $(seq 100); do
+        pid_alive "$pid" || break
+        sleep 0.1
+      done
+      pid_alive "$pid" && die "kafka: pid $pid survived SIGKILL for 10 s"
       break
     fi
     sleep 0.1

@@ -81,12 +81,27 @@ async def create_space(kind: str) -> Space:
 
 
 async def drop_space(space: Space) -> None:
-    """The database goes (its topics stay: the broker of a test run is thrown away)."""
+    """The database and the topics go: a broker that keeps thousands of partitions of
+    finished runs takes a minute to restart (tests/integration/test_zz_faults.py restarts
+    it), and a developer's broker is not thrown away."""
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{space.name}" WITH (FORCE)')
     finally:
         await admin.close()
+    await delete_topics([space.prefix + t for t in ALL_TOPICS])
+
+
+async def delete_topics(names: list[str]) -> None:
+    """Best effort: a test's own topics go when it is done (the broker may be away)."""
+    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    try:
+        await kafka_admin.start()
+        await kafka_admin.delete_topics(names)
+    except Exception as exc:
+        print(f"could not delete topics {names[:2]}...: {exc!r}", file=sys.stderr)
+    finally:
+        await kafka_admin.close()
 
 
 def free_port() -> int:

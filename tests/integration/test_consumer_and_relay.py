@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     EventLog,
     IntakeStack,
     ServiceProcess,
+    delete_topics,
     service_env,
     wait_for,
 )
@@ -86,10 +87,11 @@ async def producer() -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.fixture
-async def probe_topic() -> str:
+async def probe_topic() -> AsyncIterator[str]:
     topic = f"test.probe.{uuid.uuid4().hex[:8]}"
     await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=3)
-    return topic
+    yield topic
+    await delete_topics([topic, dlq_topic(topic)])
 
 
 def probe(database: str, topic: str, group: str) -> ServiceProcess:

@@ -25,7 +25,7 @@ from shared import db
 from shared.events import dlq_topic
 from shared.kafka import ensure_topics
 from tests.integration import probe_worker
-from tests.integration.conftest import KAFKA, ServiceProcess
+from tests.integration.conftest import KAFKA, ServiceProcess, delete_topics
 from tests.integration.test_consumer_and_relay import checkin_event, probe
 
 pytestmark = pytest.mark.integration
@@ -154,6 +154,7 @@ async def test_a_worker_started_before_its_topic_exists_consumes_within_10s_of_i
         print(f"\nconsumed {took:.1f} s after the topic was created")
     finally:
         worker.kill(signal.SIGTERM)
+        await delete_topics([topic, dlq_topic(topic)])
 
 
 async def test_a_worker_with_nothing_assigned_while_its_group_lags_is_not_ready(
@@ -201,6 +202,7 @@ async def test_a_worker_with_nothing_assigned_while_its_group_lags_is_not_ready(
         await conn.close()
         for w in (first, second):
             w.kill(signal.SIGTERM)
+        await delete_topics([topic, dlq_topic(topic)])
 
 
 async def test_a_message_retried_on_one_partition_does_not_delay_another_partition(
@@ -274,3 +276,4 @@ async def test_a_message_retried_on_one_partition_does_not_delay_another_partiti
     finally:
         await conn.close()
         worker.kill(signal.SIGTERM)
+        await delete_topics([topic, dlq_topic(topic)])

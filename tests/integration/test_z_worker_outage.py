@@ -21,7 +21,7 @@ from shared.events import dlq_topic
 from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_KAFKA
 from tests.integration import probe_worker
-from tests.integration.conftest import KAFKA, ROOT
+from tests.integration.conftest import KAFKA, ROOT, delete_topics
 from tests.integration.test_worker_liveness import (
     applied_in_order,
     assigned_gauge,
@@ -85,3 +85,4 @@ async def test_a_worker_started_while_the_broker_is_down_consumes_within_10s_of_
     finally:
         await producer.stop()
         worker.kill(signal.SIGTERM)
+        await delete_topics([topic, dlq_topic(topic)])

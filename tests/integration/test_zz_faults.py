@@ -39,7 +39,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import connect_kwargs
-from shared.events import ALL_TOPICS
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
 from tests.factories import checkin_body, intake_body
 from tests.integration.conftest import (
@@ -144,11 +143,6 @@ async def stack() -> AsyncIterator[Stack]:
         for p in inst.procs.values():
             p.kill(signal.SIGTERM)
     await drop_space(space)
-    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await kafka_admin.start()
-    with contextlib.suppress(Exception):
-        await kafka_admin.delete_topics([prefix + t for t in ALL_TOPICS])
-    await kafka_admin.close()
 
 
 # docs/domain.md, "Safety signals first": a suicide-risk signal pages within a second of
