@@ -519,6 +519,8 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
         topic_allow_declare=False,
         consumer_auto_offset_reset=settings.consumer_offset_reset,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        broker_heartbeat_interval=3.0,
         producer_acks=-1,
         # faust's revocation would wait for every unacked message, i.e. also for those
         # queued in the lanes and for a message being retried; PartitionLanes.revoke

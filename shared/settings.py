@@ -50,6 +50,10 @@ class CommonSettings(BaseSettings):
     # Consumers retry transient failures (database or broker away) with capped backoff.
     consumer_retry_initial_s: float = Field(default=0.2, gt=0)
     consumer_retry_max_s: float = Field(default=10.0, gt=0)
+    # A worker that dies without leaving its group (kill -9, a lost machine) holds its
+    # partitions this long before the group hands them on (faust's default was 60 s);
+    # heartbeats go every 3 s. The broker refuses less than 6 s.
+    consumer_session_timeout_s: float = Field(default=15.0, ge=6, le=300)
     # Where a consumer group with no committed offsets starts (tests use "latest").
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
 
