@@ -140,7 +140,11 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
     tps = [TopicPartition(name, p) for p in range(3)]
 
     member = AIOKafkaConsumer(
-        name, bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False
+        name,
+        bootstrap_servers=KAFKA,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=30000,
     )
     await member.start()
     exporter = Exporter(
@@ -169,7 +173,9 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         assert p[1].oldest_age_s == 0.0
         assert p[2].oldest_age_s == pytest.approx(expected_age(0, collected), abs=5)
 
-        cli, state, members = describe(group)
+        # in a thread: the member keeps heartbeating while the tool's JVM starts (seconds
+        # on a loaded machine; a blocked loop lost the member its session)
+        cli, state, members = await asyncio.to_thread(describe, group)
         assert (state, members) == ("Stable", 1)
         assert cli == {0: ("6", 13, "7"), 1: ("4", 4, "0"), 2: ("-", 5, "-")}
 
@@ -180,6 +186,9 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         # two groups at different offsets of one partition: each its own record's age
         assert ap[0].oldest_age_s == pytest.approx(expected_age(0, collected), abs=5)
         assert ap[1].oldest_age_s == pytest.approx(expected_age(0, collected), abs=5)
+    except BaseException:
+        await exporter.close()
+        raise
     finally:
         await member.stop()  # leaves the group: the stalled worker from here on
 
@@ -201,7 +210,7 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         assert g.total_lag == 17
         assert p[1].oldest_age_s == pytest.approx(expected_age(4, collected), abs=5)
 
-        cli, state, members = describe(group)
+        cli, state, members = await asyncio.to_thread(describe, group)
         assert (state, members) == ("Empty", 0)
         # without a member the tool lists only the partitions with a commit
         assert cli == {0: ("6", 15, "9"), 1: ("4", 7, "3")}
