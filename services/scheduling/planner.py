@@ -140,12 +140,13 @@ def to_standing(row: asyncpg.Record | None) -> Standing | None:
     )
 
 
-async def _calendar(
-    conn: Conn, site: Site, patient_id: str, since: datetime
-) -> tuple[Calendar, list[tuple[datetime, datetime]]]:
-    calendar = await CALENDARS.calendar(conn, site.site_id, since)
+async def _patient_times(
+    conn: Conn, patient_id: str, since: datetime, ignoring: str | None
+) -> tuple[list[tuple[datetime, datetime]], list[datetime]]:
+    """(the patient's busy spans from ``since``, every dose start): read under the
+    patient's lock, before the site's, so the site's lock is held for less."""
     mine = [(r["start_at"], r["end_at"]) for r in await repo.patient_busy(conn, patient_id, since)]
-    return calendar, mine
+    return mine, await repo.patient_doses(conn, patient_id, ignoring)
 
 
 async def _waitlist(
@@ -292,12 +293,14 @@ async def _plan_and_book(
     site_row = await repo.get_site(conn, site_id)
     if site_row is None:
         return await wait(reason="site_not_configured")
+    mine, doses = await _patient_times(conn, patient_id, now, ignoring)
     await repo.serialize_site(conn, site_id)
     protocol = protocol or site_protocol(site_row)
     site = to_site(site_row)
-    for _ in range(settings.replan_attempts):
-        calendar, mine = await _calendar(conn, site, patient_id, now)
-        doses = await repo.patient_doses(conn, patient_id, ignoring)
+    for attempt in range(settings.replan_attempts):
+        if attempt:
+            mine, doses = await _patient_times(conn, patient_id, now, ignoring)
+        calendar = await CALENDARS.calendar(conn, site.site_id, now)
         found = plan(site, protocol, calendar, mine, doses)
         if isinstance(found, NoFit):
             return await wait(reason=found.reason)
