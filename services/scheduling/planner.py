@@ -192,14 +192,33 @@ async def _book(
     series_id: str | None = None,
     replaces: str | None = None,
     intake_id: str | None = None,
+    place: tuple[str, int, str] | None = None,
 ) -> Booked:
-    new_series = series_id is None
+    """The sessions, their events and the waitlist entry they answer, in one statement
+    (repository.book): the site's lock is held for as few round trips as can be."""
     sid = series_id or str(uuid.uuid4())
     ids = tuple(str(uuid.uuid4()) for _ in sessions)
+    proposed = [
+        events.AppointmentProposed(
+            appointment_id=aid,
+            series_id=sid,
+            patient_id=patient_id,
+            site_id=site_id,
+            kind=s.kind.value,
+            sequence=s.sequence,
+            status="proposed",
+            start=s.start,
+            end=s.end,
+            resource=s.resource,
+            reason=purpose,
+            relaxed=relaxed,
+        )
+        for aid, s in zip(ids, sessions, strict=True)
+    ]
     async with conn.transaction():  # a savepoint: a lost race undoes only this attempt
-        if new_series:
-            await repo.insert_series(
-                conn,
+        await repo.book(
+            conn,
+            repo.NewSeries(
                 sid,
                 patient_id,
                 site_id,
@@ -208,46 +227,25 @@ async def _book(
                 relaxed,
                 protocol_numbers(protocol),
                 intake_id,
-            )
-        await repo.insert_appointments(
-            conn,
-            [
+            ),
+            new=series_id is None,
+            sessions=[
                 (
                     aid,
-                    sid,
-                    patient_id,
-                    site_id,
                     s.kind.value,
                     s.sequence,
                     s.start,
                     s.end,
                     s.resource,
-                    purpose,
                     replaces if i == 0 else None,  # the dose of a pair, or a lone session
                 )
                 for i, (aid, s) in enumerate(zip(ids, sessions, strict=True))
             ],
-        )
-        proposed = [
-            events.AppointmentProposed(
-                appointment_id=aid,
-                series_id=sid,
-                patient_id=patient_id,
-                site_id=site_id,
-                kind=s.kind.value,
-                sequence=s.sequence,
-                status="proposed",
-                start=s.start,
-                end=s.end,
-                resource=s.resource,
-                reason=purpose,
-                relaxed=relaxed,
-            )
-            for aid, s in zip(ids, sessions, strict=True)
-        ]
-        await outbox.enqueue_many(
-            conn,
-            [events.new_event(p, source=SOURCE, subject=patient_id, time=now) for p in proposed],
+            events=[
+                outbox.row(events.new_event(p, source=SOURCE, subject=patient_id, time=now))
+                for p in proposed
+            ],
+            place=place,
         )
     metrics.after_commit(SERIES_PROPOSED.labels(purpose).inc)
     for s in sessions:
@@ -317,12 +315,12 @@ async def _plan_and_book(
                 series_id=series_id,
                 replaces=replaces,
                 intake_id=intake_id,
+                place=place,
             )
         except asyncpg.ExclusionViolationError:
             log.info("replan_after_lost_race", patient_id=patient_id, site_id=site_id)
             CALENDARS.invalidate(site_id)
             continue
-        await repo.waitlist_remove(conn, patient_id, purpose, place)
         return booked
     return await wait(reason="contention")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -98,41 +99,89 @@ async def patient_busy(conn: Conn, patient_id: str, since: datetime) -> list[asy
     )
 
 
-async def insert_series(
+@dataclass(frozen=True)
+class NewSeries:
+    """A series row to insert with its first sessions."""
+
+    series_id: str
+    patient_id: str
+    site_id: str
+    purpose: str
+    protocol: str
+    relaxed: Sequence[str]
+    protocol_numbers: dict[str, Any] | None = None
+    intake_id: str | None = None
+
+
+# One statement, one round trip under the site's lock (services/scheduling/planner.py):
+# the series (when new), its sessions, their events in the outbox (in order) and the
+# patient's waitlist entry they answer. Foreign keys are checked at the statement's end,
+# so the sessions may reference the series inserted beside them.
+_BOOK = """
+WITH new_series AS (
+    INSERT INTO series (series_id, patient_id, site_id, purpose, protocol, relaxed,
+                        protocol_numbers, intake_id)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text[], $7::jsonb, $8::text
+    WHERE $9::boolean
+), sessions AS (
+    INSERT INTO appointments (appointment_id, series_id, patient_id, site_id, kind, sequence,
+                              status, start_at, end_at, resource, reason, replaces)
+    SELECT u.id, $1, $2, $3, u.kind, u.seq, 'proposed', u.s, u.e, u.res, $4, u.rep
+    FROM unnest($10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[],
+                $15::text[], $16::text[]) AS u(id, kind, seq, s, e, res, rep)
+), answered AS (
+    DELETE FROM waitlist
+    WHERE patient_id = $2 AND purpose = $4
+      AND series_id IS NOT DISTINCT FROM $21::text AND sequence IS NOT DISTINCT FROM $22::int
+      AND kind IS NOT DISTINCT FROM $23::text
+)
+INSERT INTO outbox (event_id, topic, key, value)
+SELECT o.id, o.topic, o.key, o.value
+FROM unnest($17::uuid[], $18::text[], $19::text[], $20::bytea[])
+     WITH ORDINALITY AS o(id, topic, key, value, n)
+ORDER BY o.n
+"""
+
+
+async def book(
     conn: Conn,
-    series_id: str,
-    patient_id: str,
-    site_id: str,
-    purpose: str,
-    protocol: str,
-    relaxed: Sequence[str],
-    protocol_numbers: dict[str, Any] | None = None,
-    intake_id: str | None = None,
+    series: NewSeries,
+    *,
+    new: bool,
+    sessions: Sequence[tuple[str, str, int, datetime, datetime, str, str | None]],
+    events: Sequence[tuple[str, str, str, bytes]],
+    place: tuple[str, int, str] | None = None,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO series (series_id, patient_id, site_id, purpose, protocol, relaxed, "
-        "protocol_numbers, intake_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        series_id,
-        patient_id,
-        site_id,
-        purpose,
-        protocol,
-        list(relaxed),
-        protocol_numbers,
-        intake_id,
-    )
-
-
-async def insert_appointments(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Rows of (id, series, patient, site, kind, sequence, start, end, resource, reason, replaces).
+    """Insert ``sessions`` (id, kind, sequence, start, end, resource, replaces) of
+    ``series`` (the series row too when ``new``) and their outbox ``events``; the
+    patient's waitlist entry for the series' purpose at ``place`` goes (see
+    ``waitlist_remove``).
 
     Raises asyncpg.ExclusionViolationError when another transaction booked an overlap.
     """
-    await conn.executemany(
-        "INSERT INTO appointments (appointment_id, series_id, patient_id, site_id, kind, "
-        "sequence, status, start_at, end_at, resource, reason, replaces) "
-        "VALUES ($1, $2, $3, $4, $5, $6, 'proposed', $7, $8, $9, $10, $11)",
-        rows,
+    await conn.execute(
+        _BOOK,
+        series.series_id,
+        series.patient_id,
+        series.site_id,
+        series.purpose,
+        series.protocol,
+        list(series.relaxed),
+        series.protocol_numbers,
+        series.intake_id,
+        new,
+        [x[0] for x in sessions],
+        [x[1] for x in sessions],
+        [x[2] for x in sessions],
+        [x[3] for x in sessions],
+        [x[4] for x in sessions],
+        [x[5] for x in sessions],
+        [x[6] for x in sessions],
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+        [e[3] for e in events],
+        *(place or (None, None, None)),
     )
 
 
