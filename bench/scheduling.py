@@ -129,12 +129,19 @@ SITE = {
 }
 
 
-async def series_latency(st: Stack, rate: float, seconds: float) -> tuple[list[float], int]:
-    """POST eligible intakes at ``rate``/s; seconds until all 12 sessions were proposed."""
-    site_id = f"bench-{int(time.time())}-{int(rate)}"
+async def series_latency(
+    st: Stack, rate: float, seconds: float, sites: int = 1
+) -> tuple[list[float], int]:
+    """POST eligible intakes at ``rate``/s, spread round-robin over ``sites`` new sites;
+    seconds until all 12 sessions of each were proposed. Bookings at one site take its
+    lock in turn (services/scheduling/repository.py, serialize_site); sites do not wait
+    on each other."""
+    tag = f"bench-{int(time.time())}-{int(rate)}"
+    site_ids = [f"{tag}-{n}" for n in range(sites)]
     async with aiohttp.ClientSession() as s:
-        async with s.put(f"{st.urls['scheduling']}/v1/sites/{site_id}", json=SITE) as r:
-            assert r.status == 200, await r.text()
+        for site_id in site_ids:
+            async with s.put(f"{st.urls['scheduling']}/v1/sites/{site_id}", json=SITE) as r:
+                assert r.status == 200, await r.text()
         consumer = AIOKafkaConsumer(
             st.topic("appointment.proposed"), bootstrap_servers=KAFKA, auto_offset_reset="latest"
         )
@@ -162,7 +169,7 @@ async def series_latency(st: Stack, rate: float, seconds: float) -> tuple[list[f
         async def one(i: int) -> None:
             due = start + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            body = intake_body(site_id=site_id)
+            body = intake_body(site_id=site_ids[i % sites])
             sent[body["patient"]["patient_id"]] = due
             async with s.post(f"{st.urls['intake']}/v1/intakes", json=body) as r:
                 assert r.status == 201
