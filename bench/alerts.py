@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench.alertmanager import measure_alertmanager
-from bench.load import line, ms, open_loop, pct
+from bench.load import line, ms, open_loop, open_loop_apart, pct
 from bench.stack import KAFKA, ROOT, Stack, free_port, stack
 from shared.db import connect_kwargs
 from tests.factories import checkin_body, intake_body
@@ -63,7 +63,7 @@ async def page_latency(
         theirs: list[float] = []
         duration = n * 0.06 + 10
         background = asyncio.create_task(
-            open_loop(st.urls["intake"], background_rate, duration)
+            open_loop_apart(st.urls["intake"], background_rate, duration)
             if background_rate
             else asyncio.sleep(0)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import aiohttp
@@ -54,8 +55,35 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
     return latencies, errors
 
 
+async def open_loop_apart(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    """``open_loop`` from a process of its own, as outside clients would be: the load's
+    own client work never delays the event loop of the process that measures."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.load",
+        url,
+        str(rate),
+        str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        proc.terminate()
+        await proc.wait()
+        raise
+    result = orjson.loads(out)
+    return result["latencies"], result["errors"]
+
+
 def line(label: str, values: list[float], extra: str = "") -> None:
     print(
         f"  {label:<44} p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
         f"n={len(values)} {extra}"
     )
+
+
+if __name__ == "__main__":  # python -m bench.load URL RATE SECONDS: one open loop, as JSON
+    lat, err = asyncio.run(open_loop(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
+    sys.stdout.buffer.write(orjson.dumps({"latencies": lat, "errors": err}))
