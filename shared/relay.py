@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import signal
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +43,17 @@ PRODUCERS_REPLACED = Counter(
 )
 
 
-# The safety lane first (shared/outbox.py SAFETY): every pass publishes the rows with a
-# priority before the routine batch, so a suicide-risk signal committed while a big batch
-# is in flight waits for that batch's acknowledgement at most, never behind the backlog.
+# Two lanes, each with its own database connection and its own Kafka producer (so its
+# own broker connection): the safety lane (shared/outbox.py SAFETY, priority > 0) never
+# waits behind a routine batch in flight, at the database or at the broker. Topics of
+# the two lanes are disjoint (the safety lane has its own), so the order per key holds.
 URGENT = (
     "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
     "AND priority > 0 ORDER BY priority DESC, id LIMIT $1"
 )
 ROUTINE = (
     "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
-    "ORDER BY id LIMIT $1"
+    "AND priority = 0 ORDER BY id LIMIT $1"
 )
 
 
@@ -72,6 +73,17 @@ class RelayConfig:
     topic_prefix: str = ""
 
 
+@dataclass
+class _Lane:
+    name: str
+    query: str
+    producer: AIOKafkaProducer
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notified(self, *_: object) -> None:
+        self.wake.set()
+
+
 class OutboxRelay:
     """Publishes a service's outbox to Kafka (see the module docstring for guarantees)."""
 
@@ -79,18 +91,24 @@ class OutboxRelay:
         self,
         config: RelayConfig,
         producer: AIOKafkaProducer,
-        new_producer: Callable[[], AIOKafkaProducer] | None = None,
+        new_producer: Callable[[str], AIOKafkaProducer] | None = None,
+        urgent_producer: AIOKafkaProducer | None = None,
     ) -> None:
         self.config = config
-        self.producer = producer
-        # makes a fresh producer when this one is broken for good (see _replace_producer)
+        self.lanes = (
+            _Lane("safety", URGENT, urgent_producer or producer),
+            _Lane("routine", ROUTINE, producer),
+        )
+        # makes a fresh producer for a lane (by name) when its own is broken for good
+        # (see _replace_producer)
         self.new_producer = new_producer
-        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_cleanup = 0.0
 
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
+    @property
+    def producers(self) -> list[AIOKafkaProducer]:
+        """The producers in use (replaced ones after a fatal error), each once."""
+        return list({id(lane.producer): lane.producer for lane in self.lanes}.values())
 
     async def run(self) -> None:
         """Run until ``stop``; survives database and broker outages by retrying."""
@@ -108,17 +126,16 @@ class OutboxRelay:
             ) as exc:
                 log.warning("outbox_relay_retry", error=repr(exc), retry_in_s=delay)
                 RELAY_LEADER.set(0)
-                if isinstance(exc, KafkaError) and not exc.retriable:
-                    await self._replace_producer(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 delay = min(delay * 2, 10.0)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        for lane in self.lanes:
+            lane.wake.set()
 
-    async def _replace_producer(self, cause: KafkaError) -> None:
+    async def _replace_producer(self, lane: _Lane, cause: KafkaError) -> None:
         """A non-retriable error leaves an idempotent producer broken for good: after a
         broker restart the broker may no longer know its producer id and answers every
         send with OutOfOrderSequenceNumber (aiokafka does not reset the sequence, KIP-360),
@@ -128,26 +145,31 @@ class OutboxRelay:
         producer is sent again, with the same event ids, and consumers drop the repeat."""
         if self.new_producer is None:
             return
-        old = self.producer
+        old = lane.producer
         with contextlib.suppress(Exception):
             await asyncio.wait_for(old.stop(), 5)
-        fresh = self.new_producer()
+        fresh = self.new_producer(lane.name)
         try:
             await fresh.start()
         except KafkaError as exc:
             with contextlib.suppress(Exception):
                 await fresh.stop()
-            log.warning("outbox_relay_producer_not_replaced", error=repr(exc))
+            log.warning("outbox_relay_producer_not_replaced", lane=lane.name, error=repr(exc))
             # the stopped one stays: its next send fails (retriable) and we come back here
             return
-        self.producer = fresh
+        for other in self.lanes:  # one producer shared by both lanes is replaced for both
+            if other.producer is old:
+                other.producer = fresh
         PRODUCERS_REPLACED.inc()
-        log.warning("outbox_relay_producer_replaced", cause=repr(cause))
+        log.warning("outbox_relay_producer_replaced", lane=lane.name, cause=repr(cause))
+
+    async def _connect(self, lane: str) -> asyncpg.Connection:
+        options = connect_kwargs(self.config.dsn, self.config.schema)
+        options["server_settings"]["application_name"] = f"relay-{self.config.schema}-{lane}"
+        return await asyncpg.connect(self.config.dsn, **options)
 
     async def _run_once(self) -> None:
-        options = connect_kwargs(self.config.dsn, self.config.schema)
-        options["server_settings"]["application_name"] = f"relay-{self.config.schema}"
-        conn = await asyncpg.connect(self.config.dsn, **options)
+        conn = await self._connect("leader")
         try:
             # Block (politely) until we are the one relay of this service that publishes.
             while not await conn.fetchval(
@@ -159,30 +181,70 @@ class OutboxRelay:
                     await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval_s)
             RELAY_LEADER.set(1)
             log.info("outbox_relay_leader", schema=self.config.schema)
-            await conn.add_listener(f"{self.config.schema}_outbox", self._notified)
-            while not self._stopping.is_set():
-                self._wake.clear()
-                urgent = await self._drain(conn, URGENT)
-                published = await self._drain(conn, ROUTINE)
-                if max(urgent, published) >= self.config.batch_size:
-                    continue  # more is waiting
-                if urgent + published == 0:
-                    await self._cleanup(conn)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+            # The routine lane publishes on the connection that holds the lock (a lost
+            # connection is lost leadership); the safety lane on a connection of its own.
+            # The routine lane starts once the safety lane has published what was waiting
+            # (after an outage or a takeover the signals go out before the backlog).
+            safety, routine = self.lanes
+            first_pass = asyncio.Event()
+            tasks = [
+                asyncio.create_task(self._lane(safety, None, first_pass)),
+                asyncio.create_task(self._lane(routine, conn, first_pass, wait=True)),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for t in done:
+                    t.result()  # a lane that failed: both stop, and run() starts over
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             RELAY_LEADER.set(0)
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
-    async def _drain(self, conn: Conn, query: str) -> int:
-        rows = await conn.fetch(query, self.config.batch_size)
+    async def _lane(
+        self,
+        lane: _Lane,
+        leader: asyncpg.Connection | None,
+        first_pass: asyncio.Event,
+        *,
+        wait: bool = False,
+    ) -> None:
+        if wait:
+            await first_pass.wait()
+        conn = leader or await self._connect(lane.name)
+        try:
+            await conn.add_listener(f"{self.config.schema}_outbox", lane.notified)
+            while not self._stopping.is_set():
+                lane.wake.clear()
+                try:
+                    published = await self._drain(conn, lane)
+                except KafkaError as exc:
+                    if not exc.retriable:
+                        await self._replace_producer(lane, exc)
+                    raise
+                if published >= self.config.batch_size:
+                    continue  # more is waiting
+                first_pass.set()
+                if published == 0 and leader is not None:
+                    await self._cleanup(conn)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.wake.wait(), self.config.poll_interval_s)
+        finally:
+            if leader is None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    async def _drain(self, conn: Conn, lane: _Lane) -> int:
+        rows = await conn.fetch(lane.query, self.config.batch_size)
         if not rows:
             return 0
         # Send the whole batch, then wait: aiokafka keeps one in-flight batch per
         # partition with idempotence on, so the order per key is the id order.
         futures = [
-            await self.producer.send(
+            await lane.producer.send(
                 self.config.topic_prefix + r["topic"],
                 value=bytes(r["value"]),
                 key=r["key"].encode(),
@@ -233,17 +295,22 @@ async def serve_relay(
     # start even while the database or broker is still coming up
     await db.migrate_when_up(settings.database_url, schema, migrations, "relay")
     delay = 0.5
-    producer = idempotent_producer(
-        settings.kafka_servers, f"{schema}-relay", settings.kafka_request_timeout_ms
-    )
-    while not stop.is_set():
-        try:
-            await producer.start()
-            break
-        except KafkaError as exc:
-            log.warning("relay_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+    def new_producer(lane: str) -> AIOKafkaProducer:
+        return idempotent_producer(
+            settings.kafka_servers, f"{schema}-relay-{lane}", settings.kafka_request_timeout_ms
+        )
+
+    producer, urgent_producer = new_producer("routine"), new_producer("safety")
+    for p in (producer, urgent_producer):
+        while not stop.is_set():
+            try:
+                await p.start()
+                break
+            except KafkaError as exc:
+                log.warning("relay_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
     if settings.relay_metrics_port:
         start_http_server(settings.relay_metrics_port, addr=settings.http_host)
     while True:  # DEV_CLOCK=1: the stack's time before anything else (else a no-op)
@@ -262,9 +329,8 @@ async def serve_relay(
             topic_prefix=settings.kafka_topic_prefix,
         ),
         producer,
-        lambda: idempotent_producer(
-            settings.kafka_servers, f"{schema}-relay", settings.kafka_request_timeout_ms
-        ),
+        new_producer,
+        urgent_producer,
     )
     task = asyncio.create_task(relay.run())
     extra = [asyncio.create_task(t()) for t in tasks]
@@ -275,6 +341,7 @@ async def serve_relay(
         t.cancel()
     await asyncio.gather(*extra, return_exceptions=True)
     await task
-    await relay.producer.stop()  # the one in use (replaced after a fatal error)
+    for p in relay.producers:  # the ones in use (replaced after a fatal error)
+        await p.stop()
     await devclock.unwatch()
     log.info("relay_stopped", schema=schema)

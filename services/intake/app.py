@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from services.intake import handlers, phi
 from services.intake.api import router
 from services.intake.settings import SCHEMA, IntakeSettings
+from shared import db
 from shared.access import Rule
 from shared.clock import utcnow
 from shared.service import build_app
@@ -60,7 +62,17 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
             # before the first request: plaintext left from before migration 0002 is
             # encrypted, and keys that cannot read the stored PHI stop the start
             await phi.prepare(app.state.deps.pool, cipher, settings.phi_batch_size)
-            yield
+            safety_pool = await db.create_pool(
+                settings.database_url,
+                SCHEMA,
+                min_size=settings.safety_db_pool_size,
+                max_size=settings.safety_db_pool_size,
+            )
+            app.state.deps = dataclasses.replace(app.state.deps, safety_pool=safety_pool)
+            try:
+                yield
+            finally:
+                await safety_pool.close()
 
     app.router.lifespan_context = lifespan
     return app

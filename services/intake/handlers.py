@@ -56,6 +56,13 @@ class Deps:
     mbc: MbcPolicy
     clock: Callable[[], datetime]
     cipher: PhiCipher  # PHI at rest: every PHI value is encrypted with it before it is stored
+    # The safety lane's own connections (docs/domain.md, "Safety signals first"): a
+    # check-in or intake that signals suicide risk never waits behind routine requests
+    # for a connection. None: it shares ``pool`` (tests that build Deps by hand).
+    safety_pool: asyncpg.Pool | None = None
+
+    def pool_for(self, urgent: bool) -> asyncpg.Pool:
+        return self.safety_pool if urgent and self.safety_pool is not None else self.pool
 
 
 def to_screen(body: IntakeIn) -> Screen:
@@ -109,7 +116,8 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
     score = score_phq9(body.phq9)
     digest = repo.body_hash(body)
     pid = body.patient.patient_id
-    async with deps.pool.acquire() as conn:
+    reasons = intake_safety_reasons(verdict.suicide_risk.value, score.item9_positive)
+    async with deps.pool_for(bool(reasons)).acquire() as conn:
         existing = await repo.find_intake(conn, body.intake_id)
         if existing is None:
             payload = events.IntakeScreened(
@@ -129,7 +137,6 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
             )
             now = deps.clock()
             event = events.new_event(payload, source=SOURCE, subject=pid, time=now)
-            reasons = intake_safety_reasons(verdict.suicide_risk.value, score.item9_positive)
             async with conn.transaction():
                 created = await repo.create_intake(
                     conn, body, digest, score, verdict, event, deps.cipher
@@ -250,8 +257,10 @@ async def _signal(
 async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]:
     """Store a check-in with its measurement-based-care verdict and announce both."""
     score = score_phq9(body.phq9) if body.phq9 is not None else None
+    item9 = bool(score and score.item9_positive)
+    reasons = checkin_safety_reasons(body.suicidal_ideation, item9)
     digest = repo.body_hash(body)
-    async with deps.pool.acquire() as conn, conn.transaction():
+    async with deps.pool_for(bool(reasons)).acquire() as conn, conn.transaction():
         await repo.lock_key(conn, "checkin", body.checkin_id)
         existing = await repo.find_checkin(conn, body.checkin_id)
         if existing is not None:
@@ -268,7 +277,6 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
         verdict = assess_checkin(
             patient["baseline_total"], prior, score.total if score else None, deps.mbc
         )
-        item9 = bool(score and score.item9_positive)
         await repo.insert_checkin(
             conn, body, digest, score.total if score else None, item9, verdict, deps.cipher
         )
@@ -290,7 +298,6 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
             ),
         )
         now = deps.clock()
-        reasons = checkin_safety_reasons(body.suicidal_ideation, item9)
         if reasons:  # the safety lane first: relayed before the routine event below
             await _signal(
                 conn,

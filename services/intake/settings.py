@@ -29,6 +29,10 @@ class IntakeSettings(PhiKeySettings):
     mbc_worsening_rise: int = 5
     mbc_relapse_total: int = 10
 
+    # Connections kept for the safety lane alone (services/intake/handlers.py Deps): a
+    # check-in or intake signalling suicide risk never waits for one behind routine work.
+    safety_db_pool_size: int = Field(default=2, ge=1)
+
     # The pipeline heartbeat (services/intake/heartbeat.py): a beat through the safety
     # lane this often, from the relay process; 0 turns it off.
     pipeline_heartbeat_interval_s: float = Field(default=5.0, ge=0)

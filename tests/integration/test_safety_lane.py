@@ -12,6 +12,7 @@ import json
 import signal
 import statistics
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,8 +20,19 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import intake_body
-from tests.integration.conftest import AlertsStack, EventLog, IntakeStack, until, wait_for
+from tests.factories import checkin_body, intake_body
+from tests.integration.conftest import (
+    ARTIFACTS,
+    AlertsStack,
+    EventLog,
+    IntakeStack,
+    ServiceProcess,
+    free_port,
+    service_env,
+    until,
+    wait_for,
+    wait_ready,
+)
 from tests.integration.test_alerts import (
     SUICIDAL,
     alerts_of,
@@ -174,6 +186,53 @@ async def test_a_high_risk_intake_pages_through_the_lane(
     assert alert["occurrences"] == 1
     assert len(pages_to(receiver, "/s2", alert["alert_id"])) == 1
     await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. s2"})
+
+
+async def test_a_safety_checkin_never_waits_for_a_connection_behind_routine_requests(
+    intake: IntakeStack, intake_http: httpx.AsyncClient
+) -> None:
+    """An intake API whose every routine connection is busy (DB_POOL_MAX=1, its one
+    request waiting on a lock) still stores and answers a suicidal-ideation check-in:
+    the safety lane has connections of its own (services/intake/handlers.py Deps)."""
+    port = free_port()
+    env = service_env(intake.dsn, INTAKE_PORT=str(port), DB_POOL_MIN="1", DB_POOL_MAX="1")
+    log = ARTIFACTS / "logs" / f"intake-api-busy-{uuid.uuid4().hex[:6]}.log"
+    busy = ServiceProcess("intake-api-busy", ["services.intake", "api"], env, log)
+    busy.start()
+    holder = await asyncpg.connect(intake.dsn)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url, busy)
+        site_id = f"site-{uuid.uuid4().hex[:8]}"
+        routine_pid, _ = await new_patient(intake_http, site_id)
+        risk_pid, _ = await new_patient(intake_http, site_id)
+        routine = checkin_body(routine_pid, [1, 1, 1, 1, 1, 0, 0, 0, 0])
+        # the routine check-in's own lock (services/intake/repository.py lock_key) is held
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))", f"checkin:{routine['checkin_id']}"
+        )
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            waiting = asyncio.create_task(http.post("/v1/checkins", json=routine))
+            await until(
+                lambda: holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ),
+                lambda n: n >= 1,
+                what="the routine check-in holding the API's one routine connection",
+            )
+            risk = checkin_body(risk_pid, SUICIDAL, suicidal_ideation=True)
+            started = time.monotonic()
+            r = await http.post("/v1/checkins", json=risk, timeout=BOUND_S)
+            assert r.status_code == 202, r.text
+            assert time.monotonic() - started < BOUND_S
+            assert not waiting.done()  # the routine one still waits for its lock
+            await tx.rollback()
+            assert (await waiting).status_code == 202
+    finally:
+        await holder.close()
+        busy.kill(signal.SIGTERM)
 
 
 async def test_the_relay_publishes_a_safety_signal_before_the_backlog(
