@@ -59,6 +59,9 @@ async def open_loop_apart(url: str, rate: float, seconds: float) -> tuple[list[f
     """``open_loop`` from a process of its own, as outside clients would be: the load's
     own client work never delays the event loop of the process that measures."""
     proc = await asyncio.create_subprocess_exec(
+        "nice",
+        "-n",
+        "19",
         sys.executable,
         "-m",
         "bench.load",
