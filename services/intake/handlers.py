@@ -227,6 +227,27 @@ def checkin_out(row: asyncpg.Record) -> CheckinOut:
     )
 
 
+def _signal_event(
+    signal_id: str,
+    source: Literal["checkin", "intake"],
+    patient_id: str,
+    site_id: str,
+    body: IntakeIn | CheckinIn,
+    reasons: tuple[str, ...],
+    now: datetime,
+) -> events.CloudEvent:
+    """The safety lane's event for a check-in or intake that signals suicide risk."""
+    payload = events.SafetySignal(
+        signal_id=signal_id,
+        source=source,
+        patient_id=patient_id,
+        site_id=site_id,
+        at=body.submitted_at,
+        reasons=reasons,
+    )
+    return events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
+
+
 async def _signal(
     conn: Conn,
     signal_id: str,
@@ -238,19 +259,8 @@ async def _signal(
     now: datetime,
 ) -> None:
     """The safety lane's event, in the transaction of the check-in or intake it signals."""
-    payload = events.SafetySignal(
-        signal_id=signal_id,
-        source=source,
-        patient_id=patient_id,
-        site_id=site_id,
-        at=body.submitted_at,
-        reasons=reasons,
-    )
-    await outbox.enqueue(
-        conn,
-        events.new_event(payload, source=SOURCE, subject=patient_id, time=now),
-        priority=outbox.SAFETY,
-    )
+    event = _signal_event(signal_id, source, patient_id, site_id, body, reasons, now)
+    await outbox.enqueue(conn, event, priority=outbox.SAFETY)
 
 
 @metrics.counted_on_commit
@@ -261,24 +271,26 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
     reasons = checkin_safety_reasons(body.suicidal_ideation, item9)
     digest = repo.body_hash(body)
     async with deps.pool_for(bool(reasons)).acquire() as conn, conn.transaction():
-        await repo.lock_key(conn, "checkin", body.checkin_id)
-        existing = await repo.find_checkin(conn, body.checkin_id)
-        if existing is not None:
-            if bytes(existing["body_hash"]) != digest:
-                raise Conflict(f"check-in {body.checkin_id} exists with a different body")
-            return checkin_out(existing), False
-        # One check-in per patient at a time: the verdict depends on the ones before.
+        # One check-in per patient at a time: the verdict depends on the ones before, and a
+        # repeat of this one (same body, same patient) waits here for the first to commit.
         patient = await repo.find_patient(conn, body.patient_id, for_update=True)
         if patient is None:
             raise NotFound(f"no patient {body.patient_id}")
-        prior = await repo.prior_totals(
-            conn, body.patient_id, patient["treatment_started_at"], body.submitted_at
+        existing, prior = await repo.checkin_context(
+            conn,
+            body.checkin_id,
+            body.patient_id,
+            patient["treatment_started_at"],
+            body.submitted_at,
         )
+        if existing is not None:
+            if existing != digest:
+                raise Conflict(f"check-in {body.checkin_id} exists with a different body")
+            stored = await repo.find_checkin(conn, body.checkin_id)
+            assert stored is not None
+            return checkin_out(stored), False
         verdict = assess_checkin(
             patient["baseline_total"], prior, score.total if score else None, deps.mbc
-        )
-        await repo.insert_checkin(
-            conn, body, digest, score.total if score else None, item9, verdict, deps.cipher
         )
         payload = events.CheckinRecorded(
             checkin_id=body.checkin_id,
@@ -298,22 +310,42 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
             ),
         )
         now = deps.clock()
-        if reasons:  # the safety lane first: relayed before the routine event below
-            await _signal(
-                conn,
-                body.checkin_id,
-                "checkin",
-                body.patient_id,
-                patient["site_id"],
-                body,
-                reasons,
-                now,
+        announce = [
+            (
+                events.new_event(payload, source=SOURCE, subject=body.patient_id, time=now),
+                outbox.ROUTINE,
             )
-        await outbox.enqueue(
-            conn, events.new_event(payload, source=SOURCE, subject=body.patient_id, time=now)
-        )
-        row = await repo.find_checkin(conn, body.checkin_id)
-        assert row is not None
+        ]
+        if reasons:  # the safety lane's event too (relayed in a lane of its own)
+            announce.insert(
+                0,
+                (
+                    _signal_event(
+                        body.checkin_id,
+                        "checkin",
+                        body.patient_id,
+                        patient["site_id"],
+                        body,
+                        reasons,
+                        now,
+                    ),
+                    outbox.SAFETY,
+                ),
+            )
+        try:
+            row = await repo.insert_checkin(
+                conn,
+                body,
+                digest,
+                score.total if score else None,
+                item9,
+                verdict,
+                deps.cipher,
+                announce,
+            )
+        except asyncpg.UniqueViolationError:
+            # stored meanwhile under another patient: not the same body
+            raise Conflict(f"check-in {body.checkin_id} exists with a different body") from None
         metrics.after_commit(CHECKINS.inc)
         return checkin_out(row), True
 

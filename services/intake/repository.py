@@ -8,6 +8,7 @@ tokens for it (migration 0002; shared/crypto.py).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +25,6 @@ from shared.events import CloudEvent
 
 def body_hash(body: IntakeIn | CheckinIn) -> bytes:
     return hashlib.sha256(body.model_dump_json().encode()).digest()
-
-
-async def lock_key(conn: Conn, kind: str, key: str) -> None:
-    """Serialise concurrent requests for the same id until the transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{kind}:{key}")
 
 
 async def find_intake(
@@ -148,25 +144,32 @@ async def find_checkin(conn: Conn, checkin_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM checkins WHERE checkin_id = $1", checkin_id)
 
 
-async def prior_totals(
-    conn: Conn, patient_id: str, since: datetime, submitted_at: datetime
-) -> list[int]:
-    """PHQ-9 totals of the check-ins earlier than a new one with ``submitted_at``, in this
-    course of treatment, oldest first.
+async def checkin_context(
+    conn: Conn, checkin_id: str, patient_id: str, since: datetime | None, submitted_at: datetime
+) -> tuple[bytes | None, list[int]]:
+    """In one round trip, under the patient's lock: the body hash of a stored check-in
+    with this id (None: it is new), and the PHQ-9 totals of the check-ins earlier than
+    the new one, in this course of treatment, oldest first.
 
     Check-ins are ordered by submission time, then arrival (migration 0003): earlier
     means submitted earlier, or at the same instant and received earlier. Every stored
-    check-in was received before the new one (the caller holds the patient's lock), so
-    those at exactly ``submitted_at`` count too.
+    check-in was received before the new one (the caller holds the patient's lock, so
+    this statement's snapshot, taken after it, sees every check-in committed before),
+    so those at exactly ``submitted_at`` count too.
     """
-    rows = await conn.fetch(
-        "SELECT phq9_total FROM checkins WHERE patient_id = $1 AND phq9_total IS NOT NULL "
-        "AND submitted_at >= $2 AND submitted_at <= $3 ORDER BY submitted_at, arrival",
+    row = await conn.fetchrow(
+        "SELECT (SELECT body_hash FROM checkins WHERE checkin_id = $1) AS existing, "
+        "ARRAY(SELECT phq9_total FROM checkins WHERE patient_id = $2 "
+        "AND phq9_total IS NOT NULL AND submitted_at >= $3 AND submitted_at <= $4 "
+        "ORDER BY submitted_at, arrival) AS prior",
+        checkin_id,
         patient_id,
         since,
         submitted_at,
     )
-    return [r["phq9_total"] for r in rows]
+    assert row is not None
+    existing = row["existing"]
+    return (bytes(existing) if existing is not None else None), list(row["prior"])
 
 
 async def insert_checkin(
@@ -177,13 +180,28 @@ async def insert_checkin(
     item9: bool,
     assessment: Any,
     cipher: PhiCipher,
-) -> None:
-    await conn.execute(
+    announce: Sequence[tuple[CloudEvent, int]],
+) -> asyncpg.Record:
+    """The check-in and its events (each with its outbox priority, in order) in one
+    statement; the stored row. A check-in with this id stored meanwhile for another
+    patient (not serialised by that patient's lock) is a UniqueViolationError."""
+    rows = [outbox.row(e) for e, _ in announce]
+    row = await conn.fetchrow(
         """
-        INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9, phq9_total,
-            phq9_item9_positive, suicidal_ideation, note, response, remission, worsening,
-            worsening_reasons)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        WITH c AS (
+            INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
+                phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
+                worsening, worsening_reasons)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            RETURNING *
+        ), o AS (
+            INSERT INTO outbox (event_id, topic, key, value, priority)
+            SELECT e.id, e.topic, e.key, e.value, e.priority
+            FROM unnest($14::uuid[], $15::text[], $16::text[], $17::bytea[], $18::smallint[])
+                 WITH ORDINALITY AS e(id, topic, key, value, priority, n)
+            ORDER BY e.n
+        )
+        SELECT * FROM c
         """,
         body.checkin_id,
         body.patient_id,
@@ -198,7 +216,14 @@ async def insert_checkin(
         assessment.remission,
         assessment.worsening,
         list(assessment.worsening_reasons),
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [priority for _, priority in announce],
     )
+    assert row is not None
+    return row
 
 
 async def discharge(

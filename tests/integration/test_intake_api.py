@@ -411,3 +411,37 @@ async def test_concurrent_submissions_of_one_intake_store_and_publish_it_once(
         if b["patient"]["name"] != won["patient"]["name"]
     ]
     assert set(losers) == {409}
+
+
+async def test_concurrent_submissions_of_one_checkin_store_and_publish_it_once(
+    http: httpx.AsyncClient, intake: IntakeStack
+) -> None:
+    """Ten copies of a check-in and rivals with its id (another note; another patient)
+    at once: it is stored and announced once, every copy answers it, every rival is 409."""
+    pid = (await http.post("/v1/intakes", json=(first := intake_body()))).json()["patient_id"]
+    other = (await http.post("/v1/intakes", json=intake_body())).json()["patient_id"]
+    assert pid == first["patient"]["patient_id"]
+    body = checkin_body(pid, [2, 2, 1, 1, 1, 1, 0, 0, 0])
+    rivals = [{**body, "note": "another note"}, {**body, "patient_id": other}]
+    answers = await asyncio.gather(
+        *(http.post("/v1/checkins", json=b) for b in [body] * 10 + rivals)
+    )
+    codes = [r.status_code for r in answers]
+    assert sorted(codes[:10]) == [200] * 9 + [202], codes
+    assert {r.json()["checkin_id"] for r in answers[:10]} == {body["checkin_id"]}
+    assert len({r.text for r in answers[:10]}) == 1  # every copy answers the stored one
+    assert codes[10:] == [409, 409], [r.text for r in answers[10:]]
+    assert await stored(intake.dsn, "checkins", "checkin_id", body["checkin_id"]) == 1
+    conn = await asyncpg.connect(intake.dsn)
+    try:
+        published = await conn.fetchval(
+            "SELECT count(*) FROM intake.outbox WHERE topic = 'checkin.recorded' AND key = $1",
+            pid,
+        )
+        elsewhere = await conn.fetchval(
+            "SELECT count(*) FROM intake.checkins WHERE patient_id = $1", other
+        )
+    finally:
+        await conn.close()
+    assert published == 1
+    assert elsewhere == 0

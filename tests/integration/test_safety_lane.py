@@ -192,7 +192,7 @@ async def test_a_safety_checkin_never_waits_for_a_connection_behind_routine_requ
     intake: IntakeStack, intake_http: httpx.AsyncClient
 ) -> None:
     """An intake API whose every routine connection is busy (DB_POOL_MAX=1, its one
-    request waiting on a lock) still stores and answers a suicidal-ideation check-in:
+    request waiting for its patient's lock) still stores and answers a suicidal-ideation check-in:
     the safety lane has connections of its own (services/intake/handlers.py Deps)."""
     port = free_port()
     env = service_env(intake.dsn, INTAKE_PORT=str(port), DB_POOL_MIN="1", DB_POOL_MAX="1")
@@ -207,17 +207,19 @@ async def test_a_safety_checkin_never_waits_for_a_connection_behind_routine_requ
         routine_pid, _ = await new_patient(intake_http, site_id)
         risk_pid, _ = await new_patient(intake_http, site_id)
         routine = checkin_body(routine_pid, [1, 1, 1, 1, 1, 0, 0, 0, 0])
-        # the routine check-in's own lock (services/intake/repository.py lock_key) is held
+        # the routine check-in's patient is locked (services/intake/handlers.py
+        # record_checkin takes that lock first)
         tx = holder.transaction()
         await tx.start()
         await holder.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))", f"checkin:{routine['checkin_id']}"
+            "SELECT 1 FROM intake.patients WHERE patient_id = $1 FOR UPDATE", routine_pid
         )
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             waiting = asyncio.create_task(http.post("/v1/checkins", json=routine))
             await until(
                 lambda: holder.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 ),
                 lambda n: n >= 1,
                 what="the routine check-in holding the API's one routine connection",
