@@ -41,7 +41,7 @@ async def page_latency(
     st: Stack, receiver: PageReceiver, n: int, background_rate: float, *, alertmanager: bool = True
 ) -> tuple[list[float], list[float]]:
     """(ours, Alertmanager's) check-in/alert POSTed -> page received, with intakes at
-    ``background_rate``/s (0: none) going on meanwhile."""
+    ``background_rate``/s (0: none) going on meanwhile (their figures are printed)."""
     site_id = f"bench-{uuid.uuid4().hex[:6]}"
     async with aiohttp.ClientSession() as session:
         oncall = {
@@ -65,7 +65,7 @@ async def page_latency(
         background = asyncio.create_task(
             open_loop_apart(st.urls["intake"], background_rate, duration)
             if background_rate
-            else asyncio.sleep(0)
+            else asyncio.sleep(0, ([], 0))
         )
         try:
             for pid in pids[:n]:
@@ -73,6 +73,13 @@ async def page_latency(
                 await asyncio.sleep(0.05)
             if alertmanager:
                 theirs = await measure_alertmanager(n, receiver)
+            if background_rate:  # it was really that load: the intakes' own figures
+                answered, errors = await background
+                print(
+                    f"    meanwhile {len(answered) + errors} intakes at {background_rate:.0f}/s: "
+                    f"p50 {ms(pct(answered, 50)).strip()}, p99 {ms(pct(answered, 99)).strip()}, "
+                    f"errors {errors}"
+                )
         finally:
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
