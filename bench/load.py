@@ -57,7 +57,10 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
 
 async def open_loop_apart(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
     """``open_loop`` from a process of its own, as outside clients would be: the load's
-    own client work never delays the event loop of the process that measures."""
+    own client work never delays the event loop of the process that measures, and at the
+    lowest CPU priority (nice 19): on a 2-core box the client must not outrank the stack
+    it loads. (The stack's own processes all run at one priority: a niced worker that
+    holds a site's or a patient's lock while descheduled holds up everyone waiting on it.)"""
     proc = await asyncio.create_subprocess_exec(
         "nice",
         "-n",

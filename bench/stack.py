@@ -32,9 +32,6 @@ BASE_DSN = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 
 # Processes besides api and relay.
 ROLES = {"scheduling": ("worker",), "alerts": ("worker", "timers", "safety")}
-# Routine background processes run at a lower CPU priority, as deploy/supervisord.conf
-# starts them: on a saturated machine the safety lane's stages go first.
-NICE = {"scheduling-worker", "scheduling-relay", "alerts-worker", "alerts-relay"}
 
 
 @dataclass
@@ -127,8 +124,6 @@ async def stack(
             for role in roles:
                 proc_name = f"{svc}-{role or 'web'}"
                 argv = [sys.executable, "-m", f"services.{svc}", *([role] if role else [])]
-                if proc_name in NICE:
-                    argv = ["nice", "-n", "10", *argv]
                 log = logs / f"bench-{proc_name}.log"
                 result.commands[proc_name] = (argv, env, log)
                 result.restart(proc_name)
