@@ -1,4 +1,4 @@
--- Who changed what, when (CONTRACT.md "Access"): one row per state-changing call that
+-- Who changed what, when (docs/architecture.md "Access control"): one row per state-changing call that
 -- succeeded. Ids and route names only, never a body (no PHI), readable by clinicians.
 CREATE TABLE audit (
     id          bigserial PRIMARY KEY,
