@@ -126,7 +126,7 @@ async def section_paging(n: int) -> None:
     print("Alerts: check-in with suicidal ideation POSTed -> page received (the safety lane)")
     async with (
         PageReceiver() as receiver,
-        stack(("intake", "alerts"), {"ESCALATE_AFTER_S": "3600"}) as st,
+        stack(("intake", "scheduling", "alerts"), {"ESCALATE_AFTER_S": "3600"}) as st,
     ):
         theirs = await measure_alertmanager(n, receiver)
         idle, _ = await page_latency(st, receiver, n, 0, alertmanager=False)
