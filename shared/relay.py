@@ -1,7 +1,8 @@
 """The outbox relay: publishes a service's outbox to Kafka.
 
 Delivery guarantee: at least once, in order per patient. The relay publishes
-unpublished rows in id order with an idempotent acks=all producer and marks them
+unpublished rows in id order (in two lanes: the safety lane's rows, and the routine
+rest; see URGENT below) with an idempotent acks=all producer and marks them
 published only after the broker acknowledged them; a crash in between
 re-publishes (same event id), which consumers drop through their inbox. One
 relay per service publishes at a time (a PostgreSQL advisory lock elects it),
