@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import faust
@@ -42,7 +42,7 @@ from pydantic import ValidationError
 
 from shared import devclock, inbox, kafka, metrics
 from shared.db import Conn, create_pool
-from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, dlq_topic
+from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, Payload, dlq_topic
 from shared.kafka import idempotent_producer
 from shared.logging import configure_logging, get_logger
 from shared.settings import CommonSettings
@@ -263,7 +263,22 @@ class EventProcessor:
         return "dead_lettered"
 
 
-Reaction = Callable[[Conn, Any, CloudEvent, Any], Awaitable[None]]
+P = TypeVar("P", bound=Payload)
+
+
+@dataclass(frozen=True)
+class Reaction(Generic[P]):
+    """``fn(conn, deps, event, payload)`` for every event whose payload is ``payload``, read
+    from that payload's topic. Wired by payload type, not by topic string, so a handler
+    wired to the wrong payload is a type error (mypy cannot solve ``P``), not a dead
+    letter at run time (tests/unit/shared/test_reactions.py)."""
+
+    payload: type[P]
+    fn: Callable[[Conn, Any, CloudEvent, P], Awaitable[None]]
+
+    @property
+    def event_type(self) -> str:
+        return self.payload.topic
 
 
 def service_processor(
@@ -272,24 +287,33 @@ def service_processor(
     schema: str,
     group: str,
     make_deps: Callable[[asyncpg.Pool], Any],
-    reactions: Sequence[tuple[str, Reaction]],
+    reactions: Sequence[Reaction[Any]],
 ) -> EventProcessor:
-    """A service's processor: each reaction ``fn(conn, deps, event, payload)`` routed from
-    its event type's topic; ``deps`` are built from the pool once the processor started."""
+    """A service's processor: each reaction's ``fn(conn, deps, event, payload)`` routed from
+    its payload's topic; ``deps`` are built from the pool once the processor started."""
     processor: EventProcessor
+    types = [r.event_type for r in reactions]
+    if len(set(types)) != len(types):
+        raise ValueError(f"one reaction per event type: {sorted(types)}")
 
-    def route(event_type: str, fn: Reaction) -> Route:
+    def route(reaction: Reaction[Any]) -> Route:
+        fn = reaction.fn
+
         async def handle(conn: Conn, event: CloudEvent, payload: Any) -> None:
             assert processor.pool is not None
             await fn(conn, make_deps(processor.pool), event, payload)
 
-        return Route(topic=settings.topic(event_type), handler=handle, event_type=event_type)
+        return Route(
+            topic=settings.topic(reaction.event_type),
+            handler=handle,
+            event_type=reaction.event_type,
+        )
 
     processor = EventProcessor(
         settings=settings,
         schema=schema,
         group=group,
-        routes=[route(t, fn) for t, fn in reactions],
+        routes=[route(r) for r in reactions],
     )
     return processor
 

@@ -17,7 +17,7 @@ from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import events
 from shared.access import Rule
 from shared.clock import utcnow
-from shared.consumer import EventProcessor, service_processor
+from shared.consumer import EventProcessor, Reaction, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -73,10 +73,10 @@ def create_processor(
         group=settings.alerts_consumer_group,
         make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=clock),
         reactions=[
-            (events.IntakeScreened.topic, handlers.on_intake_screened),
-            (events.CheckinRecorded.topic, handlers.on_checkin_recorded),
-            (events.AppointmentChanged.topic, handlers.on_appointment_changed),
-            (events.DoseDeferred.topic, handlers.on_dose_deferred),
-            (events.PatientDischarged.topic, handlers.on_patient_discharged),
+            Reaction(events.IntakeScreened, handlers.on_intake_screened),
+            Reaction(events.CheckinRecorded, handlers.on_checkin_recorded),
+            Reaction(events.AppointmentChanged, handlers.on_appointment_changed),
+            Reaction(events.DoseDeferred, handlers.on_dose_deferred),
+            Reaction(events.PatientDischarged, handlers.on_patient_discharged),
         ],
     )

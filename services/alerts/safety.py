@@ -39,7 +39,7 @@ from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import Timers
 from shared import db, devclock, events
 from shared.clock import utcnow
-from shared.consumer import TRANSIENT, EventProcessor, Message, service_processor
+from shared.consumer import TRANSIENT, EventProcessor, Message, Reaction, service_processor
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -65,10 +65,10 @@ def create_safety_processor(settings: AlertsSettings) -> EventProcessor:
         group=f"{settings.alerts_consumer_group}-safety",
         make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=utcnow),
         reactions=[
-            (events.SafetySignal.topic, handlers.on_safety_signal),
+            Reaction(events.SafetySignal, handlers.on_safety_signal),
             # the pipeline heartbeat through this lane (services/intake/heartbeat.py): its
             # emission and arrival recorded for the watchdog (services/alerts/watchdog.py)
-            (events.PipelineHeartbeat.topic, handlers.on_heartbeat),
+            Reaction(events.PipelineHeartbeat, handlers.on_heartbeat),
         ],
     )
 

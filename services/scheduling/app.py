@@ -15,7 +15,7 @@ from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import events
 from shared.access import Rule
 from shared.clock import utcnow
-from shared.consumer import EventProcessor, Timer, service_processor
+from shared.consumer import EventProcessor, Reaction, Timer, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -56,13 +56,13 @@ def create_processor(
         group=settings.scheduling_consumer_group,
         make_deps=lambda pool: handlers.Deps(pool=pool, settings=settings, clock=clock),
         reactions=[
-            (events.IntakeScreened.topic, handlers.on_intake_screened),
-            (events.IntakeReviewed.topic, handlers.on_intake_reviewed),
-            (events.CheckinRecorded.topic, handlers.on_checkin_recorded),
-            (events.PatientDischarged.topic, handlers.on_patient_discharged),
+            Reaction(events.IntakeScreened, handlers.on_intake_screened),
+            Reaction(events.IntakeReviewed, handlers.on_intake_reviewed),
+            Reaction(events.CheckinRecorded, handlers.on_checkin_recorded),
+            Reaction(events.PatientDischarged, handlers.on_patient_discharged),
             # the hold while at risk (docs/domain.md, "Who is scheduled, and when")
-            (events.AlertRaised.topic, handlers.on_alert),
-            (events.AlertChanged.topic, handlers.on_alert),
+            Reaction(events.AlertRaised, handlers.on_alert),
+            Reaction(events.AlertChanged, handlers.on_alert),
         ],
     )
 
