@@ -1,16 +1,9 @@
-"""Kafka consumption with faust-streaming: idempotent, retrying, dead-lettering.
+"""The faust worker: fetching, per-partition lanes, readiness, lag.
 
-faust acks a message even when its handler raised, so nothing may escape a
-handler: every message ends in exactly one of
-- applied: the handler's effect and the event id (inbox) committed together;
-- skipped: the event id was already in the inbox (a redelivery);
-- dead-lettered: a message that can never succeed (not a CloudEvent, wrong type,
-  invalid payload, a handler that raised a non-transient error) is written to
-  ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
-  broker before we move on;
-- retried: a transient failure (database or broker away) is retried with capped
-  exponential backoff, for as long as it takes, holding the partition's order (and
-  only that partition's: each assigned partition has its own lane, PartitionLanes).
+faust acks a message even when its handler raised, so nothing may escape a handler:
+each message goes to ``shared.processing.EventProcessor.process``, which applies,
+skips, retries or dead-letters it. A retry holds the partition's order, and only that
+partition's: each assigned partition has its own lane (PartitionLanes).
 
 A worker never stalls silently: it waits for the broker at start instead of exiting,
 looks again at the broker's metadata every second while a subscribed topic is missing
@@ -27,33 +20,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-import asyncpg
 import faust
-import structlog
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
-from pydantic import ValidationError
+from prometheus_client import Gauge
 
-from shared import devclock, inbox, kafka, metrics
-from shared.db import Conn, create_pool
-from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, Payload, dlq_topic
-from shared.kafka import idempotent_producer
+from shared import devclock, kafka, metrics
 from shared.logging import configure_logging, get_logger
+from shared.processing import EventProcessor, Message
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
 
-Handler = Callable[[Conn, CloudEvent, Any], Awaitable[None]]
-
-CONSUMED = Counter("events_consumed_total", "Events consumed", ["topic", "outcome"])
-DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a .dlq", ["topic", "reason"])
-RETRIES = Counter("consumer_retries_total", "Transient failures retried", ["topic"])
 LAG = Gauge(
     "consumer_lag",
     "Messages on the partition after the last one this worker processed (highwater - offset - 1)",
@@ -65,270 +46,10 @@ ASSIGNED = Gauge(
     ["group", "topic"],
 )
 
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.AdminShutdownError,
-    KafkaError,
-)
-
-
-class PermanentError(Exception):
-    """Raised by a handler for an event that can never be applied; it is dead-lettered."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """Events of ``event_type`` read from ``topic`` (the same name unless versioned or a test)."""
-
-    topic: str
-    handler: Handler
-    event_type: str = ""
-
-    @property
-    def expected_type(self) -> str:
-        return self.event_type or self.topic
-
-
-@dataclass(frozen=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-
-class EventProcessor:
-    """The message-to-outcome logic, independent of faust so it can be driven directly."""
-
-    def __init__(
-        self,
-        *,
-        settings: CommonSettings,
-        schema: str,
-        group: str,
-        routes: list[Route],
-    ) -> None:
-        self.settings = settings
-        self.schema = schema
-        self.group = group
-        self.routes = {r.topic: r for r in routes}
-        self._pool: asyncpg.Pool | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        async with self._lock:
-            # DEV_CLOCK=1: the stack's time known before the first message is handled
-            await devclock.watch(self.settings, f"{self.group}-worker")
-            if self._pool is None:
-                self._pool = await create_pool(
-                    self.settings.database_url,
-                    self.schema,
-                    min_size=1,
-                    max_size=self.settings.db_pool_max,
-                )
-            if self._producer is None:
-                self._producer = idempotent_producer(
-                    self.settings.kafka_servers,
-                    f"{self.group}-dlq",
-                    self.settings.kafka_request_timeout_ms,
-                )
-                await self._producer.start()
-
-    @property
-    def pool(self) -> asyncpg.Pool | None:
-        return self._pool
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    async def process(self, msg: Message) -> str:
-        """Apply one message; returns its outcome. Never raises (but for cancellation)."""
-        try:
-            event = CloudEvent.from_bytes(msg.value, tolerant=True)
-        except ValidationError as exc:
-            return await self._dead_letter(msg, "invalid_cloudevent", _first_error(exc))
-        route = self.routes[msg.topic]
-        with structlog.contextvars.bound_contextvars(
-            topic=msg.topic, partition=msg.partition, offset=msg.offset, event_id=event.id
-        ):
-            return await self._apply(route, msg, event)
-
-    async def _apply(self, route: Route, msg: Message, event: CloudEvent) -> str:
-        if event.type != route.expected_type or event.type not in PAYLOADS:
-            return await self._dead_letter(msg, "unexpected_type", event.type)
-        try:
-            payload = event.payload(tolerant=True)  # unknown fields: docs/events.md
-        except ValidationError as exc:
-            return await self._dead_letter(msg, "invalid_payload", _first_error(exc))
-        delay = self.settings.consumer_retry_initial_s
-        while True:
-            try:
-                await self.start()
-            except Exception as exc:  # our dependencies, never the message's fault: retry
-                log.error("consumer_cannot_start", error=repr(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_retry_max_s)
-                continue
-            assert self._pool is not None
-            try:
-                # the handlers' business counters move only once the transaction committed
-                with metrics.commit_scope():
-                    async with self._pool.acquire() as conn, conn.transaction():
-                        if not await inbox.first_time(conn, event.id, msg.topic):
-                            outcome = "duplicate"
-                        else:
-                            await route.handler(conn, event, payload)
-                            outcome = "applied"
-                CONSUMED.labels(msg.topic, outcome).inc()
-                return outcome
-            except TRANSIENT as exc:
-                RETRIES.labels(msg.topic).inc()
-                log.warning(
-                    "consumer_retry",
-                    topic=msg.topic,
-                    event_id=event.id,
-                    error=repr(exc),
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_retry_max_s)
-            except PermanentError as exc:
-                return await self._dead_letter(msg, "rejected", str(exc), event.id)
-            except Exception as exc:
-                log.exception("consumer_handler_failed", topic=msg.topic, event_id=event.id)
-                return await self._dead_letter(msg, "handler_error", repr(exc), event.id)
-
-    async def _dead_letter(
-        self, msg: Message, reason: str, detail: str, event_id: str | None = None
-    ) -> str:
-        headers = {
-            **msg.headers,
-            "dlq.reason": reason.encode(),
-            "dlq.detail": detail[:500].encode(),
-            "dlq.origin.topic": msg.topic.encode(),
-            "dlq.origin.partition": str(msg.partition).encode(),
-            "dlq.origin.offset": str(msg.offset).encode(),
-            "dlq.consumer.group": self.group.encode(),
-            "dlq.at": datetime.now(UTC).isoformat().encode(),
-        }
-        headers.setdefault("content-type", CONTENT_TYPE.encode())
-        delay = self.settings.consumer_retry_initial_s
-        while True:  # the message is acked once we return: the DLQ write must succeed first
-            try:
-                await self.start()
-                assert self._producer is not None
-                await self._producer.send_and_wait(
-                    dlq_topic(msg.topic),
-                    value=msg.value,
-                    key=msg.key,
-                    headers=list(headers.items()),
-                )
-                break
-            except TRANSIENT as exc:
-                log.warning("dlq_retry", topic=msg.topic, error=repr(exc), retry_in_s=delay)
-                if isinstance(exc, KafkaError) and not exc.retriable and self._producer:
-                    # broken for good (e.g. OutOfOrderSequenceNumber after a broker
-                    # restart, shared/relay.py _replace_producer): start() makes a new one
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(self._producer.stop(), 5)
-                    self._producer = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_retry_max_s)
-        DEAD_LETTERED.labels(msg.topic, reason).inc()
-        CONSUMED.labels(msg.topic, "dead_lettered").inc()
-        log.warning(
-            "dead_lettered",
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            reason=reason,
-            detail=detail[:200],
-            event_id=event_id,
-        )
-        return "dead_lettered"
-
-
-P = TypeVar("P", bound=Payload)
-
-
-@dataclass(frozen=True)
-class Reaction(Generic[P]):
-    """``fn(conn, deps, event, payload)`` for every event whose payload is ``payload``, read
-    from that payload's topic. Wired by payload type, not by topic string, so a handler
-    wired to the wrong payload is a type error (mypy cannot solve ``P``), not a dead
-    letter at run time (tests/unit/shared/test_reactions.py)."""
-
-    payload: type[P]
-    fn: Callable[[Conn, Any, CloudEvent, P], Awaitable[None]]
-
-    @property
-    def event_type(self) -> str:
-        return self.payload.topic
-
-
-def service_processor(
-    *,
-    settings: CommonSettings,
-    schema: str,
-    group: str,
-    make_deps: Callable[[asyncpg.Pool], Any],
-    reactions: Sequence[Reaction[Any]],
-) -> EventProcessor:
-    """A service's processor: each reaction's ``fn(conn, deps, event, payload)`` routed from
-    its payload's topic; ``deps`` are built from the pool once the processor started."""
-    processor: EventProcessor
-    types = [r.event_type for r in reactions]
-    if len(set(types)) != len(types):
-        raise ValueError(f"one reaction per event type: {sorted(types)}")
-
-    def route(reaction: Reaction[Any]) -> Route:
-        fn = reaction.fn
-
-        async def handle(conn: Conn, event: CloudEvent, payload: Any) -> None:
-            assert processor.pool is not None
-            await fn(conn, make_deps(processor.pool), event, payload)
-
-        return Route(
-            topic=settings.topic(reaction.event_type),
-            handler=handle,
-            event_type=reaction.event_type,
-        )
-
-    processor = EventProcessor(
-        settings=settings,
-        schema=schema,
-        group=group,
-        routes=[route(r) for r in reactions],
-    )
-    return processor
-
 
 def _headers(raw: Any) -> dict[str, bytes]:
     items = raw.items() if isinstance(raw, dict) else (raw or [])
     return {str(k): bytes(v) for k, v in items}
-
-
-def _first_error(exc: ValidationError) -> str:
-    errs = exc.errors()
-    if not errs:
-        return "invalid"
-    e = errs[0]
-    return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
 
 
 def _track_lag(app: faust.App, group: str, topic: str, message: Any) -> None:

@@ -17,7 +17,7 @@ from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import events
 from shared.access import Rule
 from shared.clock import utcnow
-from shared.consumer import EventProcessor, Reaction, service_processor
+from shared.processing import EventProcessor, Reaction, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"

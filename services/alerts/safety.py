@@ -39,8 +39,8 @@ from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import Timers
 from shared import db, devclock, events
 from shared.clock import utcnow
-from shared.consumer import TRANSIENT, EventProcessor, Message, Reaction, service_processor
 from shared.logging import get_logger
+from shared.processing import TRANSIENT, EventProcessor, Message, Reaction, service_processor
 
 log = get_logger(__name__)
 

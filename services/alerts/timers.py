@@ -41,8 +41,8 @@ from services.alerts.domain.paging import (
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, devclock
 from shared.clock import utcnow
-from shared.consumer import TRANSIENT
 from shared.logging import get_logger
+from shared.processing import TRANSIENT
 
 log = get_logger(__name__)
 

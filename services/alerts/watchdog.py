@@ -55,9 +55,9 @@ from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import Timers, post_page
 from shared import db, events
 from shared.clock import utcnow
-from shared.consumer import TRANSIENT
 from shared.lag_exporter import Exporter, LagSettings
 from shared.logging import get_logger
+from shared.processing import TRANSIENT
 
 log = get_logger(__name__)
 

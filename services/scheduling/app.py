@@ -15,7 +15,8 @@ from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import events
 from shared.access import Rule
 from shared.clock import utcnow
-from shared.consumer import EventProcessor, Reaction, Timer, service_processor
+from shared.consumer import Timer
+from shared.processing import EventProcessor, Reaction, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"

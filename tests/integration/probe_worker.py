@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from shared import db
-from shared.consumer import EventProcessor, PermanentError, Route, build_faust_app, run_worker
+from shared.consumer import build_faust_app, run_worker
 from shared.db import Conn
 from shared.events import CloudEvent
 from shared.logging import configure_logging
+from shared.processing import EventProcessor, PermanentError, Route
 from shared.settings import CommonSettings
 
 SCHEMA = "probe"

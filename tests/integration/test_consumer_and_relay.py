@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import db
-from shared.consumer import EventProcessor, Message, Route
 from shared.events import CheckinAssessment, CheckinRecorded, CloudEvent, dlq_topic, new_event
 from shared.kafka import ensure_topics, round_trip
+from shared.processing import EventProcessor, Message, Route
 from shared.settings import CommonSettings
 from tests.factories import intake_body
 from tests.integration import probe_worker

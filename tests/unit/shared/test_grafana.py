@@ -17,6 +17,7 @@ DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "interv
 # Every module that defines metrics (importing one registers them; none connects).
 METRIC_MODULES = [
     "shared.consumer",
+    "shared.processing",
     "shared.lag_exporter",
     "shared.outbox",
     "shared.relay",

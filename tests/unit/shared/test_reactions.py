@@ -1,4 +1,4 @@
-"""Reactions are wired by payload type (shared/consumer.py Reaction): a handler wired to
+"""Reactions are wired by payload type (shared/processing.py Reaction): a handler wired to
 another payload's events is a type error that `make lint` (mypy) reports, and two
 reactions to one event type are refused when the processor is built."""
 
@@ -11,8 +11,8 @@ import pytest
 from mypy import api
 
 from shared import events
-from shared.consumer import Reaction, service_processor
 from shared.db import Conn
+from shared.processing import Reaction, service_processor
 from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,7 +30,7 @@ def mypy_errors(tmp_path: Path, body: str) -> str:
         textwrap.dedent(
             """
             from shared import events
-            from shared.consumer import Reaction
+            from shared.processing import Reaction
             from shared.db import Conn
 
 
