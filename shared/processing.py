@@ -32,7 +32,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from shared import devclock, inbox, metrics
-from shared.db import Conn, create_pool
+from shared.db import UNREACHABLE, Conn, create_pool
 from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, Payload, dlq_topic
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
@@ -45,13 +45,10 @@ Handler = Callable[[Conn, CloudEvent, Any], Awaitable[None]]
 CONSUMED = Counter("events_consumed_total", "Events consumed", ["topic", "outcome"])
 DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a .dlq", ["topic", "reason"])
 RETRIES = Counter("consumer_retries_total", "Transient failures retried", ["topic"])
+# Worth retrying: PostgreSQL not reachable (shared/db.py UNREACHABLE), a transaction that
+# lost a race, a server shutting down, the broker away. Anything else is the message's.
 TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
+    *UNREACHABLE,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
