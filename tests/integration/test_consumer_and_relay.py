@@ -220,12 +220,14 @@ async def test_relay_killed_between_produce_and_commit_republishes_and_consumer_
 
     await wait_for(lambda: len(published()) == 1, timeout=30, what="first publication")
     intake.relay.kill(signal.SIGKILL)  # dies before it could mark the row published
-    # Its database session dies with it (left alone, the backend blocked on our lock
-    # would not notice the dead client until the lock is released, then commit).
-    await blocker.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'relay-intake' AND datname = current_database()"
+    # Its database sessions die with it (left alone, the backend blocked on our lock
+    # would not notice the dead client until the lock is released, then commit): every
+    # lane's (shared/relay.py names them relay-<schema>-<lane>).
+    ended = await blocker.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name LIKE 'relay-intake-%' AND datname = current_database()"
     )
+    assert ended >= 1
     await tx.rollback()
     await blocker.close()
     intake.relay.start()
