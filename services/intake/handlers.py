@@ -42,7 +42,6 @@ from services.intake.schemas import (
 from services.intake.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.crypto import PhiCipher
-from shared.db import Conn
 from shared.errors import Conflict, NotFound
 
 INTAKES = Counter("intakes_total", "New intakes stored (replays not counted)", ["decision"])
@@ -58,7 +57,7 @@ class Deps:
     cipher: PhiCipher  # PHI at rest: every PHI value is encrypted with it before it is stored
     # The safety lane's own connections (docs/domain.md, "Safety signals first"): a
     # check-in or intake that signals suicide risk never waits behind routine requests
-    # for a connection. None: it shares ``pool`` (tests that build Deps by hand).
+    # for a connection. Opened at the app's start (services/intake/app.py); None before.
     safety_pool: asyncpg.Pool | None = None
 
     def pool_for(self, urgent: bool) -> asyncpg.Pool:
@@ -141,10 +140,11 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
                 created = await repo.create_intake(
                     conn, body, digest, score, verdict, event, deps.cipher
                 )
-                if created and reasons:
-                    await _signal(
-                        conn, body.intake_id, "intake", pid, body.site_id, body, reasons, now
+                if created and reasons:  # the safety lane's event, in the same transaction
+                    signal = _signal_event(
+                        body.intake_id, "intake", pid, body.site_id, body, reasons, now
                     )
+                    await outbox.enqueue(conn, signal, priority=outbox.SAFETY)
             if created:
                 INTAKES.labels(verdict.decision.value).inc()  # one statement: committed
                 return IntakeOut(
@@ -248,21 +248,6 @@ def _signal_event(
     return events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
 
 
-async def _signal(
-    conn: Conn,
-    signal_id: str,
-    source: Literal["checkin", "intake"],
-    patient_id: str,
-    site_id: str,
-    body: IntakeIn | CheckinIn,
-    reasons: tuple[str, ...],
-    now: datetime,
-) -> None:
-    """The safety lane's event, in the transaction of the check-in or intake it signals."""
-    event = _signal_event(signal_id, source, patient_id, site_id, body, reasons, now)
-    await outbox.enqueue(conn, event, priority=outbox.SAFETY)
-
-
 @metrics.counted_on_commit
 async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]:
     """Store a check-in with its measurement-based-care verdict and announce both."""
@@ -310,28 +295,13 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
             ),
         )
         now = deps.clock()
-        announce = [
-            (
-                events.new_event(payload, source=SOURCE, subject=body.patient_id, time=now),
-                outbox.ROUTINE,
+        routine = events.new_event(payload, source=SOURCE, subject=body.patient_id, time=now)
+        announce = [(routine, outbox.ROUTINE)]
+        if reasons:  # the safety lane's event first (relayed in a lane of its own)
+            signal = _signal_event(
+                body.checkin_id, "checkin", body.patient_id, patient["site_id"], body, reasons, now
             )
-        ]
-        if reasons:  # the safety lane's event too (relayed in a lane of its own)
-            announce.insert(
-                0,
-                (
-                    _signal_event(
-                        body.checkin_id,
-                        "checkin",
-                        body.patient_id,
-                        patient["site_id"],
-                        body,
-                        reasons,
-                        now,
-                    ),
-                    outbox.SAFETY,
-                ),
-            )
+            announce.insert(0, (signal, outbox.SAFETY))
         try:
             row = await repo.insert_checkin(
                 conn,
