@@ -147,6 +147,7 @@ class SafetyLane:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
             fetch_max_wait_ms=100,
+            group_instance_id=self.settings.alerts_safety_instance_id or None,
         )
         delay = 0.5
         while not stop.is_set():

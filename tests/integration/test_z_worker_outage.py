@@ -12,16 +12,26 @@ import os
 import signal
 import time
 import uuid
+from datetime import UTC, datetime
 
+import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared import db
-from shared.events import dlq_topic
+from shared import db, events
+from shared.events import ALL_TOPICS, dlq_topic
 from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_KAFKA
 from tests.integration import probe_worker
-from tests.integration.conftest import KAFKA, ROOT, delete_topics
+from tests.integration.conftest import (
+    ARTIFACTS,
+    KAFKA,
+    ROOT,
+    ServiceProcess,
+    delete_topics,
+    service_env,
+)
 from tests.integration.test_worker_liveness import (
     applied_in_order,
     assigned_gauge,
@@ -32,6 +42,8 @@ from tests.integration.test_worker_liveness import (
 )
 
 pytestmark = pytest.mark.integration
+
+ASSIGNED = "safety_lane_assigned_partitions "  # services/alerts/safety.py, on its metrics port
 
 BROKER_CTL = os.environ.get("TEST_BROKER_CTL") or str(ROOT / "deploy" / "bin" / "kafka.sh")
 
@@ -86,3 +98,85 @@ async def test_a_worker_started_while_the_broker_is_down_consumes_within_10s_of_
         await producer.stop()
         worker.kill(signal.SIGTERM)
         await delete_topics([topic, dlq_topic(topic)])
+
+
+async def test_a_safety_lane_restarted_during_an_outage_takes_its_partitions_back_at_once(
+    database: str,
+) -> None:
+    """A safety lane restarted while the broker is away (it could not leave its group)
+    consumes within 5 s of the broker's return: with a static member id
+    (ALERTS_SAFETY_INSTANCE_ID, as deploy/supervisord.conf gives it) the new process takes
+    its predecessor's place at once instead of waiting out that member's session (10 s,
+    services/alerts/safety.py)."""
+    if KAFKA not in (DEFAULT_KAFKA, "localhost:9092") and not os.environ.get("TEST_BROKER_CTL"):
+        pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
+    run = uuid.uuid4().hex[:6]
+    prefix = f"lane-{run}."
+    topics = [prefix + t for t in ALL_TOPICS]
+    await ensure_topics([KAFKA], topics)
+    env = service_env(database, ALERTS_CONSUMER_GROUP=f"lane-{run}")
+    env.update(KAFKA_TOPIC_PREFIX=prefix, ALERTS_SAFETY_INSTANCE_ID=f"lane-{run}-0")
+
+    def lane(n: int) -> ServiceProcess:
+        log = ARTIFACTS / "logs" / f"alerts-safety-lane-{run}-{n}.log"
+        return ServiceProcess(
+            "alerts-safety", ["services.alerts", "safety"], env, log
+        ).with_metrics("ALERTS_SAFETY_METRICS_PORT")
+
+    async def assigned(p: ServiceProcess) -> float:
+        try:
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(p.metrics_url)).text
+        except httpx.HTTPError:
+            return -1
+        return next(
+            (float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(ASSIGNED)), -1
+        )
+
+    first, second = lane(1), lane(2)
+    first.start()
+    try:
+        await poll(lambda: assigned(first), lambda n: n == 6, 60, "the first lane consuming")
+        await broker("stop")
+        try:
+            first.kill(signal.SIGTERM)  # it cannot leave its group: the broker is away
+            second.start()
+            await asyncio.sleep(2)
+        finally:
+            await broker("start")
+        back = time.monotonic()
+        pid = f"p-lane-{run}"
+        payload = events.SafetySignal(
+            signal_id=f"c-{run}",
+            source="checkin",
+            patient_id=pid,
+            site_id=f"site-{run}",
+            at=datetime.now(UTC),
+            reasons=("suicidal_ideation",),
+        )
+        event = events.new_event(payload, source="test", subject=pid, time=datetime.now(UTC))
+        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(prefix + "safety.signal", event.to_bytes(), pid.encode())
+        finally:
+            await producer.stop()
+        conn = await asyncpg.connect(database)
+        try:
+            await poll(
+                lambda: conn.fetchval(
+                    "SELECT count(*) FROM alerts.alerts WHERE patient_id = $1", pid
+                ),
+                lambda n: n == 1,
+                30,
+                "the suicide-risk alert raised by the restarted lane",
+            )
+        finally:
+            await conn.close()
+        took = time.monotonic() - back
+        print(f"\nthe restarted lane raised the alert {took:.1f} s after the broker was back")
+        assert took < 5, (took, second.logs()[-3000:])
+    finally:
+        second.kill(signal.SIGTERM)
+        first.kill(signal.SIGTERM)
+        await delete_topics(topics)
