@@ -43,6 +43,7 @@ from tests.integration.conftest import (
     EventLog,
     Record,
     ServiceProcess,
+    for_the_session,
     free_port,
     service_env,
     until,
@@ -256,6 +257,7 @@ async def clocked() -> AsyncIterator[ClockedStack]:
         async with topic_log(prefix) as events, httpx.AsyncClient(timeout=10) as http:
             for p in processes.values():
                 p.start()
+            for_the_session(*processes.values())
             await asyncio.gather(*(wait_ready(urls[s], apis[s]) for s in SERVICES))
             stack = ClockedStack(
                 intake_url=urls["intake"],

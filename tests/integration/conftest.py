@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,6 +295,29 @@ async def wait_ready(url: str, proc: ServiceProcess, timeout: float = 60.0) -> N
     raise AssertionError(f"{url} not ready:\n{proc.logs()[-3000:]}")
 
 
+# The processes of the session's stacks, which every later test relies on.
+SESSION_PROCESSES: list[ServiceProcess] = []
+
+
+def for_the_session(*procs: ServiceProcess) -> None:
+    SESSION_PROCESSES.extend(procs)
+
+
+@pytest.fixture(autouse=True)
+def session_stacks_survive() -> Iterator[None]:
+    """A test that leaves a process of a session stack stopped (a kill it meant to undo,
+    an assertion failing before its restart) fails here, and the process is started
+    again: one test's failure must not take every later test with it."""
+    yield
+    dead = [p for p in SESSION_PROCESSES if p.proc is not None and p.proc.poll() is not None]
+    for p in dead:
+        p.start()
+    if dead:
+        pytest.fail(
+            "left stopped (started again): " + ", ".join(p.name for p in dead), pytrace=False
+        )
+
+
 @pytest.fixture(scope="session")
 async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStack]:
     port = free_port()
@@ -320,6 +343,7 @@ async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStac
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, api)
     relay.start()
+    for_the_session(api, relay)
     yield IntakeStack(url=url, dsn=database, api=api, relay=relay)
     for p in (api, relay):
         p.kill(signal.SIGTERM)
@@ -395,6 +419,7 @@ async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[Schedu
     relay.start()
     for w in workers:
         w.start()
+    for_the_session(api, relay, *workers)
     yield SchedulingStack(url=url, dsn=database, api=api, relay=relay, workers=workers)
     for p in (api, relay, *workers):
         p.kill(signal.SIGTERM)
@@ -489,6 +514,7 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
     for p in (relay, *workers, *timers, *safety, watchdog):
         p.start()
     await lane_assigned(safety)
+    for_the_session(api, relay, *workers, *timers, *safety, watchdog)
     yield AlertsStack(
         url=url,
         dsn=database,

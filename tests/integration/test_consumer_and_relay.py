@@ -28,6 +28,7 @@ from tests.integration.conftest import (
     ServiceProcess,
     delete_topics,
     service_env,
+    until,
     wait_for,
 )
 
@@ -208,29 +209,40 @@ async def test_relay_killed_between_produce_and_commit_republishes_and_consumer_
     async with httpx.AsyncClient(base_url=intake.url) as http:
         assert (await http.post("/v1/intakes", json=body)).status_code == 201
 
-    # Hold the outbox row's lock: the relay can read and publish it but not mark it.
-    blocker = await asyncpg.connect(intake.dsn)
-    tx = blocker.transaction()
-    await tx.start()
-    await blocker.fetch("SELECT id FROM intake.outbox WHERE key = $1 FOR UPDATE", pid)
-    intake.relay.start()
-
     def published() -> list[bytes]:
         return [r.value for r in event_log.on("intake.screened") if r.key == pid.encode()]
 
-    await wait_for(lambda: len(published()) == 1, timeout=30, what="first publication")
-    intake.relay.kill(signal.SIGKILL)  # dies before it could mark the row published
-    # Its database sessions die with it (left alone, the backend blocked on our lock
-    # would not notice the dead client until the lock is released, then commit): every
-    # lane's (shared/relay.py names them relay-<schema>-<lane>).
-    ended = await blocker.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name LIKE 'relay-intake-%' AND datname = current_database()"
-    )
-    assert ended >= 1
-    await tx.rollback()
-    await blocker.close()
-    intake.relay.start()
+    # Hold the outbox row's lock: the relay can read and publish it but not mark it.
+    blocker, watcher = await asyncpg.connect(intake.dsn), await asyncpg.connect(intake.dsn)
+    tx = blocker.transaction()
+    try:
+        await tx.start()
+        await blocker.fetch("SELECT id FROM intake.outbox WHERE key = $1 FOR UPDATE", pid)
+        intake.relay.start()
+        await wait_for(lambda: len(published()) == 1, timeout=30, what="first publication")
+        intake.relay.kill(signal.SIGKILL)  # dies before it could mark the row published
+        # Its database sessions die with it. A backend already blocked on our lock
+        # would not notice the dead client until the lock is released, then commit
+        # the mark: end every lane's (shared/relay.py names them relay-<schema>-<lane>)
+        # and wait until none is left (one that had not sent its UPDATE yet ends by
+        # itself when it reads the closed socket). Watched from a session of its own:
+        # pg_stat_activity is read once per transaction, and the blocker's stays open.
+        await until(
+            lambda: watcher.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'relay-intake-%' "
+                "AND datname = current_database()"
+            ),
+            lambda n: n == 0,
+            timeout=10,
+            what="the killed relay's sessions to end",
+        )
+    finally:
+        await tx.rollback()
+        await blocker.close()
+        await watcher.close()
+        if intake.relay.proc is None or intake.relay.proc.poll() is not None:
+            intake.relay.start()  # the session's stack, for the tests after this one
     await wait_for(lambda: len(published()) == 2, timeout=30, what="re-publication")
     first, second = (CloudEvent.from_bytes(v) for v in published())
     assert first.id == second.id
