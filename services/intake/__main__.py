@@ -16,7 +16,7 @@ import sys
 
 import uvloop
 
-from services.intake import heartbeat, phi
+from services.intake import heartbeat, repository
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared.crypto import PhiDecryptError, PhiKeyError, new_key
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                     service="intake",
                     schema=SCHEMA,
                     migrations=MIGRATIONS,
-                    rotate=phi.rotate_all,
+                    rotate=repository.rotate_phi,
                     check=args.check,
                 )
             )

@@ -1,4 +1,4 @@
-"""Thin HTTP entry points of the intake service: parse, call a handler, answer."""
+"""Thin HTTP entry points of the intake service: parse, call a command or query, answer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
-from services.intake import handlers
+from services.intake import commands, queries
+from services.intake.deps import Deps
 from services.intake.schemas import (
     CheckinIn,
     CheckinOut,
@@ -22,8 +23,8 @@ from shared.web import ERRORS, JSONResponse
 router = APIRouter(prefix="/v1")
 
 
-def deps(request: Request) -> handlers.Deps:
-    d: handlers.Deps = request.app.state.deps
+def deps(request: Request) -> Deps:
+    d: Deps = request.app.state.deps
     return d
 
 
@@ -35,7 +36,7 @@ def deps(request: Request) -> handlers.Deps:
     summary="Submit an intake screen (201 new, 200 identical replay)",
 )
 async def submit_intake(body: IntakeIn, request: Request) -> Response:
-    result, created = await handlers.submit_intake(deps(request), body)
+    result, created = await commands.submit_intake(deps(request), body)
     return JSONResponse(result.model_dump(mode="json"), 201 if created else 200)
 
 
@@ -46,7 +47,7 @@ async def submit_intake(body: IntakeIn, request: Request) -> Response:
     summary="An intake's decision (never the PHI)",
 )
 async def get_intake(intake_id: str, request: Request) -> IntakeOut:
-    return await handlers.get_intake(deps(request), intake_id)
+    return await queries.get_intake(deps(request), intake_id)
 
 
 @router.post(
@@ -56,7 +57,7 @@ async def get_intake(intake_id: str, request: Request) -> IntakeOut:
     summary="A clinician approves a needs_review intake (it then schedules)",
 )
 async def approve(intake_id: str, body: Review, request: Request) -> IntakeOut:
-    return await handlers.review_intake(deps(request), intake_id, "approved", body)
+    return await commands.review_intake(deps(request), intake_id, "approved", body)
 
 
 @router.post(
@@ -66,7 +67,7 @@ async def approve(intake_id: str, body: Review, request: Request) -> IntakeOut:
     summary="A clinician declines a needs_review intake",
 )
 async def decline(intake_id: str, body: Review, request: Request) -> IntakeOut:
-    return await handlers.review_intake(deps(request), intake_id, "declined", body)
+    return await commands.review_intake(deps(request), intake_id, "declined", body)
 
 
 @router.post(
@@ -77,7 +78,7 @@ async def decline(intake_id: str, body: Review, request: Request) -> IntakeOut:
     summary="Record a between-session check-in (202 new, 200 identical replay)",
 )
 async def record_checkin(body: CheckinIn, request: Request) -> Response:
-    result, created = await handlers.record_checkin(deps(request), body)
+    result, created = await commands.record_checkin(deps(request), body)
     return JSONResponse(result.model_dump(mode="json"), 202 if created else 200)
 
 
@@ -90,7 +91,7 @@ async def record_checkin(body: CheckinIn, request: Request) -> Response:
 async def discharge(
     patient_id: str, request: Request, body: Annotated[DischargeIn | None, Body()] = None
 ) -> DischargeOut:
-    return await handlers.discharge_patient(deps(request), patient_id, body or DischargeIn())
+    return await commands.discharge_patient(deps(request), patient_id, body or DischargeIn())
 
 
 @router.get(
@@ -100,4 +101,4 @@ async def discharge(
     summary="A patient's PHQ-9 scores over time: the intake baseline and every check-in",
 )
 async def measures(patient_id: str, request: Request) -> PatientMeasures:
-    return await handlers.patient_measures(deps(request), patient_id)
+    return await queries.patient_measures(deps(request), patient_id)

@@ -11,8 +11,9 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.intake import handlers, phi
+from services.intake import repository
 from services.intake.api import router
+from services.intake.deps import Deps
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared import db
 from shared.access import Rule
@@ -33,8 +34,8 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
     # No PHI key, no service: PhiKeyError here, before anything listens.
     cipher = settings.phi_cipher()
 
-    def make_deps(pool: asyncpg.Pool) -> handlers.Deps:
-        return handlers.Deps(
+    def make_deps(pool: asyncpg.Pool) -> Deps:
+        return Deps(
             pool=pool,
             eligibility=settings.eligibility_policy(),
             mbc=settings.mbc_policy(),
@@ -61,7 +62,7 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         async with started(app):
             # before the first request: plaintext left from before migration 0002 is
             # encrypted, and keys that cannot read the stored PHI stop the start
-            await phi.prepare(app.state.deps.pool, cipher, settings.phi_batch_size)
+            await repository.prepare_phi(app.state.deps.pool, cipher, settings.phi_batch_size)
             safety_pool = await db.create_pool(
                 settings.database_url,
                 SCHEMA,

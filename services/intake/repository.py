@@ -7,41 +7,68 @@ tokens for it (migration 0002; shared/crypto.py).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from services.intake.domain.model import Verdict
-from services.intake.domain.scoring import Phq9Score
-from services.intake.schemas import CheckinIn, IntakeIn
-from shared import outbox
+from services.intake.rows import (
+    CheckinRow,
+    IntakeRow,
+    MeasureRow,
+    NewCheckin,
+    NewIntake,
+    PatientRow,
+)
+from shared import encrypted, outbox
 from shared.crypto import PhiCipher
 from shared.db import Conn
+from shared.encrypted import PhiTable, Tally
 from shared.events import CloudEvent
 
 
-def body_hash(body: IntakeIn | CheckinIn) -> bytes:
-    return hashlib.sha256(body.model_dump_json().encode()).digest()
+def _intake(r: asyncpg.Record) -> IntakeRow:
+    return IntakeRow(
+        intake_id=r["intake_id"],
+        patient_id=r["patient_id"],
+        site_id=r["site_id"],
+        submitted_at=r["submitted_at"],
+        digest=bytes(r["body_hash"]),
+        decision=r["decision"],
+        reasons=tuple(r["reasons"]),
+        phq9_total=r["phq9_total"],
+        phq9_severity=r["phq9_severity"],
+        suicide_risk=r["suicide_risk"],
+        phq9_item9_positive=r["phq9_item9_positive"],
+        preferences=r["preferences"],
+        review_outcome=r["review_outcome"],
+        reviewed_by=r["reviewed_by"],
+        reviewed_at=r["reviewed_at"],
+    )
 
 
-async def find_intake(
-    conn: Conn, intake_id: str, *, for_update: bool = False
-) -> asyncpg.Record | None:
+def _checkin(r: asyncpg.Record) -> CheckinRow:
+    return CheckinRow(
+        checkin_id=r["checkin_id"],
+        patient_id=r["patient_id"],
+        submitted_at=r["submitted_at"],
+        phq9_total=r["phq9_total"],
+        suicidal_ideation=r["suicidal_ideation"],
+        response=r["response"],
+        remission=r["remission"],
+        worsening=r["worsening"],
+        worsening_reasons=tuple(r["worsening_reasons"]),
+    )
+
+
+async def find_intake(conn: Conn, intake_id: str, *, for_update: bool = False) -> IntakeRow | None:
     sql = "SELECT * FROM intakes WHERE intake_id = $1"
-    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), intake_id)
+    row = await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), intake_id)
+    return _intake(row) if row is not None else None
 
 
 async def create_intake(
-    conn: Conn,
-    body: IntakeIn,
-    digest: bytes,
-    score: Phq9Score,
-    verdict: Verdict,
-    event: CloudEvent,
-    cipher: PhiCipher,
+    conn: Conn, intake: NewIntake, event: CloudEvent, cipher: PhiCipher
 ) -> bool:
     """Store the intake, the patient's PHI (encrypted) and the outbox event in one atomic
     statement.
@@ -50,7 +77,7 @@ async def create_intake(
     racing duplicate never overwrites the patient. The latest intake by submission
     time is the patient's baseline; a late older one does not start a new course.
     """
-    p = body.patient
+    phi, score, verdict = intake.phi, intake.score, intake.verdict
     inserted = await conn.fetchval(
         """
         WITH i AS (
@@ -87,24 +114,24 @@ async def create_intake(
         )
         SELECT count(*) FROM i
         """,
-        body.intake_id,
-        p.patient_id,
-        body.site_id,
-        body.submitted_at,
-        digest,
-        list(body.phq9),
+        intake.intake_id,
+        intake.patient_id,
+        intake.site_id,
+        intake.submitted_at,
+        intake.digest,
+        list(intake.phq9),
         score.total,
         str(score.severity),
         score.item9_positive,
         str(verdict.suicide_risk),
         str(verdict.decision),
         list(verdict.reasons),
-        list(body.conditions),
-        body.preferences.model_dump(exclude_none=True) if body.preferences else None,
-        cipher.encrypt(p.name),
-        cipher.encrypt(p.date_of_birth),
-        cipher.encrypt(p.phone),
-        cipher.encrypt(p.email),
+        list(intake.conditions),
+        intake.preferences,
+        cipher.encrypt(phi.name),
+        cipher.encrypt(phi.date_of_birth),
+        cipher.encrypt(phi.phone),
+        cipher.encrypt(phi.email),
         *outbox.row(event),
     )
     return bool(inserted)
@@ -132,16 +159,18 @@ async def record_review(
 
 async def find_patient(
     conn: Conn, patient_id: str, *, for_update: bool = False
-) -> asyncpg.Record | None:
+) -> PatientRow | None:
     sql = (
         "SELECT patient_id, site_id, baseline_total, treatment_started_at, discharged_at "
         "FROM patients WHERE patient_id = $1"
     )
-    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), patient_id)
+    row = await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), patient_id)
+    return PatientRow(**dict(row)) if row is not None else None
 
 
-async def find_checkin(conn: Conn, checkin_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM checkins WHERE checkin_id = $1", checkin_id)
+async def find_checkin(conn: Conn, checkin_id: str) -> CheckinRow | None:
+    row = await conn.fetchrow("SELECT * FROM checkins WHERE checkin_id = $1", checkin_id)
+    return _checkin(row) if row is not None else None
 
 
 async def checkin_context(
@@ -174,56 +203,56 @@ async def checkin_context(
 
 async def insert_checkin(
     conn: Conn,
-    body: CheckinIn,
-    digest: bytes,
-    total: int | None,
-    item9: bool,
-    assessment: Any,
+    checkin: NewCheckin,
     cipher: PhiCipher,
     announce: Sequence[tuple[CloudEvent, int]],
-) -> asyncpg.Record:
+) -> CheckinRow | None:
     """The check-in and its events (each with its outbox priority, in order) in one
-    statement; the stored row. A check-in with this id stored meanwhile for another
-    patient (not serialised by that patient's lock) is a UniqueViolationError."""
+    statement; the stored row, or None when a check-in with this id was stored meanwhile
+    for another patient (not serialised by that patient's lock)."""
     rows = [outbox.row(e) for e, _ in announce]
-    row = await conn.fetchrow(
-        """
-        WITH c AS (
-            INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
-                phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
-                worsening, worsening_reasons)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-            RETURNING *
-        ), o AS (
-            INSERT INTO outbox (event_id, topic, key, value, priority)
-            SELECT e.id, e.topic, e.key, e.value, e.priority
-            FROM unnest($14::uuid[], $15::text[], $16::text[], $17::bytea[], $18::smallint[])
-                 WITH ORDINALITY AS e(id, topic, key, value, priority, n)
-            ORDER BY e.n
+    assessment = checkin.assessment
+    try:
+        row = await conn.fetchrow(
+            """
+            WITH c AS (
+                INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
+                    phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
+                    worsening, worsening_reasons)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                RETURNING *
+            ), o AS (
+                INSERT INTO outbox (event_id, topic, key, value, priority)
+                SELECT e.id, e.topic, e.key, e.value, e.priority
+                FROM unnest($14::uuid[], $15::text[], $16::text[], $17::bytea[], $18::smallint[])
+                     WITH ORDINALITY AS e(id, topic, key, value, priority, n)
+                ORDER BY e.n
+            )
+            SELECT * FROM c
+            """,
+            checkin.checkin_id,
+            checkin.patient_id,
+            checkin.submitted_at,
+            checkin.digest,
+            list(checkin.phq9) if checkin.phq9 is not None else None,
+            checkin.phq9_total,
+            checkin.item9_positive,
+            checkin.suicidal_ideation,
+            cipher.encrypt(checkin.note),
+            assessment.response,
+            assessment.remission,
+            assessment.worsening,
+            list(assessment.worsening_reasons),
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [priority for _, priority in announce],
         )
-        SELECT * FROM c
-        """,
-        body.checkin_id,
-        body.patient_id,
-        body.submitted_at,
-        digest,
-        list(body.phq9) if body.phq9 is not None else None,
-        total,
-        item9,
-        body.suicidal_ideation,
-        cipher.encrypt(body.note),
-        assessment.response,
-        assessment.remission,
-        assessment.worsening,
-        list(assessment.worsening_reasons),
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [priority for _, priority in announce],
-    )
+    except asyncpg.UniqueViolationError:
+        return None
     assert row is not None
-    return row
+    return _checkin(row)
 
 
 async def discharge(
@@ -244,13 +273,13 @@ async def discharge(
     )
 
 
-async def measures(conn: Conn, patient_id: str) -> list[asyncpg.Record]:
+async def measures(conn: Conn, patient_id: str) -> list[MeasureRow]:
     """Every PHQ-9 score of the patient, intakes and check-ins, oldest first (no notes).
 
     Check-ins in the order prior_totals uses (submission time, then arrival); at one
     instant an intake comes before the check-ins, as it is their baseline.
     """
-    return await conn.fetch(
+    rows = await conn.fetch(
         """
         SELECT source, id, at, phq9_total, phq9_item9_positive, suicidal_ideation, response,
                remission, worsening
@@ -268,4 +297,64 @@ async def measures(conn: Conn, patient_id: str) -> list[asyncpg.Record]:
         ORDER BY at, rank, arrival, id
         """,
         patient_id,
+    )
+    return [MeasureRow(**dict(r)) for r in rows]
+
+
+# --- PHI at rest ---------------------------------------------------------------------
+# The encrypted columns (migration 0002): encrypting the plaintext left by rows written
+# before it, checking the configured keys against the stored values at start, and
+# re-encrypting everything under the newest key (``rotate-phi-keys``). The passes are the
+# stack's (shared/encrypted.py); these name intake's tables and locks.
+
+PHI_TABLES = (
+    PhiTable(
+        "patients",
+        "patient_id",
+        ("name", "date_of_birth", "phone", "email", "discharge_note"),
+        "patients_phi_encrypted",
+    ),
+    PhiTable("intakes", "intake_id", ("review_note",), "intakes_phi_encrypted"),
+    PhiTable("checkins", "checkin_id", ("note",), "checkins_phi_encrypted"),
+)
+BACKFILL_LOCK = "intake:phi-backfill"
+ROTATE_LOCK = "intake:phi-rotate"
+
+
+async def encrypt_legacy_phi(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int) -> int:
+    """Encrypt the plaintext PHI of rows written before migration 0002 and null it, then
+    validate the checks; returns the values encrypted."""
+    return await encrypted.encrypt_legacy(pool, cipher, PHI_TABLES, batch_size, BACKFILL_LOCK)
+
+
+async def check_phi_keys(pool: asyncpg.Pool, cipher: PhiCipher) -> None:
+    """Refuse to start with keys that cannot read what is stored (a wrong key file, or an
+    old key removed before rotation finished): PhiDecryptError, before any request."""
+    async with pool.acquire() as conn:
+        sample = await conn.fetchval(
+            "SELECT name FROM patients WHERE name IS NOT NULL ORDER BY updated_at LIMIT 1"
+        )
+    if sample is not None:
+        cipher.decrypt(sample)
+
+
+async def prepare_phi(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int) -> None:
+    """What the intake API does at start, before it serves."""
+    await encrypt_legacy_phi(pool, cipher, batch_size)
+    await check_phi_keys(pool, cipher)
+
+
+async def rotate_phi(
+    pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int, dry_run: bool = False
+) -> dict[str, Tally]:
+    """Re-encrypt every PHI value not under the first key (``rotate-phi-keys``).
+
+    Run it after every API process has been restarted with the new key first in the
+    list; when it reports nothing left to rotate (``dry_run`` counts without writing),
+    the old keys can be removed. PhiDecryptError when a value is under no configured key.
+    """
+    if not dry_run:
+        await encrypt_legacy_phi(pool, cipher, batch_size)
+    return await encrypted.rotate_tables(
+        pool, cipher, PHI_TABLES, batch_size, ROTATE_LOCK, dry_run=dry_run
     )

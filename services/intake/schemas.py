@@ -6,6 +6,7 @@ client could be silently misread (``false`` is not ``0``, ``"3"`` is not ``3``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from services.intake.domain.model import KNOWN_CONDITIONS, TrialOutcome
+from services.intake.rows import CheckinRow, IntakeRow, MeasureRow
 from shared.clock import utcnow
 from shared.validation import ID_MAX_LENGTH, ID_PATTERN, IsoDate, IsoInstant, NoNul
 
@@ -93,6 +95,10 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def digest(self) -> bytes:
+        """The body's hash: a replay with the same id must carry the same body."""
+        return hashlib.sha256(self.model_dump_json().encode()).digest()
 
 
 class Patient(Strict):
@@ -206,6 +212,29 @@ class IntakeOut(BaseModel):
     submitted_at: datetime
     review: ReviewOut | None = None
 
+    @classmethod
+    def from_row(cls, row: IntakeRow) -> IntakeOut:
+        review = None
+        if row.review_outcome:
+            review = ReviewOut.model_validate(
+                {"outcome": row.review_outcome, "by": row.reviewed_by, "at": row.reviewed_at}
+            )
+        return cls.model_validate(
+            {
+                "intake_id": row.intake_id,
+                "patient_id": row.patient_id,
+                "site_id": row.site_id,
+                "decision": row.decision,
+                "reasons": list(row.reasons),
+                "phq9_total": row.phq9_total,
+                "phq9_severity": row.phq9_severity,
+                "suicide_risk": row.suicide_risk,
+                "phq9_item9_positive": row.phq9_item9_positive,
+                "submitted_at": row.submitted_at,
+                "review": review,
+            }
+        )
+
 
 class AssessmentOut(BaseModel):
     response: bool
@@ -221,6 +250,22 @@ class CheckinOut(BaseModel):
     phq9_total: int | None
     suicidal_ideation: bool
     assessment: AssessmentOut
+
+    @classmethod
+    def from_row(cls, row: CheckinRow) -> CheckinOut:
+        return cls(
+            checkin_id=row.checkin_id,
+            patient_id=row.patient_id,
+            submitted_at=row.submitted_at,
+            phq9_total=row.phq9_total,
+            suicidal_ideation=row.suicidal_ideation,
+            assessment=AssessmentOut(
+                response=row.response,
+                remission=row.remission,
+                worsening=row.worsening,
+                worsening_reasons=list(row.worsening_reasons),
+            ),
+        )
 
 
 class DischargeOut(BaseModel):
@@ -241,6 +286,10 @@ class Measure(BaseModel):
     response: bool | None
     remission: bool | None
     worsening: bool | None
+
+    @classmethod
+    def from_row(cls, row: MeasureRow) -> Measure:
+        return cls.model_validate(row, from_attributes=True)
 
 
 class PatientMeasures(BaseModel):

@@ -29,7 +29,7 @@ class IntakeSettings(PhiKeySettings):
     mbc_worsening_rise: int = 5
     mbc_relapse_total: int = 10
 
-    # Connections kept for the safety lane alone (services/intake/handlers.py Deps): a
+    # Connections kept for the safety lane alone (services/intake/deps.py): a
     # check-in or intake signalling suicide risk never waits for one behind routine work.
     safety_db_pool_size: int = Field(default=2, ge=1)
 

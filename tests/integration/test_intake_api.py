@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.intake.crypto import PhiCipher
+from shared.crypto import PhiCipher
 from shared.events import CloudEvent
 from tests.factories import checkin_body, deep, intake_body, phi_strings
 from tests.integration.conftest import PHI_KEY, EventLog, IntakeStack, wait_for

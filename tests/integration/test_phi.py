@@ -29,9 +29,9 @@ import httpx
 import pytest
 
 from services.intake.app import MIGRATIONS
-from services.intake.crypto import PhiCipher, PhiDecryptError, new_key
-from services.intake.phi import PHI_TABLES
+from services.intake.repository import PHI_TABLES
 from shared import db
+from shared.crypto import PhiCipher, PhiDecryptError, new_key
 from tests.factories import checkin_body, intake_body, phi_strings
 from tests.integration.conftest import (
     ARTIFACTS,

@@ -193,7 +193,7 @@ async def test_a_safety_checkin_never_waits_for_a_connection_behind_routine_requ
 ) -> None:
     """An intake API whose every routine connection is busy (DB_POOL_MAX=1, its one
     request waiting for its patient's lock) still stores and answers a suicidal-ideation check-in:
-    the safety lane has connections of its own (services/intake/handlers.py Deps)."""
+    the safety lane has connections of its own (services/intake/deps.py)."""
     port = free_port()
     env = service_env(intake.dsn, INTAKE_PORT=str(port), DB_POOL_MIN="1", DB_POOL_MAX="1")
     log = ARTIFACTS / "logs" / f"intake-api-busy-{uuid.uuid4().hex[:6]}.log"
@@ -207,7 +207,7 @@ async def test_a_safety_checkin_never_waits_for_a_connection_behind_routine_requ
         routine_pid, _ = await new_patient(intake_http, site_id)
         risk_pid, _ = await new_patient(intake_http, site_id)
         routine = checkin_body(routine_pid, [1, 1, 1, 1, 1, 0, 0, 0, 0])
-        # the routine check-in's patient is locked (services/intake/handlers.py
+        # the routine check-in's patient is locked (services/intake/commands.py
         # record_checkin takes that lock first)
         tx = holder.transaction()
         await tx.start()

@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from services.intake.crypto import (
+from services.intake.settings import IntakeSettings
+from shared.crypto import (
     PhiCipher,
     PhiDecryptError,
     PhiKeyError,
@@ -19,7 +20,6 @@ from services.intake.crypto import (
     new_key,
     parse_keys,
 )
-from services.intake.settings import IntakeSettings
 
 OLD, NEW = new_key(), new_key()
 

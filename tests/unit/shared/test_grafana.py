@@ -22,7 +22,7 @@ METRIC_MODULES = [
     "shared.outbox",
     "shared.relay",
     "shared.web",
-    "services.intake.handlers",
+    "services.intake.commands",
     "services.scheduling.handlers",
     "services.scheduling.planner",
     "services.alerts.alerting",

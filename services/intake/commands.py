@@ -1,4 +1,5 @@
-"""One short async function per command, one transaction each.
+"""Intake's commands: one short async function per state-changing call, one transaction
+each.
 
 Each turns validated input into domain values, asks the pure rules for a verdict,
 stores the result and enqueues its event in the same transaction (outbox).
@@ -6,62 +7,41 @@ stores the result and enqueues its event in the same transaction (outbox).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import asyncpg
 from prometheus_client import Counter
 
 from services.intake import repository as repo
-from services.intake.domain.eligibility import EligibilityPolicy, decide
-from services.intake.domain.mbc import MbcPolicy, assess_checkin
+from services.intake.deps import Deps
+from services.intake.domain.eligibility import decide
+from services.intake.domain.mbc import assess_checkin
 from services.intake.domain.model import (
     AntidepressantTrial,
     Cssrs,
     Screen,
     TrialOutcome,
+    Verdict,
     Vitals,
 )
 from services.intake.domain.safety import checkin_safety_reasons, intake_safety_reasons
-from services.intake.domain.scoring import score_phq9
+from services.intake.domain.scoring import Phq9Score, score_phq9
+from services.intake.rows import NewCheckin, NewIntake, PatientPhi
 from services.intake.schemas import (
-    AssessmentOut,
     CheckinIn,
     CheckinOut,
     DischargeIn,
     DischargeOut,
     IntakeIn,
     IntakeOut,
-    Measure,
-    PatientMeasures,
     Review,
-    ReviewOut,
 )
 from services.intake.settings import SOURCE
 from shared import events, metrics, outbox
-from shared.crypto import PhiCipher
 from shared.errors import Conflict, NotFound
 
 INTAKES = Counter("intakes_total", "New intakes stored (replays not counted)", ["decision"])
 CHECKINS = Counter("checkins_total", "New check-ins stored (replays not counted)")
-
-
-@dataclass(frozen=True)
-class Deps:
-    pool: asyncpg.Pool
-    eligibility: EligibilityPolicy
-    mbc: MbcPolicy
-    clock: Callable[[], datetime]
-    cipher: PhiCipher  # PHI at rest: every PHI value is encrypted with it before it is stored
-    # The safety lane's own connections (docs/domain.md, "Safety signals first"): a
-    # check-in or intake that signals suicide risk never waits behind routine requests
-    # for a connection. Opened at the app's start (services/intake/app.py); None before.
-    safety_pool: asyncpg.Pool | None = None
-
-    def pool_for(self, urgent: bool) -> asyncpg.Pool:
-        return self.safety_pool if urgent and self.safety_pool is not None else self.pool
 
 
 def to_screen(body: IntakeIn) -> Screen:
@@ -84,24 +64,20 @@ def to_screen(body: IntakeIn) -> Screen:
     )
 
 
-def intake_out(row: asyncpg.Record) -> IntakeOut:
-    review = None
-    if row["review_outcome"]:
-        review = ReviewOut(
-            outcome=row["review_outcome"], by=row["reviewed_by"], at=row["reviewed_at"]
-        )
-    return IntakeOut(
-        intake_id=row["intake_id"],
-        patient_id=row["patient_id"],
-        site_id=row["site_id"],
-        decision=row["decision"],
-        reasons=list(row["reasons"]),
-        phq9_total=row["phq9_total"],
-        phq9_severity=row["phq9_severity"],
-        suicide_risk=row["suicide_risk"],
-        phq9_item9_positive=row["phq9_item9_positive"],
-        submitted_at=row["submitted_at"],
-        review=review,
+def _new_intake(body: IntakeIn, digest: bytes, score: Phq9Score, verdict: Verdict) -> NewIntake:
+    p = body.patient
+    return NewIntake(
+        intake_id=body.intake_id,
+        patient_id=p.patient_id,
+        site_id=body.site_id,
+        submitted_at=body.submitted_at,
+        digest=digest,
+        phq9=tuple(body.phq9),
+        conditions=tuple(body.conditions),
+        preferences=body.preferences.model_dump(exclude_none=True) if body.preferences else None,
+        phi=PatientPhi(p.name, p.date_of_birth, p.phone, p.email),
+        score=score,
+        verdict=verdict,
     )
 
 
@@ -113,7 +89,7 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
     """Score, decide, store and announce an intake; (result, created). Replays change nothing."""
     verdict = decide(to_screen(body), deps.eligibility)
     score = score_phq9(body.phq9)
-    digest = repo.body_hash(body)
+    digest = body.digest()
     pid = body.patient.patient_id
     reasons = intake_safety_reasons(verdict.suicide_risk.value, score.item9_positive)
     async with deps.pool_for(bool(reasons)).acquire() as conn:
@@ -138,11 +114,11 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
             event = events.new_event(payload, source=SOURCE, subject=pid, time=now)
             async with conn.transaction():
                 created = await repo.create_intake(
-                    conn, body, digest, score, verdict, event, deps.cipher
+                    conn, _new_intake(body, digest, score, verdict), event, deps.cipher
                 )
                 if created and reasons:  # the safety lane's event, in the same transaction
                     signal = _signal_event(
-                        body.intake_id, "intake", pid, body.site_id, body, reasons, now
+                        body.intake_id, "intake", pid, body.site_id, body.submitted_at, reasons, now
                     )
                     await outbox.enqueue(conn, signal, priority=outbox.SAFETY)
             if created:
@@ -161,17 +137,9 @@ async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
                 ), True
             existing = await repo.find_intake(conn, body.intake_id)  # lost a race: replay
             assert existing is not None
-    if bytes(existing["body_hash"]) != digest:
+    if existing.digest != digest:
         raise Conflict(f"intake {body.intake_id} exists with a different body")
-    return intake_out(existing), False
-
-
-async def get_intake(deps: Deps, intake_id: str) -> IntakeOut:
-    async with deps.pool.acquire() as conn:
-        row = await repo.find_intake(conn, intake_id)
-    if row is None:
-        raise NotFound(f"no intake {intake_id}")
-    return intake_out(row)
+    return IntakeOut.from_row(existing), False
 
 
 async def review_intake(
@@ -182,49 +150,33 @@ async def review_intake(
         row = await repo.find_intake(conn, intake_id, for_update=True)
         if row is None:
             raise NotFound(f"no intake {intake_id}")
-        if row["decision"] != "needs_review":
+        if row.decision != "needs_review":
             raise Conflict(
-                f"intake {intake_id} is {row['decision']}: only needs_review intakes are reviewed"
+                f"intake {intake_id} is {row.decision}: only needs_review intakes are reviewed"
             )
-        if row["review_outcome"] is not None:
-            if row["review_outcome"] == outcome and row["reviewed_by"] == body.by:
-                return intake_out(row)
+        if row.review_outcome is not None:
+            if row.review_outcome == outcome and row.reviewed_by == body.by:
+                return IntakeOut.from_row(row)
             raise Conflict(
-                f"intake {intake_id} was already {row['review_outcome']} by {row['reviewed_by']}"
+                f"intake {intake_id} was already {row.review_outcome} by {row.reviewed_by}"
             )
         now = deps.clock()
         await repo.record_review(conn, intake_id, outcome, body.by, body.note, now, deps.cipher)
         payload = events.IntakeReviewed(
             intake_id=intake_id,
-            patient_id=row["patient_id"],
-            site_id=row["site_id"],
+            patient_id=row.patient_id,
+            site_id=row.site_id,
             outcome=outcome,
             reviewed_at=now,
-            reasons=tuple(row["reasons"]),
-            preferences=_preferences(row["preferences"]),
+            reasons=row.reasons,
+            preferences=_preferences(row.preferences),
         )
         await outbox.enqueue(
-            conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
+            conn, events.new_event(payload, source=SOURCE, subject=row.patient_id, time=now)
         )
         updated = await repo.find_intake(conn, intake_id)
         assert updated is not None
-        return intake_out(updated)
-
-
-def checkin_out(row: asyncpg.Record) -> CheckinOut:
-    return CheckinOut(
-        checkin_id=row["checkin_id"],
-        patient_id=row["patient_id"],
-        submitted_at=row["submitted_at"],
-        phq9_total=row["phq9_total"],
-        suicidal_ideation=row["suicidal_ideation"],
-        assessment=AssessmentOut(
-            response=row["response"],
-            remission=row["remission"],
-            worsening=row["worsening"],
-            worsening_reasons=list(row["worsening_reasons"]),
-        ),
-    )
+        return IntakeOut.from_row(updated)
 
 
 def _signal_event(
@@ -232,7 +184,7 @@ def _signal_event(
     source: Literal["checkin", "intake"],
     patient_id: str,
     site_id: str,
-    body: IntakeIn | CheckinIn,
+    at: datetime,
     reasons: tuple[str, ...],
     now: datetime,
 ) -> events.CloudEvent:
@@ -242,10 +194,43 @@ def _signal_event(
         source=source,
         patient_id=patient_id,
         site_id=site_id,
-        at=body.submitted_at,
+        at=at,
         reasons=reasons,
     )
     return events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
+
+
+def _checkin_events(
+    checkin: NewCheckin, site_id: str, reasons: tuple[str, ...], now: datetime
+) -> list[tuple[events.CloudEvent, int]]:
+    """A check-in's events with their outbox priorities: the safety lane's first (relayed
+    in a lane of its own) when it signals suicide risk, then the check-in itself."""
+    verdict = checkin.assessment
+    payload = events.CheckinRecorded(
+        checkin_id=checkin.checkin_id,
+        patient_id=checkin.patient_id,
+        site_id=site_id,
+        submitted_at=checkin.submitted_at,
+        phq9_total=checkin.phq9_total,
+        phq9_item9_positive=checkin.item9_positive,
+        suicidal_ideation=checkin.suicidal_ideation,
+        assessment=events.CheckinAssessment(
+            response=verdict.response,
+            remission=verdict.remission,
+            worsening=verdict.worsening,
+            worsening_reasons=verdict.worsening_reasons,
+            baseline_total=verdict.baseline_total,
+            lowest_total=verdict.lowest_total,
+        ),
+    )
+    pid = checkin.patient_id
+    announce = [(events.new_event(payload, source=SOURCE, subject=pid, time=now), outbox.ROUTINE)]
+    if reasons:
+        signal = _signal_event(
+            checkin.checkin_id, "checkin", pid, site_id, checkin.submitted_at, reasons, now
+        )
+        announce.insert(0, (signal, outbox.SAFETY))
+    return announce
 
 
 @metrics.counted_on_commit
@@ -254,7 +239,7 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
     score = score_phq9(body.phq9) if body.phq9 is not None else None
     item9 = bool(score and score.item9_positive)
     reasons = checkin_safety_reasons(body.suicidal_ideation, item9)
-    digest = repo.body_hash(body)
+    digest = body.digest()
     async with deps.pool_for(bool(reasons)).acquire() as conn, conn.transaction():
         # One check-in per patient at a time: the verdict depends on the ones before, and a
         # repeat of this one (same body, same patient) waits here for the first to commit.
@@ -265,7 +250,7 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
             conn,
             body.checkin_id,
             body.patient_id,
-            patient["treatment_started_at"],
+            patient.treatment_started_at,
             body.submitted_at,
         )
         if existing is not None:
@@ -273,51 +258,28 @@ async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]
                 raise Conflict(f"check-in {body.checkin_id} exists with a different body")
             stored = await repo.find_checkin(conn, body.checkin_id)
             assert stored is not None
-            return checkin_out(stored), False
+            return CheckinOut.from_row(stored), False
         verdict = assess_checkin(
-            patient["baseline_total"], prior, score.total if score else None, deps.mbc
+            patient.baseline_total, prior, score.total if score else None, deps.mbc
         )
-        payload = events.CheckinRecorded(
+        checkin = NewCheckin(
             checkin_id=body.checkin_id,
             patient_id=body.patient_id,
-            site_id=patient["site_id"],
             submitted_at=body.submitted_at,
+            digest=digest,
+            phq9=tuple(body.phq9) if body.phq9 is not None else None,
             phq9_total=score.total if score else None,
-            phq9_item9_positive=item9,
+            item9_positive=item9,
             suicidal_ideation=body.suicidal_ideation,
-            assessment=events.CheckinAssessment(
-                response=verdict.response,
-                remission=verdict.remission,
-                worsening=verdict.worsening,
-                worsening_reasons=verdict.worsening_reasons,
-                baseline_total=verdict.baseline_total,
-                lowest_total=verdict.lowest_total,
-            ),
+            note=body.note,
+            assessment=verdict,
         )
-        now = deps.clock()
-        routine = events.new_event(payload, source=SOURCE, subject=body.patient_id, time=now)
-        announce = [(routine, outbox.ROUTINE)]
-        if reasons:  # the safety lane's event first (relayed in a lane of its own)
-            signal = _signal_event(
-                body.checkin_id, "checkin", body.patient_id, patient["site_id"], body, reasons, now
-            )
-            announce.insert(0, (signal, outbox.SAFETY))
-        try:
-            row = await repo.insert_checkin(
-                conn,
-                body,
-                digest,
-                score.total if score else None,
-                item9,
-                verdict,
-                deps.cipher,
-                announce,
-            )
-        except asyncpg.UniqueViolationError:
-            # stored meanwhile under another patient: not the same body
-            raise Conflict(f"check-in {body.checkin_id} exists with a different body") from None
+        announce = _checkin_events(checkin, patient.site_id, reasons, deps.clock())
+        row = await repo.insert_checkin(conn, checkin, deps.cipher, announce)
+        if row is None:  # stored meanwhile under another patient: not the same body
+            raise Conflict(f"check-in {body.checkin_id} exists with a different body")
         metrics.after_commit(CHECKINS.inc)
-        return checkin_out(row), True
+        return CheckinOut.from_row(row), True
 
 
 async def discharge_patient(deps: Deps, patient_id: str, body: DischargeIn) -> DischargeOut:
@@ -326,32 +288,16 @@ async def discharge_patient(deps: Deps, patient_id: str, body: DischargeIn) -> D
         patient = await repo.find_patient(conn, patient_id, for_update=True)
         if patient is None:
             raise NotFound(f"no patient {patient_id}")
-        if patient["discharged_at"] is not None:
+        if patient.discharged_at is not None:
             return DischargeOut(
-                patient_id=patient_id, status="discharged", discharged_at=patient["discharged_at"]
+                patient_id=patient_id, status="discharged", discharged_at=patient.discharged_at
             )
         now = deps.clock()
         await repo.discharge(conn, patient_id, now, body.by, body.note, deps.cipher)
         payload = events.PatientDischarged(
-            patient_id=patient_id, site_id=patient["site_id"], discharged_at=now
+            patient_id=patient_id, site_id=patient.site_id, discharged_at=now
         )
         await outbox.enqueue(
             conn, events.new_event(payload, source=SOURCE, subject=patient_id, time=now)
         )
         return DischargeOut(patient_id=patient_id, status="discharged", discharged_at=now)
-
-
-async def patient_measures(deps: Deps, patient_id: str) -> PatientMeasures:
-    async with deps.pool.acquire() as conn:
-        patient = await repo.find_patient(conn, patient_id)
-        if patient is None:
-            raise NotFound(f"no patient {patient_id}")
-        rows = await repo.measures(conn, patient_id)
-    items = [Measure.model_validate(dict(r)) for r in rows]
-    return PatientMeasures(
-        patient_id=patient_id,
-        site_id=patient["site_id"],
-        baseline_total=patient["baseline_total"],
-        discharged_at=patient["discharged_at"],
-        measures=items,
-    )
