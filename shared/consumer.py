@@ -390,14 +390,15 @@ class _Worker(faust.Worker):
 async def _wait_for_broker(settings: CommonSettings, readiness: Readiness) -> None:
     """faust gives up at start when the broker does not answer (the process exits, and
     supervisord gives up after a few quick exits): wait for it here instead."""
-    delay, logged = 0.2, 0.0
+    # at most reconnect_max_s between tries: back in the group within seconds of the
+    # broker's return
+    backoff, logged = settings.backoff(initial_s=0.2, max_s=settings.reconnect_max_s), 0.0
     while not await kafka.metadata_ok(settings.kafka_servers, settings.readiness_timeout_s):
         readiness.set(False, reason="waiting for the broker")
         if time.monotonic() - logged > 10:
             log.warning("worker_waiting_for_broker", servers=settings.kafka_servers)
             logged = time.monotonic()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        await backoff.sleep()
 
 
 def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:

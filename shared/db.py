@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from shared.logging import get_logger
+from shared.retry import Backoff, until_done
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -91,20 +92,30 @@ UNREACHABLE = (
 
 
 async def migrate_when_up(
-    dsn: str, schema: str, service_dir: Path, process: str, stop: asyncio.Event | None = None
+    dsn: str,
+    schema: str,
+    service_dir: Path,
+    process: str,
+    stop: asyncio.Event | None = None,
+    backoff: Backoff | None = None,
 ) -> bool:
     """``migrate`` once PostgreSQL answers, retrying with capped backoff meanwhile (a
     process may start before its database); False when ``stop`` was set first."""
-    delay = 0.5
-    while stop is None or not stop.is_set():
-        try:
-            await migrate(dsn, schema, migration_files(service_dir))
-            return True
-        except UNREACHABLE as exc:
-            log.warning(f"{process}_waiting_for_database", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    return False
+
+    async def attempt() -> bool:
+        await migrate(dsn, schema, migration_files(service_dir))
+        return True
+
+    done = await until_done(
+        attempt,
+        retry_on=UNREACHABLE,
+        backoff=backoff or Backoff(0.5, 5.0),
+        on_retry=lambda exc, delay: log.warning(
+            f"{process}_waiting_for_database", error=repr(exc), retry_in_s=delay
+        ),
+        stop=stop,
+    )
+    return bool(done)
 
 
 async def migrate(dsn: str, schema: str, migrations: Sequence[tuple[str, str]]) -> list[str]:

@@ -29,6 +29,7 @@ from shared import clock
 from shared.access import Rule
 from shared.db import Conn, connect_kwargs
 from shared.logging import get_logger
+from shared.retry import Backoff
 from shared.settings import CommonSettings
 from shared.web import ERRORS
 
@@ -132,22 +133,22 @@ class ClockWatcher:
         self._task = asyncio.create_task(self._run(conn))
 
     async def _run(self, conn: asyncpg.Connection | None) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 5.0)
         while True:
             try:
                 if conn is None or conn.is_closed():
                     conn = await self._connect()
-                    delay = 0.5
+                    backoff.reset()
                 await asyncio.sleep(REREAD_S)  # notifications arrive meanwhile
                 self.adopt(await read(conn))
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                delay = backoff.delay()
                 log.warning("dev_clock_reconnect", error=repr(exc), retry_in_s=delay)
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
                 conn = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -36,6 +36,7 @@ from shared.db import UNREACHABLE, Conn, create_pool
 from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, Payload, dlq_topic
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
+from shared.retry import Backoff
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -152,14 +153,14 @@ class EventProcessor:
             payload = event.payload(tolerant=True)  # unknown fields: docs/events.md
         except ValidationError as exc:
             return await self._dead_letter(msg, "invalid_payload", _first_error(exc))
-        delay = self.settings.consumer_retry_initial_s
+        backoff = self._backoff()
         while True:
             try:
                 await self.start()
             except Exception as exc:  # our dependencies, never the message's fault: retry
+                delay = backoff.delay()
                 log.error("consumer_cannot_start", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_retry_max_s)
                 continue
             assert self._pool is not None
             try:
@@ -175,6 +176,7 @@ class EventProcessor:
                 return outcome
             except TRANSIENT as exc:
                 RETRIES.labels(msg.topic).inc()
+                delay = backoff.delay()
                 log.warning(
                     "consumer_retry",
                     topic=msg.topic,
@@ -183,12 +185,17 @@ class EventProcessor:
                     retry_in_s=delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_retry_max_s)
             except PermanentError as exc:
                 return await self._dead_letter(msg, "rejected", str(exc), event.id)
             except Exception as exc:
                 log.exception("consumer_handler_failed", topic=msg.topic, event_id=event.id)
                 return await self._dead_letter(msg, "handler_error", repr(exc), event.id)
+
+    def _backoff(self) -> Backoff:
+        return self.settings.backoff(
+            initial_s=self.settings.consumer_retry_initial_s,
+            max_s=self.settings.consumer_retry_max_s,
+        )
 
     async def _dead_letter(
         self, msg: Message, reason: str, detail: str, event_id: str | None = None
@@ -204,7 +211,7 @@ class EventProcessor:
             "dlq.at": datetime.now(UTC).isoformat().encode(),
         }
         headers.setdefault("content-type", CONTENT_TYPE.encode())
-        delay = self.settings.consumer_retry_initial_s
+        backoff = self._backoff()
         while True:  # the message is acked once we return: the DLQ write must succeed first
             try:
                 await self.start()
@@ -217,6 +224,7 @@ class EventProcessor:
                 )
                 break
             except TRANSIENT as exc:
+                delay = backoff.delay()
                 log.warning("dlq_retry", topic=msg.topic, error=repr(exc), retry_in_s=delay)
                 if isinstance(exc, KafkaError) and not exc.retriable and self._producer:
                     # broken for good (e.g. OutOfOrderSequenceNumber after a broker
@@ -225,7 +233,6 @@ class EventProcessor:
                         await asyncio.wait_for(self._producer.stop(), 5)
                     self._producer = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.consumer_retry_max_s)
         DEAD_LETTERED.labels(msg.topic, reason).inc()
         CONSUMED.labels(msg.topic, "dead_lettered").inc()
         log.warning(

@@ -32,6 +32,7 @@ from shared.db import Conn, connect_kwargs
 from shared.events import CONTENT_TYPE
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
+from shared.retry import Backoff, pause
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -72,6 +73,8 @@ class RelayConfig:
     poll_interval_s: float = 5.0
     retention_days: int = 7
     topic_prefix: str = ""
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 5.0
 
 
 @dataclass
@@ -113,11 +116,11 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Run until ``stop``; survives database and broker outages by retrying."""
-        delay = 0.5
+        backoff = Backoff(self.config.retry_initial_s, self.config.retry_max_s)
         while not self._stopping.is_set():
             try:
                 await self._run_once()
-                delay = 0.5
+                backoff.reset()
             except (
                 OSError,
                 asyncpg.PostgresError,
@@ -125,11 +128,10 @@ class OutboxRelay:
                 KafkaError,
                 TimeoutError,
             ) as exc:
+                delay = backoff.delay()
                 log.warning("outbox_relay_retry", error=repr(exc), retry_in_s=delay)
                 RELAY_LEADER.set(0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, 10.0)
+                await pause(delay, self._stopping)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -295,7 +297,7 @@ async def serve_relay(
 
     # start even while the database or broker is still coming up
     await db.migrate_when_up(settings.database_url, schema, migrations, "relay")
-    delay = 0.5
+    backoff = settings.backoff()
 
     def new_producer(lane: str) -> AIOKafkaProducer:
         return idempotent_producer(
@@ -309,9 +311,9 @@ async def serve_relay(
                 await p.start()
                 break
             except KafkaError as exc:
+                delay = backoff.delay()
                 log.warning("relay_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await pause(delay, stop)
     if settings.relay_metrics_port:
         start_http_server(settings.relay_metrics_port, addr=settings.http_host)
     while True:  # DEV_CLOCK=1: the stack's time before anything else (else a no-op)
@@ -319,8 +321,9 @@ async def serve_relay(
             await devclock.watch(settings, f"{schema}-relay")
             break
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            delay = backoff.delay()
             log.warning("relay_waiting_for_clock", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
+            await pause(delay)
     relay = OutboxRelay(
         RelayConfig(
             dsn=settings.database_url,
@@ -328,6 +331,8 @@ async def serve_relay(
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
             topic_prefix=settings.kafka_topic_prefix,
+            retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
         ),
         producer,
         new_producer,

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.retry import Backoff
+
 DEFAULT_DATABASE_URL = "postgresql://care:care@127.0.0.1:5432/care"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 
@@ -47,6 +49,14 @@ class CommonSettings(BaseSettings):
     # The faust worker process serves /metrics on this port when set.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     readiness_timeout_s: float = Field(default=2.0, gt=0)
+    # Waiting for a dependency (the database or broker coming up, a lost connection):
+    # capped exponential backoff with jitter (shared/retry.py).
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    # The cap where a process must be back at work within seconds of the dependency's
+    # return (a worker rejoining its group, the safety lane's consumer).
+    reconnect_max_s: float = Field(default=1.0, gt=0)
     # Consumers retry transient failures (database or broker away) with capped backoff.
     consumer_retry_initial_s: float = Field(default=0.2, gt=0)
     consumer_retry_max_s: float = Field(default=10.0, gt=0)
@@ -56,6 +66,12 @@ class CommonSettings(BaseSettings):
     consumer_session_timeout_s: float = Field(default=15.0, ge=6, le=300)
     # Where a consumer group with no committed offsets starts (tests use "latest").
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    def backoff(self, *, initial_s: float | None = None, max_s: float | None = None) -> Backoff:
+        """A fresh backoff with this configuration's numbers (shared/retry.py)."""
+        first = self.retry_initial_s if initial_s is None else initial_s
+        cap = self.retry_max_s if max_s is None else max_s
+        return Backoff(min(first, cap), cap, self.retry_jitter)
 
     def topic(self, name: str) -> str:
         """The broker's name of a topic."""
