@@ -30,7 +30,7 @@ from shared.access import Rule
 from shared.db import Conn, connect_kwargs
 from shared.logging import get_logger
 from shared.retry import Backoff
-from shared.settings import CommonSettings
+from shared.settings import ProcessSettings
 from shared.web import ERRORS
 
 log = get_logger(__name__)
@@ -54,7 +54,7 @@ INSERT INTO devclock.clock (one) VALUES (true) ON CONFLICT DO NOTHING;
 _LOCK = int.from_bytes(hashlib.sha256(b"devclock").digest()[:8], "big", signed=True)
 
 
-def refuse_unless_loopback(settings: CommonSettings, process: str) -> None:
+def refuse_unless_loopback(settings: ProcessSettings, process: str) -> None:
     """Stop the process at start (exit 1, the reason on stderr) when DEV_CLOCK=1 and it
     would listen anywhere but loopback; every process listens (if at all) on HTTP_HOST."""
     if not settings.dev_clock:
@@ -161,7 +161,7 @@ class ClockWatcher:
 _watcher: ClockWatcher | None = None
 
 
-async def watch(settings: CommonSettings, process: str) -> ClockWatcher | None:
+async def watch(settings: ProcessSettings, process: str) -> ClockWatcher | None:
     """Start this process's watcher once (None without DEV_CLOCK=1: the wall clock)."""
     global _watcher
     if not settings.dev_clock:
@@ -221,6 +221,6 @@ def router(pool: Callable[[Request], asyncpg.Pool]) -> APIRouter:
     return routes
 
 
-def rules(settings: CommonSettings, service_rules: Sequence[Rule]) -> tuple[Rule, ...]:
+def rules(settings: ProcessSettings, service_rules: Sequence[Rule]) -> tuple[Rule, ...]:
     """The service's access rules, with the clock's when it is on."""
     return (*RULES, *service_rules) if settings.dev_clock else tuple(service_rules)

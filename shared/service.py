@@ -17,7 +17,7 @@ from shared import db, devclock
 from shared.access import Rule, audit_router, install_access
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, ProcessSettings
 from shared.web import (
     install_body_limit,
     install_error_handlers,
@@ -112,7 +112,7 @@ def build_app(
     return app
 
 
-def serve(app: FastAPI, settings: CommonSettings, port: int) -> None:
+def serve(app: FastAPI, settings: ProcessSettings, port: int) -> None:
     """uvicorn on uvloop + httptools; our own request log replaces the access log."""
     uvicorn.run(
         app,

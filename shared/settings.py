@@ -13,10 +13,26 @@ DEFAULT_DATABASE_URL = "postgresql://care:care@127.0.0.1:5432/care"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 
 
-class CommonSettings(BaseSettings):
-    """Settings every service process needs; services subclass it with their own."""
+class ProcessSettings(BaseSettings):
+    """What every process of ours needs (the dashboard's settings are just these and its
+    own): logging, where it listens, credentials, and the dev clock."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    http_host: str = "127.0.0.1"
+    # Bearer tokens with roles (shared/auth.py); unset: no credentials, as on loopback.
+    api_tokens_file: str | None = None
+    # DEV_CLOCK=1: the stack's time is the wall clock plus one offset moved forward by
+    # POST /v1/dev/clock (shared/devclock.py); refused unless listening on loopback. The
+    # offset is a row in the stack's database: DATABASE_URL is read for it alone.
+    dev_clock: bool = False
+    database_url: str = DEFAULT_DATABASE_URL
+
+
+class CommonSettings(ProcessSettings):
+    """Settings every service process needs; services subclass it with their own."""
 
     kafka_bootstrap_servers: str = DEFAULT_KAFKA
     # Prepended to every topic name on the broker (events keep their type): lets test
@@ -29,15 +45,6 @@ class CommonSettings(BaseSettings):
     # before a send fails and is retried (shared/relay.py replaces a producer that a
     # broker outage longer than this left broken).
     kafka_request_timeout_ms: int = Field(default=15000, ge=1000)
-    database_url: str = DEFAULT_DATABASE_URL
-    log_level: str = "INFO"
-    log_json: bool = True
-    http_host: str = "127.0.0.1"
-    # Bearer tokens with roles (shared/auth.py); unset: no credentials, as on loopback.
-    api_tokens_file: str | None = None
-    # DEV_CLOCK=1: the stack's time is the wall clock plus one offset moved forward by
-    # POST /v1/dev/clock (shared/devclock.py); refused unless listening on loopback.
-    dev_clock: bool = False
 
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)

@@ -222,78 +222,84 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the body exceeds {max_bytes} bytes")
 
 
+class BodyLimit:
+    """ASGI middleware: refuse oversized bodies early (413), by Content-Length or while
+    streaming."""
+
+    def __init__(self, inner: Any, max_bytes: int) -> None:
+        self.inner = inner
+        self.max_bytes = max_bytes
+        self.too_large = JSONResponse(
+            error_body("payload_too_large", f"the body exceeds {max_bytes} bytes"), 413
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self.too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        try:
+            await self.inner(scope, limited, send)
+        except _BodyTooLarge:
+            await self.too_large(scope, receive, send)
+
+
 def install_body_limit(app: FastAPI, max_bytes: int) -> None:
-    """Refuse oversized bodies early (413), by Content-Length or while streaming."""
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
 
-    too_large = JSONResponse(
-        error_body("payload_too_large", f"the body exceeds {max_bytes} bytes"), 413
+
+class NulGuard:
+    """ASGI middleware: refuse a NUL character in the path (404: no id of ours holds one)
+    or in the query (422 naming each parameter) before any handler runs: PostgreSQL
+    cannot store one."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refusal = _nul_refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.inner(scope, receive, send)
+
+
+def _nul_refusal(scope: Any) -> JSONResponse | None:
+    if "\x00" in scope.get("path", ""):
+        return JSONResponse(error_body("not_found", "no such resource"), 404)
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    bad = sorted({k for k, v in pairs if "\x00" in k or "\x00" in v})
+    if not bad:
+        return None
+    errors = [
+        {
+            "field": "query." + k.replace("\x00", "\\u0000"),
+            "message": "must not contain a NUL character",
+        }
+        for k in bad
+    ]
+    return JSONResponse(
+        error_body("validation_error", "the request has invalid fields", errors), 422
     )
-
-    class BodyLimit:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                await self.inner(scope, receive, send)
-                return
-            declared = dict(scope.get("headers") or []).get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                await too_large(scope, receive, send)
-                return
-            seen = 0
-
-            async def limited() -> Any:
-                nonlocal seen
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen += len(message.get("body", b""))
-                    if seen > max_bytes:
-                        raise _BodyTooLarge(max_bytes)
-                return message
-
-            try:
-                await self.inner(scope, limited, send)
-            except _BodyTooLarge:
-                await too_large(scope, receive, send)
-
-    app.add_middleware(BodyLimit)
 
 
 def install_input_guard(app: FastAPI) -> None:
-    """Refuse a NUL character in the path (404: no id of ours holds one) or in the query
-    (422 naming each parameter) before any handler runs: PostgreSQL cannot store one."""
-
-    class NulGuard:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                if "\x00" in scope.get("path", ""):
-                    answer = JSONResponse(error_body("not_found", "no such resource"), 404)
-                    await answer(scope, receive, send)
-                    return
-                query: bytes = scope.get("query_string", b"")
-                if b"%00" in query or b"\x00" in query:
-                    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-                    bad = sorted({k for k, v in pairs if "\x00" in k or "\x00" in v})
-                    errors = [
-                        {
-                            "field": "query." + k.replace("\x00", "\\u0000"),
-                            "message": "must not contain a NUL character",
-                        }
-                        for k in bad
-                    ]
-                    if errors:
-                        answer = JSONResponse(
-                            error_body(
-                                "validation_error", "the request has invalid fields", errors
-                            ),
-                            422,
-                        )
-                        await answer(scope, receive, send)
-                        return
-            await self.inner(scope, receive, send)
-
     app.add_middleware(NulGuard)

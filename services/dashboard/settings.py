@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import ProcessSettings
 
 
-class DashboardSettings(CommonSettings):
+class DashboardSettings(ProcessSettings):
+    """The dashboard reads the services' APIs only: no broker, and the database only
+    for the dev clock (DEV_CLOCK=1)."""
+
     dashboard_port: int = Field(default=8000, ge=1, le=65535)
     # The services' APIs the page is built from (it reads no other service's tables):
     # *_URL when set, else the service's port on this machine.
