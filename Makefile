@@ -53,7 +53,7 @@ test: infra
 	$(VENV_BIN)/python -m pytest $(PYTEST_ARGS)
 
 faults: infra
-	FAULT_SECONDS=$${FAULT_SECONDS:-600} $(VENV_BIN)/python -m pytest -s tests/integration/test_zz_faults.py $(PYTEST_ARGS)
+	FAULT_SECONDS=$${FAULT_SECONDS:-600} $(VENV_BIN)/python -m pytest -s tests/faults/test_chaos.py $(PYTEST_ARGS)
 
 lint: install
 	@failed=(); \

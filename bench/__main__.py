@@ -23,7 +23,7 @@ from bench.stack import BASE_DSN, KAFKA, stack
 from shared.db import connect_kwargs
 from shared.events import CloudEvent
 from shared.kafka import ensure_topics
-from tests.factories import intake_body
+from tools.factories import intake_body
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 

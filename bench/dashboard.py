@@ -15,7 +15,7 @@ import asyncpg
 from bench.load import line
 from bench.stack import stack
 from shared.db import connect_kwargs
-from tests.factories import intake_body
+from tools.factories import intake_body
 from tools import demo
 
 WEEK = {d: ["07:00", "21:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}

@@ -9,7 +9,7 @@ import time
 import aiohttp
 import orjson
 
-from tests.factories import intake_body
+from tools.factories import intake_body
 
 
 def pct(values: list[float], p: float) -> float:

@@ -18,7 +18,7 @@ import orjson
 from bench.load import line
 from bench.stack import Stack, stack
 from shared.db import connect_kwargs
-from tests.factories import checkin_body, intake_body
+from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
 
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]

@@ -20,7 +20,7 @@ from services.scheduling.domain.calendar import Calendar
 from services.scheduling.domain.model import STANDARD, WEEKDAYS, Busy, Kind, Preferences, Site
 from services.scheduling.domain.slots import find_series, find_single
 from shared.events import CloudEvent
-from tests.factories import intake_body
+from tools.factories import intake_body
 
 DAYS = WEEKDAYS
 

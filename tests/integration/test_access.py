@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from shared.auth import digest
-from tests.factories import intake_body
-from tests.integration.conftest import (
+from tests.support.stack import (
     ARTIFACTS,
     IntakeStack,
     ServiceProcess,
@@ -23,6 +22,7 @@ from tests.integration.conftest import (
     service_env,
     wait_ready,
 )
+from tools.factories import intake_body
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ async def test_the_dashboard_asks_for_a_token_and_acts_with_it(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, start_dashboard
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, start_dashboard
 
     url, proc = await start_dashboard(
         database,

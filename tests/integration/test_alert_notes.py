@@ -21,7 +21,9 @@ from services.alerts.app import MIGRATIONS
 from shared import db
 from shared.auth import digest
 from shared.crypto import PhiCipher, new_key
-from tests.integration.conftest import (
+from tests.support.alerts import SUICIDAL, checkin, new_patient, new_site
+from tests.support.eventually import eventually
+from tests.support.stack import (
     ARTIFACTS,
     BASE_DSN,
     PHI_KEY,
@@ -32,12 +34,9 @@ from tests.integration.conftest import (
     ServiceProcess,
     free_port,
     service_env,
-    until,
-    wait_for,
     wait_ready,
     with_database,
 )
-from tests.integration.test_alerts import SUICIDAL, checkin, new_patient, new_site
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +63,7 @@ async def raised_alert(api: httpx.AsyncClient, intake_http: httpx.AsyncClient) -
     site_id = await new_site(api, None)
     pid, _ = await new_patient(intake_http, site_id)
     await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
-    found = await until(
+    found = await eventually(
         lambda: api.get("/v1/alerts", params={"patient_id": pid}),
         lambda r: len(r.json()) == 1,
         what="the suicide-risk alert",
@@ -157,7 +156,7 @@ async def test_notes_are_stored_as_fernet_tokens_and_never_published_or_logged(
         ]
         return "acknowledged" in changes and "resolved" in changes
 
-    await wait_for(announced, what="alert.changed for the acknowledgement and resolution")
+    await eventually(announced, what="alert.changed for the acknowledgement and resolution")
     for note in (ack_note, resolve_note):
         assert not event_log.containing(note), "a note reached a topic"
         for proc in (alerts.api, alerts.relay, *alerts.workers, *alerts.timers, intake.api):

@@ -16,28 +16,34 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from shared.events import (
     AppointmentChanged,
-    CheckinAssessment,
-    CheckinRecorded,
     CloudEvent,
     PatientDischarged,
     new_event,
 )
-from tests.factories import checkin_body, intake_body, phi_strings
-from tests.integration.conftest import (
-    KAFKA,
+from tests.support.alerts import (
+    SUICIDAL,
+    alerts_of,
+    checkin,
+    checkin_event,
+    new_patient,
+    new_site,
+    pages_to,
+    publish,
+    seen_checkin_at,
+    tiers,
+)
+from tests.support.eventually import eventually
+from tests.support.scheduling import induction
+from tests.support.stack import (
     AlertsStack,
     EventLog,
     SchedulingStack,
-    topic,
-    until,
-    wait_for,
 )
-from tests.integration.test_scheduling import induction
-from tools.page_receiver import PageReceiver, Received
+from tools.factories import phi_strings
+from tools.page_receiver import PageReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -54,56 +60,6 @@ async def api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
 async def receiver(alerts: AlertsStack) -> AsyncIterator[PageReceiver]:
     async with PageReceiver(signing_secret=alerts.knobs["PAGE_SIGNING_SECRET"]) as r:
         yield r
-
-
-def tiers(receiver: PageReceiver, *paths: str, escalate_after_s: int = 2) -> dict[str, Any]:
-    return {
-        "tiers": [
-            {
-                "recipients": [{"name": f"Dr. {p.strip('/')}", "webhook_url": receiver.url(p)}],
-                "escalate_after_s": escalate_after_s,
-            }
-            for p in paths
-        ]
-    }
-
-
-async def new_site(api: httpx.AsyncClient, oncall: dict[str, Any] | None) -> str:
-    site_id = f"site-{uuid.uuid4().hex[:8]}"
-    if oncall is not None:
-        r = await api.put(f"/v1/sites/{site_id}/oncall", json=oncall)
-        assert r.status_code == 200, r.text
-    return site_id
-
-
-async def new_patient(intake_http: httpx.AsyncClient, site_id: str) -> tuple[str, dict[str, Any]]:
-    body = intake_body(site_id=site_id)
-    r = await intake_http.post("/v1/intakes", json=body)
-    assert r.status_code == 201, r.text
-    return body["patient"]["patient_id"], body
-
-
-async def checkin(
-    intake_http: httpx.AsyncClient, pid: str, phq9: list[int], **kw: Any
-) -> dict[str, Any]:
-    body = checkin_body(pid, phq9, **kw)
-    r = await intake_http.post("/v1/checkins", json=body)
-    assert r.status_code == 202, r.text
-    return body
-
-
-async def alerts_of(api: httpx.AsyncClient, pid: str, **params: str) -> list[dict[str, Any]]:
-    r = await api.get("/v1/alerts", params={"patient_id": pid, **params})
-    assert r.status_code == 200, r.text
-    result: list[dict[str, Any]] = r.json()
-    return result
-
-
-def pages_to(receiver: PageReceiver, path: str, alert_id: str) -> list[Received]:
-    return [r for r in receiver.delivered(path) if r.json["alert_id"] == alert_id]
-
-
-SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -264,7 +220,7 @@ async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack
     ).status_code == 409
 
     detail = (
-        await until(
+        await eventually(
             lambda: api.get(f"/v1/alerts/{alert_id}"),
             lambda r: (
                 len(r.json()["pages"]) == 3
@@ -284,7 +240,7 @@ async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack
     ]
     assert all(p["attempts"][-1]["http_status"] == 200 for p in detail["pages"])
 
-    await wait_for(
+    await eventually(
         lambda: any(
             d["alert_id"] == alert_id and d["change"] == "resolved"
             for d in event_log.data("alert.changed")
@@ -299,7 +255,7 @@ async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack
 
     # after a resolve, a new occurrence opens a new alert
     await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
-    await until(
+    await eventually(
         lambda: alerts_of(api, pid, kind="suicide_risk"),
         lambda a: len(a) == 2 and a[0]["status"] == "open",
         what="a second suicide_risk alert",
@@ -341,7 +297,7 @@ async def test_a_failing_receiver_gets_exactly_one_delivery_and_delays_nobody(
     assert gaps[2] >= 0.39, gaps
 
     alert_id = steady.json["alert_id"]
-    detail = await until(
+    detail = await eventually(
         lambda: api.get(f"/v1/alerts/{alert_id}"),
         lambda r: all(p["status"] == "delivered" for p in r.json()["pages"]),
         what="both deliveries recorded",
@@ -376,7 +332,7 @@ async def test_escalation_resumes_after_the_timers_processes_are_killed(
         due = alert["next_check_at"]
         assert due is not None
         # wait until tier 2 is overdue while nothing runs the timers
-        await until(
+        await eventually(
             lambda: api.get(f"/v1/alerts/{alert_id}"),
             lambda _r: time.monotonic() - first.received_mono > 3.5,
             what="tier 2 overdue",
@@ -406,7 +362,7 @@ async def test_a_critical_alert_holds_back_lower_pages_until_it_resolves(
     await checkin(intake_http, pid, [1, 1, 1, 1, 1, 1, 0, 0, 0])  # total 6: the lowest
     # total 12 (>= 5 above the lowest: worsening) with suicidal ideation, twice
     await checkin(intake_http, pid, [2, 2, 2, 2, 2, 1, 1, 0, 0], suicidal_ideation=True)
-    found = await until(
+    found = await eventually(
         lambda: alerts_of(api, pid),
         lambda a: {x["kind"] for x in a} == {"suicide_risk", "worsening"},
         what="suicide_risk and worsening alerts",
@@ -419,7 +375,7 @@ async def test_a_critical_alert_holds_back_lower_pages_until_it_resolves(
 
     # a repeat folds into the open alert and pages nobody
     await checkin(intake_http, pid, [2, 2, 2, 2, 2, 1, 1, 0, 0], suicidal_ideation=True)
-    await until(
+    await eventually(
         lambda: alerts_of(api, pid, kind="suicide_risk"),
         lambda a: a[0]["occurrences"] == 2,
         what="repeat counted",
@@ -448,12 +404,12 @@ async def test_a_site_with_nobody_on_call_records_alerts_and_says_so(
     site_id = await new_site(api, None)
     pid, _ = await new_patient(intake_http, site_id)
     await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
-    [alert] = await until(
+    [alert] = await eventually(
         lambda: alerts_of(api, pid), lambda a: len(a) == 1, what="alert without on-call"
     )
     assert alert["status"] == "open"
     assert alert["severity"] == "critical"
-    await wait_for(
+    await eventually(
         lambda: any(
             '"alert_nobody_on_call"' in line and alert["alert_id"] in line and '"warning"' in line
             for w in (*alerts.workers, *alerts.safety)  # whichever raised it: the lane, mostly
@@ -516,8 +472,8 @@ async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
         return [d for d in event_log.data("checkin.missed") if d["patient_id"] == pid]
 
     # a third miss repeats the open alert, pages nobody, and is one event like the others
-    await wait_for(lambda: len(missed()) >= 3, timeout=20, what="a third miss")
-    found = await until(
+    await eventually(lambda: len(missed()) >= 3, timeout=20, what="a third miss")
+    found = await eventually(
         lambda: alerts_of(api, pid, kind="missed_checkins"),
         lambda a: a[0]["occurrences"] >= 2,
         what="repeat",
@@ -530,7 +486,7 @@ async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
     assert len([r for r in receiver.requests() if r.json["kind"] == "missed_checkins"]) == 1
 
     # the no-show is a warning: recorded, never paged
-    no_show = await until(
+    no_show = await eventually(
         lambda: alerts_of(api, pid, kind="no_show"), lambda a: len(a) == 1, what="no_show"
     )
     assert no_show[0]["severity"] == "warning"
@@ -538,14 +494,14 @@ async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
 
     # a check-in ends the run of misses (the alert stays until someone resolves it)
     await checkin(intake_http, pid, [1, 1, 1, 1, 0, 0, 0, 0, 0])
-    after = await until(
+    after = await eventually(
         lambda: api.get(f"/v1/patients/{pid}/monitoring"),
         lambda r: r.json()["consecutive_misses"] == 0,
         what="run of misses ended",
     )
     assert after.json()["last_checkin_at"] is not None
     n = len(missed())
-    await wait_for(lambda: len(missed()) > n, timeout=20, what="the next miss")
+    await eventually(lambda: len(missed()) > n, timeout=20, what="the next miss")
     assert missed()[n]["consecutive_misses"] == 1
     [still] = await alerts_of(api, pid, kind="missed_checkins")
     assert still["status"] == "open"
@@ -553,7 +509,7 @@ async def test_missed_checkins_raise_exactly_one_alert_with_two_workers(
     # discharge ends monitoring
     r = await intake_http.post(f"/v1/patients/{pid}/discharge", json={"by": "Dr. m1"})
     assert r.status_code in (200, 201), r.text
-    await until(
+    await eventually(
         lambda: api.get(f"/v1/patients/{pid}/monitoring"),
         lambda r: r.json()["monitored"] is False,
         what="monitoring ended",
@@ -589,39 +545,6 @@ async def test_an_open_alert_keeps_the_policy_it_opened_with(
 
 
 # --- duplicate and out-of-order events ---------------------------------------------------------
-
-
-async def publish(*events: CloudEvent) -> None:
-    """Straight onto the topics (as a redelivery or a reordering across topics would),
-    keyed by patient like every producer of ours."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
-    await producer.start()
-    try:
-        for ev in events:
-            await producer.send_and_wait(topic(ev.type), ev.to_bytes(), key=ev.subject.encode())
-    finally:
-        await producer.stop()
-
-
-def checkin_event(pid: str, site_id: str, at: datetime, *, suicidal: bool) -> CloudEvent:
-    payload = CheckinRecorded(
-        checkin_id=str(uuid.uuid4()),
-        patient_id=pid,
-        site_id=site_id,
-        submitted_at=at,
-        phq9_total=5,
-        phq9_item9_positive=suicidal,
-        suicidal_ideation=suicidal,
-        assessment=CheckinAssessment(
-            response=True,
-            remission=False,
-            worsening=False,
-            worsening_reasons=(),
-            baseline_total=20,
-            lowest_total=5,
-        ),
-    )
-    return new_event(payload, source="tests", subject=pid, time=at)
 
 
 def dose_completed(pid: str, site_id: str, at: datetime) -> CloudEvent:
@@ -665,25 +588,6 @@ def dose_missed(pid: str, site_id: str, at: datetime) -> CloudEvent:
 def discharged(pid: str, site_id: str, at: datetime) -> CloudEvent:
     payload = PatientDischarged(patient_id=pid, site_id=site_id, discharged_at=at)
     return new_event(payload, source="tests", subject=pid, time=at)
-
-
-async def seen_checkin_at(api: httpx.AsyncClient, pid: str, at: datetime) -> dict[str, Any]:
-    """The patient's monitoring once the check-in stamped ``at`` was applied: every event
-    published before it for the same patient (same partition) was handled by then."""
-
-    async def fetch() -> dict[str, Any] | None:
-        r = await api.get(f"/v1/patients/{pid}/monitoring")
-        return r.json() if r.status_code == 200 else None
-
-    def done(m: dict[str, Any] | None) -> bool:
-        return (
-            m is not None
-            and m["last_checkin_at"] is not None
-            and datetime.fromisoformat(m["last_checkin_at"]) == at
-        )
-
-    result: dict[str, Any] = await until(fetch, done, what=f"check-in at {at} applied")
-    return result
 
 
 async def test_the_same_event_delivered_twice_takes_effect_once(

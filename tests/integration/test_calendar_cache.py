@@ -10,7 +10,7 @@ import pytest
 
 from services.scheduling.calendars import CalendarCache
 from shared.db import connect_kwargs
-from tests.integration.conftest import SchedulingStack
+from tests.support.stack import SchedulingStack
 
 pytestmark = pytest.mark.integration
 

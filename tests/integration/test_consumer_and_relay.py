@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import httpx
@@ -14,46 +13,22 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import db
-from shared.events import CheckinAssessment, CheckinRecorded, CloudEvent, dlq_topic, new_event
+from shared.events import CloudEvent, dlq_topic
 from shared.kafka import ensure_topics, round_trip
 from shared.processing import EventProcessor, Message, Route
 from shared.settings import CommonSettings
-from tests.factories import intake_body
-from tests.integration import probe_worker
-from tests.integration.conftest import (
-    ARTIFACTS,
+from tests.support import probe_worker
+from tests.support.eventually import eventually
+from tests.support.probes import checkin_event, probe
+from tests.support.stack import (
     KAFKA,
     EventLog,
     IntakeStack,
-    ServiceProcess,
     delete_topics,
-    service_env,
-    until,
-    wait_for,
 )
+from tools.factories import intake_body
 
 pytestmark = pytest.mark.integration
-
-
-def checkin_event(subject: str) -> CloudEvent:
-    payload = CheckinRecorded(
-        checkin_id=str(uuid.uuid4()),
-        patient_id=subject,
-        site_id="site-a",
-        submitted_at=datetime.now(UTC),
-        phq9_total=4,
-        phq9_item9_positive=False,
-        suicidal_ideation=False,
-        assessment=CheckinAssessment(
-            response=True,
-            remission=True,
-            worsening=False,
-            worsening_reasons=(),
-            baseline_total=20,
-            lowest_total=4,
-        ),
-    )
-    return new_event(payload, source="tests", subject=subject, time=datetime.now(UTC))
 
 
 async def applied(dsn: str, prefix: str) -> list[str]:
@@ -93,16 +68,6 @@ async def probe_topic() -> AsyncIterator[str]:
     await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=3)
     yield topic
     await delete_topics([topic, dlq_topic(topic)])
-
-
-def probe(database: str, topic: str, group: str) -> ServiceProcess:
-    env = service_env(database, PROBE_TOPIC=topic, PROBE_TYPE="checkin.recorded", PROBE_GROUP=group)
-    return ServiceProcess(
-        "probe-worker",
-        ["tests.integration.probe_worker"],
-        env,
-        ARTIFACTS / "logs" / f"probe-{group}.log",
-    )
 
 
 async def test_aiokafka_round_trip_on_the_real_broker() -> None:
@@ -219,7 +184,7 @@ async def test_relay_killed_between_produce_and_commit_republishes_and_consumer_
         await tx.start()
         await blocker.fetch("SELECT id FROM intake.outbox WHERE key = $1 FOR UPDATE", pid)
         intake.relay.start()
-        await wait_for(lambda: len(published()) == 1, timeout=30, what="first publication")
+        await eventually(lambda: len(published()) == 1, timeout=30, what="first publication")
         intake.relay.kill(signal.SIGKILL)  # dies before it could mark the row published
         # Its database sessions die with it. A backend already blocked on our lock
         # would not notice the dead client until the lock is released, then commit
@@ -227,7 +192,7 @@ async def test_relay_killed_between_produce_and_commit_republishes_and_consumer_
         # and wait until none is left (one that had not sent its UPDATE yet ends by
         # itself when it reads the closed socket). Watched from a session of its own:
         # pg_stat_activity is read once per transaction, and the blocker's stays open.
-        await until(
+        await eventually(
             lambda: watcher.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name LIKE 'relay-intake-%' "
@@ -243,7 +208,7 @@ async def test_relay_killed_between_produce_and_commit_republishes_and_consumer_
         await watcher.close()
         if intake.relay.proc is None or intake.relay.proc.poll() is not None:
             intake.relay.start()  # the session's stack, for the tests after this one
-    await wait_for(lambda: len(published()) == 2, timeout=30, what="re-publication")
+    await eventually(lambda: len(published()) == 2, timeout=30, what="re-publication")
     first, second = (CloudEvent.from_bytes(v) for v in published())
     assert first.id == second.id
 
@@ -269,30 +234,18 @@ async def test_relay_killed_between_produce_and_commit_republishes_and_consumer_
 # --- helpers -------------------------------------------------------------------
 
 
-async def wait_async(fetch: object, expected: int, timeout: float) -> None:
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    last = -1
-    while time.monotonic() < deadline:
-        last = await fetch()  # type: ignore[operator]
-        if last >= expected:
-            assert last == expected, f"applied {last}, expected {expected}"
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {last} of {expected} after {timeout}s")
+async def wait_async(fetch: Callable[[], Awaitable[int]], expected: int, timeout: float) -> None:
+    last = await eventually(fetch, lambda n: n >= expected, timeout=timeout, what=f"{expected}")
+    assert last == expected, f"applied {last}, expected {expected}"
 
 
 async def wait_committed(group: str, topic: str, expected: int, timeout: float = 30) -> None:
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while (got := await committed(group, topic)) < expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"committed {got} of {expected}")
-        await asyncio.sleep(0.2)
+    await eventually(
+        lambda: committed(group, topic),
+        lambda got: got >= expected,
+        timeout=timeout,
+        what=f"{expected} committed",
+    )
 
 
 async def read_topic(topic: str, expected: int, timeout: float = 30) -> list[Message]:

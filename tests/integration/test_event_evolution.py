@@ -19,15 +19,15 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import (
+from tests.support.alerts import alerts_of, checkin_event, seen_checkin_at
+from tests.support.eventually import eventually
+from tests.support.stack import (
     KAFKA,
     AlertsStack,
     EventLog,
     ServiceProcess,
     topic,
-    wait_for,
 )
-from tests.integration.test_alerts import alerts_of, checkin_event, seen_checkin_at
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ async def test_an_event_from_the_next_version_is_applied_and_its_new_fields_logg
         return [x for x in lines if x.get("event") == "event_unknown_field_ignored"]
 
     expected = {f"data.{NEW_FIELD}", f"data.assessment.{NEW_NESTED}", NEW_EXTENSION}
-    await wait_for(
+    await eventually(
         lambda: {x["field"] for w in alerts.workers for x in ignored(w)} == expected,
         what="each unknown field's name logged",
     )

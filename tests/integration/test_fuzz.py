@@ -39,9 +39,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.factories import checkin_body, intake_body
-from tests.integration.conftest import AlertsStack, IntakeStack, SchedulingStack
-from tests.integration.test_scheduling import site_body
+from tests.support.scheduling import site_body
+from tests.support.stack import AlertsStack, IntakeStack, SchedulingStack
+from tools.factories import checkin_body, intake_body
 
 pytestmark = pytest.mark.integration
 

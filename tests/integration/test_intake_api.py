@@ -14,8 +14,9 @@ import pytest
 
 from shared.crypto import PhiCipher
 from shared.events import CloudEvent
-from tests.factories import checkin_body, deep, intake_body, phi_strings
-from tests.integration.conftest import PHI_KEY, EventLog, IntakeStack, wait_for
+from tests.support.eventually import eventually
+from tests.support.stack import PHI_KEY, EventLog, IntakeStack
+from tools.factories import checkin_body, deep, intake_body, phi_strings
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ async def test_eligible_intake_is_decided_and_published_once_without_phi(
     for phi in phi_strings(body):
         assert phi not in r.text
 
-    await wait_for(
+    await eventually(
         lambda: len(events_for(event_log, "intake.screened", pid)) == 1, what="intake.screened"
     )
     [event] = events_for(event_log, "intake.screened", pid)
@@ -216,7 +217,7 @@ async def test_high_suicide_risk_needs_review_and_approval_publishes_reviewed(
     declined = await http.post(f"/v1/intakes/{body['intake_id']}/decline", json={"by": "Dr. B"})
     assert declined.status_code == 409
 
-    await wait_for(
+    await eventually(
         lambda: len(events_for(event_log, "intake.reviewed", pid)) == 1, what="intake.reviewed"
     )
     [event] = events_for(event_log, "intake.reviewed", pid)
@@ -261,7 +262,7 @@ async def test_checkins_carry_the_measurement_based_care_verdict(
     mood_only = checkin_body(pid, None, suicidal_ideation=True, submitted_at=at(5))
     assert (await http.post("/v1/checkins", json=mood_only)).status_code == 202
 
-    await wait_for(
+    await eventually(
         lambda: len(events_for(event_log, "checkin.recorded", pid)) == 3,
         what="three checkin.recorded",
     )
@@ -303,7 +304,7 @@ async def test_a_checkin_counts_an_earlier_received_one_with_the_same_submitted_
         "relapse_after_remission",  # 12 >= 10 after a 4
     ]
 
-    await wait_for(
+    await eventually(
         lambda: len(events_for(event_log, "checkin.recorded", pid)) == 2,
         what="two checkin.recorded",
     )
@@ -342,7 +343,7 @@ async def test_discharge_is_published_once(http: httpx.AsyncClient, event_log: E
     second = await http.post(f"/v1/patients/{pid}/discharge")
     assert second.json() == first.json()
     assert (await http.post("/v1/patients/p-unknown/discharge")).status_code == 404
-    await wait_for(
+    await eventually(
         lambda: len(events_for(event_log, "patient.discharged", pid)) == 1,
         what="patient.discharged",
     )

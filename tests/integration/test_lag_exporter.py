@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.lag import GroupLag, PartitionLag
 from shared.lag_exporter import Exporter, LagSettings
-from tests.integration.conftest import (
+from tests.support.stack import (
     ARTIFACTS,
     KAFKA,
     PREFIX,

@@ -22,8 +22,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import CloudEvent
-from tests.factories import checkin_body, intake_body
-from tests.integration.conftest import (
+from tests.support.stack import (
     KAFKA,
     ROOT,
     AlertsStack,
@@ -31,6 +30,7 @@ from tests.integration.conftest import (
     SchedulingStack,
     topic,
 )
+from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
 
 pytestmark = pytest.mark.integration

@@ -25,17 +25,17 @@ import httpx
 import pytest
 
 from shared.db import connect_kwargs
-from tests.factories import intake_body
-from tests.integration.conftest import (
+from tests.support.eventually import eventually
+from tests.support.stack import (
     ARTIFACTS,
     ServiceProcess,
     create_space,
     drop_space,
     free_port,
     service_env,
-    until,
     wait_ready,
 )
+from tools.factories import intake_body
 from tools.page_receiver import PageReceiver
 
 STALL_S = 8.0  # short for a test, with room for a loaded 2-core machine
@@ -176,7 +176,7 @@ async def stack() -> AsyncIterator[Stack]:
             got = await api.get("/v1/oncall/network")
             assert got.json()["site_id"] == "_network"
         # the watchdog last: every stage is up and beating when it starts looking
-        await until(lambda: beats(dsn), lambda n: n >= 2, timeout=60, what="first heartbeats")
+        await eventually(lambda: beats(dsn), lambda n: n >= 2, timeout=60, what="first heartbeats")
         watchdog = proc("alerts", "watchdog", "ALERTS_WATCHDOG_METRICS_PORT")
         watchdog.env = {**watchdog.env, "DATABASE_URL": watchdog_dsn}  # through the link
         procs["alerts-watchdog"] = watchdog
@@ -228,13 +228,13 @@ def thaw(stack: Stack, name: str) -> None:
 async def test_a_healthy_stack_raises_nothing(stack: Stack) -> None:
     t0 = time.monotonic()
     # the watchdog is up and looking (its metrics answer), then stays quiet for 2 stalls
-    await until(
+    await eventually(
         lambda: _metric(stack, "pipeline_stalled"), lambda v: v == 0.0, timeout=30, what="up"
     )
     while time.monotonic() - t0 < 2 * STALL_S + 2:
         assert await _metric(stack, "pipeline_stalled") == 0.0
         assert await stalled_alerts(stack) == []
-        await until(lambda: _metric(stack, "pipeline_stalled"), lambda v: v == 0.0)
+        await eventually(lambda: _metric(stack, "pipeline_stalled"), lambda v: v == 0.0)
     assert stack.rx.requests("/ops") == []
 
 
@@ -273,7 +273,7 @@ async def _stall_and_recover(
         assert page["severity"] == "critical"
         assert page["site_id"] == "_network"
         assert _ops_pages(stack)[-1].signature_ok  # signed as every page
-        [alert] = await until(
+        [alert] = await eventually(
             lambda: stalled_alerts(stack, "open"),
             lambda rows: len(rows) == 1 and reason in rows[0].get("reasons", [reason]),
             timeout=10,
@@ -283,7 +283,7 @@ async def _stall_and_recover(
     finally:
         thaw(stack, victim)
     t1 = time.monotonic()
-    await until(
+    await eventually(
         lambda: stalled_alerts(stack, "open"), lambda rows: rows == [], timeout=60, what="resolve"
     )
     resolved_after = time.monotonic() - t1
@@ -361,7 +361,7 @@ async def _database_lost(stack: Stack, lose: Any) -> None:
             detail = r.json() if r.status_code == 200 else {}
         return detail
 
-    await until(recorded, lambda d: d.get("status") == "resolved", timeout=30, what="recorded")
+    await eventually(recorded, lambda d: d.get("status") == "resolved", timeout=30, what="recorded")
     assert "database_unreachable" in detail["reasons"]
     assert detail["resolved_by"] == "watchdog"
     key = page.headers["idempotency-key"]

@@ -20,20 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import checkin_body, intake_body
-from tests.integration.conftest import (
-    ARTIFACTS,
-    AlertsStack,
-    EventLog,
-    IntakeStack,
-    ServiceProcess,
-    free_port,
-    service_env,
-    until,
-    wait_for,
-    wait_ready,
-)
-from tests.integration.test_alerts import (
+from tests.support.alerts import (
     SUICIDAL,
     alerts_of,
     checkin,
@@ -42,6 +29,18 @@ from tests.integration.test_alerts import (
     pages_to,
     tiers,
 )
+from tests.support.eventually import eventually
+from tests.support.stack import (
+    ARTIFACTS,
+    AlertsStack,
+    EventLog,
+    IntakeStack,
+    ServiceProcess,
+    free_port,
+    service_env,
+    wait_ready,
+)
+from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
 
 pytestmark = pytest.mark.integration
@@ -75,7 +74,7 @@ async def applied(dsn: str, event_id: str) -> None:
     """Wait until the alerts service has applied the event (its id is in the inbox)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await until(
+        await eventually(
             lambda: conn.fetchval(
                 "SELECT count(*) FROM alerts.inbox WHERE event_id = $1", event_id
             ),
@@ -110,7 +109,7 @@ async def test_an_ideation_checkin_pages_once_through_the_lane_while_the_worker_
         assert page.received_mono - sent < BOUND_S
         assert page.json["kind"] == "suicide_risk"
         assert page.json["severity"] == "critical"
-        await wait_for(
+        await eventually(
             lambda: any(
                 d["signal_id"] == body["checkin_id"] for d in event_log.data("safety.signal")
             ),
@@ -127,7 +126,7 @@ async def test_an_ideation_checkin_pages_once_through_the_lane_while_the_worker_
             assert w.proc is not None
             w.proc.send_signal(signal.SIGCONT)
     # the routine event of the same check-in comes later: still one occurrence, one page
-    await wait_for(
+    await eventually(
         lambda: (
             event_id_of(event_log, "checkin.recorded", checkin_id=body["checkin_id"]) is not None
         ),
@@ -169,13 +168,13 @@ async def test_a_high_risk_intake_pages_through_the_lane(
         lambda r: r.path == "/s2" and r.json["patient_id"] == pid, timeout=15, what="page"
     )
     assert page.received_mono - sent < BOUND_S
-    await wait_for(
+    await eventually(
         lambda: any(d["signal_id"] == body["intake_id"] for d in event_log.data("safety.signal")),
         what="the signal on its topic",
     )
     lane = next(d for d in event_log.data("safety.signal") if d["signal_id"] == body["intake_id"])
     assert (lane["source"], lane["reasons"]) == ("intake", ["cssrs_high"])
-    await wait_for(
+    await eventually(
         lambda: event_id_of(event_log, "intake.screened", intake_id=body["intake_id"]) is not None,
         what="intake.screened",
     )
@@ -216,7 +215,7 @@ async def test_a_safety_checkin_never_waits_for_a_connection_behind_routine_requ
         )
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             waiting = asyncio.create_task(http.post("/v1/checkins", json=routine))
-            await until(
+            await eventually(
                 lambda: holder.fetchval(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE wait_event_type = 'Lock' AND datname = current_database()"
@@ -251,14 +250,14 @@ async def test_the_relay_publishes_a_safety_signal_before_the_backlog(
         last = await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
     finally:
         intake.relay.start()
-    await wait_for(
+    await eventually(
         lambda: any(d["signal_id"] == last["checkin_id"] for d in event_log.data("safety.signal")),
         timeout=30,
         what="the signal published",
     )
     conn = await asyncpg.connect(intake.dsn)
     try:
-        await until(
+        await eventually(
             lambda: conn.fetchval(
                 "SELECT count(*) FROM intake.outbox WHERE published_at IS NULL "
                 "AND key = ANY($1::text[])",

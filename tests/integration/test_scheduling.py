@@ -15,62 +15,22 @@ import httpx
 import pytest
 
 from shared.events import CloudEvent, IntakeScreened, new_event
-from tests.factories import intake_body
-from tests.integration.conftest import (
+from tests.support.eventually import eventually
+from tests.support.scheduling import WEEK, appointments, induction, new_site, site_body
+from tests.support.stack import (
     EventLog,
     SchedulingStack,
     topic,
-    until,
-    wait_for,
 )
+from tools.factories import intake_body
 
 pytestmark = pytest.mark.integration
-
-WEEK = {d: ["08:00", "18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
-
-
-def site_body(**kw: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "Downtown",
-        "timezone": "America/New_York",
-        "hours": WEEK,
-        "treatment_rooms": 2,
-        "therapists": 2,
-    }
-    body.update(kw)
-    return body
 
 
 @pytest.fixture
 async def sched(scheduling: SchedulingStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as client:
         yield client
-
-
-async def new_site(sched: httpx.AsyncClient, **kw: Any) -> str:
-    site_id = f"site-{uuid.uuid4().hex[:8]}"
-    r = await sched.put(f"/v1/sites/{site_id}", json=site_body(**kw))
-    assert r.status_code == 200, r.text
-    return site_id
-
-
-async def appointments(sched: httpx.AsyncClient, pid: str) -> list[dict[str, Any]]:
-    r = await sched.get(f"/v1/patients/{pid}/appointments")
-    assert r.status_code == 200
-    result: list[dict[str, Any]] = r.json()
-    return result
-
-
-async def induction(
-    sched: httpx.AsyncClient, intake_http: httpx.AsyncClient
-) -> tuple[str, list[dict[str, Any]]]:
-    """A new site and an eligible patient there; (patient id, the proposed series)."""
-    site_id = await new_site(sched)
-    body = intake_body(site_id=site_id)
-    pid = body["patient"]["patient_id"]
-    assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
-    return pid, appts
 
 
 async def test_site_validation_names_every_bad_field_and_changes_nothing(
@@ -109,7 +69,7 @@ async def test_an_eligible_intake_gets_a_whole_induction_series_inside_site_hour
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
-    appts = await until(
+    appts = await eventually(
         lambda: appointments(sched, pid), lambda a: len(a) == 12, what="12 appointments"
     )
     doses = [a for a in appts if a["kind"] == "dosing"]
@@ -129,12 +89,12 @@ async def test_an_eligible_intake_gets_a_whole_induction_series_inside_site_hour
         assert start > datetime.now(UTC).astimezone(tz)
     starts = sorted(datetime.fromisoformat(d["start"]) for d in doses)
     assert all(b - a >= timedelta(hours=48) for a, b in itertools.pairwise(starts))
-    await wait_for(
+    await eventually(
         lambda: (
             len([r for r in event_log.on("appointment.proposed") if r.key == pid.encode()]) == 12
         ),
-        what="12 appointment.proposed events",
         timeout=30,
+        what="12 appointment.proposed events",
     )
 
 
@@ -145,7 +105,7 @@ async def test_the_site_schedule_answers_each_appointment_as_the_patient_list_do
     body = intake_body(site_id=site_id, preferences={"weekdays": ["mon"]})  # relaxed: said
     pid = body["patient"]["patient_id"]
     assert (await intake_http.post("/v1/intakes", json=body)).status_code == 201
-    mine = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    mine = await eventually(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
     r = await sched.get(
         f"/v1/sites/{site_id}/schedule",
         params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
@@ -172,11 +132,11 @@ async def test_a_replayed_intake_event_books_nothing_twice(
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     await intake_http.post("/v1/intakes", json=body)
-    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    await eventually(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
     [record] = [r for r in event_log.on("intake.screened") if r.key == pid.encode()]
     from aiokafka import AIOKafkaProducer
 
-    from tests.integration.conftest import KAFKA
+    from tests.support.stack import KAFKA
 
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
     await producer.start()
@@ -220,7 +180,7 @@ async def test_a_replayed_intake_event_books_nothing_twice(
         finally:
             await conn.close()
 
-    await until(site_moved, lambda s: s.startswith("site-nowhere"), what="sentinel applied")
+    await eventually(site_moved, lambda s: s.startswith("site-nowhere"), what="sentinel applied")
     assert len(await appointments(sched, pid)) == 12
 
 
@@ -253,7 +213,7 @@ async def test_a_patient_of_an_unknown_site_waits_until_the_site_appears(
         result: list[dict[str, Any]] = r.json()
         return result
 
-    entries = await until(waiting, lambda w: len(w) == 1, what="waitlist entry")
+    entries = await eventually(waiting, lambda w: len(w) == 1, what="waitlist entry")
     assert entries[0]["patient_id"] == pid
     assert entries[0]["reason"] == "site_not_configured"
     assert (await sched.put(f"/v1/sites/{site_id}", json=site_body())).status_code == 200
@@ -285,7 +245,7 @@ async def test_two_workers_and_fifty_patients_on_one_room_never_double_book(
         finally:
             await conn.close()
 
-    await until(settled, lambda n: n == 50, timeout=120, what="50 patients settled")
+    await eventually(settled, lambda n: n == 50, timeout=120, what="50 patients settled")
     conn = await asyncpg.connect(scheduling.dsn)
     try:
         overlaps = await conn.fetchval(
@@ -322,7 +282,9 @@ async def test_an_approved_review_schedules_like_an_eligible_intake(
         f"/v1/intakes/{body['intake_id']}/approve", json={"by": "Dr. Review"}
     )
     assert approved.status_code == 200
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     assert {a["reason"] for a in appts} == {"induction"}
 
 
@@ -333,9 +295,9 @@ async def test_discharge_cancels_future_appointments(
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     await intake_http.post("/v1/intakes", json=body)
-    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    await eventually(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
     assert (await intake_http.post(f"/v1/patients/{pid}/discharge")).status_code == 200
-    after = await until(
+    after = await eventually(
         lambda: appointments(sched, pid),
         lambda a: all(x["status"] == "cancelled" for x in a),
         what="cancelled",
@@ -350,5 +312,7 @@ async def test_a_preference_the_protocol_cannot_honour_is_relaxed_and_said(
     body = intake_body(site_id=site_id, preferences={"weekdays": ["mon"]})  # 2 a week: no
     pid = body["patient"]["patient_id"]
     await intake_http.post("/v1/intakes", json=body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     assert {tuple(a["relaxed"]) for a in appts} == {("weekdays",)}

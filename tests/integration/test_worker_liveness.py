@@ -13,10 +13,8 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -24,9 +22,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared import db
 from shared.events import dlq_topic
 from shared.kafka import ensure_topics
-from tests.integration import probe_worker
-from tests.integration.conftest import KAFKA, ServiceProcess, delete_topics
-from tests.integration.test_consumer_and_relay import checkin_event, probe
+from tests.support import probe_worker
+from tests.support.eventually import eventually
+from tests.support.probes import (
+    applied_in_order,
+    assigned_gauge,
+    metered_probe,
+    readyz,
+    send,
+)
+from tests.support.stack import KAFKA, delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -43,64 +48,6 @@ async def producer() -> AsyncIterator[AIOKafkaProducer]:
 async def probe_db(database: str) -> str:
     await db.migrate(database, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
     return database
-
-
-def metered_probe(database: str, topic: str, group: str) -> ServiceProcess:
-    return probe(database, topic, group).with_metrics("WORKER_METRICS_PORT")
-
-
-async def send(
-    producer: AIOKafkaProducer, topic: str, subject: str, partition: int | None = None
-) -> None:
-    e = checkin_event(subject)
-    await producer.send_and_wait(topic, e.to_bytes(), key=e.key.encode(), partition=partition)
-
-
-async def applied_in_order(dsn: str, prefix: str) -> list[tuple[str, float]]:
-    """(subject, seconds since the epoch) of what the probe applied, in commit order."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT subject, extract(epoch FROM applied_at)::float8 AS at FROM probe.applied "
-            "WHERE subject LIKE $1 ORDER BY seq",
-            prefix + "%",
-        )
-        return [(r["subject"], r["at"]) for r in rows]
-    finally:
-        await conn.close()
-
-
-async def readyz(worker: ServiceProcess) -> tuple[int, dict[str, Any]]:
-    url = worker.metrics_url.replace("/metrics", "/readyz")
-    async with httpx.AsyncClient(timeout=5) as http:
-        try:
-            r = await http.get(url)
-        except httpx.HTTPError as exc:
-            return 0, {"error": repr(exc)}
-        return r.status_code, r.json()
-
-
-async def assigned_gauge(worker: ServiceProcess) -> int:
-    async with httpx.AsyncClient(timeout=5) as http:
-        text = (await http.get(worker.metrics_url)).text
-    return int(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("consumer_assigned_partitions{")
-        )
-    )
-
-
-async def poll(fetch: Any, done: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {value!r}")
-        await asyncio.sleep(0.1)
 
 
 async def committed_offsets(group: str, topic: str) -> dict[int, int]:
@@ -124,31 +71,39 @@ async def test_a_worker_started_before_its_topic_exists_consumes_within_10s_of_i
     worker = metered_probe(probe_db, topic, group)
     worker.start()
     try:
-        status = await poll(
-            lambda: readyz(worker), lambda s: s[0] in (200, 503), 60, "the worker's readyz"
+        status = await eventually(
+            lambda: readyz(worker),
+            lambda s: s[0] in (200, 503),
+            timeout=60,
+            what="the worker's readyz",
         )
-        await poll(
+        await eventually(
             lambda: asyncio.sleep(0.2, worker.logs()),
             lambda logs: "Ignoring missing topic" in logs or "Setting newly assigned" in logs,
-            60,
-            "the worker's first assignment",
+            timeout=60,
+            what="the worker's first assignment",
         )
         assert await assigned_gauge(worker) == 0, status
         await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=3)
         created = time.monotonic()
         for i in range(3):
             await send(producer, topic, f"s-{run}-{i}", partition=i)
-        await poll(
+        await eventually(
             lambda: applied_in_order(probe_db, f"s-{run}-"),
             lambda rows: len(rows) == 3,
-            10,
-            "the three events applied",
+            timeout=10,
+            what="the three events applied",
         )
         took = time.monotonic() - created
         assert took < 10, took
-        await poll(lambda: assigned_gauge(worker), lambda n: n == 3, 3, "3 assigned")
-        _, body = await poll(
-            lambda: readyz(worker), lambda s: s[0] == 200, 5, "readyz 200 once assigned"
+        await eventually(
+            lambda: assigned_gauge(worker), lambda n: n == 3, timeout=3, what="3 assigned"
+        )
+        _, body = await eventually(
+            lambda: readyz(worker),
+            lambda s: s[0] == 200,
+            timeout=5,
+            what="readyz 200 once assigned",
         )
         assert body["assigned_partitions"] == 3
         print(f"\nconsumed {took:.1f} s after the topic was created")
@@ -171,11 +126,15 @@ async def test_a_worker_with_nothing_assigned_while_its_group_lags_is_not_ready(
     await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
     first.start()
     try:
-        await poll(lambda: readyz(first), lambda s: s[0] == 200, 60, "the first worker ready")
+        await eventually(
+            lambda: readyz(first), lambda s: s[0] == 200, timeout=60, what="the first worker ready"
+        )
         assert (await readyz(first))[1]["assigned_partitions"] == 1
         second.start()
         # one partition, two members: one of them has nothing; with no lag it is ready
-        await poll(lambda: readyz(second), lambda s: s[0] == 200, 60, "the second ready")
+        await eventually(
+            lambda: readyz(second), lambda s: s[0] == 200, timeout=60, what="the second ready"
+        )
         workers = [first, second]
         counts = [await assigned_gauge(w) for w in workers]
         assert sorted(counts) == [0, 1], counts
@@ -186,18 +145,29 @@ async def test_a_worker_with_nothing_assigned_while_its_group_lags_is_not_ready(
         for i in range(3):
             await send(producer, topic, f"s-{run}-{i}")
         t0 = time.monotonic()
-        _, body = await poll(
-            lambda: readyz(idle), lambda s: s[0] == 503, 10, "readyz 503 on the idle worker"
+        _, body = await eventually(
+            lambda: readyz(idle),
+            lambda s: s[0] == 503,
+            timeout=10,
+            what="readyz 503 on the idle worker",
         )
         assert time.monotonic() - t0 < 5
         assert body["reason"] == "no partitions assigned while the group's topics have lag"
         assert body["group_lag"] >= 4, body
         assert (await readyz(busy))[0] == 200  # it has its partition: it is not the stall
         await conn.execute("DELETE FROM probe.gate WHERE subject = $1", stalled)
-        await poll(
-            lambda: applied_in_order(probe_db, f"s-{run}-"), lambda r: len(r) == 3, 30, "applied"
+        await eventually(
+            lambda: applied_in_order(probe_db, f"s-{run}-"),
+            lambda r: len(r) == 3,
+            timeout=30,
+            what="applied",
         )
-        await poll(lambda: readyz(idle), lambda s: s[0] == 200, 15, "readyz 200 after catch-up")
+        await eventually(
+            lambda: readyz(idle),
+            lambda s: s[0] == 200,
+            timeout=15,
+            what="readyz 200 after catch-up",
+        )
     finally:
         await conn.close()
         for w in (first, second):
@@ -218,28 +188,30 @@ async def test_a_message_retried_on_one_partition_does_not_delay_another_partiti
     await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
     worker.start()
     try:
-        await poll(lambda: readyz(worker), lambda s: s[0] == 200, 60, "the worker ready")
+        await eventually(
+            lambda: readyz(worker), lambda s: s[0] == 200, timeout=60, what="the worker ready"
+        )
         # partition 0: the stalled event, then one behind it (same partition: must wait)
         await send(producer, topic, stalled, partition=0)
         await send(producer, topic, f"s-{run}-p0-after", partition=0)
-        await poll(
+        await eventually(
             lambda: conn.fetchval(
                 "SELECT count(*) FROM probe.applied WHERE subject LIKE $1", f"s-{run}-%"
             ),
             lambda n: n == 0,
-            1,
-            "nothing yet",
+            timeout=1,
+            what="nothing yet",
         )
         await asyncio.sleep(1.0)  # the stalled event is being retried by now
         sent_at = time.time()
         t0 = time.monotonic()
         for i in range(5):
             await send(producer, topic, f"s-{run}-p1-{i}", partition=1)
-        rows = await poll(
+        rows = await eventually(
             lambda: applied_in_order(probe_db, f"s-{run}-p1-"),
             lambda r: len(r) == 5,
-            5,
-            "partition 1's events applied while partition 0 retries",
+            timeout=5,
+            what="partition 1's events applied while partition 0 retries",
         )
         took = time.monotonic() - t0
         assert took < 3, took
@@ -252,25 +224,25 @@ async def test_a_message_retried_on_one_partition_does_not_delay_another_partiti
         assert offsets.get(0, -1) <= 0, offsets  # never past the unprocessed event (offset 0)
         assert offsets.get(1) == 5, offsets
         await conn.execute("DELETE FROM probe.gate WHERE subject = $1", stalled)
-        rows = await poll(
+        rows = await eventually(
             lambda: applied_in_order(probe_db, stalled),
             lambda r: len(r) == 1,
-            15,
-            "the stalled event applied once the gate opens",
+            timeout=15,
+            what="the stalled event applied once the gate opens",
         )
-        rows = await poll(
+        rows = await eventually(
             lambda: applied_in_order(probe_db, f"s-{run}-p0-"),
             lambda r: len(r) == 1,
-            15,
-            "the event behind it",
+            timeout=15,
+            what="the event behind it",
         )
         stalled_at = (await applied_in_order(probe_db, stalled))[0][1]
         assert stalled_at <= rows[0][1]
-        await poll(
+        await eventually(
             lambda: committed_offsets(group, topic),
             lambda o: o.get(0) == 2,
-            10,
-            "partition 0 committed after both",
+            timeout=10,
+            what="partition 0 committed after both",
         )
         print(f"\npartition 1 applied {took:.2f} s after sending while partition 0 retried")
     finally:

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.clocked import ClockedStack
-from tests.integration.conftest import AlertsStack, IntakeStack, SchedulingStack, free_port
+from tests.support.clocked import ClockedStack
+from tests.support.stack import AlertsStack, IntakeStack, SchedulingStack, free_port
 from tools import demo
 
 pytestmark = pytest.mark.integration

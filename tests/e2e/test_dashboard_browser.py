@@ -7,61 +7,32 @@ under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.factories import checkin_body, intake_body
-from tests.integration.conftest import (
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, start_dashboard
+from tests.support.eventually import eventually
+from tests.support.stack import (
     ARTIFACTS,
     AlertsStack,
     IntakeStack,
     SchedulingStack,
-    ServiceProcess,
     free_port,
-    service_env,
-    wait_ready,
 )
+from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = ARTIFACTS / "screenshots"
-
-
-async def start_dashboard(database: str, **urls: str) -> tuple[str, ServiceProcess]:
-    port = free_port()
-    env = service_env(database, DASHBOARD_PORT=str(port), BOARD_REFRESH_S="1", **urls)
-    proc = ServiceProcess(
-        "dashboard",
-        ["services.dashboard"],
-        env,
-        ARTIFACTS / "logs" / f"dashboard-{uuid.uuid4().hex[:6]}.log",
-    )
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
-    await wait_ready(url, proc)
-    return url, proc
 
 
 @pytest.fixture(scope="module")
@@ -201,12 +172,11 @@ async def test_a_site_week_shows_each_appointment_in_its_lane_at_site_local_time
         body = intake_body(site_id=site_id)
         pid = body["patient"]["patient_id"]
         assert (await http.post(f"{intake.url}/v1/intakes", json=body)).status_code == 201
-        appts: list[dict[str, object]] = []
-        for _ in range(300):
-            appts = (await http.get(f"{scheduling.url}/v1/patients/{pid}/appointments")).json()
-            if len(appts) == 12:
-                break
-            await asyncio.sleep(0.1)
+        appts: list[dict[str, object]] = await eventually(
+            lambda: _json(http, f"{scheduling.url}/v1/patients/{pid}/appointments"),
+            lambda a: len(a) == 12,
+            what="the series",
+        )
         assert len(appts) == 12
 
     first = min(appts, key=lambda a: str(a["start"]))
@@ -310,11 +280,9 @@ async def test_a_patient_held_while_at_risk_shows_on_their_page_and_their_sites_
         ideation = checkin_body(pid, [1, 1, 1, 0, 1, 1, 0, 0, 2], suicidal_ideation=True)
         assert (await http.post(f"{intake.url}/v1/checkins", json=ideation)).status_code == 202
 
-        for _ in range(300):  # the hold is learnt from the check-in's event
-            hold = (await http.get(f"{scheduling.url}/v1/patients/{pid}/hold")).json()
-            if hold.get("held"):
-                break
-            await asyncio.sleep(0.1)
+        hold_url = f"{scheduling.url}/v1/patients/{pid}/hold"
+        # the hold is learnt from the check-in's event
+        hold = await eventually(lambda: _json(http, hold_url), lambda h: h.get("held"), what="hold")
         assert hold["held"] is True
 
         await page.goto(f"{full_dashboard}/patients/{pid}")
@@ -333,11 +301,12 @@ async def test_a_patient_held_while_at_risk_shows_on_their_page_and_their_sites_
             f"{alerts.url}/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. H"}
         )
         assert r.status_code == 200, r.text
-        for _ in range(300):
-            if not (await http.get(f"{scheduling.url}/v1/patients/{pid}/hold")).json()["held"]:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: _json(http, hold_url), lambda h: not h["held"], what="no hold")
         await page.goto(f"{full_dashboard}/sites/{site_id}")
         await expect(page.locator("p.hold")).to_have_count(0)
         await page.goto(f"{full_dashboard}/patients/{pid}")
         await expect(page.locator("p.hold")).to_have_count(0)
+
+
+async def _json(http: httpx.AsyncClient, url: str) -> Any:
+    return (await http.get(url)).json()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from shared.db import connect_kwargs
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
+from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -108,15 +109,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    """Wait on a condition (never a bare sleep-and-hope)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="session")
@@ -361,18 +353,6 @@ async def intake_http(intake: IntakeStack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def until(fetch: Any, done: Any, timeout: float = 30, what: str = "") -> Any:
-    """Fetch until ``done(value)`` holds (a condition polled, not a sleep-and-hope)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: last {value!r}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -458,7 +438,7 @@ async def lane_assigned(safety: list[ServiceProcess], partitions: int = 6) -> No
                             total += int(float(line.split()[1]))
         return total
 
-    await until(assigned, lambda n: n == partitions, timeout=60, what="safety lane assigned")
+    await eventually(assigned, lambda n: n == partitions, timeout=60, what="safety lane assigned")
 
 
 @dataclass
@@ -528,7 +508,3 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
     )
     for p in (api, relay, *workers, *timers, *safety, watchdog):
         p.kill(signal.SIGTERM)
-
-
-# A second stack on the dev clock, for journeys over weeks (tests/integration/clocked.py).
-from tests.integration.clocked import ClockedStack, clocked  # noqa: E402, F401

@@ -23,8 +23,16 @@ from shared import db, events
 from shared.events import ALL_TOPICS, dlq_topic
 from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_KAFKA
-from tests.integration import probe_worker
-from tests.integration.conftest import (
+from tests.support import probe_worker
+from tests.support.eventually import eventually
+from tests.support.probes import (
+    applied_in_order,
+    assigned_gauge,
+    metered_probe,
+    readyz,
+    send,
+)
+from tests.support.stack import (
     ARTIFACTS,
     KAFKA,
     ROOT,
@@ -32,16 +40,8 @@ from tests.integration.conftest import (
     delete_topics,
     service_env,
 )
-from tests.integration.test_worker_liveness import (
-    applied_in_order,
-    assigned_gauge,
-    metered_probe,
-    poll,
-    readyz,
-    send,
-)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 ASSIGNED = "safety_lane_assigned_partitions "  # services/alerts/safety.py, on its metrics port
 
@@ -67,8 +67,11 @@ async def test_a_worker_started_while_the_broker_is_down_consumes_within_10s_of_
     await broker("stop")
     try:
         worker.start()
-        _, body = await poll(
-            lambda: readyz(worker), lambda s: s[0] == 503, 30, "readyz 503 without a broker"
+        _, body = await eventually(
+            lambda: readyz(worker),
+            lambda s: s[0] == 503,
+            timeout=30,
+            what="readyz 503 without a broker",
         )
         assert body["reason"] == "waiting for the broker", body
         await asyncio.sleep(3)  # it has been up a while with no broker; still running
@@ -83,16 +86,20 @@ async def test_a_worker_started_while_the_broker_is_down_consumes_within_10s_of_
     try:
         for i in range(3):
             await send(producer, topic, f"s-{run}-{i}", partition=i)
-        await poll(
+        await eventually(
             lambda: applied_in_order(database, f"s-{run}-"),
             lambda rows: len(rows) == 3,
-            10,
-            "the events applied within 10 s of the broker's return",
+            timeout=10,
+            what="the events applied within 10 s of the broker's return",
         )
         took = time.monotonic() - back
         assert took < 10, took
-        await poll(lambda: assigned_gauge(worker), lambda n: n == 3, 3, "3 assigned")
-        await poll(lambda: readyz(worker), lambda s: s[0] == 200, 5, "readyz 200")
+        await eventually(
+            lambda: assigned_gauge(worker), lambda n: n == 3, timeout=3, what="3 assigned"
+        )
+        await eventually(
+            lambda: readyz(worker), lambda s: s[0] == 200, timeout=5, what="readyz 200"
+        )
         print(f"\nconsumed {took:.1f} s after the broker was back")
     finally:
         await producer.stop()
@@ -136,7 +143,9 @@ async def test_a_safety_lane_restarted_during_an_outage_takes_its_partitions_bac
     first, second = lane(1), lane(2)
     first.start()
     try:
-        await poll(lambda: assigned(first), lambda n: n == 6, 60, "the first lane consuming")
+        await eventually(
+            lambda: assigned(first), lambda n: n == 6, timeout=60, what="the first lane consuming"
+        )
         await broker("stop")
         try:
             first.kill(signal.SIGTERM)  # it cannot leave its group: the broker is away
@@ -163,13 +172,13 @@ async def test_a_safety_lane_restarted_during_an_outage_takes_its_partitions_bac
             await producer.stop()
         conn = await asyncpg.connect(database)
         try:
-            await poll(
+            await eventually(
                 lambda: conn.fetchval(
                     "SELECT count(*) FROM alerts.alerts WHERE patient_id = $1", pid
                 ),
                 lambda n: n == 1,
-                30,
-                "the suicide-risk alert raised by the restarted lane",
+                timeout=30,
+                what="the suicide-risk alert raised by the restarted lane",
             )
         finally:
             await conn.close()

@@ -14,18 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import intake_body
-from tests.integration.clocked import ClockedStack
-from tests.integration.conftest import (
+from tests.support.clocked import ClockedStack
+from tests.support.eventually import eventually
+from tests.support.scheduling import appointments, site_body
+from tests.support.stack import (
     ROOT,
     AlertsStack,
     IntakeStack,
     SchedulingStack,
     free_port,
     service_env,
-    until,
 )
-from tests.integration.test_scheduling import appointments, site_body
+from tools.factories import intake_body
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ async def test_moving_the_clock_on_one_service_moves_it_for_every_process_within
     assert moved["offset_s"] == before + 3600
     assert moved["now"].endswith("Z")
     started = time.monotonic()
-    seen = await until(
+    seen = await eventually(
         clocked.offsets,
         lambda o: set(o.values()) == {before + 3600},
         timeout=1.0,
@@ -131,7 +131,7 @@ async def test_a_missed_checkin_due_in_the_skipped_span_fires_right_after_the_ad
         body = intake_body(site_id=site_id, submitted_at=(now - timedelta(minutes=1)).isoformat())
         pid = body["patient"]["patient_id"]
         assert (await intake.post("/v1/intakes", json=body)).status_code == 201
-        appts = await until(
+        appts = await eventually(
             lambda: appointments(sched, pid), lambda a: len(a) == 12, what="the series"
         )
         first = min((a for a in appts if a["kind"] == "dosing"), key=_start)
@@ -147,7 +147,7 @@ async def test_a_missed_checkin_due_in_the_skipped_span_fires_right_after_the_ad
             r = await alerts.get(f"/v1/patients/{pid}/monitoring")
             return r.json() if r.status_code == 200 else {}
 
-        watched = await until(monitoring, lambda m: m.get("monitored"), what="monitoring")
+        watched = await eventually(monitoring, lambda m: m.get("monitored"), what="monitoring")
         deadline = datetime.fromisoformat(watched["missed_after"])
         # the real interval and grace: due a day after the dose, missed 12 h later
         assert (
@@ -161,12 +161,12 @@ async def test_a_missed_checkin_due_in_the_skipped_span_fires_right_after_the_ad
         moved_to = await clocked.advance(deadline - completed_at + timedelta(minutes=5))
         # the timers process sleeps up to TIMER_IDLE_POLL_S (30 s) when idle: a miss well
         # within that shows the move woke it
-        missed = await until(
+        missed = await eventually(
             monitoring, lambda m: m.get("consecutive_misses") == 1, timeout=10, what="the miss"
         )
         assert missed["total_misses"] == 1
         assert datetime.fromisoformat(missed["last_missed_at"]) >= deadline
-        events = await until(
+        events = await eventually(
             lambda: _missed(clocked, pid), lambda e: len(e) == 1, timeout=10, what="event"
         )
         assert datetime.fromisoformat(events[0]["deadline_at"]) == deadline

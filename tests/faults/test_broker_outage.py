@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from shared.settings import DEFAULT_KAFKA
-from tests.factories import intake_body
-from tests.integration.conftest import KAFKA, ROOT, EventLog, IntakeStack, wait_for
+from tests.support.eventually import eventually
+from tests.support.stack import KAFKA, ROOT, EventLog, IntakeStack
+from tools.factories import intake_body
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lost(
@@ -34,7 +35,7 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
         before = intake_body()
         assert (await http.post("/v1/intakes", json=before)).status_code == 201
         key = before["patient"]["patient_id"].encode()
-        await wait_for(
+        await eventually(
             lambda: any(r.key == key for r in event_log.on("intake.screened")),
             timeout=30,
             what="an intake published before the outage",
@@ -58,7 +59,7 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
             await run(kafka_sh, "start")
         await _until(probe, lambda: status["code"] == 200, "readyz 200")
         pid = body["patient"]["patient_id"].encode()
-        await wait_for(
+        await eventually(
             lambda: any(r.key == pid for r in event_log.on("intake.screened")),
             timeout=60,
             what="the intake accepted during the outage, published",

@@ -19,9 +19,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import checkin_body, intake_body
-from tests.integration.clocked import ClockedStack
-from tests.integration.conftest import until, wait_for
+from tests.support.clocked import ClockedStack
+from tests.support.eventually import eventually
+from tools.factories import checkin_body, intake_body
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,9 @@ async def enrol(
     pid = body["patient"]["patient_id"]
     r = await intake.post("/v1/intakes", json=body)
     assert r.status_code == 201, r.text
-    series = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    series = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     return pid, series
 
 
@@ -124,7 +126,7 @@ async def handled_checkins(clocked: ClockedStack) -> None:
     (their event ids are in scheduling's inbox): what they did, or did not do, is final."""
     conn = await asyncpg.connect(clocked.dsn)
     try:
-        await until(
+        await eventually(
             lambda: conn.fetchval(
                 "SELECT count(*) FROM intake.outbox o WHERE o.topic LIKE '%checkin.recorded' "
                 "AND NOT EXISTS (SELECT 1 FROM scheduling.inbox i "
@@ -206,7 +208,7 @@ async def test_a_whole_course_six_doses_then_maintenance_moved_forward_and_recur
         # a worsening a week on, the pending maintenance ~3 weeks away: it is moved forward
         await clocked.advance(WEEK)
         await worsen(clocked, intake, pid)
-        appts = await until(
+        appts = await eventually(
             lambda: appointments(sched, pid),
             lambda a: any(x["reason"] == "worsening" for x in live(a, "maintenance")),
             what="the maintenance moved forward",
@@ -225,7 +227,7 @@ async def test_a_whole_course_six_doses_then_maintenance_moved_forward_and_recur
 
         # the maintenance session takes place: the next one the interval after it
         await attend(clocked, sched, early)
-        appts = await until(
+        appts = await eventually(
             lambda: appointments(sched, pid),
             lambda a: len(live(a, "maintenance")) == 1,
             what="the next maintenance",
@@ -303,7 +305,7 @@ async def test_lifecycle_confirm_complete_and_illegal_steps(clocked: ClockedStac
         assert done.json()["status"] == "completed"
         assert (await sched.post(f"/v1/appointments/{aid}/complete")).status_code == 200  # no-op
         assert (await sched.post(f"/v1/appointments/{aid}/cancel")).status_code == 409
-        await wait_for(
+        await eventually(
             lambda: (
                 [
                     d["status"]
@@ -334,7 +336,7 @@ async def test_high_vitals_on_the_day_defer_the_dose_and_rebook_it(clocked: Cloc
         assert r.json()["appointment"]["status"] == "cancelled"
         assert r.json()["appointment"]["cause"] == "deferred_vitals"
         assert any(a["kind"] == "dosing" for a in r.json()["rebooked"])
-        await wait_for(
+        await eventually(
             lambda: any(d["patient_id"] == pid for d in clocked.events.data("dose.deferred")),
             what="dose.deferred",
         )
@@ -349,7 +351,9 @@ async def test_site_summary_counts_inductions_in_progress_completed_and_ended(
         dropped, _ = await enrol(clocked, intake, sched, site_id)
         r = await intake.post(f"/v1/patients/{dropped}/discharge")
         assert r.status_code == 200, r.text
-        await until(lambda: appointments(sched, dropped), lambda a: not live(a), what="discharge")
+        await eventually(
+            lambda: appointments(sched, dropped), lambda a: not live(a), what="discharge"
+        )
         for dose in live(series, "dosing"):
             await attend(clocked, sched, dose)
         # enrolled after the weeks spent above: still in induction

@@ -1,6 +1,6 @@
 """A faust worker built from shared.consumer that records what it applied.
 
-Run as ``python -m tests.integration.probe_worker`` with PROBE_TOPIC, PROBE_TYPE,
+Run as ``python -m tests.support.probe_worker`` with PROBE_TOPIC, PROBE_TYPE,
 PROBE_GROUP and DATABASE_URL set; it is the consumer the integration tests kill
 and restart. An event whose subject starts with ``reject-`` is refused (dead-lettered);
 one whose subject starts with ``stall-`` fails transiently (is retried) while that

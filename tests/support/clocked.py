@@ -36,7 +36,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
-from tests.integration.conftest import (
+from tests.support.eventually import eventually
+from tests.support.stack import (
     ARTIFACTS,
     BASE_DSN,
     KAFKA,
@@ -46,7 +47,6 @@ from tests.integration.conftest import (
     for_the_session,
     free_port,
     service_env,
-    until,
     wait_ready,
     with_database,
 )
@@ -143,7 +143,7 @@ class ClockedStack:
         r = await self.http.post(f"{self.urls[via]}/v1/dev/clock", json={"advance_s": seconds})
         assert r.status_code == 200, r.text
         target = r.json()["offset_s"]
-        await until(
+        await eventually(
             self.offsets,
             lambda seen: all(v == target for v in seen.values()),
             timeout=timeout,

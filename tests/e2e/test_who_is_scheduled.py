@@ -19,15 +19,14 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import checkin_body, intake_body
-from tests.integration.conftest import (
+from tests.support.eventually import eventually
+from tests.support.scheduling import appointments, new_site
+from tests.support.stack import (
     AlertsStack,
     EventLog,
     SchedulingStack,
-    until,
-    wait_for,
 )
-from tests.integration.test_scheduling import appointments, new_site
+from tools.factories import checkin_body, intake_body
 
 pytestmark = pytest.mark.integration
 
@@ -63,10 +62,10 @@ async def handled(dsn: str, event_log: EventLog, topic: str, match: dict[str, An
                 return str(event["id"])
         return None
 
-    await wait_for(lambda: event_id() is not None, what=f"{topic} {match}")
+    await eventually(lambda: event_id() is not None, what=f"{topic} {match}")
     conn = await asyncpg.connect(dsn)
     try:
-        await until(
+        await eventually(
             lambda: conn.fetchval(
                 "SELECT count(*) FROM scheduling.inbox WHERE event_id = $1", event_id()
             ),
@@ -98,7 +97,7 @@ async def worsen(
 ) -> None:
     """Two check-ins, remission then relapse: the second's verdict is ``worsening``; return
     once the scheduling worker has handled it."""
-    now = datetime.now(UTC)  # after the intake's submitted_at (tests.factories: 1 min ago)
+    now = datetime.now(UTC)  # after the intake's submitted_at (tools.factories: 1 min ago)
     await post_checkin(intake_http, pid, REMISSION, now - timedelta(seconds=20))
     body = await post_checkin(intake_http, pid, RELAPSE, now - timedelta(seconds=10))
     await handled(scheduling.dsn, event_log, "checkin.recorded", {"checkin_id": body["checkin_id"]})
@@ -174,7 +173,9 @@ async def test_an_approved_needs_review_patient_is_scheduled(
     assert (await post_intake(intake_http, body))["decision"] == "needs_review"
     r = await intake_http.post(f"/v1/intakes/{body['intake_id']}/approve", json={"by": "Dr. R"})
     assert r.status_code == 200, r.text
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     assert {a["reason"] for a in appts} == {"induction"}
 
 
@@ -191,7 +192,7 @@ async def test_a_worsening_maintenance_keeps_its_spacing_from_the_induction_dose
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     await post_intake(intake_http, body)
-    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    await eventually(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
     await worsen(intake_http, scheduling, event_log, pid)
     appts = await appointments(sched, pid)
     # two induction doses lie in the coming week already: a third would break the cap
@@ -209,7 +210,9 @@ async def test_a_tue_thu_morning_patient_gets_every_dose_on_tue_or_thu_mornings(
     body = intake_body(site_id=site_id, preferences=prefs)
     pid = body["patient"]["patient_id"]
     await post_intake(intake_http, body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     denver = ZoneInfo("America/Denver")
     for a in appts:
         start = datetime.fromisoformat(a["start"]).astimezone(denver)
@@ -230,7 +233,9 @@ async def test_preferences_are_read_in_the_patients_own_time_zone(
     body = intake_body(site_id=site_id, preferences=prefs)
     pid = body["patient"]["patient_id"]
     await post_intake(intake_http, body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     new_york = ZoneInfo("America/New_York")
     for a in appts:
         assert a["relaxed"] == [], a
@@ -254,10 +259,10 @@ async def test_a_new_cleared_intake_after_discharge_starts_a_new_induction_serie
     first = intake_body(site_id=site_id, submitted_at=(now - timedelta(hours=2)).isoformat())
     pid = first["patient"]["patient_id"]
     await post_intake(intake_http, first)
-    await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="first series")
+    await eventually(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="first series")
     r = await intake_http.post(f"/v1/patients/{pid}/discharge", json={"by": "Dr. D"})
     assert r.status_code in (200, 201), r.text
-    await until(
+    await eventually(
         lambda: appointments(sched, pid),
         lambda a: {x["status"] for x in a} == {"cancelled"},
         what="the first course cancelled",
@@ -281,7 +286,7 @@ async def test_a_new_cleared_intake_after_discharge_starts_a_new_induction_serie
         submitted_at=(now - timedelta(minutes=30)).isoformat(),
     )
     await post_intake(intake_http, again)
-    appts = await until(
+    appts = await eventually(
         lambda: appointments(sched, pid),
         lambda a: sum(x["status"] == "proposed" for x in a) == 12,
         what="a new induction series",
@@ -307,12 +312,14 @@ async def test_nothing_new_is_proposed_while_a_suicide_risk_alert_is_unresolved(
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     await post_intake(intake_http, body)
-    series = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    series = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     assert (await sched.get(f"/v1/patients/{pid}/hold")).json() == {"held": False, "since": None}
 
     await post_checkin(intake_http, pid, IDEATION, datetime.now(UTC), suicidal_ideation=True)
     alert = (
-        await until(
+        await eventually(
             lambda: alerts_api.get(
                 "/v1/alerts", params={"patient_id": pid, "kind": "suicide_risk"}
             ),
@@ -343,7 +350,7 @@ async def test_nothing_new_is_proposed_while_a_suicide_risk_alert_is_unresolved(
     # resolved: the hold lifts and everything that waited is proposed
     r = await alerts_api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. H"})
     assert r.status_code == 200, r.text
-    rebooked = await until(
+    rebooked = await eventually(
         lambda: appointments(sched, pid),
         lambda a: sum(x["reason"] == "rebooked" for x in a) == 5,
         what="the two dose pairs and the integration, after the hold",
@@ -374,7 +381,9 @@ async def test_a_site_protocol_object_sets_the_numbers_the_series_keeps(
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     await post_intake(intake_http, body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 8, what="4 pairs")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 8, what="4 pairs"
+    )
     doses = [a for a in appts if a["kind"] == "dosing"]
     assert len(doses) == 4
     for a in doses:
@@ -420,7 +429,9 @@ async def test_a_retreat_site_doses_at_most_four_in_any_7_days(
     body = intake_body(site_id=site_id)
     pid = body["patient"]["patient_id"]
     await post_intake(intake_http, body)
-    appts = await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+    appts = await eventually(
+        lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series"
+    )
     starts = doses_of(appts)
     assert starts[-1] - starts[0] < timedelta(days=12)
     assert_spaced(starts, timedelta(hours=24), per_week=4)

@@ -40,8 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import connect_kwargs
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
-from tests.factories import checkin_body, intake_body
-from tests.integration.conftest import (
+from tests.support.stack import (
     ARTIFACTS,
     BASE_DSN,
     KAFKA,
@@ -52,9 +51,10 @@ from tests.integration.conftest import (
     free_port,
     wait_ready,
 )
+from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SECONDS = float(os.environ.get("FAULT_SECONDS", "45"))
 RATE = float(os.environ.get("FAULT_RATE", "4"))  # intakes per second; as many check-ins

@@ -32,8 +32,10 @@ from services.intake.app import MIGRATIONS
 from services.intake.repository import PHI_TABLES
 from shared import db
 from shared.crypto import PhiCipher, PhiDecryptError, new_key
-from tests.factories import checkin_body, intake_body, phi_strings
-from tests.integration.conftest import (
+from tests.support.browser import start_dashboard
+from tests.support.eventually import eventually
+from tests.support.scheduling import appointments, site_body
+from tests.support.stack import (
     ARTIFACTS,
     BASE_DSN,
     PHI_KEY,
@@ -45,13 +47,10 @@ from tests.integration.conftest import (
     ServiceProcess,
     free_port,
     service_env,
-    until,
-    wait_for,
     wait_ready,
     with_database,
 )
-from tests.integration.test_dashboard_browser import start_dashboard
-from tests.integration.test_scheduling import appointments, site_body
+from tools.factories import checkin_body, intake_body, phi_strings
 from tools.page_receiver import PageReceiver
 
 pytestmark = pytest.mark.integration
@@ -480,7 +479,7 @@ async def test_a_whole_journey_leaks_no_phi_to_topics_logs_pages_or_tables(
         # intake -> the scheduling worker proposes the induction series
         responses.append(await intake_http.post("/v1/intakes", json=body))
         assert responses[-1].status_code == 201, responses[-1].text
-        await until(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
+        await eventually(lambda: appointments(sched, pid), lambda a: len(a) == 12, what="series")
 
         # a check-in with suicidal ideation -> a critical alert -> on-call is paged
         responses.append(await intake_http.post("/v1/checkins", json=checkin))
@@ -501,12 +500,12 @@ async def test_a_whole_journey_leaks_no_phi_to_topics_logs_pages_or_tables(
             )
         )
         assert responses[-1].status_code == 200, responses[-1].text
-        await until(
+        await eventually(
             lambda: appointments(sched, pid),
             lambda a: all(x["status"] == "cancelled" for x in a),
             what="appointments cancelled on discharge",
         )
-        await wait_for(
+        await eventually(
             lambda: any(
                 r.key == pid.encode() and json.loads(r.value)["data"].get("change") == "resolved"
                 for r in event_log.on("alert.changed")
