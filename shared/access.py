@@ -1,5 +1,6 @@
-"""The access check and the audit trail of every service's HTTP API, as one pure-ASGI
-middleware in front of everything else: a refused call (401, 403) reaches no handler,
+"""The access check and the audit trail of every service's HTTP API.
+
+One pure-ASGI middleware in front of everything else: a refused call (401, 403) reaches no handler,
 so it changes nothing; with API_TOKENS_FILE set, a state-changing call that succeeded
 is written to ``audit`` under its token's name (without it, as before: no credentials,
 no "who", no audit rows).
