@@ -18,16 +18,17 @@ class IntakeSettings(PhiKeySettings):
     intake_port: int = Field(default=8001, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    # Clinical thresholds a network may change (defaults: docs/domain.md, "Intake screen").
-    eligibility_min_age: int = 18
-    eligibility_min_phq9_total: int = 10
-    eligibility_min_failed_trials: int = 2
-    eligibility_min_trial_weeks: float = 6
-    review_systolic: int = 160
-    review_diastolic: int = 100
-    review_heart_rate_above: int = 110
-    mbc_worsening_rise: int = 5
-    mbc_relapse_total: int = 10
+    # Clinical thresholds a network may change: each default is the policy's own
+    # (services/intake/domain/eligibility.py, mbc.py; docs/domain.md, "Intake screen").
+    eligibility_min_age: int = EligibilityPolicy.min_age
+    eligibility_min_phq9_total: int = EligibilityPolicy.min_phq9_total
+    eligibility_min_failed_trials: int = EligibilityPolicy.min_failed_trials
+    eligibility_min_trial_weeks: float = EligibilityPolicy.min_trial_weeks
+    review_systolic: int = EligibilityPolicy.review_systolic
+    review_diastolic: int = EligibilityPolicy.review_diastolic
+    review_heart_rate_above: int = EligibilityPolicy.review_heart_rate_above
+    mbc_worsening_rise: int = MbcPolicy.worsening_rise
+    mbc_relapse_total: int = MbcPolicy.relapse_total
 
     # Connections kept for the safety lane alone (services/intake/deps.py): a
     # check-in or intake signalling suicide risk never waits for one behind routine work.
