@@ -19,18 +19,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import faust
 import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
 from shared import devclock, kafka, metrics
 from shared.logging import configure_logging, get_logger
 from shared.processing import EventProcessor, Message
+from shared.readiness import GroupLag, Readiness
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -70,9 +68,9 @@ Timer = tuple[float, Callable[[], Awaitable[None]]]
 LANE_PAUSE = 200
 LANE_RESUME = 50
 # How often the worker checks its subscription against the broker's metadata and its
-# readiness (its /readyz answers from the last check; older than READY_STALE_S: 503).
+# readiness (its /readyz answers from the last check; a check older than
+# shared/readiness.py READY_STALE_S: 503).
 WATCH_INTERVAL_S = 1.0
-READY_STALE_S = 10.0
 
 
 class PartitionLanes:
@@ -166,85 +164,13 @@ def _subscription_gaps(thread: Any) -> Callable[[], Awaitable[list[str]]]:
     return check
 
 
-@dataclass
-class Readiness:
-    """A worker's readiness, computed on its event loop, read by the /readyz thread."""
+class WorkerApp(faust.App):
+    """A worker's faust app, with the readiness its /readyz answers from."""
 
-    ok: bool = False
-    detail: dict[str, Any] | None = None
-    at: float = 0.0
-
-    def set(self, ok: bool, **detail: Any) -> None:
-        self.ok, self.detail, self.at = ok, detail, time.monotonic()
-
-    def answer(self) -> tuple[bool, dict[str, Any]]:
-        ok, detail, at = self.ok, dict(self.detail or {"reason": "starting"}), self.at
-        if at and time.monotonic() - at > READY_STALE_S:
-            age = round(time.monotonic() - at, 1)
-            return False, {"reason": f"readiness not checked for {age} s (event loop stuck?)"}
-        return ok, detail
+    readiness: Readiness
 
 
-class _GroupLag:
-    """The group's lag on the broker, for a worker that has nothing assigned."""
-
-    def __init__(self, settings: CommonSettings, group: str, topics: Sequence[str]) -> None:
-        self.settings, self.group, self.topics = settings, group, list(topics)
-        self._admin: AIOKafkaAdminClient | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def total(self) -> int:
-        try:
-            return await self._total()
-        except BaseException:
-            await self.close()
-            raise
-
-    async def _total(self) -> int:
-        servers = self.settings.kafka_servers
-        if self._admin is None:
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="readyz")
-            await self._admin.start()
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=servers, client_id="readyz", enable_auto_commit=False
-            )
-            await self._consumer.start()
-        described = await self._admin.describe_topics(self.topics)
-        tps = [
-            TopicPartition(t["topic"], p["partition"])
-            for t in described
-            if not t.get("error_code")
-            for p in t["partitions"]
-        ]
-        if not tps:
-            return 0
-        committed = await self._admin.list_consumer_group_offsets(self.group, partitions=tps)
-        ends = await self._consumer.end_offsets(tps)
-        starts = await self._consumer.beginning_offsets(tps)
-        total = 0
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else None
-            if done is None:
-                done = starts[tp] if self.settings.consumer_offset_reset == "earliest" else ends[tp]
-            total += max(ends[tp] - done, 0)
-        return total
-
-    async def close(self) -> None:
-        admin, consumer, self._admin, self._consumer = self._admin, self._consumer, None, None
-        if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-        if admin is not None:
-            with contextlib.suppress(Exception):
-                await admin.close()
-
-
-_READINESS: dict[int, Readiness] = {}
-
-
-def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> faust.App:
+def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> WorkerApp:
     """One faust app per worker process, one agent per consumed topic (handing each
     message to its partition's lane, ``PartitionLanes``), plus periodic tasks, a
     subscription watchdog and the readiness check behind the worker's /readyz.
@@ -252,9 +178,35 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     A periodic task's failure is logged and retried at its next tick.
     """
     settings = processor.settings
-    group = processor.group
-    devclock.refuse_unless_loopback(settings, f"{group} worker")
-    app = faust.App(
+    devclock.refuse_unless_loopback(settings, f"{processor.group} worker")
+    app = _faust_app(settings, processor.group)
+    app.readiness = Readiness()
+    app.readiness.set(False, reason="starting")
+    lanes = PartitionLanes(app, processor)
+    _subscribe(app, processor, lanes)
+    watch = _Watch(app, processor, lanes)
+    app.on_partitions_revoked.connect(watch.on_revoked)
+    app.on_partitions_assigned.connect(watch.on_assigned)
+
+    async def _start() -> None:
+        await processor.start()
+
+    app.task(_start)
+    app.timer(WATCH_INTERVAL_S)(watch)
+    for interval, fn in timers:
+
+        async def tick(_fn: Callable[[], Awaitable[None]] = fn) -> None:
+            try:
+                await _fn()
+            except Exception:
+                log.exception("periodic_task_failed", task=getattr(_fn, "__name__", "task"))
+
+        app.timer(interval)(tick)
+    return app
+
+
+def _faust_app(settings: CommonSettings, group: str) -> WorkerApp:
+    return WorkerApp(
         group,
         broker=[f"kafka://{s}" for s in settings.kafka_servers],
         store="memory://",
@@ -272,11 +224,10 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
         # drops them instead (unacked: read again by the partition's next owner).
         stream_wait_empty=False,
     )
-    lanes = PartitionLanes(app, processor)
-    readiness = _READINESS[id(app)] = Readiness()
-    readiness.set(False, reason="starting")
-    joined = asyncio.Event()
 
+
+def _subscribe(app: faust.App, processor: EventProcessor, lanes: PartitionLanes) -> None:
+    """An agent per consumed topic, handing every message to its partition's lane."""
     for topic_name in processor.routes:
         topic = app.topic(
             topic_name,
@@ -290,36 +241,52 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
             async for event in stream.noack().events():  # acked by its lane
                 lanes.put(event)
 
-        app.agent(topic, name=f"{group}.{topic_name}")(agent)
+        app.agent(topic, name=f"{processor.group}.{topic_name}")(agent)
 
-    async def on_revoked(*args: Any, **_: Any) -> None:  # (app, revoked partitions, signal=)
+
+class _Watch:
+    """Every WATCH_INTERVAL_S: the subscription against the broker's metadata, and the
+    worker's readiness (its /readyz)."""
+
+    def __init__(self, app: WorkerApp, processor: EventProcessor, lanes: PartitionLanes) -> None:
+        self.app, self.processor, self.lanes = app, processor, lanes
+        self.group = processor.group
+        self.joined = asyncio.Event()
+        self.group_lag = GroupLag(processor.settings, self.group, list(processor.routes))
+
+    async def on_revoked(self, *args: Any, **_: Any) -> None:  # (app, revoked, signal=)
         """A revoked partition's lane stops; its lag is reported by its new owner."""
         revoked: set[Any] = args[1] if len(args) > 1 else set()
-        await lanes.revoke(revoked)
+        await self.lanes.revoke(revoked)
         for tp in revoked:
             with contextlib.suppress(KeyError):
-                LAG.remove(group, tp.topic, str(tp.partition))
+                LAG.remove(self.group, tp.topic, str(tp.partition))
 
-    def on_assigned(*_: Any, **__: Any) -> None:
-        joined.set()
+    def on_assigned(self, *_: Any, **__: Any) -> None:
+        self.joined.set()
 
-    app.on_partitions_revoked.connect(on_revoked)
-    app.on_partitions_assigned.connect(on_assigned)
+    async def __call__(self) -> None:
+        try:
+            thread = getattr(self.app.consumer, "_thread", None)
+            if thread is not None and self.joined.is_set():
+                missing = await thread.call_thread(_subscription_gaps(thread))
+                if missing:
+                    log.warning("subscribed_topics_missing_from_metadata", topics=missing)
+        except Exception as exc:
+            log.warning("subscription_watch_failed", error=repr(exc))
+        try:
+            await self.check_readiness()
+        except Exception as exc:
+            self.app.readiness.set(False, reason="readiness check failed", error=repr(exc))
 
-    async def _start() -> None:
-        await processor.start()
-
-    app.task(_start)
-
-    group_lag = _GroupLag(settings, group, list(processor.routes))
-
-    async def check_readiness() -> None:
-        assigned = _assignment(app)
-        for t in processor.routes:
-            ASSIGNED.labels(group, t).set(sum(1 for tp in assigned if tp.topic == t))
-        if not joined.is_set():
+    async def check_readiness(self) -> None:
+        readiness, settings = self.app.readiness, self.processor.settings
+        assigned = _assignment(self.app)
+        for t in self.processor.routes:
+            ASSIGNED.labels(self.group, t).set(sum(1 for tp in assigned if tp.topic == t))
+        if not self.joined.is_set():
             return readiness.set(False, reason="not in the consumer group yet")
-        pool = processor.pool
+        pool = self.processor.pool
         if pool is None:
             return readiness.set(False, reason="database pool not started")
         try:
@@ -329,7 +296,9 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
         if assigned:
             return readiness.set(True, assigned_partitions=len(assigned))
         try:
-            behind = await asyncio.wait_for(group_lag.total(), settings.readiness_timeout_s * 2)
+            behind = await asyncio.wait_for(
+                self.group_lag.total(), settings.readiness_timeout_s * 2
+            )
         except Exception as exc:
             return readiness.set(
                 False, reason="no partitions assigned; group lag unknown", error=repr(exc)
@@ -343,32 +312,6 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
             )
         return readiness.set(True, assigned_partitions=0, group_lag=0)
 
-    async def watch() -> None:
-        try:
-            thread = getattr(app.consumer, "_thread", None)
-            if thread is not None and joined.is_set():
-                missing = await thread.call_thread(_subscription_gaps(thread))
-                if missing:
-                    log.warning("subscribed_topics_missing_from_metadata", topics=missing)
-        except Exception as exc:
-            log.warning("subscription_watch_failed", error=repr(exc))
-        try:
-            await check_readiness()
-        except Exception as exc:
-            readiness.set(False, reason="readiness check failed", error=repr(exc))
-
-    app.timer(WATCH_INTERVAL_S)(watch)
-    for interval, fn in timers:
-
-        async def tick(_fn: Callable[[], Awaitable[None]] = fn) -> None:
-            try:
-                await _fn()
-            except Exception:
-                log.exception("periodic_task_failed", task=getattr(_fn, "__name__", "task"))
-
-        app.timer(interval)(tick)
-    return app
-
 
 def _assignment(app: faust.App) -> set[Any]:
     try:
@@ -380,8 +323,9 @@ def _assignment(app: faust.App) -> set[Any]:
 class _Worker(faust.Worker):
     """faust's worker, logging through our structlog JSON setup instead of its own."""
 
-    service = "worker"
-    log_json = True
+    def __init__(self, app: faust.App, *, service: str, log_json: bool, **kwargs: Any) -> None:
+        self.service, self.log_json = service, log_json
+        super().__init__(app, **kwargs)
 
     def on_setup_root_logger(self, logger: Any, level: int) -> None:
         configure_logging(self.service, logging.getLevelName(level), self.log_json)
@@ -401,7 +345,7 @@ async def _wait_for_broker(settings: CommonSettings, readiness: Readiness) -> No
         await backoff.sleep()
 
 
-def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:
+def run_worker(app: WorkerApp, service: str, settings: CommonSettings) -> None:
     """Run the faust worker in the foreground until SIGTERM/SIGINT.
 
     Its metrics port serves /metrics and /readyz (200 once in its group with a working
@@ -409,14 +353,13 @@ def run_worker(app: faust.App, service: str, settings: CommonSettings) -> None:
     with the reason as JSON otherwise). Nothing to close on the way out: dead letters
     are written synchronously and the database connections end with the process.
     """
-    _Worker.service = service
-    _Worker.log_json = settings.log_json
-    readiness = _READINESS.setdefault(id(app), Readiness())
-    metrics.serve_metrics(settings.worker_metrics_port, settings.http_host, readiness.answer)
+    metrics.serve_metrics(settings.worker_metrics_port, settings.http_host, app.readiness.answer)
     loop = uvloop.new_event_loop()
-    loop.run_until_complete(_wait_for_broker(settings, readiness))
+    loop.run_until_complete(_wait_for_broker(settings, app.readiness))
     worker = _Worker(
         app,
+        service=service,
+        log_json=settings.log_json,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,
