@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel
 
 from shared.auth import OPEN, Principal, TokenBook, bearer
+from shared.db import DATABASE_ERRORS
 from shared.errors import AppError
 from shared.logging import get_logger
 from shared.web import ERRORS, error_body
@@ -149,7 +150,7 @@ class Access:
                     params,
                     status,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             # the change itself committed; say loudly that its audit row is missing
             log.error("audit_write_failed", actor=who.name, route=template, error=repr(exc))
 

@@ -89,6 +89,11 @@ UNREACHABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
 )
+# Any failure of a statement or of the connection: what a loop that must survive the
+# database (a relay, the dev clock's watcher, the heartbeat) catches and retries. The
+# one place our code names the driver's error types (with UNREACHABLE above and
+# shared/processing.py TRANSIENT); callers use these names.
+DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def migrate_when_up(

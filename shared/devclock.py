@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import clock
 from shared.access import Rule
-from shared.db import Conn, connect_kwargs
+from shared.db import DATABASE_ERRORS, Conn, connect_kwargs
 from shared.logging import get_logger
 from shared.retry import Backoff
 from shared.settings import ProcessSettings
@@ -141,7 +141,7 @@ class ClockWatcher:
                     backoff.reset()
                 await asyncio.sleep(REREAD_S)  # notifications arrive meanwhile
                 self.adopt(await read(conn))
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 delay = backoff.delay()
                 log.warning("dev_clock_reconnect", error=repr(exc), retry_in_s=delay)
                 if conn is not None:

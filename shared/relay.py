@@ -28,11 +28,11 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, start_http_server
 
 from shared import db, devclock
-from shared.db import Conn, connect_kwargs
+from shared.db import DATABASE_ERRORS, Conn, connect_kwargs
 from shared.events import CONTENT_TYPE
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
-from shared.retry import Backoff, pause
+from shared.retry import Backoff, pause, until_done
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -121,13 +121,7 @@ class OutboxRelay:
             try:
                 await self._run_once()
                 backoff.reset()
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                KafkaError,
-                TimeoutError,
-            ) as exc:
+            except (*DATABASE_ERRORS, KafkaError) as exc:
                 delay = backoff.delay()
                 log.warning("outbox_relay_retry", error=repr(exc), retry_in_s=delay)
                 RELAY_LEADER.set(0)
@@ -294,50 +288,9 @@ async def serve_relay(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
     # start even while the database or broker is still coming up
     await db.migrate_when_up(settings.database_url, schema, migrations, "relay")
-    backoff = settings.backoff()
-
-    def new_producer(lane: str) -> AIOKafkaProducer:
-        return idempotent_producer(
-            settings.kafka_servers, f"{schema}-relay-{lane}", settings.kafka_request_timeout_ms
-        )
-
-    producer, urgent_producer = new_producer("routine"), new_producer("safety")
-    for p in (producer, urgent_producer):
-        while not stop.is_set():
-            try:
-                await p.start()
-                break
-            except KafkaError as exc:
-                delay = backoff.delay()
-                log.warning("relay_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
-                await pause(delay, stop)
-    if settings.relay_metrics_port:
-        start_http_server(settings.relay_metrics_port, addr=settings.http_host)
-    while True:  # DEV_CLOCK=1: the stack's time before anything else (else a no-op)
-        try:
-            await devclock.watch(settings, f"{schema}-relay")
-            break
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            delay = backoff.delay()
-            log.warning("relay_waiting_for_clock", error=repr(exc), retry_in_s=delay)
-            await pause(delay)
-    relay = OutboxRelay(
-        RelayConfig(
-            dsn=settings.database_url,
-            schema=schema,
-            batch_size=settings.outbox_batch_size,
-            poll_interval_s=settings.outbox_poll_interval_s,
-            topic_prefix=settings.kafka_topic_prefix,
-            retry_initial_s=settings.retry_initial_s,
-            retry_max_s=settings.retry_max_s,
-        ),
-        producer,
-        new_producer,
-        urgent_producer,
-    )
+    relay = await _start_relay(settings, schema, stop)
     task = asyncio.create_task(relay.run())
     extra = [asyncio.create_task(t()) for t in tasks]
     log.info("relay_started", schema=schema)
@@ -351,3 +304,45 @@ async def serve_relay(
         await p.stop()
     await devclock.unwatch()
     log.info("relay_stopped", schema=schema)
+
+
+async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Event) -> OutboxRelay:
+    """The relay with its producers started (waiting for the broker), its metrics port
+    open and, with DEV_CLOCK=1, the stack's time known (else a no-op)."""
+    backoff = settings.backoff()
+
+    def new_producer(lane: str) -> AIOKafkaProducer:
+        return idempotent_producer(
+            settings.kafka_servers, f"{schema}-relay-{lane}", settings.kafka_request_timeout_ms
+        )
+
+    def waiting(event: str) -> Callable[[BaseException, float], None]:
+        return lambda exc, delay: log.warning(event, error=repr(exc), retry_in_s=delay)
+
+    producer, urgent_producer = new_producer("routine"), new_producer("safety")
+    for p in (producer, urgent_producer):
+        await until_done(
+            p.start,
+            retry_on=(KafkaError,),
+            backoff=backoff,
+            on_retry=waiting("relay_waiting_for_kafka"),
+            stop=stop,
+        )
+    if settings.relay_metrics_port:
+        start_http_server(settings.relay_metrics_port, addr=settings.http_host)
+    await until_done(
+        lambda: devclock.watch(settings, f"{schema}-relay"),
+        retry_on=DATABASE_ERRORS,
+        backoff=backoff,
+        on_retry=waiting("relay_waiting_for_clock"),
+    )
+    config = RelayConfig(
+        dsn=settings.database_url,
+        schema=schema,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        topic_prefix=settings.kafka_topic_prefix,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
+    )
+    return OutboxRelay(config, producer, new_producer, urgent_producer)

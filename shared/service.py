@@ -66,24 +66,7 @@ def build_app(
             await pool.close()
 
     app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
-    kafka_seen: dict[str, tuple[float, bool]] = {}
-
-    async def readiness() -> dict[str, str]:
-        checks: dict[str, str] = {}
-        try:
-            await db.ping(app.state.deps.pool, settings.readiness_timeout_s)
-            checks["postgres"] = "ok"
-        except Exception as exc:
-            checks["postgres"] = f"error: {type(exc).__name__}"
-        # a real metadata request to the broker, cached for a second
-        cached = kafka_seen.get("kafka")
-        if cached and time.monotonic() - cached[0] < 1.0:
-            ok = cached[1]
-        else:
-            ok = await metadata_ok(settings.kafka_servers, settings.readiness_timeout_s)
-            kafka_seen["kafka"] = (time.monotonic(), ok)
-        checks["kafka"] = "ok" if ok else "error: unreachable"
-        return checks
+    readiness = _Readiness(app, settings)
 
     async def before_metrics() -> None:
         with contextlib.suppress(Exception):  # a scrape must not fail with the database
@@ -110,6 +93,31 @@ def build_app(
         app.include_router(devclock.router(lambda request: request.app.state.deps.pool))
     app.include_router(audit_router(lambda request: request.app.state.deps.pool))
     return app
+
+
+class _Readiness:
+    """GET /readyz: PostgreSQL answers, and the broker answers a real metadata request
+    (cached for a second)."""
+
+    def __init__(self, app: FastAPI, settings: CommonSettings) -> None:
+        self.app, self.settings = app, settings
+        self._kafka: tuple[float, bool] | None = None
+
+    async def __call__(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await db.ping(self.app.state.deps.pool, self.settings.readiness_timeout_s)
+            checks["postgres"] = "ok"
+        except Exception as exc:
+            checks["postgres"] = f"error: {type(exc).__name__}"
+        if self._kafka is not None and time.monotonic() - self._kafka[0] < 1.0:
+            ok = self._kafka[1]
+        else:
+            s = self.settings
+            ok = await metadata_ok(s.kafka_servers, s.readiness_timeout_s)
+            self._kafka = (time.monotonic(), ok)
+        checks["kafka"] = "ok" if ok else "error: unreachable"
+        return checks
 
 
 def serve(app: FastAPI, settings: ProcessSettings, port: int) -> None:

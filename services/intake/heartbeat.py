@@ -55,7 +55,7 @@ async def emit_forever(settings: IntakeSettings) -> None:
             await asyncio.wait_for(
                 outbox.enqueue(conn, beat(emitter), priority=outbox.SAFETY), timeout=interval * 2
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except db.DATABASE_ERRORS as exc:
             log.warning("heartbeat_not_written", error=repr(exc))
             if conn is not None:
                 conn.terminate()

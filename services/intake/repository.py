@@ -67,6 +67,44 @@ async def find_intake(conn: Conn, intake_id: str, *, for_update: bool = False) -
     return _intake(row) if row is not None else None
 
 
+# The intake, its patient (PHI encrypted) and its event, in one atomic statement.
+_CREATE_INTAKE = """
+    WITH i AS (
+        INSERT INTO intakes (intake_id, patient_id, site_id, submitted_at, body_hash, phq9,
+            phq9_total, phq9_severity, phq9_item9_positive, suicide_risk, decision,
+            reasons, conditions, preferences)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        ON CONFLICT (intake_id) DO NOTHING
+        RETURNING intake_id
+    ), p AS (
+        INSERT INTO patients AS cur (patient_id, site_id, name, date_of_birth, phone, email,
+            baseline_intake_id, baseline_total, treatment_started_at)
+        SELECT $2, $3, $15, $16, $17, $18, $1, $7, $4 FROM i
+        ON CONFLICT (patient_id) DO UPDATE SET
+            name = EXCLUDED.name, date_of_birth = EXCLUDED.date_of_birth,
+            phone = EXCLUDED.phone, email = EXCLUDED.email, updated_at = now(),
+            legacy_name = NULL, legacy_date_of_birth = NULL, legacy_phone = NULL,
+            legacy_email = NULL,
+            site_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN EXCLUDED.site_id ELSE cur.site_id END,
+            baseline_intake_id = CASE
+                WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN EXCLUDED.baseline_intake_id ELSE cur.baseline_intake_id END,
+            baseline_total = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN EXCLUDED.baseline_total ELSE cur.baseline_total END,
+            discharged_at = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
+                THEN NULL ELSE cur.discharged_at END,
+            treatment_started_at = GREATEST(cur.treatment_started_at,
+                                            EXCLUDED.treatment_started_at)
+        RETURNING 1
+    ), o AS (
+        INSERT INTO outbox (event_id, topic, key, value)
+        SELECT $19, $20, $21, $22 FROM i
+    )
+    SELECT count(*) FROM i
+    """
+
+
 async def create_intake(
     conn: Conn, intake: NewIntake, event: CloudEvent, cipher: PhiCipher
 ) -> bool:
@@ -79,41 +117,7 @@ async def create_intake(
     """
     phi, score, verdict = intake.phi, intake.score, intake.verdict
     inserted = await conn.fetchval(
-        """
-        WITH i AS (
-            INSERT INTO intakes (intake_id, patient_id, site_id, submitted_at, body_hash, phq9,
-                phq9_total, phq9_severity, phq9_item9_positive, suicide_risk, decision,
-                reasons, conditions, preferences)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-            ON CONFLICT (intake_id) DO NOTHING
-            RETURNING intake_id
-        ), p AS (
-            INSERT INTO patients AS cur (patient_id, site_id, name, date_of_birth, phone, email,
-                baseline_intake_id, baseline_total, treatment_started_at)
-            SELECT $2, $3, $15, $16, $17, $18, $1, $7, $4 FROM i
-            ON CONFLICT (patient_id) DO UPDATE SET
-                name = EXCLUDED.name, date_of_birth = EXCLUDED.date_of_birth,
-                phone = EXCLUDED.phone, email = EXCLUDED.email, updated_at = now(),
-                legacy_name = NULL, legacy_date_of_birth = NULL, legacy_phone = NULL,
-                legacy_email = NULL,
-                site_id = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                    THEN EXCLUDED.site_id ELSE cur.site_id END,
-                baseline_intake_id = CASE
-                    WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                    THEN EXCLUDED.baseline_intake_id ELSE cur.baseline_intake_id END,
-                baseline_total = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                    THEN EXCLUDED.baseline_total ELSE cur.baseline_total END,
-                discharged_at = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
-                    THEN NULL ELSE cur.discharged_at END,
-                treatment_started_at = GREATEST(cur.treatment_started_at,
-                                                EXCLUDED.treatment_started_at)
-            RETURNING 1
-        ), o AS (
-            INSERT INTO outbox (event_id, topic, key, value)
-            SELECT $19, $20, $21, $22 FROM i
-        )
-        SELECT count(*) FROM i
-        """,
+        _CREATE_INTAKE,
         intake.intake_id,
         intake.patient_id,
         intake.site_id,
