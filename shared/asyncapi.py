@@ -43,6 +43,30 @@ def _schema(model: type[Any]) -> dict[str, Any]:
     return schema
 
 
+def _message(topic: str, name: str, model: type) -> dict[str, Any]:
+    """A topic's message: the CloudEvent envelope with ``type`` the topic and ``data``
+    the payload's schema, keyed by patient id."""
+    return {
+        "name": topic,
+        "title": name,
+        "summary": (model.__doc__ or "").strip().splitlines()[0],
+        "contentType": "application/cloudevents+json",
+        "payload": {
+            "allOf": [
+                {"$ref": "#/components/schemas/CloudEvent"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": topic},
+                        "data": {"$ref": f"#/components/schemas/{name}"},
+                    },
+                },
+            ]
+        },
+        "bindings": {"kafka": {"key": {"type": "string", "description": "patient_id"}}},
+    }
+
+
 def build() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -54,25 +78,7 @@ def build() -> dict[str, Any]:
         for sub, defn in payload.pop("$defs", {}).items():
             schemas[sub] = defn
         schemas[name] = payload
-        messages[name] = {
-            "name": topic,
-            "title": name,
-            "summary": (model.__doc__ or "").strip().splitlines()[0],
-            "contentType": "application/cloudevents+json",
-            "payload": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/CloudEvent"},
-                    {
-                        "type": "object",
-                        "properties": {
-                            "type": {"const": topic},
-                            "data": {"$ref": f"#/components/schemas/{name}"},
-                        },
-                    },
-                ]
-            },
-            "bindings": {"kafka": {"key": {"type": "string", "description": "patient_id"}}},
-        }
+        messages[name] = _message(topic, name, model)
         cid = topic.replace(".", "_")
         channels[cid] = {
             "address": topic,
