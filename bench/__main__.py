@@ -19,11 +19,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import alerts, dashboard, mixed, scheduling
 from bench.load import line, ms, open_loop, pct
-from bench.stack import BASE_DSN, KAFKA, stack
+from bench.stack import stack
 from shared.db import connect_kwargs
 from shared.events import CloudEvent
 from shared.kafka import ensure_topics
 from tools.factories import intake_body
+from tools.stack import BASE_DSN, KAFKA
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 

@@ -18,10 +18,11 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.alertmanager import measure_alertmanager
 from bench.load import line, ms, open_loop, open_loop_apart, pct
-from bench.stack import KAFKA, ROOT, Stack, free_port, stack
+from bench.stack import Stack, stack
 from shared.db import connect_kwargs
 from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver, Received
+from tools.stack import KAFKA, ROOT, free_port
 
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
 

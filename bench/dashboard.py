@@ -15,8 +15,8 @@ import asyncpg
 from bench.load import line
 from bench.stack import stack
 from shared.db import connect_kwargs
-from tools.factories import intake_body
 from tools import demo
+from tools.factories import intake_body
 
 WEEK = {d: ["07:00", "21:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
 
@@ -85,7 +85,9 @@ async def _render(url: str, n: int) -> list[float]:
 
 async def section(patients: int, n: int) -> None:
     print(f"Dashboard: first render of each page, demo network + {patients:,} patients")
-    async with stack(("intake", "scheduling", "alerts", "dashboard")) as st:
+    # the demo network moves the stack's clock (tools/demo.py), so this stack has one
+    services = ("intake", "scheduling", "alerts", "dashboard")
+    async with stack(services, env_extra={"DEV_CLOCK": "1"}) as st:
         u = st.urls
         summary = await demo.main(u["intake"], u["scheduling"], u["alerts"], echo=lambda _: None)
         booked, pids = await _load(u, patients)

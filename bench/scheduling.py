@@ -15,12 +15,13 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 from bench.load import pct
-from bench.stack import KAFKA, Stack
+from bench.stack import Stack
 from services.scheduling.domain.calendar import Calendar
 from services.scheduling.domain.model import STANDARD, WEEKDAYS, Busy, Kind, Preferences, Site
 from services.scheduling.domain.slots import find_series, find_single
 from shared.events import CloudEvent
 from tools.factories import intake_body
+from tools.stack import KAFKA
 
 DAYS = WEEKDAYS
 
