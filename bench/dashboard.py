@@ -85,7 +85,7 @@ async def _render(url: str, n: int) -> list[float]:
 
 async def section(patients: int, n: int) -> None:
     print(f"Dashboard: first render of each page, demo network + {patients:,} patients")
-    # the demo network moves the stack's clock (tools/demo.py), so this stack has one
+    # the demo network moves the stack's clock (tools/demo/), so this stack has one
     services = ("intake", "scheduling", "alerts", "dashboard")
     async with stack(services, env_extra={"DEV_CLOCK": "1"}) as st:
         u = st.urls
