@@ -1,4 +1,5 @@
-"""Request bodies for tests: valid by default, unique ids and unique PHI strings per call."""
+"""Request bodies for tests and benchmarks: valid by default, unique ids and unique PHI
+strings per call."""
 
 from __future__ import annotations
 
