@@ -9,6 +9,7 @@ import contextlib
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -83,105 +84,120 @@ async def steps(step_s: float, full_s: float, intake_rate: float, checkin_rate: 
         await section(full_s, intake_rate * best, checkin_rate * best)
 
 
+@dataclass
+class _Load:
+    """The open-loop load of one run and what it saw: intakes at their rate spread over
+    the sites, check-ins at theirs from patients already accepted (1% ideation)."""
+
+    st: Stack
+    session: aiohttp.ClientSession
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
+    intake_lat: list[float] = field(default_factory=list)
+    checkin_lat: list[float] = field(default_factory=list)
+    sent_at: dict[str, float] = field(default_factory=dict)  # patient -> ideation sent
+    accepted: list[str] = field(default_factory=list)
+    suicidal: list[str] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    async def intake(self, due: float, site: str) -> None:
+        body = orjson.dumps(intake_body(site_id=site))
+        pid = orjson.loads(body)["patient"]["patient_id"]
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        try:
+            async with self.session.post(
+                f"{self.st.urls['intake']}/v1/intakes",
+                data=body,
+                headers={"content-type": "application/json"},
+            ) as r:
+                await r.read()
+                if r.status == 201:
+                    self.intake_lat.append(time.perf_counter() - due)
+                    self.accepted.append(pid)
+                else:
+                    self.errors[f"intake {r.status}"] += 1
+        except (aiohttp.ClientError, TimeoutError) as e:
+            self.errors[f"intake {type(e).__name__}"] += 1
+
+    async def checkin(self, due: float) -> None:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        if not self.accepted:
+            return
+        pid = self.rng.choice(self.accepted)
+        ideation = self.rng.random() < 0.01 and pid not in self.sent_at
+        body = checkin_body(pid, SUICIDAL if ideation else CALM, suicidal_ideation=ideation)
+        if ideation:
+            self.sent_at[pid] = time.monotonic()
+        try:
+            async with self.session.post(f"{self.st.urls['intake']}/v1/checkins", json=body) as r:
+                await r.read()
+                if r.status != 202:
+                    self.errors[f"check-in {r.status}"] += 1
+                    if ideation:  # not sent after all (a calm one leaves it alone)
+                        self.sent_at.pop(pid, None)
+                else:
+                    self.checkin_lat.append(time.perf_counter() - due)
+                    if ideation:
+                        self.suicidal.append(pid)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            self.errors[f"check-in {type(e).__name__}"] += 1
+            if ideation:
+                self.sent_at.pop(pid, None)
+
+
+async def _sites(s: aiohttp.ClientSession, st: Stack, receiver: PageReceiver, n: int) -> list[str]:
+    """Enough sites that none fills up: a full site waitlists its patients, and searching
+    a full 90-day calendar measures capacity planning, not the pipeline."""
+    sites = [f"mixed-{k}" for k in range(n)]
+    hours = {d: ["06:00", "22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    recipient = {"name": "Dr. M", "webhook_url": receiver.url("/page")}
+    oncall = {"tiers": [{"recipients": [recipient], "escalate_after_s": 3600}]}
+    for site in sites:
+        body: dict[str, object] = {"name": site, "timezone": "UTC", "hours": hours}
+        body |= {"treatment_rooms": 60, "therapists": 40}
+        async with s.put(f"{st.urls['scheduling']}/v1/sites/{site}", json=body) as r:
+            assert r.status == 200
+        async with s.put(f"{st.urls['alerts']}/v1/sites/{site}/oncall", json=oncall) as r:
+            assert r.status == 200
+    return sites
+
+
 async def _run(
     st: Stack, receiver: PageReceiver, seconds: float, intake_rate: float, checkin_rate: float
 ) -> tuple[list[float], list[float], list[float], dict[str, int]]:
-    # enough sites that none fills up: a full site waitlists its patients, and searching
-    # a full 90-day calendar measures capacity planning, not the pipeline
     total = int(seconds * intake_rate)
-    sites = [f"mixed-{n}" for n in range(max(1, -(-total // PATIENTS_PER_SITE)))]
-    hours = {d: ["06:00", "22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    rng = random.Random(11)
-    intake_lat: list[float] = []
-    checkin_lat: list[float] = []
-    sent_at: dict[str, float] = {}  # patient -> when the ideation check-in left
-    accepted: list[str] = []
-    suicidal: list[str] = []
-    errors = Counter[str]()
     conn = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=conn, timeout=REQUEST_TIMEOUT) as s:
-        oncall = {
-            "tiers": [
-                {
-                    "recipients": [{"name": "Dr. M", "webhook_url": receiver.url("/page")}],
-                    "escalate_after_s": 3600,
-                }
-            ]
-        }
-        for site in sites:
-            site_body = {
-                "name": site,
-                "timezone": "UTC",
-                "hours": hours,
-                "treatment_rooms": 60,
-                "therapists": 40,
-            }
-            async with s.put(f"{st.urls['scheduling']}/v1/sites/{site}", json=site_body) as r:
-                assert r.status == 200
-            async with s.put(f"{st.urls['alerts']}/v1/sites/{site}/oncall", json=oncall) as r:
-                assert r.status == 200
-
-        async def intake(due: float, site: str) -> None:
-            body = orjson.dumps(intake_body(site_id=site))
-            pid = orjson.loads(body)["patient"]["patient_id"]
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            try:
-                async with s.post(
-                    f"{st.urls['intake']}/v1/intakes",
-                    data=body,
-                    headers={"content-type": "application/json"},
-                ) as r:
-                    await r.read()
-                    if r.status == 201:
-                        intake_lat.append(time.perf_counter() - due)
-                        accepted.append(pid)
-                    else:
-                        errors[f"intake {r.status}"] += 1
-            except (aiohttp.ClientError, TimeoutError) as e:
-                errors[f"intake {type(e).__name__}"] += 1
-
-        async def checkin(due: float) -> None:
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            if not accepted:
-                return
-            pid = rng.choice(accepted)
-            ideation = rng.random() < 0.01 and pid not in sent_at
-            body = checkin_body(pid, SUICIDAL if ideation else CALM, suicidal_ideation=ideation)
-            if ideation:
-                sent_at[pid] = time.monotonic()
-            try:
-                async with s.post(f"{st.urls['intake']}/v1/checkins", json=body) as r:
-                    await r.read()
-                    if r.status != 202:
-                        errors[f"check-in {r.status}"] += 1
-                        sent_at.pop(pid, None)
-                    else:
-                        checkin_lat.append(time.perf_counter() - due)
-                        if ideation:
-                            suicidal.append(pid)
-            except (aiohttp.ClientError, TimeoutError) as e:
-                errors[f"check-in {type(e).__name__}"] += 1
-                sent_at.pop(pid, None)
-
+        sites = await _sites(s, st, receiver, max(1, -(-total // PATIENTS_PER_SITE)))
+        load = _Load(st, s)
         start = time.perf_counter() + 0.2
-        tasks = [intake(start + i / intake_rate, sites[i % len(sites)]) for i in range(total)]
+        tasks = [load.intake(start + i / intake_rate, sites[i % len(sites)]) for i in range(total)]
         tasks += [
-            checkin(start + 1 + i / checkin_rate) for i in range(int((seconds - 1) * checkin_rate))
+            load.checkin(start + 1 + i / checkin_rate)
+            for i in range(int((seconds - 1) * checkin_rate))
         ]
         await asyncio.gather(*tasks)
+    page_lat, counts = await _effects(st, receiver, load)
+    if load.errors:
+        print("  client errors: " + ", ".join(f"{k} {v}" for k, v in load.errors.most_common()))
+    return load.intake_lat, load.checkin_lat, page_lat, counts
 
-    # every effect, once: decision events, series, alerts and pages
+
+async def _effects(
+    st: Stack, receiver: PageReceiver, load: _Load
+) -> tuple[list[float], dict[str, int]]:
+    """Every effect, once: decision events, series, alerts and pages; the page latencies
+    and the counts, waiting up to CATCH_UP_S for the stack to catch up."""
     load_end = time.monotonic()
     deadline = load_end + CATCH_UP_S
     with contextlib.suppress(TimeoutError):
         await receiver.wait_for(
-            lambda rx: {r.json["patient_id"] for r in rx.delivered("/page")} >= set(suicidal),
+            lambda rx: {r.json["patient_id"] for r in rx.delivered("/page")} >= set(load.suicidal),
             timeout=max(1.0, deadline - time.monotonic()),
         )
     pages: dict[str, float] = {}
     for got in receiver.delivered("/page"):
         pages.setdefault(got.json["patient_id"], got.received_mono)
-    page_lat = [pages[p] - sent_at[p] for p in suicidal if p in pages]
+    page_lat = [pages[p] - load.sent_at[p] for p in load.suicidal if p in pages]
     db = await asyncpg.connect(st.dsn, **connect_kwargs(st.dsn))
     caught_up = -1.0
     try:
@@ -195,11 +211,8 @@ async def _run(
                 "WHERE purpose = 'induction'"
             )
             waiting = await db.fetchval("SELECT count(*) FROM scheduling.waitlist")
-            if (
-                backlog == 0
-                and series + waiting >= len(accepted)
-                and len(page_lat) >= len(suicidal)
-            ):
+            done = series + waiting >= len(load.accepted) and len(page_lat) >= len(load.suicidal)
+            if backlog == 0 and done:
                 caught_up = time.monotonic() - load_end
                 break
             await asyncio.sleep(1)
@@ -211,18 +224,15 @@ async def _run(
         intakes = await db.fetchval("SELECT count(*) FROM intake.intakes")
     finally:
         await db.close()
-    counts = {
-        "intakes accepted": len(accepted),
+    return page_lat, {
+        "intakes accepted": len(load.accepted),
         "stored": intakes,
         "series proposed": series,
         "waitlisted": waiting,
         "duplicate series": dup_series,
-        "ideation check-ins": len(suicidal),
+        "ideation check-ins": len(load.suicidal),
         "critical alerts": alerts,
         "paged": len(page_lat),
-        "client errors": sum(errors.values()),
+        "client errors": sum(load.errors.values()),
         "caught up after (s)": round(caught_up),  # -1: not within CATCH_UP_S
     }
-    if errors:
-        print("  client errors: " + ", ".join(f"{k} {v}" for k, v in errors.most_common()))
-    return intake_lat, checkin_lat, page_lat, counts
