@@ -18,9 +18,10 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+import uvloop
 
 from shared import db
-from shared.crypto import PhiCipher, PhiKeySettings
+from shared.crypto import PhiCipher, PhiDecryptError, PhiKeyError, PhiKeySettings
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -233,3 +234,31 @@ async def rotate_command(
     }
     print(orjson.dumps(report).decode(), flush=True)
     return 1 if check and left else 0
+
+
+def rotate_main(
+    settings: PhiKeySettings,
+    *,
+    service: str,
+    schema: str,
+    migrations: Path,
+    rotate: Rotate,
+    check: bool,
+) -> int:
+    """``rotate-phi-keys`` as a process role: ``rotate_command`` on its own event loop,
+    and a key that cannot be loaded or cannot read what is stored said in one line
+    (exit 2)."""
+    try:
+        return uvloop.run(
+            rotate_command(
+                settings,
+                service=service,
+                schema=schema,
+                migrations=migrations,
+                rotate=rotate,
+                check=check,
+            )
+        )
+    except (PhiKeyError, PhiDecryptError) as exc:
+        print(f"rotate-phi-keys: {exc}", file=sys.stderr)
+        return 2

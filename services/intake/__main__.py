@@ -19,8 +19,8 @@ import uvloop
 from services.intake import heartbeat, repository
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import SCHEMA, IntakeSettings
-from shared.crypto import PhiDecryptError, PhiKeyError, new_key
-from shared.encrypted import rotate_command
+from shared.crypto import PhiKeyError, new_key
+from shared.encrypted import rotate_main
 from shared.logging import configure_logging
 from shared.relay import serve_relay
 from shared.service import serve
@@ -42,20 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = IntakeSettings()
     configure_logging(f"intake-{args.role}", settings.log_level, settings.log_json)
     if args.role == "rotate-phi-keys":
-        try:
-            return uvloop.run(
-                rotate_command(
-                    settings,
-                    service="intake",
-                    schema=SCHEMA,
-                    migrations=MIGRATIONS,
-                    rotate=repository.rotate_phi,
-                    check=args.check,
-                )
-            )
-        except (PhiKeyError, PhiDecryptError) as exc:
-            print(f"rotate-phi-keys: {exc}", file=sys.stderr)
-            return 2
+        return rotate_main(
+            settings,
+            service="intake",
+            schema=SCHEMA,
+            migrations=MIGRATIONS,
+            rotate=repository.rotate_phi,
+            check=args.check,
+        )
     if args.role == "api":
         try:
             app = create_app(settings)
