@@ -2,7 +2,7 @@
 with the first line of its docstring, so the map cannot leave one out.
 
 ``python -m tools.readme_map`` prints it; ``--write`` puts it into README.md between
-the ``map:start`` and ``map:end`` markers (tests/unit/shared/test_readme_map.py fails
+the ``map:start`` and ``map:end`` markers (tests/unit/tools/test_readme_map.py fails
 when the README's copy is stale).
 """
 
