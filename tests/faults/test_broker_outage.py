@@ -43,12 +43,11 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
         stopped = time.monotonic()
         await run(kafka_sh, "stop")
         try:
-            status = {"code": 0}
 
-            async def probe() -> None:
-                status["code"] = (await http.get("/readyz")).status_code
+            async def readyz() -> int:
+                return (await http.get("/readyz")).status_code
 
-            await _until(probe, lambda: status["code"] == 503, "readyz 503")
+            await eventually(readyz, lambda code: code == 503, what="readyz 503", every=0.2)
             # Intakes are still accepted while the broker is away: the outbox keeps them.
             body = intake_body()
             assert (await http.post("/v1/intakes", json=body)).status_code == 201
@@ -57,7 +56,7 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
             await asyncio.sleep(max(0.0, 6.0 - (time.monotonic() - stopped)))
         finally:
             await run(kafka_sh, "start")
-        await _until(probe, lambda: status["code"] == 200, "readyz 200")
+        await eventually(readyz, lambda code: code == 200, what="readyz 200", every=0.2)
         pid = body["patient"]["patient_id"].encode()
         await eventually(
             lambda: any(r.key == pid for r in event_log.on("intake.screened")),
@@ -69,17 +68,3 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
 async def run(*argv: str) -> None:
     proc = await asyncio.create_subprocess_exec(*argv)
     assert await asyncio.wait_for(proc.wait(), 300) == 0, f"{argv} failed"
-
-
-async def _until(action: object, done: object, what: str, timeout: float = 30) -> None:
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        await action()  # type: ignore[operator]
-        if done():  # type: ignore[operator]
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)

@@ -1,7 +1,7 @@
 """The ``clocked`` fixture: a second, separate stack on the dev clock, for journeys that
 take weeks (docs/architecture.md "Dev clock").
 
-Imported by ``tests/integration/conftest.py``, so every integration test may ask for it::
+Registered by ``tests/conftest.py``, so every test may ask for it::
 
     async def test_six_doses_then_maintenance(clocked: ClockedStack) -> None:
         async with clocked.client("scheduling") as sched:
@@ -69,7 +69,7 @@ class ClockedStack:
       returns the new time once EVERY process (the three APIs by ``GET /v1/dev/clock``,
       relays, workers and timers by their ``dev_clock_offset_seconds`` gauge) has it, so
       whatever fell due in the skipped span is being fired when it returns (wait for its
-      effect with ``until`` / ``wait_for``, as ever: firing takes a moment).
+      effect with ``eventually``, as ever: firing takes a moment).
     - ``await advance_to(when)``: advance until the stack's time is past ``when`` (a
       session's start, say); a no-op when it already is.
     - ``events``: an ``EventLog`` of every project topic of this stack (names without the
