@@ -31,25 +31,30 @@ RULES = (
 )
 
 
-def make_deps(
-    settings: SchedulingSettings,
-    pool: asyncpg.Pool,
-    clock: Callable[[], datetime],
-    calendars: Calendars,
-) -> Deps:
-    return Deps(
-        pool=pool,
-        clock=clock,
-        calendars=calendars,
-        planning=Planning(
-            horizon=settings.horizon,
-            pref_patience=settings.pref_patience,
-            replan_attempts=settings.replan_attempts,
-            waitlist_retry_batch=settings.waitlist_retry_batch,
-        ),
-        maintenance=settings.maintenance_policy(),
-        vitals=settings.vitals_policy(),
+def deps_factory(
+    settings: SchedulingSettings, clock: Callable[[], datetime], calendars: Calendars
+) -> Callable[[asyncpg.Pool], Deps]:
+    """``Deps`` for a pool: the policies read from the settings once, the process's
+    calendar cache shared by every ``Deps`` built (the worker builds one per event)."""
+    planning = Planning(
+        horizon=settings.horizon,
+        pref_patience=settings.pref_patience,
+        replan_attempts=settings.replan_attempts,
+        waitlist_retry_batch=settings.waitlist_retry_batch,
     )
+    maintenance, vitals = settings.maintenance_policy(), settings.vitals_policy()
+
+    def make_deps(pool: asyncpg.Pool) -> Deps:
+        return Deps(
+            pool=pool,
+            clock=clock,
+            calendars=calendars,
+            planning=planning,
+            maintenance=maintenance,
+            vitals=vitals,
+        )
+
+    return make_deps
 
 
 def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
@@ -61,7 +66,7 @@ def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utc
         settings=settings,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        make_deps=lambda pool: make_deps(settings, pool, clock, calendars),
+        make_deps=deps_factory(settings, clock, calendars),
         router=router,
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
@@ -80,7 +85,7 @@ def create_processor(
         settings=settings,
         schema=SCHEMA,
         group=settings.scheduling_consumer_group,
-        make_deps=lambda pool: make_deps(settings, pool, clock, cache),
+        make_deps=deps_factory(settings, clock, cache),
         reactions=REACTIONS,
     )
 
@@ -92,10 +97,11 @@ def worker_timers(
     calendars: Calendars | None = None,
 ) -> list[Timer]:
     cache = calendars if calendars is not None else CalendarCache()
+    make_deps = deps_factory(settings, clock, cache)
 
     async def retry_waitlists() -> None:
         await processor.start()
         assert processor.pool is not None
-        await retry_all_waitlists(make_deps(settings, processor.pool, clock, cache))
+        await retry_all_waitlists(make_deps(processor.pool))
 
     return [(settings.waitlist_retry_interval_s, retry_waitlists)]
