@@ -9,6 +9,7 @@ import sys
 import uvloop
 
 from services.scheduling.app import MIGRATIONS, create_app, create_processor, worker_timers
+from services.scheduling.repository.calendars import CalendarCache
 from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import db
 from shared.consumer import build_faust_app, run_worker
@@ -30,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     else:
         asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
-        processor = create_processor(settings)
-        app = build_faust_app(processor, worker_timers(settings, processor))
+        calendars = CalendarCache()  # the worker process's one, for reactions and timers
+        processor = create_processor(settings, calendars=calendars)
+        timers = worker_timers(settings, processor, calendars=calendars)
+        app = build_faust_app(processor, timers)
         run_worker(app, service, settings)
     return 0
 

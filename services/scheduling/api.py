@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from services.scheduling import handlers, planner, reports
+from services.scheduling import commands, queries
+from services.scheduling.deps import Deps
 from services.scheduling.domain.lifecycle import Action
-from services.scheduling.domain.model import protocol_numbers
 from services.scheduling.schemas import (
     ActionIn,
     AppointmentOut,
     HeldPatient,
     HoldOut,
+    SiteBrief,
     SiteIn,
     SiteOut,
+    SiteSummary,
     VitalsIn,
     VitalsOut,
     WaitlistEntry,
@@ -31,19 +33,9 @@ router = APIRouter(prefix="/v1")
 SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
-def deps(request: Request) -> handlers.Deps:
-    d: handlers.Deps = request.app.state.deps
+def deps(request: Request) -> Deps:
+    d: Deps = request.app.state.deps
     return d
-
-
-def site_out(row: Any) -> SiteOut:
-    fields = dict(row)
-    spec = fields.pop("protocol_spec")  # the body's protocol as given (None before 0005)
-    numbers = fields.pop("protocol_numbers") or protocol_numbers(planner.site_protocol(row))
-    protocol = row["protocol"] if spec is None else spec
-    return SiteOut.model_validate(
-        {**fields, "hours": dict(row["hours"]), "protocol": protocol, "protocol_numbers": numbers}
-    )
 
 
 @router.put(
@@ -53,32 +45,32 @@ def site_out(row: Any) -> SiteOut:
     summary="Create or replace a site (hours in its time zone, rooms, therapists)",
 )
 async def put_site(site_id: SiteId, body: SiteIn, request: Request) -> SiteOut:
-    return site_out(await handlers.put_site(deps(request), site_id, body))
+    return await commands.put_site(deps(request), site_id, body)
 
 
 @router.get(
     "/sites",
-    response_model=list[reports.SiteBrief],
+    response_model=list[SiteBrief],
     responses=ERRORS,
     summary="Every site (for the dashboard)",
 )
-async def list_sites(request: Request) -> list[reports.SiteBrief]:
-    return await reports.list_sites(deps(request))
+async def list_sites(request: Request) -> list[SiteBrief]:
+    return await queries.list_sites(deps(request))
 
 
 @router.get(
     "/sites/{site_id}/summary",
-    response_model=reports.SiteSummary,
+    response_model=SiteSummary,
     responses=ERRORS,
     summary="Patients in induction, waitlist, induction completion, utilisation today/this week",
 )
-async def site_summary(site_id: str, request: Request) -> reports.SiteSummary:
-    return await reports.site_summary(deps(request), site_id)
+async def site_summary(site_id: str, request: Request) -> SiteSummary:
+    return await queries.site_summary(deps(request), site_id)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, responses=ERRORS, summary="A site")
 async def get_site(site_id: str, request: Request) -> SiteOut:
-    return site_out(await handlers.get_site(deps(request), site_id))
+    return await queries.get_site(deps(request), site_id)
 
 
 @router.get(
@@ -88,7 +80,7 @@ async def get_site(site_id: str, request: Request) -> SiteOut:
     summary="Every appointment of a patient, in time order",
 )
 async def patient_appointments(patient_id: str, request: Request) -> list[AppointmentOut]:
-    return await handlers.patient_appointments(deps(request), patient_id)
+    return await queries.patient_appointments(deps(request), patient_id)
 
 
 @router.get(
@@ -98,7 +90,7 @@ async def patient_appointments(patient_id: str, request: Request) -> list[Appoin
     summary="Whether automatic proposals are held (an unresolved suicide_risk alert)",
 )
 async def patient_hold(patient_id: str, request: Request) -> HoldOut:
-    return await handlers.patient_hold(deps(request), patient_id)
+    return await queries.patient_hold(deps(request), patient_id)
 
 
 @router.get(
@@ -108,7 +100,7 @@ async def patient_hold(patient_id: str, request: Request) -> HoldOut:
     summary="Patients held while at risk, longest held first (optionally of one site)",
 )
 async def holds(request: Request, site_id: str | None = None) -> list[HeldPatient]:
-    return await handlers.held_patients(deps(request), site_id)
+    return await queries.held_patients(deps(request), site_id)
 
 
 @router.get(
@@ -134,7 +126,7 @@ async def site_schedule(
         )
     if to <= from_:
         raise InvalidInput([{"field": "to", "message": "must be after from"}])
-    appts = await handlers.site_schedule(deps(request), site_id, from_, to)
+    appts = await queries.site_schedule(deps(request), site_id, from_, to)
     return JSONResponse(appts)
 
 
@@ -145,7 +137,7 @@ async def site_schedule(
     summary="Patients waiting for capacity or for their site, oldest first",
 )
 async def waitlist(request: Request, site_id: str | None = None) -> list[WaitlistEntry]:
-    return await handlers.waitlist(deps(request), site_id)
+    return await queries.waitlist_entries(deps(request), site_id)
 
 
 def _action_route(path: str, action: Action, summary: str) -> None:
@@ -161,7 +153,7 @@ def _action_route(path: str, action: Action, summary: str) -> None:
         request: Request,
         body: Annotated[ActionIn | None, Body()] = None,
     ) -> AppointmentOut:
-        return await handlers.change_appointment(deps(request), appointment_id, action, body)
+        return await commands.change_appointment(deps(request), appointment_id, action, body)
 
 
 _action_route("confirm", Action.confirm, "Confirm a proposed appointment")
@@ -186,4 +178,4 @@ _action_route(
     summary="Pre-dose vitals: over the limits the dose is deferred",
 )
 async def vitals(appointment_id: str, body: VitalsIn, request: Request) -> VitalsOut:
-    return await handlers.record_vitals(deps(request), appointment_id, body)
+    return await commands.record_vitals(deps(request), appointment_id, body)

@@ -1,10 +1,11 @@
-"""HTTP bodies of the scheduling service (the public contract, extended)."""
+"""HTTP bodies of the scheduling service (the public contract, extended), and how row
+and domain values become them."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -17,7 +18,14 @@ from pydantic import (
     model_validator,
 )
 
-from services.scheduling.domain.model import PRESETS, protocol_from
+from services.scheduling.domain.model import PRESETS, protocol_from, protocol_numbers
+from services.scheduling.rows import (
+    AppointmentRow,
+    HeldRow,
+    NewSite,
+    SiteRow,
+    WaitlistRow,
+)
 from shared.validation import IsoInstant, NoNul
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -104,6 +112,28 @@ class SiteIn(BaseModel):
             raise ValueError("the site must open on at least one weekday")
         return value
 
+    def new_site(self) -> NewSite:
+        """The site to store: its protocol by name (a preset, or ``custom``), as given,
+        and every number it resolves to."""
+        name: str
+        spec: Any
+        if isinstance(self.protocol, str):
+            name, spec, protocol = self.protocol, self.protocol, PRESETS[self.protocol]
+        else:
+            name, spec = "custom", self.protocol.model_dump(exclude_none=True)
+            base = PRESETS[self.protocol.preset]
+            protocol = protocol_from(base, self.protocol.numbers(), name=name)
+        return NewSite(
+            name=self.name,
+            timezone=self.timezone,
+            hours={day: (v[0], v[1]) for day, v in self.hours.items()},
+            treatment_rooms=self.treatment_rooms,
+            therapists=self.therapists,
+            protocol=name,
+            protocol_spec=spec,
+            protocol_numbers=protocol_numbers(protocol),
+        )
+
 
 class SiteOut(SiteIn):
     site_id: str
@@ -112,6 +142,25 @@ class SiteOut(SiteIn):
         description="every protocol number the site schedules with (the preset's where "
         "the body gave none)"
     )
+
+    @classmethod
+    def from_row(cls, row: SiteRow) -> SiteOut:
+        """The body's protocol as given (its name, for a site stored before 0005) and
+        every number the site schedules with."""
+        spec = row.protocol_spec
+        return cls.model_validate(
+            {
+                "site_id": row.site_id,
+                "name": row.name,
+                "timezone": row.timezone,
+                "hours": {day: list(v) for day, v in row.hours.items()},
+                "treatment_rooms": row.treatment_rooms,
+                "therapists": row.therapists,
+                "protocol": row.protocol if spec is None else spec,
+                "updated_at": row.updated_at,
+                "protocol_numbers": row.protocol_numbers or protocol_numbers(row.as_protocol()),
+            }
+        )
 
 
 class AppointmentOut(BaseModel):
@@ -131,6 +180,32 @@ class AppointmentOut(BaseModel):
     relaxed: list[str] = Field(
         default=[], description="patient preferences the series could not honour"
     )
+
+    @classmethod
+    def from_row(cls, row: AppointmentRow) -> AppointmentOut:
+        return cls.model_validate(schedule_entry(row))
+
+
+def schedule_entry(row: AppointmentRow) -> dict[str, Any]:
+    """An appointment in ``AppointmentOut``'s shape (its fields, in its order) without
+    validating it again: a site's busy week is thousands of rows, and validating each
+    one only re-checks what the table's constraints already hold."""
+    return {
+        "appointment_id": row.appointment_id,
+        "patient_id": row.patient_id,
+        "site_id": row.site_id,
+        "series_id": row.series_id,
+        "kind": row.kind,
+        "sequence": row.sequence,
+        "status": row.status,
+        "start": row.start,
+        "end": row.end,
+        "resource": row.resource,
+        "reason": row.reason,
+        "cause": row.cause,
+        "replaces": row.replaces,
+        "relaxed": list(row.relaxed),
+    }
 
 
 class ActionIn(BaseModel):
@@ -166,6 +241,10 @@ class HeldPatient(BaseModel):
     site_id: str
     since: datetime
 
+    @classmethod
+    def from_row(cls, row: HeldRow) -> HeldPatient:
+        return cls(patient_id=row.patient_id, site_id=row.site_id, since=row.since)
+
 
 class VitalsIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -189,3 +268,53 @@ class WaitlistEntry(BaseModel):
     reason: str
     since: datetime
     attempts: int
+
+    @classmethod
+    def from_row(cls, row: WaitlistRow) -> WaitlistEntry:
+        return cls(
+            patient_id=row.patient_id,
+            site_id=row.site_id,
+            purpose=row.purpose,
+            reason=row.reason,
+            since=row.since,
+            attempts=row.attempts,
+        )
+
+
+class SiteBrief(BaseModel):
+    site_id: str
+    name: str
+    timezone: str
+    treatment_rooms: int
+    therapists: int
+    protocol: str
+
+    @classmethod
+    def from_row(cls, row: SiteRow) -> SiteBrief:
+        return cls(
+            site_id=row.site_id,
+            name=row.name,
+            timezone=row.timezone,
+            treatment_rooms=row.treatment_rooms,
+            therapists=row.therapists,
+            protocol=row.protocol,
+        )
+
+
+class Use(BaseModel):
+    rooms: float | None = Field(description="booked room time / open room time (0-1)")
+    therapists: float | None = Field(description="booked therapist time / open therapist time")
+
+
+class SiteSummary(BaseModel):
+    site_id: str
+    name: str
+    timezone: str
+    as_of: datetime
+    patients_in_induction: int = Field(description="patients with induction doses still planned")
+    waitlisted: int
+    inductions_ended: int = Field(description="induction series with no dose left planned")
+    inductions_completed: int = Field(description="... of which every dose was completed")
+    induction_completion_rate: float | None
+    utilisation_today: Use
+    utilisation_week: Use

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
+from services.scheduling.domain.maintenance import DosingVitalsPolicy, MaintenancePolicy
 from shared.settings import CommonSettings
 
 SCHEMA = "scheduling"
@@ -41,3 +42,14 @@ class SchedulingSettings(CommonSettings):
     @property
     def pref_patience(self) -> timedelta:
         return timedelta(days=self.preference_patience_days)
+
+    def maintenance_policy(self) -> MaintenancePolicy:
+        return MaintenancePolicy(
+            worsening_within=timedelta(days=self.maintenance_worsening_within_days),
+            slack=timedelta(days=self.maintenance_slack_days),
+        )
+
+    def vitals_policy(self) -> DosingVitalsPolicy:
+        return DosingVitalsPolicy(
+            defer_systolic=self.defer_systolic, defer_diastolic=self.defer_diastolic
+        )

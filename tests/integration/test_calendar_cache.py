@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.scheduling.calendars import CalendarCache
+from services.scheduling.repository.calendars import CalendarCache
 from shared.db import connect_kwargs
 from tests.support.stack import SchedulingStack
 

@@ -9,6 +9,7 @@ current state is a no-op, so a retried request is harmless.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -96,6 +97,43 @@ def needs_integration_rebooking(kind: Kind, new_status: Status) -> bool:
     """A cancelled or missed integration session is rebooked inside its window
     (1..3 days after its dose) when a therapist is free (docs/domain.md, "Lifecycle")."""
     return kind is Kind.integration and new_status in (Status.cancelled, Status.no_show)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An appointment's new status and what it sets off (docs/domain.md, "Lifecycle")."""
+
+    status: Status
+    # a dose cancelled or missed: its integration session is cancelled, and a
+    # replacement pair proposed in its window when ``rebook_dose``
+    release_dose: bool
+    rebook_dose: bool
+    # a dose the clinic ended (not rebooked): the induction may be complete without it
+    dose_ended: bool
+    # an integration session cancelled or missed, rebooked inside its window
+    rebook_integration: bool
+    # the session took place: the next maintenance session may follow
+    completed: bool
+    # its time is free again: the site's waitlist is tried again
+    released: bool
+
+
+def change(kind: Kind, status: Status, *, rebook: bool) -> Change:
+    """What moving an appointment of ``kind`` to ``status`` sets off; ``rebook`` false
+    (the clinic's choice on cancel or no-show) ends a dose or an integration session
+    without a replacement. A dose that is off releases its time whether or not it is
+    rebooked; an integration session releases it only when cancelled."""
+    dose_off = needs_replacement(kind, status)
+    integration_off = needs_integration_rebooking(kind, status)
+    return Change(
+        status=status,
+        release_dose=dose_off,
+        rebook_dose=dose_off and rebook,
+        dose_ended=dose_off and not rebook and kind is Kind.dosing,
+        rebook_integration=integration_off and rebook,
+        completed=status is Status.completed,
+        released=dose_off or status is Status.cancelled,
+    )
 
 
 # Actions that record what happened at a session: refused before it starts.

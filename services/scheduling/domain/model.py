@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -237,6 +237,13 @@ def _plain(value: timedelta, unit: timedelta) -> int | float:
     return int(number) if number.is_integer() else number
 
 
+def stored_protocol(name: str, numbers: Mapping[str, object] | None) -> Protocol:
+    """A protocol as a site or series stores it: by name (a preset; ``custom`` and
+    unknown names start from ``STANDARD``) and, since per-site protocols, its numbers."""
+    base = PRESETS.get(name, STANDARD)
+    return protocol_from(base, numbers, name=name) if numbers else base
+
+
 def protocol_numbers(protocol: Protocol) -> dict[str, int | float]:
     """The protocol's numbers under ``protocol_from``'s keys (durations in their
     unit, whole values as ints): ``protocol_from(base, protocol_numbers(p))``
@@ -282,6 +289,20 @@ class Preferences:
                 raise ValueError("preferred times are local wall times, without tzinfo")
         if self.timezone is not None:
             _zone(self.timezone)
+
+    @classmethod
+    def stored(cls, raw: Mapping[str, Any] | None) -> Preferences:
+        """Preferences as an intake gave them and scheduling stores them (JSON: weekday
+        names, ``HH:MM`` times, a zone name); missing or empty ones are no preference."""
+        if not raw:
+            return cls()
+        weekdays = raw.get("weekdays")
+        return cls(
+            weekdays=frozenset(weekdays) if weekdays else None,
+            earliest=time.fromisoformat(raw["earliest"]) if raw.get("earliest") else None,
+            latest=time.fromisoformat(raw["latest"]) if raw.get("latest") else None,
+            timezone=raw.get("timezone") or None,
+        )
 
     def given(self) -> tuple[str, ...]:
         """The preferences stated, in the order they would be relaxed."""

@@ -1,0 +1,8 @@
+"""The use cases that commands, reactions and the worker's timer share.
+
+- ``booking``: plan on the site's calendar with the pure search (services/scheduling/domain/),
+  book the plan under a savepoint, or waitlist the patient;
+- ``followups``: what an appointment's change sets off (a released dose's replacement,
+  an integration rebooked, the next maintenance session), a worsening patient's
+  maintenance session, and the retries of the waitlist.
+"""

@@ -1,0 +1,395 @@
+"""The shell around the pure slot search: load the calendar, plan, book, or waitlist.
+
+Booking is optimistic: the plan is inserted under a savepoint, and PostgreSQL's
+exclusion constraints refuse it if another worker booked an overlapping slot
+meanwhile; the loser reloads the calendar and plans again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from services.scheduling.deps import Deps
+from services.scheduling.domain.calendar import Calendar
+from services.scheduling.domain.clearance import Withheld, waits, withheld
+from services.scheduling.domain.integration import find_integration
+from services.scheduling.domain.model import (
+    Kind,
+    NoFit,
+    PlannedSession,
+    Preferences,
+    Protocol,
+    SeriesPlan,
+    SinglePlan,
+    Site,
+    protocol_numbers,
+)
+from services.scheduling.domain.slots import find_series, find_single
+from services.scheduling.repository import appointments, patients, series, sites, waitlist
+from services.scheduling.rows import NewSeries, NewSession, Place
+from services.scheduling.settings import SOURCE
+from shared import events, metrics, outbox
+from shared.db import Conn
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+PatientBusy = list[tuple[datetime, datetime]]
+Found = SeriesPlan | SinglePlan | NoFit
+# (site, protocol, calendar, the patient's busy times, the patient's dose starts)
+Planner = Callable[[Site, Protocol, Calendar, PatientBusy, list[datetime]], Found]
+
+
+# Counted once the booking's transaction committed (shared.metrics.after_commit).
+SERIES_PROPOSED = Counter(
+    "series_proposed_total",
+    "Plans booked as proposed appointments (a series, a maintenance session or a "
+    "replacement pair), by purpose",
+    ["purpose"],
+)
+SERIES_WAITLISTED = Counter(
+    "series_waitlisted_total",
+    "Patients put on the waitlist (not counting retries still waiting), by purpose and reason",
+    ["purpose", "reason"],
+)
+APPOINTMENTS_PROPOSED = Counter(
+    "appointments_proposed_total", "Appointments proposed, by session kind", ["kind"]
+)
+SERIES_WITHHELD = Counter(
+    "proposals_withheld_total",
+    "Automatic proposals not made (patient not cleared, discharged or on hold), by reason",
+    ["purpose", "reason"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """Whom a plan is for and why: what every proposal has."""
+
+    patient_id: str
+    site_id: str
+    prefs: dict[str, Any] | None  # the patient's preferences as stored (Preferences.stored)
+    purpose: str  # induction | post_induction | maintenance | worsening | rebooked
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Booked:
+    series_id: str
+    appointment_ids: tuple[str, ...]
+    relaxed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Waitlisted:
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotProposed:
+    """An automatic proposal the patient may not have (clearance.Withheld); nothing
+    was booked or waitlisted."""
+
+    reason: Withheld
+
+
+Outcome = Booked | Waitlisted | NotProposed
+Wait = Callable[[str], Awaitable[Waitlisted]]
+
+
+async def _patient_times(
+    conn: Conn, patient_id: str, since: datetime, ignoring: str | None
+) -> tuple[PatientBusy, list[datetime]]:
+    """(the patient's busy spans from ``since``, every dose start): read under the
+    patient's lock, before the site's, so the site's lock is held for less."""
+    mine = await appointments.patient_busy(conn, patient_id, since)
+    return mine, await appointments.patient_doses(conn, patient_id, ignoring)
+
+
+async def _waitlist(
+    conn: Conn, p: Proposal, reason: str, not_before: datetime | None, place: Place | None
+) -> Waitlisted:
+    """The patient waits (an entry per purpose and place); the first time, an event says so."""
+    if await waitlist.add(
+        conn, p.patient_id, p.site_id, p.purpose, reason, p.prefs, not_before, place
+    ):
+        payload = events.SeriesWaitlisted(
+            patient_id=p.patient_id,
+            site_id=p.site_id,
+            purpose=p.purpose,
+            reason=reason,
+            waitlisted_at=p.now,
+        )
+        await outbox.enqueue(
+            conn, events.new_event(payload, source=SOURCE, subject=p.patient_id, time=p.now)
+        )
+        metrics.after_commit(SERIES_WAITLISTED.labels(p.purpose, reason).inc)
+    log.info(
+        "waitlisted", patient_id=p.patient_id, site_id=p.site_id, purpose=p.purpose, reason=reason
+    )
+    return Waitlisted(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class _Into:
+    """Where a plan is booked: its series (None: a new one), the appointment its first
+    session replaces, the intake it answers, the waitlist entry it answers."""
+
+    series_id: str | None = None
+    replaces: str | None = None
+    intake_id: str | None = None
+    place: Place | None = None
+
+
+def _proposed(
+    p: Proposal, series_id: str, sessions: list[NewSession], relaxed: tuple[str, ...]
+) -> list[tuple[str, str, str, bytes]]:
+    """The sessions' ``appointment.proposed`` events, as outbox rows (shared.outbox.row)."""
+    return [
+        outbox.row(
+            events.new_event(
+                events.AppointmentProposed(
+                    appointment_id=s.appointment_id,
+                    series_id=series_id,
+                    patient_id=p.patient_id,
+                    site_id=p.site_id,
+                    kind=s.kind,
+                    sequence=s.sequence,
+                    status="proposed",
+                    start=s.start,
+                    end=s.end,
+                    resource=s.resource,
+                    reason=p.purpose,
+                    relaxed=relaxed,
+                ),
+                source=SOURCE,
+                subject=p.patient_id,
+                time=p.now,
+            )
+        )
+        for s in sessions
+    ]
+
+
+async def _book(
+    conn: Conn, p: Proposal, found: SeriesPlan | SinglePlan, protocol: Protocol, into: _Into
+) -> Booked:
+    """The sessions, their events and the waitlist entry they answer, in one statement
+    (repository/series.py, book): the site's lock is held for as few round trips as can be."""
+    sessions: tuple[PlannedSession, ...] = tuple(found.sessions)
+    sid = into.series_id or str(uuid.uuid4())
+    ids = tuple(str(uuid.uuid4()) for _ in sessions)
+    new = [
+        NewSession(
+            appointment_id=aid,
+            kind=s.kind.value,
+            sequence=s.sequence,
+            start=s.start,
+            end=s.end,
+            resource=s.resource,
+            replaces=into.replaces if i == 0 else None,  # the dose of a pair, or a lone session
+        )
+        for i, (aid, s) in enumerate(zip(ids, sessions, strict=True))
+    ]
+    row = NewSeries(
+        sid,
+        p.patient_id,
+        p.site_id,
+        p.purpose,
+        protocol.name,
+        found.relaxed,
+        protocol_numbers(protocol),
+        into.intake_id,
+    )
+    proposed = _proposed(p, sid, new, found.relaxed)
+    async with conn.transaction():  # a savepoint: a lost race undoes only this attempt
+        await series.book(
+            conn,
+            row,
+            new=into.series_id is None,
+            sessions=new,
+            events=proposed,
+            place=into.place,
+        )
+    metrics.after_commit(SERIES_PROPOSED.labels(p.purpose).inc)
+    for s in sessions:
+        metrics.after_commit(APPOINTMENTS_PROPOSED.labels(s.kind.value).inc)
+    return Booked(series_id=sid, appointment_ids=ids, relaxed=found.relaxed)
+
+
+async def _plan_and_book(
+    conn: Conn,
+    deps: Deps,
+    p: Proposal,
+    plan: Planner,
+    wait: Wait,
+    into: _Into,
+    *,
+    protocol: Protocol | None = None,
+    ignoring: str | None = None,
+) -> Outcome:
+    """Plan on the current calendar and book; re-plan after losing a race; else waitlist.
+
+    Every automatic proposal passes here, so this is where clearance and the hold are
+    checked (services/scheduling/domain/clearance.py): a patient who may not be
+    scheduled gets nothing; a held one waits on the waitlist until the hold lifts.
+    """
+    standing = await patients.standing(conn, p.patient_id)
+    reason = withheld(standing.as_standing() if standing is not None else None)
+    if reason is not None:
+        log.info(
+            "proposal_withheld", patient_id=p.patient_id, purpose=p.purpose, reason=reason.value
+        )
+        metrics.after_commit(SERIES_WITHHELD.labels(p.purpose, reason.value).inc)
+        if waits(reason):
+            return await wait(reason.value)
+        await waitlist.remove(conn, p.patient_id, p.purpose, into.place)
+        return NotProposed(reason)
+    site_row = await sites.get_site(conn, p.site_id)
+    if site_row is None:
+        return await wait("site_not_configured")
+    mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring)
+    await sites.serialize_site(conn, p.site_id)
+    protocol = protocol or site_row.as_protocol()
+    site = site_row.as_site()
+    for attempt in range(deps.planning.replan_attempts):
+        if attempt:
+            mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring)
+        calendar = await deps.calendars.calendar(conn, site.site_id, p.now)
+        found = plan(site, protocol, calendar, mine, doses)
+        if isinstance(found, NoFit):
+            return await wait(found.reason)
+        try:
+            return await _book(conn, p, found, protocol, into)
+        except asyncpg.ExclusionViolationError:
+            log.info("replan_after_lost_race", patient_id=p.patient_id, site_id=p.site_id)
+            deps.calendars.invalidate(p.site_id)
+    return await wait("contention")
+
+
+async def propose_series(
+    conn: Conn, deps: Deps, p: Proposal, *, intake_id: str | None = None
+) -> Outcome:
+    """Plan and book a whole induction series, or waitlist the patient with the reason."""
+
+    def plan(
+        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
+    ) -> Found:
+        return find_series(
+            site,
+            calendar,
+            protocol,
+            Preferences.stored(p.prefs),
+            p.now,
+            horizon=deps.planning.horizon,
+            pref_patience=deps.planning.pref_patience,
+            patient_busy=mine,
+            patient_doses=doses,
+        )
+
+    wait = partial(_waitlist, conn, p, not_before=None, place=None)
+    return await _plan_and_book(conn, deps, p, plan, wait, _Into(intake_id=intake_id))
+
+
+async def propose_single(
+    conn: Conn,
+    deps: Deps,
+    p: Proposal,
+    *,
+    kind: Kind,
+    not_before: datetime,
+    not_after: datetime,
+    sequence: int = 1,
+    series_id: str | None = None,
+    preferred_therapist: str | None = None,
+    replaces: str | None = None,
+    protocol: Protocol | None = None,
+    ignoring: str | None = None,
+) -> Outcome:
+    """One dose (maintenance or a rebooking) with its integration session, or waitlist.
+
+    The dose keeps the protocol's spacing from every dose the patient has (all series,
+    completed ones included) but ``ignoring`` (a pending dose it is to replace);
+    ``protocol`` is the series' own when rebooking in one."""
+
+    def plan(
+        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
+    ) -> Found:
+        return find_single(
+            site,
+            calendar,
+            protocol,
+            Preferences.stored(p.prefs),
+            p.now,
+            kind=kind,
+            not_before=not_before,
+            not_after=not_after,
+            sequence=sequence,
+            preferred_therapist=preferred_therapist,
+            patient_busy=mine,
+            patient_doses=doses,
+        )
+
+    place = Place(series_id, sequence, kind.value) if series_id else None
+    wait = partial(_waitlist, conn, p, not_before=not_before, place=place)
+    into = _Into(series_id=series_id, replaces=replaces, place=place)
+    return await _plan_and_book(
+        conn, deps, p, plan, wait, into, protocol=protocol, ignoring=ignoring
+    )
+
+
+async def propose_integration(
+    conn: Conn,
+    deps: Deps,
+    p: Proposal,
+    *,
+    dose_start: datetime,
+    sequence: int,
+    series_id: str,
+    preferred_therapist: str | None,
+    replaces: str,
+    protocol: Protocol,
+) -> Outcome:
+    """A lone integration session for a dose whose integration was cancelled or missed
+    (purpose ``rebooked``). Its window is a few days, so when nothing fits nothing waits
+    (a ``Waitlisted`` with the reason is returned, but no waitlist entry is made); a held
+    patient's waits for the hold to lift (then its window may have passed: nothing is
+    booked)."""
+    p = replace(p, purpose="rebooked")
+
+    def plan(
+        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
+    ) -> Found:
+        found = find_integration(
+            site,
+            calendar,
+            protocol,
+            Preferences.stored(p.prefs),
+            p.now,
+            dose_start=dose_start,
+            sequence=sequence,
+            preferred_therapist=preferred_therapist,
+            patient_busy=mine,
+        )
+        if isinstance(found, NoFit):
+            return found
+        session, relaxed = found
+        return SeriesPlan(sessions=(session,), relaxed=relaxed, first_start=session.start)
+
+    place = Place(series_id, sequence, Kind.integration.value)
+
+    async def wait(reason: str) -> Waitlisted:
+        if reason == Withheld.on_hold.value:  # the hold lifts: it is tried again then
+            return await _waitlist(conn, p, reason, None, place)
+        return Waitlisted(reason)
+
+    into = _Into(series_id=series_id, replaces=replaces, place=place)
+    return await _plan_and_book(conn, deps, p, plan, wait, into, protocol=protocol)

@@ -1,0 +1,170 @@
+"""Scheduling's reactions to intake's and alerts' events, and their wiring (``REACTIONS``).
+
+The worker runs each inside the inbox transaction that records the event's id
+(shared/processing.py): one transaction per event, a redelivered event skipped, events
+only through the outbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.scheduling.deps import Deps
+from services.scheduling.domain.clearance import (
+    cleared,
+    discharge_applies,
+    is_newer_intake,
+    starts_new_course,
+)
+from services.scheduling.domain.lifecycle import Status
+from services.scheduling.planner.booking import Proposal, propose_series
+from services.scheduling.planner.followups import change_status, propose_worsening, retry
+from services.scheduling.repository import appointments, patients, series, waitlist
+from shared import events
+from shared.db import Conn
+from shared.logging import get_logger
+from shared.processing import Reaction
+
+log = get_logger(__name__)
+
+
+def _prefs(p: events.IntakeScreened | events.IntakeReviewed) -> dict[str, Any] | None:
+    return p.preferences.model_dump(exclude_none=True) if p.preferences else None
+
+
+async def on_intake_screened(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.IntakeScreened
+) -> None:
+    """The patient's latest intake decides whether they may be scheduled; an older one
+    arriving late changes nothing. A cleared one starts a course if none is running."""
+    await patients.serialize_patient(conn, p.patient_id)
+    await patients.ensure_patient(conn, p.patient_id, p.site_id)
+    patient = await patients.lock_patient(conn, p.patient_id)
+    assert patient is not None
+    if not is_newer_intake(
+        p.submitted_at, p.intake_id, patient.intake_submitted_at, patient.intake_id
+    ):
+        log.info("older_intake_ignored", patient_id=p.patient_id, intake_id=p.intake_id)
+        return
+    await patients.upsert_patient(conn, p.patient_id, p.site_id, _prefs(p))
+    await patients.set_latest_intake(conn, p.patient_id, p.intake_id, p.submitted_at, p.decision)
+    await _start_course(conn, deps, p.patient_id, p.site_id, p.intake_id, p.submitted_at)
+
+
+async def on_intake_reviewed(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.IntakeReviewed
+) -> None:
+    """A clinician's review, kept per intake; an approval of the patient's latest intake
+    schedules as an eligible one would (a review of an older intake changes nothing)."""
+    await patients.serialize_patient(conn, p.patient_id)
+    await patients.record_review(conn, p.intake_id, p.patient_id, p.outcome, p.reviewed_at)
+    patient = await patients.lock_patient(conn, p.patient_id)
+    if patient is None or patient.intake_id != p.intake_id:
+        log.info("review_not_of_latest_intake", patient_id=p.patient_id, intake_id=p.intake_id)
+        return
+    await _start_course(conn, deps, p.patient_id, p.site_id, p.intake_id, p.reviewed_at)
+
+
+async def _start_course(
+    conn: Conn,
+    deps: Deps,
+    patient_id: str,
+    site_id: str,
+    intake_id: str,
+    started_at: datetime,
+) -> None:
+    """A cleared patient with no course running (none yet, or the last one discharged)
+    starts one: a new induction series, the new intake its baseline."""
+    standing = await patients.standing(conn, patient_id)
+    assert standing is not None
+    if not cleared(standing.decision, standing.review):
+        log.info("not_cleared", patient_id=patient_id, decision=standing.decision)
+        return
+    has_induction = await series.has_series(conn, patient_id, "induction")
+    if not starts_new_course(standing.discharged_at, has_induction):
+        log.info("induction_exists", patient_id=patient_id)
+        return
+    await patients.start_course(conn, patient_id, started_at)
+    proposal = Proposal(patient_id, site_id, standing.preferences, "induction", deps.clock())
+    await propose_series(conn, deps, proposal, intake_id=intake_id)
+
+
+async def on_checkin_recorded(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.CheckinRecorded
+) -> None:
+    """A worsening verdict brings a maintenance session within 7 days. A check-in that
+    signals suicide risk holds the patient at once (its alert's event confirms the hold
+    moments later; docs/domain.md, "Hold while at risk"), so nothing is proposed on it."""
+    await patients.serialize_patient(conn, p.patient_id)
+    if p.suicidal_ideation or p.phq9_item9_positive:
+        await patients.record_checkin_hold(
+            conn, p.checkin_id, p.patient_id, p.site_id, p.submitted_at
+        )
+    if not p.assessment.worsening:
+        return
+    patient = await patients.get_patient(conn, p.patient_id)
+    if patient is None:
+        return
+    await propose_worsening(
+        conn,
+        deps,
+        p.patient_id,
+        patient.site_id,
+        patient.preferences,
+        deps.clock(),
+        submitted_at=p.submitted_at,
+    )
+
+
+async def on_patient_discharged(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.PatientDischarged
+) -> None:
+    """The course ends: future live sessions are cancelled and nothing new is proposed
+    until a new cleared intake starts another course. A discharge older than the current
+    course's start (arriving late) belongs to the previous course and changes nothing."""
+    await patients.serialize_patient(conn, p.patient_id)
+    patient = await patients.lock_patient(conn, p.patient_id)
+    if patient is not None and not discharge_applies(p.discharged_at, patient.course_started_at):
+        log.info("old_discharge_ignored", patient_id=p.patient_id)
+        return
+    now = deps.clock()
+    await patients.discharge(conn, p.patient_id, now)
+    await waitlist.remove_patient(conn, p.patient_id)
+    for row in await appointments.future_live(conn, p.patient_id, now):
+        await change_status(conn, row, Status.cancelled, now, cause="discharged")
+
+
+async def on_alert(
+    conn: Conn, deps: Deps, event: events.CloudEvent, p: events.AlertRaised | events.AlertChanged
+) -> None:
+    """A suicide_risk alert holds the patient while it is unresolved; when it is resolved
+    (and no other holds them) the proposals that waited are tried again."""
+    if p.kind != "suicide_risk":
+        return
+    await patients.serialize_patient(conn, p.patient_id)
+    resolved_at = (
+        p.changed_at if isinstance(p, events.AlertChanged) and p.status == "resolved" else None
+    )
+    await patients.record_hold(conn, p.alert_id, p.patient_id, p.site_id, p.raised_at, resolved_at)
+    if resolved_at is None:
+        return
+    await patients.resolve_checkin_holds(conn, p.patient_id, resolved_at)
+    if await patients.hold(conn, p.patient_id) is not None:
+        return
+    log.info("hold_lifted", patient_id=p.patient_id)
+    for entry in await waitlist.for_patient(conn, p.patient_id):
+        await retry(conn, deps, entry)
+
+
+# A tuple, not annotated: mypy then checks each handler against its payload type (a
+# list, or an annotation such as Sequence[Reaction[Any]], would let it infer Any).
+REACTIONS = (
+    Reaction(events.IntakeScreened, on_intake_screened),
+    Reaction(events.IntakeReviewed, on_intake_reviewed),
+    Reaction(events.CheckinRecorded, on_checkin_recorded),
+    Reaction(events.PatientDischarged, on_patient_discharged),
+    # the hold while at risk (docs/domain.md, "Who is scheduled, and when")
+    Reaction(events.AlertRaised, on_alert),
+    Reaction(events.AlertChanged, on_alert),
+)
