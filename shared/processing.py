@@ -255,7 +255,11 @@ class Reaction(Generic[P]):
     """``fn(conn, deps, event, payload)`` for every event whose payload is ``payload``, read
     from that payload's topic. Wired by payload type, not by topic string, so a handler
     wired to the wrong payload is a type error (mypy cannot solve ``P``), not a dead
-    letter at run time (tests/unit/shared/test_reactions.py)."""
+    letter at run time (tests/unit/shared/test_reactions.py).
+
+    Keep a service's reactions in an unannotated module-level tuple
+    (``REACTIONS = (Reaction(...), ...)``): written inline as an argument typed
+    ``Sequence[Reaction[Any]]``, mypy takes ``P`` to be ``Any`` and checks nothing."""
 
     payload: type[P]
     fn: Callable[[Conn, Any, CloudEvent, P], Awaitable[None]]
