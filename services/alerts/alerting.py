@@ -15,9 +15,9 @@ from prometheus_client import Counter
 
 from services.alerts import repository as repo
 from services.alerts.domain import policy
-from services.alerts.domain.dedup import admit, released_by
+from services.alerts.domain.dedup import admit, opening, released_by
 from services.alerts.domain.escalation import Decision, decide, escalation_level
-from services.alerts.domain.model import Status, pages
+from services.alerts.domain.model import Status
 from services.alerts.domain.paging import idempotency_key, page_body
 from services.alerts.settings import SOURCE, AlertsSettings
 from shared import events, metrics, outbox
@@ -62,7 +62,7 @@ def _alert_fields(row: asyncpg.Record) -> dict[str, Any]:
         "kind": row["kind"],
         "severity": row["severity"],
         "status": row["status"],
-        "escalation_level": max(row["tiers_paged"] - 1, 0),
+        "escalation_level": escalation_level(repo.escalation_of(row)),
         "occurrences": row["occurrences"],
         "reasons": tuple(row["reasons"]),
         "raised_at": row["raised_at"],
@@ -234,8 +234,8 @@ async def raise_alert(
                 {"inhibited_by": row["alert_id"], "next_check_at": None, "updated_at": now},
             )
             await announce_changed(conn, h, "inhibited", h["status"], now)
-    paging = pages(signal.severity) and admission.inhibited_by is None
-    await announce_raised(conn, row, paging and oncall is not None)
+    outcome = opening(signal.severity, admission, oncall=oncall is not None)
+    await announce_raised(conn, row, outcome.pages_on_call)
     fields = {
         "alert_id": str(row["alert_id"]),
         "patient_id": patient_id,
@@ -243,12 +243,12 @@ async def raise_alert(
         "kind": signal.kind.value,
         "severity": signal.severity.value,
     }
-    if paging and oncall is None:
+    if outcome.paging == "nobody_on_call":
         metrics.after_commit(NOBODY_ON_CALL.inc)
         log.warning("alert_nobody_on_call", **fields, detail="no on-call policy for the site")
     else:
         log.info("alert_raised", **fields, inhibited_by=admission.inhibited_by)
-    if paging and oncall is not None:
+    if outcome.paging == "page_now":
         row = await apply_decision(conn, deps, row, now)
     return row
 

@@ -95,6 +95,7 @@ async def get_oncall(deps: Deps, site_id: str) -> OncallOut:
 @metrics.counted_on_commit
 async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) -> AlertOut:
     now = deps.clock()
+    change = lifecycle.CHANGE_OF[step]
     async with deps.pool.acquire() as conn, conn.transaction():
         found = await repo.get_alert(conn, alert_id)
         if found is None:
@@ -149,11 +150,11 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
                     "updated_at": now,
                 },
             )
-        await announce_changed(conn, row, str(step.value) + "d", status.value, now, by=body.by)
-        if step is lifecycle.Step.resolve and row["kind"] == Kind.suicide_risk.value:
+        await announce_changed(conn, row, change, status.value, now, by=body.by)
+        if lifecycle.releases_held(step, Kind(row["kind"])):
             await alerting.release(conn, deps, row, now)
     log.info(
-        f"alert_{step.value}d",
+        f"alert_{change}",
         alert_id=alert_id,
         site_id=row["site_id"],
         kind=row["kind"],
