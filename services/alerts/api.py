@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from services.alerts import commands, reports
-from services.alerts.alerting import Deps
+from services.alerts.deps import Deps
 from services.alerts.domain.lifecycle import Step
 from services.alerts.domain.model import NETWORK_SITE
 from services.alerts.schemas import (

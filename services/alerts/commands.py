@@ -7,9 +7,9 @@ from typing import Any
 import asyncpg
 from prometheus_client import Histogram
 
-from services.alerts import alerting
 from services.alerts import repository as repo
-from services.alerts.alerting import Deps, announce_changed, apply_decision
+from services.alerts.alerting.raising import announce_changed, apply_decision, release
+from services.alerts.deps import Deps
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
 from services.alerts.domain.paging import host_allowed
@@ -57,12 +57,12 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
         }
         for i, t in enumerate(body.tiers)
         for j, r in enumerate(t.recipients)
-        if not host_allowed(r.webhook_url, deps.settings.allowed_hosts)
+        if not host_allowed(r.webhook_url, deps.allowed_hosts)
     ]
     if refused:
         raise InvalidInput(refused)
     now = deps.clock()
-    tiers = body.to_json(deps.settings.escalate_after_s)
+    tiers = body.to_json(deps.escalate_after_s)
     async with deps.pool.acquire() as conn, conn.transaction():
         row = await repo.put_oncall(conn, site_id, tiers, now)
         orphans = await conn.fetch(
@@ -152,7 +152,7 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
             )
         await announce_changed(conn, row, change, status.value, now, by=body.by)
         if lifecycle.releases_held(step, Kind(row["kind"])):
-            await alerting.release(conn, deps, row, now)
+            await release(conn, deps, row, now)
     log.info(
         f"alert_{change}",
         alert_id=alert_id,

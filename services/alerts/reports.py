@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from services.alerts.alerting import Deps
+from services.alerts.deps import Deps
 
 
 class SiteMonitoring(BaseModel):

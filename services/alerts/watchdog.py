@@ -14,7 +14,7 @@ resolved, no page) once every stage moves again.
 
 It is its own process because it must not depend on what it watches: it consumes no
 topic, publishes nothing itself, and makes the first page POST itself (signed as every
-page, services/alerts/timers.py post_page). While PostgreSQL is the stalled stage it
+page, services/alerts/alerting/delivery.py post_page). While PostgreSQL is the stalled stage it
 pages from memory (the network on-call of its last successful read) and records the
 alert, its pages and their outcome once the database answers again. With the database
 up it also retries and escalates its own alert's pages, so a stalled timers process
@@ -40,7 +40,10 @@ import httpx
 from prometheus_client import Counter, Gauge, start_http_server
 
 from services.alerts import repository as repo
-from services.alerts.alerting import Deps, announce_changed, announce_raised, apply_decision
+from services.alerts.alerting import make_deps
+from services.alerts.alerting.delivery import Deliverer, post_page
+from services.alerts.alerting.raising import announce_changed, announce_raised, apply_decision
+from services.alerts.deps import Deps
 from services.alerts.domain import watchdog as rule
 from services.alerts.domain.model import (
     NETWORK_SITE,
@@ -52,7 +55,6 @@ from services.alerts.domain.model import (
 )
 from services.alerts.domain.paging import backoff, host_allowed, idempotency_key, page_body
 from services.alerts.settings import SCHEMA, AlertsSettings
-from services.alerts.timers import Timers, post_page
 from shared import db, events
 from shared.clock import utcnow
 from shared.lag_exporter import Exporter, LagSettings
@@ -146,7 +148,7 @@ class Watchdog:
         self.progress: dict[str, datetime] = {"database": self.started, "broker": self.started}
         self.groups: dict[str, rule.GroupProgress] = {}
         self.pool: asyncpg.Pool | None = None
-        self.timers: Timers | None = None
+        self.delivery: Deliverer | None = None
         self.network_tiers: list[dict[str, Any]] | None = None  # last successful read
         self.network_version: int | None = None
         self.stall: Stall | None = None
@@ -161,7 +163,7 @@ class Watchdog:
     @property
     def deps(self) -> Deps:
         assert self.pool is not None
-        return Deps(pool=self.pool, settings=self.settings, clock=utcnow)
+        return make_deps(self.settings, self.pool, utcnow)
 
     # --- measuring ------------------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class Watchdog:
             self.pool = await db.create_pool(
                 self.settings.database_url, SCHEMA, min_size=1, max_size=4
             )
-            self.timers = Timers(self.settings, self.pool, self.http)
+            self.delivery = Deliverer(self.settings, self.pool, self.http)
         now = wall()
         async with self.pool.acquire() as conn:
             for stage, seconds in (await repo.stage_ages(conn)).items():
@@ -348,8 +350,8 @@ class Watchdog:
 
     async def record(self) -> None:
         """The alert's row (and the pages made from memory), in one transaction; pages for
-        anyone not yet paged are queued by the escalation rule (services/alerts/alerting.py
-        apply_decision) and POSTed by db_work straight after."""
+        anyone not yet paged are queued by the escalation rule (apply_decision,
+        services/alerts/alerting/raising.py) and POSTed by db_work straight after."""
         stall = self.stall
         assert stall is not None
         assert self.pool is not None
@@ -476,7 +478,7 @@ class Watchdog:
         stall = self.stall
         assert stall is not None
         assert self.pool is not None
-        assert self.timers is not None
+        assert self.delivery is not None
         try:
             if not stall.recorded:
                 await bounded(self.record(), self.db_timeout)
@@ -489,7 +491,7 @@ class Watchdog:
                         await apply_decision(conn, self.deps, row, now)
                 rows = await repo.claim_patient_pages(conn, PIPELINE_PATIENT, now, lease)
             for r in rows:  # each one its own task: a slow receiver holds no tick
-                asyncio.create_task(self.timers.deliver(r))  # noqa: RUF006
+                asyncio.create_task(self.delivery.deliver(r))  # noqa: RUF006
         except DB_ERRORS as exc:
             log.warning("watchdog_db_work_retry", error=repr(exc))
 

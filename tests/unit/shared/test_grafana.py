@@ -25,9 +25,9 @@ METRIC_MODULES = [
     "services.intake.handlers",
     "services.scheduling.handlers",
     "services.scheduling.planner",
-    "services.alerts.alerting",
+    "services.alerts.alerting.raising",
+    "services.alerts.alerting.delivery",
     "services.alerts.commands",
-    "services.alerts.handlers",
     "services.alerts.timers",
 ]
 

@@ -1,12 +1,10 @@
-"""Alert book-keeping shared by the worker, the timers and the API: open or fold a
+"""Alert book-keeping shared by the reactions, the timers and the commands: open or fold a
 signal into an alert, apply the escalation decision (pages, timer), release held
 alerts, and announce every change through the outbox."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,14 +12,14 @@ import asyncpg
 from prometheus_client import Counter
 
 from services.alerts import repository as repo
+from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.dedup import admit, opening, released_by
 from services.alerts.domain.escalation import Decision, decide, escalation_level
 from services.alerts.domain.model import Status
 from services.alerts.domain.paging import idempotency_key, page_body
-from services.alerts.settings import SOURCE, AlertsSettings
+from services.alerts.settings import SOURCE
 from shared import events, metrics, outbox
-from shared.crypto import PhiCipher
 from shared.db import Conn
 from shared.logging import get_logger
 
@@ -34,21 +32,6 @@ PAGES_QUEUED = Counter("pages_queued_total", "Pages queued for delivery", ["reas
 NOBODY_ON_CALL = Counter(
     "alerts_unpaged_no_oncall_total", "Paging alerts opened at a site with nobody on call"
 )
-
-
-@dataclass(frozen=True)
-class Deps:
-    pool: asyncpg.Pool
-    settings: AlertsSettings
-    clock: Callable[[], datetime]
-    # the API's: notes are encrypted with it before they are stored (services/alerts/
-    # notes.py); the worker and the timers never touch a note and have none
-    cipher: PhiCipher | None = None
-
-    def notes_cipher(self) -> PhiCipher:
-        if self.cipher is None:
-            raise RuntimeError("this alerts process has no PHI cipher: notes are the API's")
-        return self.cipher
 
 
 # --- events ---------------------------------------------------------------------------
@@ -108,7 +91,7 @@ async def apply_decision(
     pages to deliver now, the new escalation state, and when to look again."""
     before = repo.escalation_of(row)
     tiers = repo.policy_of(row["policy"])
-    d: Decision = decide(before, tiers, now, ack_repage_after=deps.settings.ack_repage_after)
+    d: Decision = decide(before, tiers, now, ack_repage_after=deps.ack_repage_after)
     page_rows = []
     for order in d.pages:
         for i, recipient in enumerate(tiers.tiers[order.tier].recipients):
@@ -162,7 +145,7 @@ async def apply_decision(
         },
     )
     if d.next_check_at is not None and d.next_check_at - now < timedelta(
-        seconds=deps.settings.timer_idle_poll_s
+        seconds=deps.timer_idle_poll_s
     ):
         await repo.wake_timers(conn)
     if escalation_level(s) > escalation_level(before):
