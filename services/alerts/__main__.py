@@ -21,7 +21,7 @@ import sys
 
 import uvloop
 
-from services.alerts import notes
+from services.alerts.alerting import notes
 from services.alerts.app import MIGRATIONS, create_app, create_processor
 from services.alerts.safety import serve_safety
 from services.alerts.settings import SCHEMA, AlertsSettings

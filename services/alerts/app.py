@@ -10,8 +10,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.alerts import notes
-from services.alerts.alerting import make_deps
+from services.alerts.alerting import make_deps, notes
 from services.alerts.api import router
 from services.alerts.deps import Deps
 from services.alerts.reactions import REACTIONS

@@ -1,10 +1,8 @@
-"""HTTP commands and reads of the alerts service: on-call, acknowledge/resolve, lists."""
+"""The alerts service's state-changing HTTP calls: on-call, acknowledge, resolve. One
+transaction each, events via the outbox (reads: services/alerts/queries.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
 from prometheus_client import Histogram
 
 from services.alerts import repository as repo
@@ -13,17 +11,11 @@ from services.alerts.deps import Deps
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
 from services.alerts.domain.paging import host_allowed
-from services.alerts.notes import decrypt_notes
 from services.alerts.schemas import (
     ActorIn,
-    AlertCounts,
-    AlertDetail,
     AlertOut,
-    AttemptOut,
-    MonitoringOut,
     OncallIn,
     OncallOut,
-    PageOut,
 )
 from shared import metrics
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -40,10 +32,6 @@ TIME_TO_ACKNOWLEDGE = Histogram(
 
 
 # --- on-call (HTTP) -----------------------------------------------------------------------
-
-
-def oncall_out(row: asyncpg.Record) -> OncallOut:
-    return OncallOut.model_validate(dict(row))
 
 
 @metrics.counted_on_commit
@@ -65,11 +53,7 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
     tiers = body.to_json(deps.escalate_after_s)
     async with deps.pool.acquire() as conn, conn.transaction():
         row = await repo.put_oncall(conn, site_id, tiers, now)
-        orphans = await conn.fetch(
-            "SELECT * FROM alerts WHERE site_id = $1 AND policy IS NULL "
-            "AND status = 'open' AND severity IN ('critical', 'high') FOR UPDATE",
-            site_id,
-        )
+        orphans = await repo.orphan_alerts(conn, site_id)
         for orphan in orphans:
             adopted = await repo.update_alert(
                 conn,
@@ -78,15 +62,7 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
             )
             await apply_decision(conn, deps, adopted, now)
     log.info("oncall_updated", site_id=site_id, tiers=len(tiers), adopted_alerts=len(orphans))
-    return oncall_out(row)
-
-
-async def get_oncall(deps: Deps, site_id: str) -> OncallOut:
-    async with deps.pool.acquire() as conn:
-        row = await repo.get_oncall(conn, site_id)
-    if row is None:
-        raise NotFound(f"no on-call policy for site {site_id}")
-    return oncall_out(row)
+    return OncallOut.from_row(row)
 
 
 # --- acknowledge / resolve (HTTP) ----------------------------------------------------------
@@ -115,7 +91,7 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
         except lifecycle.IllegalStep as exc:
             raise Conflict(str(exc)) from exc
         if outcome == "noop":
-            return alert_out(row)
+            return AlertOut.from_row(row)
         await repo.cancel_pending_pages(conn, row["alert_id"], now)
         if step is lifecycle.Step.acknowledge:
             tiers = repo.policy_of(row["policy"])
@@ -160,67 +136,4 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
         kind=row["kind"],
         after_s=round((now - row["raised_at"]).total_seconds(), 3),
     )
-    return alert_out(row)
-
-
-# --- reads -------------------------------------------------------------------------------
-
-
-def alert_out(row: asyncpg.Record) -> AlertOut:
     return AlertOut.from_row(row)
-
-
-async def list_alerts(
-    deps: Deps,
-    *,
-    site_id: str | None,
-    patient_id: str | None,
-    status: str | None,
-    severity: str | None,
-    kind: str | None,
-    limit: int,
-) -> list[AlertOut]:
-    async with deps.pool.acquire() as conn:
-        rows = await repo.list_alerts(
-            conn,
-            site_id=site_id,
-            patient_id=patient_id,
-            status=status,
-            severity=severity,
-            kind=kind,
-            limit=limit,
-        )
-    return [alert_out(r) for r in rows]
-
-
-async def get_alert(deps: Deps, alert_id: str, *, show_notes: bool) -> AlertDetail:
-    """The alert with its audit trail; its notes decrypted only with ``show_notes`` (a
-    clinician asks), else withheld (services/alerts/api.py)."""
-    async with deps.pool.acquire() as conn:
-        row = await repo.get_alert(conn, alert_id)
-        if row is None:
-            raise NotFound(f"no alert {alert_id}")
-        page_rows = await repo.pages_of(conn, row["alert_id"])
-        attempt_rows = await repo.attempts_of(conn, row["alert_id"])
-    by_page: dict[Any, list[AttemptOut]] = {}
-    for a in attempt_rows:
-        by_page.setdefault(a["page_id"], []).append(AttemptOut.model_validate(dict(a)))
-    return AlertDetail.from_row(
-        row,
-        [PageOut.from_row(p, by_page.get(p["page_id"], [])) for p in page_rows],
-        notes=decrypt_notes(deps.notes_cipher(), row) if show_notes else None,
-    )
-
-
-async def alert_counts(deps: Deps, site_id: str | None) -> AlertCounts:
-    async with deps.pool.acquire() as conn:
-        rows = await repo.counts(conn, site_id)
-    return AlertCounts.from_rows(rows)
-
-
-async def monitoring(deps: Deps, patient_id: str) -> MonitoringOut:
-    async with deps.pool.acquire() as conn:
-        row = await repo.get_patient(conn, patient_id)
-    if row is None:
-        raise NotFound(f"patient {patient_id} is not known to the alerts service")
-    return MonitoringOut.from_row(row, repo.monitor_of(row).active)

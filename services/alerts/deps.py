@@ -31,7 +31,7 @@ class Deps:
     # due rows taken per timer transaction (TIMER_BATCH)
     timer_batch: int
     # the API's: notes are encrypted with it before they are stored (services/alerts/
-    # notes.py); the worker and the timers never touch a note and have none
+    # alerting/notes.py); the worker and the timers never touch a note and have none
     cipher: PhiCipher | None = None
 
     def notes_cipher(self) -> PhiCipher:

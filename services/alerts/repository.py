@@ -34,6 +34,15 @@ async def put_oncall(conn: Conn, site_id: str, tiers: list[dict[str, Any]], now:
     )
 
 
+async def orphan_alerts(conn: Conn, site_id: str) -> list[asyncpg.Record]:
+    """The site's paging alerts opened while nobody was on call (still open), locked."""
+    return await conn.fetch(
+        "SELECT * FROM alerts WHERE site_id = $1 AND policy IS NULL "
+        "AND status = 'open' AND severity IN ('critical', 'high') FOR UPDATE",
+        site_id,
+    )
+
+
 async def get_oncall(conn: Conn, site_id: str) -> Any:
     return await conn.fetchrow(
         "SELECT site_id, tiers, version, updated_at FROM oncall WHERE site_id = $1", site_id
@@ -268,6 +277,34 @@ async def counts(conn: Conn, site_id: str | None) -> list[asyncpg.Record]:
         "WHERE ($1::text IS NULL OR site_id = $1) GROUP BY site_id, status, severity "
         "ORDER BY site_id",
         site_id,
+    )
+
+
+async def monitoring_counts(conn: Conn) -> list[asyncpg.Record]:
+    """Per site: patients monitored, and those with at least one miss in a row."""
+    return await conn.fetch(
+        "SELECT site_id, count(*) AS monitored, "
+        "count(*) FILTER (WHERE consecutive_misses > 0) AS missing_checkins "
+        "FROM patients WHERE deadline_at IS NOT NULL GROUP BY site_id ORDER BY site_id"
+    )
+
+
+async def ack_times(conn: Conn, severity: str, since: datetime) -> list[asyncpg.Record]:
+    """Per site and for the whole network (``site_id`` null), alerts of ``severity``
+    raised since ``since``: how many, how many acknowledged, median and p90 seconds."""
+    return await conn.fetch(
+        """
+        SELECT site_id, count(*) AS raised, count(acknowledged_at) AS acknowledged,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
+                   acknowledged_at - raised_at)) AS p50_s,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM
+                   acknowledged_at - raised_at)) AS p90_s
+        FROM alerts WHERE severity = $1 AND raised_at >= $2
+        GROUP BY GROUPING SETS ((site_id), ())
+        ORDER BY site_id NULLS FIRST
+        """,
+        severity,
+        since,
     )
 
 
@@ -530,3 +567,55 @@ async def insert_attempted_pages(conn: Conn, rows: Sequence[tuple[Any, ...]]) ->
         """,
         rows,
     )
+
+
+# --- notes at rest (services/alerts/alerting/notes.py) ---------------------------------
+
+
+async def has_legacy_notes(conn: Conn) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM legacy_notes)"))
+
+
+async def count_legacy_notes(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM legacy_notes"))
+
+
+async def advisory_lock(conn: Conn, name: str) -> None:
+    """A session-level advisory lock (held until ``advisory_unlock`` on ``conn``)."""
+    await conn.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+
+
+async def advisory_unlock(conn: Conn, name: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+
+
+async def lock_legacy_notes(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    """The next ``limit`` plaintext notes of migration 0002, locked: alert_id, step, note."""
+    return await conn.fetch(
+        "SELECT alert_id, step, note FROM legacy_notes ORDER BY alert_id, step LIMIT $1 FOR UPDATE",
+        limit,
+    )
+
+
+async def fill_notes(conn: Conn, step: str, notes: Sequence[tuple[Any, bytes | None]]) -> None:
+    """(alert_id, token) pairs: each alert's ``<step>_note``, unless one was written since.
+    ``step`` is ``acknowledged`` or ``resolved`` (our names, never a client's)."""
+    await conn.executemany(
+        f"UPDATE alerts SET {step}_note = $2 "  # noqa: S608
+        f"WHERE alert_id = $1 AND {step}_note IS NULL",
+        notes,
+    )
+
+
+async def delete_legacy_notes(conn: Conn, keys: Sequence[tuple[Any, str]]) -> None:
+    await conn.executemany("DELETE FROM legacy_notes WHERE alert_id = $1 AND step = $2", keys)
+
+
+async def newest_note(conn: Conn) -> bytes | None:
+    """The most recently written note token, if any (to check the keys read them)."""
+    note: bytes | None = await conn.fetchval(
+        "SELECT coalesce(acknowledged_note, resolved_note) FROM alerts "
+        "WHERE acknowledged_note IS NOT NULL OR resolved_note IS NOT NULL "
+        "ORDER BY updated_at DESC LIMIT 1"
+    )
+    return note

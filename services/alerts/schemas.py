@@ -95,6 +95,10 @@ class OncallOut(BaseModel):
     version: int
     updated_at: datetime
 
+    @classmethod
+    def from_row(cls, row: Any) -> OncallOut:
+        return cls.model_validate(dict(row))
+
 
 class ActorIn(Strict):
     by: Text
@@ -305,3 +309,19 @@ class MonitoringOut(BaseModel):
             last_checkin_at=row["last_checkin_at"],
             last_missed_at=row["last_missed_at"],
         )
+
+
+class SiteMonitoring(BaseModel):
+    site_id: str
+    monitored: int = Field(description="patients whose check-ins are being watched")
+    missing_checkins: int = Field(description="... of whom with at least one miss in a row")
+
+
+class AckTimes(BaseModel):
+    site_id: str | None = Field(description="null for the whole network")
+    severity: str
+    days: int
+    raised: int
+    acknowledged: int
+    p50_s: float | None = Field(description="median time from raise to acknowledgement")
+    p90_s: float | None
