@@ -57,8 +57,8 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
         for orphan in orphans:
             adopted = await repo.update_alert(
                 conn,
-                orphan["alert_id"],
-                {"policy": tiers, "policy_version": row["version"], "updated_at": now},
+                orphan.alert_id,
+                {"policy": tiers, "policy_version": row.version, "updated_at": now},
             )
             await apply_decision(conn, deps, adopted, now)
     log.info("oncall_updated", site_id=site_id, tiers=len(tiers), adopted_alerts=len(orphans))
@@ -76,29 +76,29 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
         found = await repo.get_alert(conn, alert_id)
         if found is None:
             raise NotFound(f"no alert {alert_id}")
-        await repo.lock_patient(conn, found["patient_id"], found["site_id"], now)
+        await repo.lock_patient(conn, found.patient_id, found.site_id, now)
         row = await repo.lock_alert(conn, alert_id)
         assert row is not None
-        status = Status(row["status"])
+        status = Status(row.status)
         try:
             outcome = lifecycle.step(
                 step,
                 status,
                 by=body.by,
-                acknowledged_by=row["acknowledged_by"],
-                resolved_by=row["resolved_by"],
+                acknowledged_by=row.acknowledged_by,
+                resolved_by=row.resolved_by,
             )
         except lifecycle.IllegalStep as exc:
             raise Conflict(str(exc)) from exc
         if outcome == "noop":
             return AlertOut.from_row(row)
-        await repo.cancel_pending_pages(conn, row["alert_id"], now)
+        await repo.cancel_pending_pages(conn, row.alert_id, now)
         if step is lifecycle.Step.acknowledge:
-            tiers = repo.policy_of(row["policy"])
+            tiers = row.oncall_policy()
             tier = tiers.tier_of(body.by)
             row = await repo.update_alert(
                 conn,
-                row["alert_id"],
+                row.alert_id,
                 {
                     "status": Status.acknowledged.value,
                     "acknowledged_at": now,
@@ -110,13 +110,13 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
             )
             row = await apply_decision(conn, deps, row, now)  # the re-page timer, if critical
             metrics.after_commit(
-                TIME_TO_ACKNOWLEDGE.labels(row["severity"]).observe,
-                (now - row["raised_at"]).total_seconds(),
+                TIME_TO_ACKNOWLEDGE.labels(row.severity).observe,
+                (now - row.raised_at).total_seconds(),
             )
         else:
             row = await repo.update_alert(
                 conn,
-                row["alert_id"],
+                row.alert_id,
                 {
                     "status": Status.resolved.value,
                     "resolved_at": now,
@@ -127,13 +127,13 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
                 },
             )
         await announce_changed(conn, row, change, status.value, now, by=body.by)
-        if lifecycle.releases_held(step, Kind(row["kind"])):
+        if lifecycle.releases_held(step, Kind(row.kind)):
             await release(conn, deps, row, now)
     log.info(
         f"alert_{change}",
         alert_id=alert_id,
-        site_id=row["site_id"],
-        kind=row["kind"],
-        after_s=round((now - row["raised_at"]).total_seconds(), 3),
+        site_id=row.site_id,
+        kind=row.kind,
+        after_s=round((now - row.raised_at).total_seconds(), 3),
     )
     return AlertOut.from_row(row)

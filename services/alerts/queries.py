@@ -4,8 +4,8 @@ monitored per site, time to acknowledge)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
-from typing import Any
 
 from services.alerts import repository as repo
 from services.alerts.alerting.notes import decrypt_notes
@@ -62,14 +62,14 @@ async def get_alert(deps: Deps, alert_id: str, *, show_notes: bool) -> AlertDeta
         row = await repo.get_alert(conn, alert_id)
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        page_rows = await repo.pages_of(conn, row["alert_id"])
-        attempt_rows = await repo.attempts_of(conn, row["alert_id"])
-    by_page: dict[Any, list[AttemptOut]] = {}
+        page_rows = await repo.pages_of(conn, row.alert_id)
+        attempt_rows = await repo.attempts_of(conn, row.alert_id)
+    by_page: dict[uuid.UUID, list[AttemptOut]] = {}
     for a in attempt_rows:
-        by_page.setdefault(a["page_id"], []).append(AttemptOut.model_validate(dict(a)))
+        by_page.setdefault(a.page_id, []).append(AttemptOut.from_row(a))
     return AlertDetail.from_row(
         row,
-        [PageOut.from_row(p, by_page.get(p["page_id"], [])) for p in page_rows],
+        [PageOut.from_row(p, by_page.get(p.page_id, [])) for p in page_rows],
         notes=decrypt_notes(deps.notes_cipher(), row) if show_notes else None,
     )
 
@@ -85,14 +85,14 @@ async def monitoring(deps: Deps, patient_id: str) -> MonitoringOut:
         row = await repo.get_patient(conn, patient_id)
     if row is None:
         raise NotFound(f"patient {patient_id} is not known to the alerts service")
-    return MonitoringOut.from_row(row, repo.monitor_of(row).active)
+    return MonitoringOut.from_row(row, row.monitor().active)
 
 
 async def monitoring_counts(deps: Deps) -> list[SiteMonitoring]:
     """Per site: patients monitored, and those with a run of missed check-ins."""
     async with deps.pool.acquire() as conn:
         rows = await repo.monitoring_counts(conn)
-    return [SiteMonitoring.model_validate(dict(r)) for r in rows]
+    return [SiteMonitoring.from_row(r) for r in rows]
 
 
 async def ack_times(deps: Deps, severity: str, days: int) -> list[AckTimes]:
@@ -100,4 +100,4 @@ async def ack_times(deps: Deps, severity: str, days: int) -> list[AckTimes]:
     since = deps.clock() - timedelta(days=days)
     async with deps.pool.acquire() as conn:
         rows = await repo.ack_times(conn, severity, since)
-    return [AckTimes.model_validate({**dict(r), "severity": severity, "days": days}) for r in rows]
+    return [AckTimes.from_row(r, severity, days) for r in rows]

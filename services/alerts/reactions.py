@@ -91,7 +91,7 @@ async def on_checkin_recorded(
 ) -> None:
     now = deps.clock()
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
-    m = on_checkin(repo.monitor_of(row), p.submitted_at, deps.monitoring)
+    m = on_checkin(row.monitor(), p.submitted_at, deps.monitoring)
     await _save(conn, deps, p.patient_id, p.site_id, m, now)
     signals = policy.from_checkin(
         suicidal_ideation=p.suicidal_ideation,
@@ -114,7 +114,7 @@ async def on_appointment_changed(
     now = deps.clock()
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
     if starts:
-        before = repo.monitor_of(row)
+        before = row.monitor()
         m = on_dosing_completed(before, p.changed_at, deps.monitoring)
         if m != before:
             await _save(conn, deps, p.patient_id, p.site_id, m, now)
@@ -136,8 +136,8 @@ async def on_patient_discharged(
 ) -> None:
     now = deps.clock()
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
-    m = on_discharge(repo.monitor_of(row), p.discharged_at)
-    await _save(conn, deps, p.patient_id, row["site_id"], m, now)
+    m = on_discharge(row.monitor(), p.discharged_at)
+    await _save(conn, deps, p.patient_id, row.site_id, m, now)
     log.info("monitoring_ended", patient_id=p.patient_id, site_id=p.site_id)
 
 

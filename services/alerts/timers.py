@@ -35,6 +35,7 @@ from services.alerts.alerting.raising import apply_decision, raise_all
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.monitoring import on_deadline
+from services.alerts.rows import PatientRow
 from services.alerts.settings import SCHEMA, SOURCE, AlertsSettings
 from shared import db, devclock, events, metrics, outbox
 from shared.clock import utcnow
@@ -65,26 +66,26 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
             return 0
         saves: list[tuple[Any, ...]] = []
         out: list[events.CloudEvent] = []
-        raise_for: list[tuple[asyncpg.Record, int]] = []
+        raise_for: list[tuple[PatientRow, int]] = []
         for row in rows:
-            m, misses = on_deadline(repo.monitor_of(row), now, rule)
+            m, misses = on_deadline(row.monitor(), now, rule)
             for miss in misses:
                 payload = events.CheckinMissed(
-                    patient_id=row["patient_id"],
-                    site_id=row["site_id"],
+                    patient_id=row.patient_id,
+                    site_id=row.site_id,
                     due_at=miss.due_at,
                     deadline_at=miss.deadline_at,
                     missed_at=now,
                     consecutive_misses=miss.consecutive,
                 )
                 out.append(
-                    events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
+                    events.new_event(payload, source=SOURCE, subject=row.patient_id, time=now)
                 )
                 if policy.from_misses(miss.consecutive, rule.threshold, now):
                     raise_for.append((row, miss.consecutive))
             metrics.after_commit(MISSED.inc, len(misses))
             saves.append(
-                repo.monitor_args(row["patient_id"], row["site_id"], m, rule, now, len(misses), now)
+                repo.monitor_args(row.patient_id, row.site_id, m, rule, now, len(misses), now)
             )
         await repo.save_monitors(conn, saves)
         await outbox.enqueue_many(conn, out)
@@ -92,8 +93,8 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
             await raise_all(
                 conn,
                 deps,
-                row["patient_id"],
-                row["site_id"],
+                row.patient_id,
+                row.site_id,
                 policy.from_misses(consecutive, rule.threshold, now),
                 None,
                 now,

@@ -54,6 +54,7 @@ from services.alerts.domain.model import (
     Status,
 )
 from services.alerts.domain.paging import backoff, host_allowed, idempotency_key, page_body
+from services.alerts.rows import TiersJson, policy_of
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, events
 from shared.clock import utcnow
@@ -149,7 +150,7 @@ class Watchdog:
         self.groups: dict[str, rule.GroupProgress] = {}
         self.pool: asyncpg.Pool | None = None
         self.delivery: Deliverer | None = None
-        self.network_tiers: list[dict[str, Any]] | None = None  # last successful read
+        self.network_tiers: TiersJson | None = None  # last successful read
         self.network_version: int | None = None
         self.stall: Stall | None = None
         self.adopted = False
@@ -158,7 +159,7 @@ class Watchdog:
 
     @property
     def network(self) -> OncallPolicy:
-        return repo.policy_of(self.network_tiers)
+        return policy_of(self.network_tiers)
 
     @property
     def deps(self) -> Deps:
@@ -189,7 +190,7 @@ class Watchdog:
                 self.progress[f"outbox:{schema}"] = rule.outbox_progress(oldest, now)
             oncall = await repo.get_oncall(conn, NETWORK_SITE)
             if oncall is not None:
-                self.network_tiers, self.network_version = oncall["tiers"], oncall["version"]
+                self.network_tiers, self.network_version = oncall.tiers, oncall.version
             else:
                 self.network_tiers, self.network_version = None, None
             if not self.adopted:  # after a restart: the alert still open is ours
@@ -197,7 +198,7 @@ class Watchdog:
                     conn, PIPELINE_PATIENT, Kind.pipeline_stalled.value
                 )
                 if row is not None and self.stall is None:
-                    self.stall = Stall(row["alert_id"], row["raised_at"], set(row["reasons"]), True)
+                    self.stall = Stall(row.alert_id, row.raised_at, set(row.reasons), True)
                 self.adopted = True
         self.progress["database"] = wall()
 
@@ -362,7 +363,7 @@ class Watchdog:
                 stall.recorded, stall.pages = True, []
                 return
             oncall = await repo.get_oncall(conn, NETWORK_SITE)
-            tiers = oncall["tiers"] if oncall else (self.network_tiers if stall.pages else None)
+            tiers = oncall.tiers if oncall else (self.network_tiers if stall.pages else None)
             made = list(stall.pages)
             row = await repo.insert_alert(
                 conn,
@@ -378,7 +379,7 @@ class Watchdog:
                     "first_seen_at": stall.raised_at,
                     "last_seen_at": now,
                     "policy": tiers,
-                    "policy_version": oncall["version"] if oncall else self.network_version,
+                    "policy_version": oncall.version if oncall else self.network_version,
                     # tier 1 was paged from memory already: escalation goes on from there
                     "tiers_paged": 1 if made else 0,
                     "last_escalated_at": stall.raised_at if made else None,
@@ -429,7 +430,7 @@ class Watchdog:
             async with self.pool.acquire() as conn, conn.transaction():
                 now = utcnow()
                 row = await repo.repeat_alert(conn, str(stall.alert_id), sorted(reasons), now, now)
-                await announce_changed(conn, row, "repeated", row["status"], now)
+                await announce_changed(conn, row, "repeated", row.status, now)
 
     async def resolve(self) -> None:
         stall = self.stall
@@ -448,7 +449,7 @@ class Watchdog:
                 async with self.pool.acquire() as conn, conn.transaction():
                     now = utcnow()
                     row = await repo.lock_alert(conn, str(stall.alert_id))
-                    if row is not None and row["status"] != Status.resolved.value:
+                    if row is not None and row.status != Status.resolved.value:
                         await repo.cancel_pending_pages(conn, stall.alert_id, now)
                         done = await repo.update_alert(
                             conn,
@@ -461,7 +462,7 @@ class Watchdog:
                                 "updated_at": now,
                             },
                         )
-                        await announce_changed(conn, done, "resolved", row["status"], now)
+                        await announce_changed(conn, done, "resolved", row.status, now)
             except DB_ERRORS as exc:
                 log.warning("watchdog_resolve_retry", error=repr(exc))
                 return

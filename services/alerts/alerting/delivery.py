@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 import httpx
@@ -27,6 +26,7 @@ from services.alerts.domain.paging import (
     signature,
     timestamped_signature,
 )
+from services.alerts.rows import ClaimedPage
 from services.alerts.settings import AlertsSettings
 from shared.clock import utcnow
 from shared.logging import get_logger
@@ -58,15 +58,15 @@ class Deliverer:
         self.clock = clock
         self.rng = random.Random()  # noqa: S311 (jitter, not security)
 
-    async def deliver(self, row: Any) -> None:
+    async def deliver(self, row: ClaimedPage) -> None:
         """POST one page once; record the attempt and either its delivery or its retry."""
-        if not host_allowed(row["webhook_url"], self.settings.allowed_hosts):
+        if not host_allowed(row.webhook_url, self.settings.allowed_hosts):
             # on-call was set before the allow-list (or the list shrank): never call it
             await self._refuse(row, "the host is not in PAGE_ALLOWED_HOSTS")
             return
         started = self.clock()
         status, error, duration_ms = await post_page(
-            self.http, self.settings, row["webhook_url"], row["body"], row["idempotency_key"]
+            self.http, self.settings, row.webhook_url, row.body, row.idempotency_key
         )
         finished = self.clock()
         ok = error is None
@@ -74,7 +74,7 @@ class Deliverer:
         if not ok:
             retry_at = finished + timedelta(
                 seconds=backoff(
-                    row["attempts"],
+                    row.attempts,
                     initial_s=self.settings.page_retry_initial_s,
                     max_s=self.settings.page_retry_max_s,
                     jitter=self.rng.random(),
@@ -85,31 +85,31 @@ class Deliverer:
         )
         DELIVERIES.labels("delivered" if ok else "failed").inc()
         fields = {
-            "page_id": str(row["page_id"]),
-            "alert_id": str(row["alert_id"]),
-            "tier": row["tier"] + 1,
-            "attempt": row["attempts"],
+            "page_id": str(row.page_id),
+            "alert_id": str(row.alert_id),
+            "tier": row.tier + 1,
+            "attempt": row.attempts,
         }
         if ok:
-            DELIVERY_LATENCY.observe((finished - row["created_at"]).total_seconds())
+            DELIVERY_LATENCY.observe((finished - row.created_at).total_seconds())
             log.info("page_delivered", **fields, duration_ms=round(duration_ms, 2))
         else:
             log.warning("page_failed", **fields, error=error, retry_at=retry_at)
 
-    async def _refuse(self, row: Any, reason: str) -> None:
+    async def _refuse(self, row: ClaimedPage, reason: str) -> None:
         async with self.pool.acquire() as conn:
-            await repo.refuse_page(conn, row["page_id"], reason, self.clock())
+            await repo.refuse_page(conn, row.page_id, reason, self.clock())
         DELIVERIES.labels("refused").inc()
         log.error(
             "page_refused",
-            page_id=str(row["page_id"]),
-            alert_id=str(row["alert_id"]),
+            page_id=str(row.page_id),
+            alert_id=str(row.alert_id),
             reason=reason,
         )
 
     async def _record(
         self,
-        row: Any,
+        row: ClaimedPage,
         started: datetime,
         duration_ms: float,
         status: int | None,
@@ -123,8 +123,8 @@ class Deliverer:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await repo.record_attempt(
                         conn,
-                        page_id=row["page_id"],
-                        attempt=row["attempts"],
+                        page_id=row.page_id,
+                        attempt=row.attempts,
                         started_at=started,
                         duration_ms=duration_ms,
                         http_status=status,

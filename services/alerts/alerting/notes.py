@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from services.alerts import repository as repo
+from services.alerts.rows import AlertRow
 from shared import encrypted
 from shared.crypto import PhiCipher
 from shared.encrypted import PhiTable, Tally
@@ -47,13 +48,11 @@ async def encrypt_legacy(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int)
                         break
                     for step in STEPS:
                         args = [
-                            (r["alert_id"], cipher.encrypt(r["note"]))
-                            for r in rows
-                            if r["step"] == step
+                            (r.alert_id, cipher.encrypt(r.note)) for r in rows if r.step == step
                         ]
                         if args:
                             await repo.fill_notes(conn, step, args)
-                    await repo.delete_legacy_notes(conn, [(r["alert_id"], r["step"]) for r in rows])
+                    await repo.delete_legacy_notes(conn, [(r.alert_id, r.step) for r in rows])
                     done += len(rows)
         finally:
             await repo.advisory_unlock(holder, BACKFILL_LOCK)
@@ -93,8 +92,10 @@ async def rotate_all(
     return out
 
 
-def decrypt_notes(
-    cipher: PhiCipher, row: asyncpg.Record | Mapping[str, Any]
-) -> dict[str, str | None]:
+def decrypt_notes(cipher: PhiCipher, row: AlertRow | Mapping[str, Any]) -> dict[str, str | None]:
     """An alert's notes in clear text, by step (``acknowledged``, ``resolved``)."""
-    return {step: cipher.decrypt(row[f"{step}_note"]) for step in STEPS}
+    alert = row if isinstance(row, AlertRow) else AlertRow.of(row)
+    return {
+        "acknowledged": cipher.decrypt(alert.acknowledged_note),
+        "resolved": cipher.decrypt(alert.resolved_note),
+    }

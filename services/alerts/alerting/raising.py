@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 from prometheus_client import Counter
 
 from services.alerts import repository as repo
@@ -18,6 +17,7 @@ from services.alerts.domain.dedup import admit, opening, released_by
 from services.alerts.domain.escalation import Decision, decide, escalation_level
 from services.alerts.domain.model import Status
 from services.alerts.domain.paging import idempotency_key, page_body
+from services.alerts.rows import AlertRow
 from services.alerts.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.db import Conn
@@ -37,33 +37,33 @@ NOBODY_ON_CALL = Counter(
 # --- events ---------------------------------------------------------------------------
 
 
-def _alert_fields(row: asyncpg.Record) -> dict[str, Any]:
+def _alert_fields(row: AlertRow) -> dict[str, Any]:
     return {
-        "alert_id": str(row["alert_id"]),
-        "patient_id": row["patient_id"],
-        "site_id": row["site_id"],
-        "kind": row["kind"],
-        "severity": row["severity"],
-        "status": row["status"],
-        "escalation_level": escalation_level(repo.escalation_of(row)),
-        "occurrences": row["occurrences"],
-        "reasons": tuple(row["reasons"]),
-        "raised_at": row["raised_at"],
-        "inhibited_by": str(row["inhibited_by"]) if row["inhibited_by"] else None,
+        "alert_id": str(row.alert_id),
+        "patient_id": row.patient_id,
+        "site_id": row.site_id,
+        "kind": row.kind,
+        "severity": row.severity,
+        "status": row.status,
+        "escalation_level": row.escalation_level,
+        "occurrences": row.occurrences,
+        "reasons": tuple(row.reasons),
+        "raised_at": row.raised_at,
+        "inhibited_by": str(row.inhibited_by) if row.inhibited_by else None,
     }
 
 
-async def announce_raised(conn: Conn, row: asyncpg.Record, pages_on_call: bool) -> None:
+async def announce_raised(conn: Conn, row: AlertRow, pages_on_call: bool) -> None:
     payload = events.AlertRaised(**_alert_fields(row), pages_on_call=pages_on_call)
     await outbox.enqueue(
         conn,
-        events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=row["raised_at"]),
+        events.new_event(payload, source=SOURCE, subject=row.patient_id, time=row.raised_at),
     )
 
 
 async def announce_changed(
     conn: Conn,
-    row: asyncpg.Record,
+    row: AlertRow,
     change: str,
     previous_status: str,
     at: datetime,
@@ -77,20 +77,18 @@ async def announce_changed(
         by=by,
     )
     await outbox.enqueue(
-        conn, events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=at)
+        conn, events.new_event(payload, source=SOURCE, subject=row.patient_id, time=at)
     )
 
 
 # --- escalation -----------------------------------------------------------------------
 
 
-async def apply_decision(
-    conn: Conn, deps: Deps, row: asyncpg.Record, now: datetime
-) -> asyncpg.Record:
+async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -> AlertRow:
     """Ask ``decide`` about an alert (locked by the caller) and write what it says:
     pages to deliver now, the new escalation state, and when to look again."""
-    before = repo.escalation_of(row)
-    tiers = repo.policy_of(row["policy"])
+    before = row.escalation()
+    tiers = row.oncall_policy()
     d: Decision = decide(before, tiers, now, ack_repage_after=deps.ack_repage_after)
     page_rows = []
     for order in d.pages:
@@ -98,24 +96,24 @@ async def apply_decision(
             page_id = str(uuid.uuid4())
             body = page_body(
                 page_id=page_id,
-                alert_id=str(row["alert_id"]),
-                patient_id=row["patient_id"],
-                site_id=row["site_id"],
-                kind=row["kind"],
-                severity=row["severity"],
-                status=row["status"],
+                alert_id=str(row.alert_id),
+                patient_id=row.patient_id,
+                site_id=row.site_id,
+                kind=row.kind,
+                severity=row.severity,
+                status=row.status,
                 tier=order.tier,
                 recipient=i,
                 round_=order.round,
                 reason=order.reason,
-                raised_at=row["raised_at"],
+                raised_at=row.raised_at,
                 paged_at=now,
             )
-            key = idempotency_key(str(row["alert_id"]), order.tier, i, order.round)
+            key = idempotency_key(str(row.alert_id), order.tier, i, order.round)
             page_rows.append(
                 (
                     page_id,
-                    row["alert_id"],
+                    row.alert_id,
                     key,
                     order.tier,
                     order.round,
@@ -134,7 +132,7 @@ async def apply_decision(
     s = d.state
     updated = await repo.update_alert(
         conn,
-        row["alert_id"],
+        row.alert_id,
         {
             "tiers_paged": s.tiers_paged,
             "last_escalated_at": s.last_escalated_at,
@@ -149,15 +147,15 @@ async def apply_decision(
     ):
         await repo.wake_timers(conn)
     if escalation_level(s) > escalation_level(before):
-        await announce_changed(conn, updated, "escalated", row["status"], now)
+        await announce_changed(conn, updated, "escalated", row.status, now)
         log.info(
             "alert_escalated",
-            alert_id=str(row["alert_id"]),
-            site_id=row["site_id"],
+            alert_id=str(row.alert_id),
+            site_id=row.site_id,
             escalation_level=escalation_level(s),
         )
     if s.repages > before.repages:
-        await announce_changed(conn, updated, "repaged", row["status"], now)
+        await announce_changed(conn, updated, "repaged", row.status, now)
     return updated
 
 
@@ -173,18 +171,18 @@ async def raise_alert(
     signal: policy.Signal,
     source_event_id: str | None,
     now: datetime,
-) -> asyncpg.Record:
+) -> AlertRow:
     """Open an alert for the signal, or fold it into the patient's open one of that kind.
     The caller holds the patient's lock (``repo.lock_patient``)."""
     unresolved = await repo.unresolved_alerts(conn, patient_id)
-    admission = admit(signal, [repo.open_alert_of(r) for r in unresolved])
+    admission = admit(signal, [r.open_alert() for r in unresolved])
     if admission.action == "repeat":
         assert admission.alert_id is not None
         row = await repo.repeat_alert(
             conn, admission.alert_id, signal.reasons, signal.observed_at, now
         )
         metrics.after_commit(REPEATED.labels(signal.kind.value).inc)
-        await announce_changed(conn, row, "repeated", row["status"], now)
+        await announce_changed(conn, row, "repeated", row.status, now)
         return row
     oncall = await repo.get_oncall(conn, site_id)
     row = await repo.insert_alert(
@@ -201,26 +199,26 @@ async def raise_alert(
             "first_seen_at": signal.observed_at,
             "last_seen_at": signal.observed_at,
             "source_event_id": source_event_id,
-            "policy": oncall["tiers"] if oncall else None,
-            "policy_version": oncall["version"] if oncall else None,
+            "policy": oncall.tiers if oncall else None,
+            "policy_version": oncall.version if oncall else None,
             "inhibited_by": uuid.UUID(admission.inhibited_by) if admission.inhibited_by else None,
             "updated_at": now,
         },
     )
     metrics.after_commit(RAISED.labels(signal.kind.value, signal.severity.value).inc)
     for held in unresolved:
-        if str(held["alert_id"]) in admission.inhibit:
-            await repo.cancel_pending_pages(conn, held["alert_id"], now)
+        if str(held.alert_id) in admission.inhibit:
+            await repo.cancel_pending_pages(conn, held.alert_id, now)
             h = await repo.update_alert(
                 conn,
-                held["alert_id"],
-                {"inhibited_by": row["alert_id"], "next_check_at": None, "updated_at": now},
+                held.alert_id,
+                {"inhibited_by": row.alert_id, "next_check_at": None, "updated_at": now},
             )
-            await announce_changed(conn, h, "inhibited", h["status"], now)
+            await announce_changed(conn, h, "inhibited", h.status, now)
     outcome = opening(signal.severity, admission, oncall=oncall is not None)
     await announce_raised(conn, row, outcome.pages_on_call)
     fields = {
-        "alert_id": str(row["alert_id"]),
+        "alert_id": str(row.alert_id),
         "patient_id": patient_id,
         "site_id": site_id,
         "kind": signal.kind.value,
@@ -257,14 +255,14 @@ async def raise_all(
         )
 
 
-async def release(conn: Conn, deps: Deps, resolved: asyncpg.Record, now: datetime) -> None:
+async def release(conn: Conn, deps: Deps, resolved: AlertRow, now: datetime) -> None:
     """The alerts a resolved suicide_risk alert held back page on their own now."""
-    unresolved = await repo.unresolved_alerts(conn, resolved["patient_id"])
-    ids = set(released_by(str(resolved["alert_id"]), [repo.open_alert_of(r) for r in unresolved]))
+    unresolved = await repo.unresolved_alerts(conn, resolved.patient_id)
+    ids = set(released_by(str(resolved.alert_id), [r.open_alert() for r in unresolved]))
     for r in unresolved:
-        if str(r["alert_id"]) in ids:
+        if str(r.alert_id) in ids:
             freed = await repo.update_alert(
-                conn, r["alert_id"], {"inhibited_by": None, "updated_at": now}
+                conn, r.alert_id, {"inhibited_by": None, "updated_at": now}
             )
-            await announce_changed(conn, freed, "released", freed["status"], now)
+            await announce_changed(conn, freed, "released", freed.status, now)
             await apply_decision(conn, deps, freed, now)
