@@ -1,4 +1,6 @@
-"""The one place that builds the alerts service (HTTP API, event worker, timers)."""
+"""The one place that builds the alerts service's HTTP API and event worker (settings into
+Deps, lifespan, reactions); the timers, safety lane and watchdog build their own
+(services/alerts/timers.py, safety.py, watchdog.py)."""
 
 from __future__ import annotations
 

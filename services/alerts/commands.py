@@ -3,6 +3,8 @@ transaction each, events via the outbox (reads: services/alerts/queries.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import Histogram
 
 from services.alerts import repository as repo
@@ -11,6 +13,7 @@ from services.alerts.deps import Deps
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
 from services.alerts.domain.paging import host_allowed
+from services.alerts.rows import AlertRow
 from services.alerts.schemas import (
     ActorIn,
     AlertOut,
@@ -18,6 +21,7 @@ from services.alerts.schemas import (
     OncallOut,
 )
 from shared import metrics
+from shared.db import Conn
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.logging import get_logger
 
@@ -68,6 +72,45 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
 # --- acknowledge / resolve (HTTP) ----------------------------------------------------------
 
 
+async def _acknowledge(
+    conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime
+) -> AlertRow:
+    tier = row.oncall_policy().tier_of(body.by)
+    row = await repo.update_alert(
+        conn,
+        row.alert_id,
+        {
+            "status": Status.acknowledged.value,
+            "acknowledged_at": now,
+            "acknowledged_by": body.by,
+            "acknowledged_note": deps.notes_cipher().encrypt(body.note),
+            "acknowledged_tier": tier,
+            "updated_at": now,
+        },
+    )
+    row = await apply_decision(conn, deps, row, now)  # the re-page timer, if critical
+    metrics.after_commit(
+        TIME_TO_ACKNOWLEDGE.labels(row.severity).observe,
+        (now - row.raised_at).total_seconds(),
+    )
+    return row
+
+
+async def _resolve(conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime) -> AlertRow:
+    return await repo.update_alert(
+        conn,
+        row.alert_id,
+        {
+            "status": Status.resolved.value,
+            "resolved_at": now,
+            "resolved_by": body.by,
+            "resolved_note": deps.notes_cipher().encrypt(body.note),
+            "next_check_at": None,
+            "updated_at": now,
+        },
+    )
+
+
 @metrics.counted_on_commit
 async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) -> AlertOut:
     now = deps.clock()
@@ -94,38 +137,9 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
             return AlertOut.from_row(row)
         await repo.cancel_pending_pages(conn, row.alert_id, now)
         if step is lifecycle.Step.acknowledge:
-            tiers = row.oncall_policy()
-            tier = tiers.tier_of(body.by)
-            row = await repo.update_alert(
-                conn,
-                row.alert_id,
-                {
-                    "status": Status.acknowledged.value,
-                    "acknowledged_at": now,
-                    "acknowledged_by": body.by,
-                    "acknowledged_note": deps.notes_cipher().encrypt(body.note),
-                    "acknowledged_tier": tier,
-                    "updated_at": now,
-                },
-            )
-            row = await apply_decision(conn, deps, row, now)  # the re-page timer, if critical
-            metrics.after_commit(
-                TIME_TO_ACKNOWLEDGE.labels(row.severity).observe,
-                (now - row.raised_at).total_seconds(),
-            )
+            row = await _acknowledge(conn, deps, row, body, now)
         else:
-            row = await repo.update_alert(
-                conn,
-                row.alert_id,
-                {
-                    "status": Status.resolved.value,
-                    "resolved_at": now,
-                    "resolved_by": body.by,
-                    "resolved_note": deps.notes_cipher().encrypt(body.note),
-                    "next_check_at": None,
-                    "updated_at": now,
-                },
-            )
+            row = await _resolve(conn, deps, row, body, now)
         await announce_changed(conn, row, change, status.value, now, by=body.by)
         if lifecycle.releases_held(step, Kind(row.kind)):
             await release(conn, deps, row, now)

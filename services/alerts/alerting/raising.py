@@ -13,11 +13,11 @@ from prometheus_client import Counter
 from services.alerts import repository as repo
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
-from services.alerts.domain.dedup import admit, opening, released_by
-from services.alerts.domain.escalation import Decision, decide, escalation_level
-from services.alerts.domain.model import Status
+from services.alerts.domain.dedup import Admission, admit, opening, released_by
+from services.alerts.domain.escalation import Decision, PageOrder, decide, escalation_level
+from services.alerts.domain.model import OncallPolicy, Status
 from services.alerts.domain.paging import idempotency_key, page_body
-from services.alerts.rows import AlertRow
+from services.alerts.rows import AlertRow, OncallRow
 from services.alerts.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.db import Conn
@@ -84,47 +84,55 @@ async def announce_changed(
 # --- escalation -----------------------------------------------------------------------
 
 
+def _page_rows(
+    row: AlertRow, tiers: OncallPolicy, order: PageOrder, now: datetime
+) -> list[tuple[Any, ...]]:
+    """One page per recipient of the order's tier, as ``repo.insert_pages`` takes them."""
+    out: list[tuple[Any, ...]] = []
+    for i, recipient in enumerate(tiers.tiers[order.tier].recipients):
+        page_id = str(uuid.uuid4())
+        body = page_body(
+            page_id=page_id,
+            alert_id=str(row.alert_id),
+            patient_id=row.patient_id,
+            site_id=row.site_id,
+            kind=row.kind,
+            severity=row.severity,
+            status=row.status,
+            tier=order.tier,
+            recipient=i,
+            round_=order.round,
+            reason=order.reason,
+            raised_at=row.raised_at,
+            paged_at=now,
+        )
+        key = idempotency_key(str(row.alert_id), order.tier, i, order.round)
+        out.append(
+            (
+                page_id,
+                row.alert_id,
+                key,
+                order.tier,
+                order.round,
+                order.reason,
+                i,
+                recipient.name,
+                recipient.webhook_url,
+                body,
+                now,
+            )
+        )
+    return out
+
+
 async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -> AlertRow:
     """Ask ``decide`` about an alert (locked by the caller) and write what it says:
     pages to deliver now, the new escalation state, and when to look again."""
     before = row.escalation()
     tiers = row.oncall_policy()
     d: Decision = decide(before, tiers, now, ack_repage_after=deps.ack_repage_after)
-    page_rows = []
+    page_rows = [p for order in d.pages for p in _page_rows(row, tiers, order, now)]
     for order in d.pages:
-        for i, recipient in enumerate(tiers.tiers[order.tier].recipients):
-            page_id = str(uuid.uuid4())
-            body = page_body(
-                page_id=page_id,
-                alert_id=str(row.alert_id),
-                patient_id=row.patient_id,
-                site_id=row.site_id,
-                kind=row.kind,
-                severity=row.severity,
-                status=row.status,
-                tier=order.tier,
-                recipient=i,
-                round_=order.round,
-                reason=order.reason,
-                raised_at=row.raised_at,
-                paged_at=now,
-            )
-            key = idempotency_key(str(row.alert_id), order.tier, i, order.round)
-            page_rows.append(
-                (
-                    page_id,
-                    row.alert_id,
-                    key,
-                    order.tier,
-                    order.round,
-                    order.reason,
-                    i,
-                    recipient.name,
-                    recipient.webhook_url,
-                    body,
-                    now,
-                )
-            )
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
     if page_rows:
         await repo.insert_pages(conn, page_rows)
@@ -162,6 +170,53 @@ async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -
 # --- raising ----------------------------------------------------------------------------
 
 
+async def _open(
+    conn: Conn,
+    patient_id: str,
+    site_id: str,
+    signal: policy.Signal,
+    source_event_id: str | None,
+    oncall: OncallRow | None,
+    admission: Admission,
+    now: datetime,
+) -> AlertRow:
+    """The new alert's row, with the site's on-call policy snapshotted."""
+    row = await repo.insert_alert(
+        conn,
+        {
+            "alert_id": uuid.uuid4(),
+            "patient_id": patient_id,
+            "site_id": site_id,
+            "kind": signal.kind.value,
+            "severity": signal.severity.value,
+            "status": Status.open.value,
+            "reasons": list(signal.reasons),
+            "raised_at": now,
+            "first_seen_at": signal.observed_at,
+            "last_seen_at": signal.observed_at,
+            "source_event_id": source_event_id,
+            "policy": oncall.tiers if oncall else None,
+            "policy_version": oncall.version if oncall else None,
+            "inhibited_by": uuid.UUID(admission.inhibited_by) if admission.inhibited_by else None,
+            "updated_at": now,
+        },
+    )
+    metrics.after_commit(RAISED.labels(signal.kind.value, signal.severity.value).inc)
+    return row
+
+
+async def _inhibit(conn: Conn, held: list[AlertRow], by: AlertRow, now: datetime) -> None:
+    """The alerts a new critical suicide_risk alert holds back: pages cancelled, no timer."""
+    for alert in held:
+        await repo.cancel_pending_pages(conn, alert.alert_id, now)
+        h = await repo.update_alert(
+            conn,
+            alert.alert_id,
+            {"inhibited_by": by.alert_id, "next_check_at": None, "updated_at": now},
+        )
+        await announce_changed(conn, h, "inhibited", h.status, now)
+
+
 async def raise_alert(
     conn: Conn,
     deps: Deps,
@@ -185,36 +240,8 @@ async def raise_alert(
         await announce_changed(conn, row, "repeated", row.status, now)
         return row
     oncall = await repo.get_oncall(conn, site_id)
-    row = await repo.insert_alert(
-        conn,
-        {
-            "alert_id": uuid.uuid4(),
-            "patient_id": patient_id,
-            "site_id": site_id,
-            "kind": signal.kind.value,
-            "severity": signal.severity.value,
-            "status": Status.open.value,
-            "reasons": list(signal.reasons),
-            "raised_at": now,
-            "first_seen_at": signal.observed_at,
-            "last_seen_at": signal.observed_at,
-            "source_event_id": source_event_id,
-            "policy": oncall.tiers if oncall else None,
-            "policy_version": oncall.version if oncall else None,
-            "inhibited_by": uuid.UUID(admission.inhibited_by) if admission.inhibited_by else None,
-            "updated_at": now,
-        },
-    )
-    metrics.after_commit(RAISED.labels(signal.kind.value, signal.severity.value).inc)
-    for held in unresolved:
-        if str(held.alert_id) in admission.inhibit:
-            await repo.cancel_pending_pages(conn, held.alert_id, now)
-            h = await repo.update_alert(
-                conn,
-                held.alert_id,
-                {"inhibited_by": row.alert_id, "next_check_at": None, "updated_at": now},
-            )
-            await announce_changed(conn, h, "inhibited", h.status, now)
+    row = await _open(conn, patient_id, site_id, signal, source_event_id, oncall, admission, now)
+    await _inhibit(conn, [r for r in unresolved if str(r.alert_id) in admission.inhibit], row, now)
     outcome = opening(signal.severity, admission, oncall=oncall is not None)
     await announce_raised(conn, row, outcome.pages_on_call)
     fields = {
