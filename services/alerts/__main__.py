@@ -21,7 +21,7 @@ import sys
 
 import uvloop
 
-from services.alerts import notes
+from services.alerts.alerting import notes
 from services.alerts.app import MIGRATIONS, create_app, create_processor
 from services.alerts.safety import serve_safety
 from services.alerts.settings import SCHEMA, AlertsSettings
@@ -65,34 +65,43 @@ def main(argv: list[str] | None = None) -> int:
     service = f"alerts-{args.role}"
     configure_logging(service, settings.log_level, settings.log_json)
     if args.role == "rotate-phi-keys":
-        try:
-            return uvloop.run(
-                rotate_command(
-                    settings,
-                    service="alerts",
-                    schema=SCHEMA,
-                    migrations=MIGRATIONS,
-                    rotate=notes.rotate_all,
-                    check=args.check,
-                )
+        return _rotate(settings, check=args.check)
+    return _serve(args.role, service, settings)
+
+
+def _rotate(settings: AlertsSettings, *, check: bool) -> int:
+    try:
+        return uvloop.run(
+            rotate_command(
+                settings,
+                service="alerts",
+                schema=SCHEMA,
+                migrations=MIGRATIONS,
+                rotate=notes.rotate_all,
+                check=check,
             )
-        except (PhiKeyError, PhiDecryptError) as exc:
-            print(f"rotate-phi-keys: {exc}", file=sys.stderr)
-            return 2
-    if args.role == "api":
+        )
+    except (PhiKeyError, PhiDecryptError) as exc:
+        print(f"rotate-phi-keys: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(role: str, service: str, settings: AlertsSettings) -> int:
+    """Run a long-lived role until it is stopped."""
+    if role == "api":
         try:
             api = create_app(settings)
         except PhiKeyError as exc:
             print(f"alerts api: {exc}", file=sys.stderr)
             return 2
         serve(api, settings, settings.alerts_port)
-    elif args.role == "relay":
+    elif role == "relay":
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
-    elif args.role == "timers":
+    elif role == "timers":
         uvloop.run(serve_timers(settings, MIGRATIONS))
-    elif args.role == "safety":
+    elif role == "safety":
         uvloop.run(serve_safety(settings, MIGRATIONS))
-    elif args.role == "watchdog":
+    elif role == "watchdog":
         uvloop.run(serve_watchdog(settings, MIGRATIONS))
     else:
         asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))

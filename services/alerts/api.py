@@ -1,4 +1,5 @@
-"""Thin HTTP entry points of the alerts service."""
+"""Thin HTTP entry points of the alerts service: parse, call one command
+(services/alerts/commands.py) or query (services/alerts/queries.py), answer."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from services.alerts import commands, reports
-from services.alerts.alerting import Deps
+from services.alerts import commands, queries
+from services.alerts.deps import Deps
 from services.alerts.domain.lifecycle import Step
 from services.alerts.domain.model import NETWORK_SITE
 from services.alerts.schemas import (
+    AckTimes,
     ActorIn,
     AlertCounts,
     AlertDetail,
@@ -21,6 +23,7 @@ from services.alerts.schemas import (
     OncallIn,
     OncallOut,
     SeverityName,
+    SiteMonitoring,
     StatusName,
 )
 from shared.access import principal_of
@@ -63,7 +66,7 @@ async def put_oncall(site_id: SiteId, body: OncallIn, request: Request) -> Oncal
     summary="A site's on-call",
 )
 async def get_oncall(site_id: str, request: Request) -> OncallOut:
-    return await commands.get_oncall(deps(request), site_id)
+    return await queries.get_oncall(deps(request), site_id)
 
 
 @router.put(
@@ -84,7 +87,7 @@ async def put_network_oncall(body: OncallIn, request: Request) -> OncallOut:
     summary="The network ops on-call (pipeline_stalled)",
 )
 async def get_network_oncall(request: Request) -> OncallOut:
-    return await commands.get_oncall(deps(request), NETWORK_SITE)
+    return await queries.get_oncall(deps(request), NETWORK_SITE)
 
 
 @router.get(
@@ -102,7 +105,7 @@ async def list_alerts(
     kind: KindName | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AlertOut]:
-    return await commands.list_alerts(
+    return await queries.list_alerts(
         deps(request),
         site_id=site_id,
         patient_id=patient_id,
@@ -120,12 +123,12 @@ async def list_alerts(
     summary="Per site: alerts by status and severity (for the dashboard)",
 )
 async def alert_counts(request: Request, site_id: str | None = None) -> AlertCounts:
-    return await commands.alert_counts(deps(request), site_id)
+    return await queries.alert_counts(deps(request), site_id)
 
 
 @router.get(
     "/alerts/ack-times",
-    response_model=list[reports.AckTimes],
+    response_model=list[AckTimes],
     responses=ERRORS,
     summary="Time to acknowledge (median, p90) per site and network-wide, last N days",
 )
@@ -133,18 +136,18 @@ async def ack_times(
     request: Request,
     severity: SeverityName = "critical",
     days: Annotated[int, Query(ge=1, le=365)] = 7,
-) -> list[reports.AckTimes]:
-    return await reports.ack_times(deps(request), severity, days)
+) -> list[AckTimes]:
+    return await queries.ack_times(deps(request), severity, days)
 
 
 @router.get(
     "/monitoring/counts",
-    response_model=list[reports.SiteMonitoring],
+    response_model=list[SiteMonitoring],
     responses=ERRORS,
     summary="Per site: patients monitored, and those with a run of missed check-ins",
 )
-async def monitoring_counts(request: Request) -> list[reports.SiteMonitoring]:
-    return await reports.monitoring_counts(deps(request))
+async def monitoring_counts(request: Request) -> list[SiteMonitoring]:
+    return await queries.monitoring_counts(deps(request))
 
 
 @router.get(
@@ -158,7 +161,7 @@ async def monitoring_counts(request: Request) -> list[reports.SiteMonitoring]:
 )
 async def get_alert(alert_id: str, request: Request) -> AlertDetail:
     clinician = "clinician" in principal_of(request).roles
-    return await commands.get_alert(deps(request), _alert_id(alert_id), show_notes=clinician)
+    return await queries.get_alert(deps(request), _alert_id(alert_id), show_notes=clinician)
 
 
 def _step_route(step: Step, summary: str) -> None:
@@ -184,4 +187,4 @@ _step_route(Step.resolve, "Resolve: the alert closes; a new occurrence opens a n
     summary="A patient's check-in monitoring: next due time, deadline, run of misses",
 )
 async def monitoring(patient_id: str, request: Request) -> MonitoringOut:
-    return await commands.monitoring(deps(request), patient_id)
+    return await queries.monitoring(deps(request), patient_id)

@@ -1,4 +1,6 @@
-"""The one place that builds the alerts service (HTTP API, event worker, timers)."""
+"""The one place that builds the alerts service's HTTP API and event worker (settings into
+Deps, lifespan, reactions); the timers, safety lane and watchdog build their own
+(services/alerts/timers.py, safety.py, watchdog.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.alerts import handlers, notes
-from services.alerts.alerting import Deps
+from services.alerts.alerting import make_deps, notes
 from services.alerts.api import router
+from services.alerts.deps import Deps
+from services.alerts.reactions import REACTIONS
 from services.alerts.settings import SCHEMA, AlertsSettings
-from shared import events
 from shared.access import Rule
 from shared.clock import utcnow
-from shared.processing import EventProcessor, Reaction, service_processor
+from shared.processing import EventProcessor, service_processor
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,8 +36,8 @@ def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow)
     # Notes are PHI: no key, no API (PhiKeyError here, before anything listens).
     cipher = settings.phi_cipher()
 
-    def make_deps(pool: asyncpg.Pool) -> Deps:
-        return Deps(pool=pool, settings=settings, clock=clock, cipher=cipher)
+    def api_deps(pool: asyncpg.Pool) -> Deps:
+        return make_deps(settings, pool, clock, cipher)
 
     app = build_app(
         title="Interval alerts service",
@@ -44,7 +46,7 @@ def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow)
         settings=settings,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        make_deps=make_deps,
+        make_deps=api_deps,
         router=router,
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
@@ -71,12 +73,6 @@ def create_processor(
         settings=settings,
         schema=SCHEMA,
         group=settings.alerts_consumer_group,
-        make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=clock),
-        reactions=[
-            Reaction(events.IntakeScreened, handlers.on_intake_screened),
-            Reaction(events.CheckinRecorded, handlers.on_checkin_recorded),
-            Reaction(events.AppointmentChanged, handlers.on_appointment_changed),
-            Reaction(events.DoseDeferred, handlers.on_dose_deferred),
-            Reaction(events.PatientDischarged, handlers.on_patient_discharged),
-        ],
+        make_deps=lambda pool: make_deps(settings, pool, clock),
+        reactions=REACTIONS,
     )

@@ -32,15 +32,15 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from services.alerts import handlers
 from services.alerts import repository as repo
-from services.alerts.alerting import Deps
+from services.alerts.alerting import make_deps
+from services.alerts.alerting.delivery import Deliverer
+from services.alerts.reactions import SAFETY_REACTIONS
 from services.alerts.settings import SCHEMA, AlertsSettings
-from services.alerts.timers import Timers
 from shared import db, devclock, events
 from shared.clock import utcnow
 from shared.logging import get_logger
-from shared.processing import TRANSIENT, EventProcessor, Message, Reaction, service_processor
+from shared.processing import TRANSIENT, EventProcessor, Message, service_processor
 
 log = get_logger(__name__)
 
@@ -63,13 +63,8 @@ def create_safety_processor(settings: AlertsSettings) -> EventProcessor:
         settings=settings,
         schema=SCHEMA,
         group=f"{settings.alerts_consumer_group}-safety",
-        make_deps=lambda pool: Deps(pool=pool, settings=settings, clock=utcnow),
-        reactions=[
-            Reaction(events.SafetySignal, handlers.on_safety_signal),
-            # the pipeline heartbeat through this lane (services/intake/heartbeat.py): its
-            # emission and arrival recorded for the watchdog (services/alerts/watchdog.py)
-            Reaction(events.PipelineHeartbeat, handlers.on_heartbeat),
-        ],
+        make_deps=lambda pool: make_deps(settings, pool, utcnow),
+        reactions=SAFETY_REACTIONS,
     )
 
 
@@ -81,16 +76,16 @@ class SafetyLane:
         self.processor = processor
         self.topic = settings.topic(events.SafetySignal.topic)
         self.heartbeat_topic = settings.topic(events.PipelineHeartbeat.topic)
-        self.timers: Timers | None = None
+        self.delivery: Deliverer | None = None
 
     async def page_now(self, patient_id: str) -> None:
         """The first delivery attempt of the patient's due pages, concurrently."""
-        assert self.timers is not None
+        assert self.delivery is not None
         now = utcnow()
         lease = now + timedelta(seconds=self.settings.page_lease_s)
-        async with self.timers.pool.acquire() as conn:
+        async with self.delivery.pool.acquire() as conn:
             rows = await repo.claim_patient_pages(conn, patient_id, now, lease)
-        await asyncio.gather(*(self.timers.deliver(row) for row in rows))
+        await asyncio.gather(*(self.delivery.deliver(row) for row in rows))
 
     async def handle(self, m: ConsumerRecord[bytes, bytes]) -> None:
         msg = Message(
@@ -221,7 +216,7 @@ async def serve_safety(settings: AlertsSettings, migrations: Path) -> None:
     async with httpx.AsyncClient(
         timeout=settings.page_timeout_s, limits=limits, follow_redirects=False
     ) as http:
-        lane.timers = Timers(settings, processor.pool, http)
+        lane.delivery = Deliverer(settings, processor.pool, http)
         try:
             await lane.run(stop)
         finally:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.alerts.domain.escalation import escalation_level
-from services.alerts.repository import escalation_of
+from services.alerts.rows import (
+    AckTimesRow,
+    AlertRow,
+    AttemptRow,
+    CountRow,
+    OncallRow,
+    PageRow,
+    PatientRow,
+    SiteMonitoringRow,
+)
 from shared.validation import NoNul
 
 Text = Annotated[
@@ -95,6 +104,10 @@ class OncallOut(BaseModel):
     version: int
     updated_at: datetime
 
+    @classmethod
+    def from_row(cls, row: OncallRow) -> OncallOut:
+        return cls.model_validate(asdict(row))
+
 
 class ActorIn(Strict):
     by: Text
@@ -122,30 +135,30 @@ class AlertOut(BaseModel):
     next_check_at: datetime | None = Field(description="when escalation looks at it again")
 
     @classmethod
-    def fields_of(cls, row: Any) -> dict[str, Any]:
+    def fields_of(cls, row: AlertRow) -> dict[str, Any]:
         return {
-            "alert_id": str(row["alert_id"]),
-            "patient_id": row["patient_id"],
-            "site_id": row["site_id"],
-            "kind": row["kind"],
-            "severity": row["severity"],
-            "status": row["status"],
-            "raised_at": row["raised_at"],
-            "acknowledged_at": row["acknowledged_at"],
-            "escalation_level": escalation_level(escalation_of(row)),
-            "resolved_at": row["resolved_at"],
-            "reasons": list(row["reasons"]),
-            "occurrences": row["occurrences"],
-            "first_seen_at": row["first_seen_at"],
-            "last_seen_at": row["last_seen_at"],
-            "inhibited_by": str(row["inhibited_by"]) if row["inhibited_by"] else None,
-            "acknowledged_by": row["acknowledged_by"],
-            "resolved_by": row["resolved_by"],
-            "next_check_at": row["next_check_at"],
+            "alert_id": str(row.alert_id),
+            "patient_id": row.patient_id,
+            "site_id": row.site_id,
+            "kind": row.kind,
+            "severity": row.severity,
+            "status": row.status,
+            "raised_at": row.raised_at,
+            "acknowledged_at": row.acknowledged_at,
+            "escalation_level": row.escalation_level,
+            "resolved_at": row.resolved_at,
+            "reasons": list(row.reasons),
+            "occurrences": row.occurrences,
+            "first_seen_at": row.first_seen_at,
+            "last_seen_at": row.last_seen_at,
+            "inhibited_by": row.held_by,
+            "acknowledged_by": row.acknowledged_by,
+            "resolved_by": row.resolved_by,
+            "next_check_at": row.next_check_at,
         }
 
     @classmethod
-    def from_row(cls, row: Any) -> AlertOut:
+    def from_row(cls, row: AlertRow) -> AlertOut:
         return cls.model_validate(cls.fields_of(row))
 
 
@@ -155,6 +168,16 @@ class AttemptOut(BaseModel):
     duration_ms: float
     http_status: int | None
     error: str | None
+
+    @classmethod
+    def from_row(cls, row: AttemptRow) -> AttemptOut:
+        return cls(
+            attempt=row.attempt,
+            started_at=row.started_at,
+            duration_ms=row.duration_ms,
+            http_status=row.http_status,
+            error=row.error,
+        )
 
 
 class PageOut(BaseModel):
@@ -174,21 +197,21 @@ class PageOut(BaseModel):
     attempts: list[AttemptOut]
 
     @classmethod
-    def from_row(cls, row: Any, attempts: list[AttemptOut]) -> PageOut:
+    def from_row(cls, row: PageRow, attempts: list[AttemptOut]) -> PageOut:
         return cls(
-            page_id=str(row["page_id"]),
-            tier=row["tier"] + 1,
-            round=row["round"],
-            reason=row["reason"],
-            recipient_name=row["recipient_name"],
-            webhook_url=row["webhook_url"],
-            idempotency_key=row["idempotency_key"],
-            status=row["status"],
-            created_at=row["created_at"],
-            delivered_at=row["delivered_at"],
-            cancelled_at=row["cancelled_at"],
-            next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
-            last_error=row["last_error"],
+            page_id=str(row.page_id),
+            tier=row.tier + 1,
+            round=row.round,
+            reason=row.reason,
+            recipient_name=row.recipient_name,
+            webhook_url=row.webhook_url,
+            idempotency_key=row.idempotency_key,
+            status=row.status,
+            created_at=row.created_at,
+            delivered_at=row.delivered_at,
+            cancelled_at=row.cancelled_at,
+            next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+            last_error=row.last_error,
             attempts=attempts,
         )
 
@@ -214,29 +237,36 @@ class AlertDetail(AlertOut):
     @classmethod
     def from_row(
         cls,
-        row: Any,
+        row: AlertRow | Mapping[str, Any],
         pages: list[PageOut] | None = None,
         notes: Mapping[str, str | None] | None = None,
     ) -> AlertDetail:
-        """``notes``: the steps' notes in clear text, by step; None withholds them."""
+        """``notes``: the steps' notes in clear text, by step; None withholds them. ``row``
+        is the repository's, or any mapping of the alert's columns."""
+        alert = row if isinstance(row, AlertRow) else AlertRow.of(row)
+        steps = {
+            "acknowledged": (alert.acknowledged_at, alert.acknowledged_by, alert.acknowledged_note),
+            "resolved": (alert.resolved_at, alert.resolved_by, alert.resolved_note),
+        }
 
         def audit(step: str) -> Audit | None:
-            if row[f"{step}_at"] is None:
+            at, by, note = steps[step]
+            if at is None:
                 return None
-            left = row[f"{step}_note"] is not None
+            assert by is not None
             return Audit(
-                by=row[f"{step}_by"],
-                at=row[f"{step}_at"],
+                by=by,
+                at=at,
                 note=notes.get(step) if notes is not None else None,
-                note_withheld=left and notes is None,
+                note_withheld=note is not None and notes is None,
             )
 
         return cls.model_validate(
             {
-                **AlertOut.fields_of(row),
+                **AlertOut.fields_of(alert),
                 "acknowledged": audit("acknowledged"),
                 "resolved": audit("resolved"),
-                "policy": row["policy"],
+                "policy": alert.policy,
                 "pages": pages or [],
             }
         )
@@ -260,15 +290,15 @@ class AlertCounts(BaseModel):
     sites: list[SiteCounts]
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Any]) -> AlertCounts:
+    def from_rows(cls, rows: Sequence[CountRow]) -> AlertCounts:
         sites: dict[str, dict[str, dict[str, int]]] = {}
         for r in rows:
             site = sites.setdefault(
-                r["site_id"], {s: {"total": 0} for s in ("open", "acknowledged", "resolved")}
+                r.site_id, {s: {"total": 0} for s in ("open", "acknowledged", "resolved")}
             )
-            bucket = site[r["status"]]
-            bucket[r["severity"]] = bucket.get(r["severity"], 0) + r["n"]
-            bucket["total"] += r["n"]
+            bucket = site[r.status]
+            bucket[r.severity] = bucket.get(r.severity, 0) + r.n
+            bucket["total"] += r.n
         return cls(
             sites=[
                 SiteCounts.model_validate({"site_id": site_id, **by_status})
@@ -291,17 +321,43 @@ class MonitoringOut(BaseModel):
     last_missed_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Any, monitored: bool) -> MonitoringOut:
+    def from_row(cls, row: PatientRow, monitored: bool) -> MonitoringOut:
         return cls(
-            patient_id=row["patient_id"],
-            site_id=row["site_id"],
+            patient_id=row.patient_id,
+            site_id=row.site_id,
             monitored=monitored,
-            started_at=row["started_at"],
-            discharged_at=row["discharged_at"],
-            next_due_at=row["next_due_at"] if monitored else None,
-            missed_after=row["deadline_at"],
-            consecutive_misses=row["consecutive_misses"],
-            total_misses=row["total_misses"],
-            last_checkin_at=row["last_checkin_at"],
-            last_missed_at=row["last_missed_at"],
+            started_at=row.started_at,
+            discharged_at=row.discharged_at,
+            next_due_at=row.next_due_at if monitored else None,
+            missed_after=row.deadline_at,
+            consecutive_misses=row.consecutive_misses,
+            total_misses=row.total_misses,
+            last_checkin_at=row.last_checkin_at,
+            last_missed_at=row.last_missed_at,
         )
+
+
+class SiteMonitoring(BaseModel):
+    site_id: str
+    monitored: int = Field(description="patients whose check-ins are being watched")
+    missing_checkins: int = Field(description="... of whom with at least one miss in a row")
+
+    @classmethod
+    def from_row(cls, row: SiteMonitoringRow) -> SiteMonitoring:
+        return cls(
+            site_id=row.site_id, monitored=row.monitored, missing_checkins=row.missing_checkins
+        )
+
+
+class AckTimes(BaseModel):
+    site_id: str | None = Field(description="null for the whole network")
+    severity: str
+    days: int
+    raised: int
+    acknowledged: int
+    p50_s: float | None = Field(description="median time from raise to acknowledgement")
+    p90_s: float | None
+
+    @classmethod
+    def from_row(cls, row: AckTimesRow, severity: str, days: int) -> AckTimes:
+        return cls.model_validate({**asdict(row), "severity": severity, "days": days})

@@ -9,14 +9,14 @@ something sooner: idle, it asks the database one question per ``TIMER_IDLE_POLL_
 
 Pages are POSTed concurrently (a slow or failing receiver holds one slot, never the
 others), leased so that a process that dies mid-POST hands them on, and retried with
-capped exponential backoff and jitter until the receiver answers 2xx.
+capped exponential backoff and jitter until the receiver answers 2xx
+(services/alerts/alerting/delivery.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
 import time
 from collections.abc import Callable
@@ -26,20 +26,18 @@ from typing import Any
 
 import asyncpg
 import httpx
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, start_http_server
 
-from services.alerts import handlers
 from services.alerts import repository as repo
-from services.alerts.alerting import Deps
-from services.alerts.domain.paging import (
-    backoff,
-    delivered,
-    host_allowed,
-    signature,
-    timestamped_signature,
-)
-from services.alerts.settings import SCHEMA, AlertsSettings
-from shared import db, devclock
+from services.alerts.alerting import make_deps
+from services.alerts.alerting.delivery import Deliverer
+from services.alerts.alerting.raising import apply_decision, raise_all
+from services.alerts.deps import Deps
+from services.alerts.domain import policy
+from services.alerts.domain.monitoring import on_deadline
+from services.alerts.rows import PatientRow
+from services.alerts.settings import SCHEMA, SOURCE, AlertsSettings
+from shared import db, devclock, events, metrics, outbox
 from shared.clock import utcnow
 from shared.logging import get_logger
 from shared.processing import TRANSIENT
@@ -50,12 +48,72 @@ TIMER_QUERIES = Counter(
     "alerts_timer_queries_total", "Database round trips of the timer loop", ["what"]
 )
 FIRED = Counter("alerts_timers_fired_total", "Due timers taken", ["kind"])
-DELIVERIES = Counter("pages_attempts_total", "Page delivery attempts", ["outcome"])
-DELIVERY_LATENCY = Histogram(
-    "page_delivery_seconds",
-    "From a page being queued to the receiver's 2xx",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
-)
+MISSED = Counter("checkins_missed_total", "Expected check-ins that did not arrive in time")
+
+
+# --- the due timers: one transaction per batch, events via the outbox --------------------
+
+
+@metrics.counted_on_commit
+async def fire_deadlines(deps: Deps, now: datetime) -> int:
+    """Every due check-in deadline (a batch, rows another process holds are skipped):
+    one ``checkin.missed`` per miss, in the transaction that moves the timer on; a run of
+    misses at the threshold raises (or repeats) ``missed_checkins``."""
+    rule = deps.monitoring
+    async with deps.pool.acquire() as conn, conn.transaction():
+        rows = await repo.due_patients(conn, now, deps.timer_batch)
+        if not rows:
+            return 0
+        saves: list[tuple[Any, ...]] = []
+        out: list[events.CloudEvent] = []
+        raise_for: list[tuple[PatientRow, int]] = []
+        for row in rows:
+            m, misses = on_deadline(row.monitor(), now, rule)
+            for miss in misses:
+                payload = events.CheckinMissed(
+                    patient_id=row.patient_id,
+                    site_id=row.site_id,
+                    due_at=miss.due_at,
+                    deadline_at=miss.deadline_at,
+                    missed_at=now,
+                    consecutive_misses=miss.consecutive,
+                )
+                out.append(
+                    events.new_event(payload, source=SOURCE, subject=row.patient_id, time=now)
+                )
+                if policy.from_misses(miss.consecutive, rule.threshold, now):
+                    raise_for.append((row, miss.consecutive))
+            metrics.after_commit(MISSED.inc, len(misses))
+            saves.append(
+                repo.monitor_args(row.patient_id, row.site_id, m, rule, now, len(misses), now)
+            )
+        await repo.save_monitors(conn, saves)
+        await outbox.enqueue_many(conn, out)
+        for row, consecutive in raise_for:
+            await raise_all(
+                conn,
+                deps,
+                row.patient_id,
+                row.site_id,
+                policy.from_misses(consecutive, rule.threshold, now),
+                None,
+                now,
+            )
+        return len(rows)
+
+
+@metrics.counted_on_commit
+async def fire_escalations(deps: Deps, now: datetime) -> int:
+    """Every alert whose escalation decision is due: page the next tier, re-page, or
+    just move the next look on."""
+    async with deps.pool.acquire() as conn, conn.transaction():
+        rows = await repo.due_alerts(conn, now, deps.timer_batch)
+        for row in rows:
+            await apply_decision(conn, deps, row, now)
+        return len(rows)
+
+
+# --- the loop ------------------------------------------------------------------------------
 
 
 class Timers:
@@ -67,13 +125,12 @@ class Timers:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
-        self.deps = Deps(pool=pool, settings=settings, clock=clock)
+        self.deps = make_deps(settings, pool, clock)
         self.pool = pool
-        self.http = http
+        self.delivery = Deliverer(settings, pool, http, clock)
         self.clock = clock
         self.wake = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.rng = random.Random()  # noqa: S311 (jitter, not security)
         self.draining = False
         self.listener: asyncpg.Connection | None = None
         self.last_mark = float("-inf")
@@ -134,9 +191,9 @@ class Timers:
 
     async def fire_due(self) -> bool:
         now = self.clock()
-        fired = await handlers.fire_deadlines(self.deps, now)
+        fired = await fire_deadlines(self.deps, now)
         TIMER_QUERIES.labels("deadlines").inc()
-        escalated = await handlers.fire_escalations(self.deps, now)
+        escalated = await fire_escalations(self.deps, now)
         TIMER_QUERIES.labels("escalations").inc()
         FIRED.labels("deadline").inc(fired)
         FIRED.labels("escalation").inc(escalated)
@@ -152,7 +209,7 @@ class Timers:
             rows = await repo.claim_pages(conn, now, lease, slots)
         TIMER_QUERIES.labels("pages").inc()
         for row in rows:
-            task = asyncio.create_task(self.deliver(row))
+            task = asyncio.create_task(self.delivery.deliver(row))
             self.in_flight.add(task)
             task.add_done_callback(self._delivered)
         FIRED.labels("page").inc(len(rows))
@@ -163,121 +220,6 @@ class Timers:
         self.wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("page_delivery_crashed", error=repr(task.exception()))
-
-    async def deliver(self, row: Any) -> None:
-        """POST one page once; record the attempt and either its delivery or its retry."""
-        if not host_allowed(row["webhook_url"], self.settings.allowed_hosts):
-            # on-call was set before the allow-list (or the list shrank): never call it
-            await self._refuse(row, "the host is not in PAGE_ALLOWED_HOSTS")
-            return
-        started = self.clock()
-        status, error, duration_ms = await post_page(
-            self.http, self.settings, row["webhook_url"], row["body"], row["idempotency_key"]
-        )
-        finished = self.clock()
-        ok = error is None
-        retry_at = None
-        if not ok:
-            retry_at = finished + timedelta(
-                seconds=backoff(
-                    row["attempts"],
-                    initial_s=self.settings.page_retry_initial_s,
-                    max_s=self.settings.page_retry_max_s,
-                    jitter=self.rng.random(),
-                )
-            )
-        await self._record(
-            row, started, duration_ms, status, error, finished if ok else None, retry_at
-        )
-        DELIVERIES.labels("delivered" if ok else "failed").inc()
-        fields = {
-            "page_id": str(row["page_id"]),
-            "alert_id": str(row["alert_id"]),
-            "tier": row["tier"] + 1,
-            "attempt": row["attempts"],
-        }
-        if ok:
-            DELIVERY_LATENCY.observe((finished - row["created_at"]).total_seconds())
-            log.info("page_delivered", **fields, duration_ms=round(duration_ms, 2))
-        else:
-            log.warning("page_failed", **fields, error=error, retry_at=retry_at)
-
-    async def _refuse(self, row: Any, reason: str) -> None:
-        async with self.pool.acquire() as conn:
-            await repo.refuse_page(conn, row["page_id"], reason, self.clock())
-        DELIVERIES.labels("refused").inc()
-        log.error(
-            "page_refused",
-            page_id=str(row["page_id"]),
-            alert_id=str(row["alert_id"]),
-            reason=reason,
-        )
-
-    async def _record(
-        self,
-        row: Any,
-        started: datetime,
-        duration_ms: float,
-        status: int | None,
-        error: str | None,
-        delivered_at: datetime | None,
-        retry_at: datetime | None,
-    ) -> None:
-        delay = 0.2
-        while True:  # the POST happened: its record must not be lost to a blip
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    await repo.record_attempt(
-                        conn,
-                        page_id=row["page_id"],
-                        attempt=row["attempts"],
-                        started_at=started,
-                        duration_ms=duration_ms,
-                        http_status=status,
-                        error=error,
-                        delivered_at=delivered_at,
-                        retry_at=retry_at,
-                    )
-                return
-            except TRANSIENT as exc:
-                log.warning("page_record_retry", error=repr(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-
-async def post_page(
-    http: httpx.AsyncClient,
-    settings: AlertsSettings,
-    url: str,
-    body: bytes,
-    idempotency_key: str,
-) -> tuple[int | None, str | None, float]:
-    """One signed POST of a page's stored bytes: (HTTP status, error or None when the
-    receiver answered 2xx, milliseconds). No database: the watchdog pages with it while
-    PostgreSQL is away (services/alerts/watchdog.py)."""
-    headers = {
-        "Content-Type": "application/json",
-        "Idempotency-Key": idempotency_key,
-        "User-Agent": "interval-alerts/1.0",
-    }
-    if settings.page_signing_secret is not None:
-        secret = settings.page_signing_secret.get_secret_value()
-        # checked against the receiver's own wall clock: never the dev clock
-        stamp = int(time.time())
-        headers["X-Interval-Signature"] = signature(secret, body)
-        headers["X-Interval-Timestamp"] = str(stamp)
-        headers["X-Interval-Signature-V2"] = timestamped_signature(secret, stamp, body)
-    t0 = time.perf_counter()
-    status: int | None = None
-    error: str | None = None
-    try:
-        resp = await http.post(url, content=body, headers=headers)
-        status = resp.status_code
-        if not delivered(status):
-            error = f"HTTP {status}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
-    return status, error, (time.perf_counter() - t0) * 1000
 
 
 async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:

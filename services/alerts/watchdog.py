@@ -14,7 +14,7 @@ resolved, no page) once every stage moves again.
 
 It is its own process because it must not depend on what it watches: it consumes no
 topic, publishes nothing itself, and makes the first page POST itself (signed as every
-page, services/alerts/timers.py post_page). While PostgreSQL is the stalled stage it
+page, services/alerts/alerting/delivery.py post_page). While PostgreSQL is the stalled stage it
 pages from memory (the network on-call of its last successful read) and records the
 alert, its pages and their outcome once the database answers again. With the database
 up it also retries and escalates its own alert's pages, so a stalled timers process
@@ -30,29 +30,22 @@ import random
 import signal
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Gauge, start_http_server
 
 from services.alerts import repository as repo
-from services.alerts.alerting import Deps, announce_changed, announce_raised, apply_decision
+from services.alerts.alerting import make_deps, stalls
+from services.alerts.alerting.delivery import Deliverer
+from services.alerts.deps import Deps
 from services.alerts.domain import watchdog as rule
-from services.alerts.domain.model import (
-    NETWORK_SITE,
-    PIPELINE_PATIENT,
-    Kind,
-    OncallPolicy,
-    Severity,
-    Status,
-)
-from services.alerts.domain.paging import backoff, host_allowed, idempotency_key, page_body
+from services.alerts.domain.model import NETWORK_SITE, PIPELINE_PATIENT, Kind, OncallPolicy
+from services.alerts.rows import TiersJson, policy_of
 from services.alerts.settings import SCHEMA, AlertsSettings
-from services.alerts.timers import Timers, post_page
 from shared import db, events
 from shared.clock import utcnow
 from shared.lag_exporter import Exporter, LagSettings
@@ -67,9 +60,6 @@ STAGE_AGE = Gauge(
     "pipeline_stage_progress_age_seconds", "Seconds since each stage last made progress", ["stage"]
 )
 STALLED = Gauge("pipeline_stalled", "1 while a pipeline_stalled alert is open")
-WATCHDOG_PAGES = Counter(
-    "watchdog_page_attempts_total", "Page POSTs the watchdog made itself", ["outcome"]
-)
 
 DB_ERRORS = (*TRANSIENT, ConnectionError, OSError, TimeoutError, asyncpg.PostgresError)
 
@@ -99,35 +89,6 @@ def wall() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class MemPage:
-    """A page POSTed from memory (the database was away when the alert opened)."""
-
-    page_id: str
-    key: str
-    tier: int
-    recipient: int
-    name: str
-    url: str
-    body: bytes
-    created_at: datetime
-    attempts: int = 0
-    next_at: datetime | None = None  # None: delivered
-    delivered_at: datetime | None = None
-    last_error: str | None = None
-
-
-@dataclass
-class Stall:
-    """The one open pipeline_stalled alert."""
-
-    alert_id: uuid.UUID
-    raised_at: datetime
-    reasons: set[str]
-    recorded: bool  # its row is in the database
-    pages: list[MemPage] = field(default_factory=list)
-
-
 class Watchdog:
     def __init__(self, settings: AlertsSettings, http: httpx.AsyncClient) -> None:
         self.settings = settings
@@ -146,22 +107,22 @@ class Watchdog:
         self.progress: dict[str, datetime] = {"database": self.started, "broker": self.started}
         self.groups: dict[str, rule.GroupProgress] = {}
         self.pool: asyncpg.Pool | None = None
-        self.timers: Timers | None = None
-        self.network_tiers: list[dict[str, Any]] | None = None  # last successful read
+        self.delivery: Deliverer | None = None
+        self.network_tiers: TiersJson | None = None  # last successful read
         self.network_version: int | None = None
-        self.stall: Stall | None = None
+        self.stall: rule.Stall | None = None
         self.adopted = False
         self.rng = random.Random()  # noqa: S311 (jitter)
         self.last_prune = 0.0
 
     @property
     def network(self) -> OncallPolicy:
-        return repo.policy_of(self.network_tiers)
+        return policy_of(self.network_tiers)
 
     @property
     def deps(self) -> Deps:
         assert self.pool is not None
-        return Deps(pool=self.pool, settings=self.settings, clock=utcnow)
+        return make_deps(self.settings, self.pool, utcnow)
 
     # --- measuring ------------------------------------------------------------------------
 
@@ -171,7 +132,7 @@ class Watchdog:
             self.pool = await db.create_pool(
                 self.settings.database_url, SCHEMA, min_size=1, max_size=4
             )
-            self.timers = Timers(self.settings, self.pool, self.http)
+            self.delivery = Deliverer(self.settings, self.pool, self.http)
         now = wall()
         async with self.pool.acquire() as conn:
             for stage, seconds in (await repo.stage_ages(conn)).items():
@@ -187,7 +148,7 @@ class Watchdog:
                 self.progress[f"outbox:{schema}"] = rule.outbox_progress(oldest, now)
             oncall = await repo.get_oncall(conn, NETWORK_SITE)
             if oncall is not None:
-                self.network_tiers, self.network_version = oncall["tiers"], oncall["version"]
+                self.network_tiers, self.network_version = oncall.tiers, oncall.version
             else:
                 self.network_tiers, self.network_version = None, None
             if not self.adopted:  # after a restart: the alert still open is ours
@@ -195,7 +156,7 @@ class Watchdog:
                     conn, PIPELINE_PATIENT, Kind.pipeline_stalled.value
                 )
                 if row is not None and self.stall is None:
-                    self.stall = Stall(row["alert_id"], row["raised_at"], set(row["reasons"]), True)
+                    self.stall = rule.Stall(row.alert_id, row.raised_at, set(row.reasons), True)
                 self.adopted = True
         self.progress["database"] = wall()
 
@@ -276,7 +237,7 @@ class Watchdog:
         return max(self.settings.watchdog_interval_s * 2, 2.0)
 
     async def raise_stall(self, reasons: set[str], db_ok: bool) -> None:
-        self.stall = Stall(uuid.uuid4(), utcnow(), set(reasons), recorded=False)
+        self.stall = rule.Stall(uuid.uuid4(), utcnow(), set(reasons), recorded=False)
         log.error(
             "pipeline_stalled",
             alert_id=str(self.stall.alert_id),
@@ -292,128 +253,41 @@ class Watchdog:
     def queue_in_memory(self) -> None:
         """Tier 1 of the network on-call of the last successful read, paged from memory."""
         assert self.stall is not None
-        policy = self.network
-        if policy.empty:
+        if self.network.empty:
             log.warning("pipeline_stalled_nobody_on_call", alert_id=str(self.stall.alert_id))
             return
-        now = utcnow()
-        for i, r in enumerate(policy.tiers[0].recipients):
-            page_id = str(uuid.uuid4())
-            body = page_body(
-                page_id=page_id,
-                alert_id=str(self.stall.alert_id),
-                patient_id=PIPELINE_PATIENT,
-                site_id=NETWORK_SITE,
-                kind=Kind.pipeline_stalled.value,
-                severity=Severity.critical.value,
-                status=Status.open.value,
-                tier=0,
-                recipient=i,
-                round_=0,
-                reason="initial",
-                raised_at=self.stall.raised_at,
-                paged_at=now,
-            )
-            key = idempotency_key(str(self.stall.alert_id), 0, i, 0)
-            self.stall.pages.append(
-                MemPage(page_id, key, 0, i, r.name, r.webhook_url, body, now, next_at=now)
-            )
+        pages = rule.first_pages(self.stall, self.network, utcnow(), lambda: str(uuid.uuid4()))
+        self.stall.pages.extend(pages)
 
     async def deliver_from_memory(self) -> None:
         assert self.stall is not None
         due = [p for p in self.stall.pages if p.next_at is not None and p.next_at <= utcnow()]
-        await asyncio.gather(*(self.post(p) for p in due))
-
-    async def post(self, p: MemPage) -> None:
-        if not host_allowed(p.url, self.settings.allowed_hosts):
-            p.next_at, p.last_error = None, "the host is not in PAGE_ALLOWED_HOSTS"
-            return
-        p.attempts += 1
-        _, error, _ = await post_page(self.http, self.settings, p.url, p.body, p.key)
-        WATCHDOG_PAGES.labels("failed" if error else "delivered").inc()
-        if error is None:
-            p.next_at, p.delivered_at, p.last_error = None, utcnow(), None
-            log.info("watchdog_page_delivered", page_id=p.page_id, tier=p.tier + 1)
-        else:
-            p.last_error = error
-            p.next_at = utcnow() + timedelta(
-                seconds=backoff(
-                    p.attempts,
-                    initial_s=self.settings.page_retry_initial_s,
-                    max_s=self.settings.page_retry_max_s,
-                    jitter=self.rng.random(),
-                )
-            )
-            log.warning("watchdog_page_failed", page_id=p.page_id, error=error)
+        await asyncio.gather(
+            *(stalls.post_from_memory(self.http, self.settings, p, self.rng) for p in due)
+        )
 
     async def record(self) -> None:
-        """The alert's row (and the pages made from memory), in one transaction; pages for
-        anyone not yet paged are queued by the escalation rule (services/alerts/alerting.py
-        apply_decision) and POSTed by db_work straight after."""
+        """The alert's row (and the pages made from memory), in one transaction
+        (services/alerts/alerting/stalls.py); db_work POSTs what it queued."""
         stall = self.stall
         assert stall is not None
         assert self.pool is not None
-        now = utcnow()
+        made = len(stall.pages)
         async with self.pool.acquire() as conn, conn.transaction():
-            if await repo.get_alert(conn, str(stall.alert_id)) is not None:
-                # committed by an earlier try whose answer never came back (a timeout)
-                stall.recorded, stall.pages = True, []
-                return
-            oncall = await repo.get_oncall(conn, NETWORK_SITE)
-            tiers = oncall["tiers"] if oncall else (self.network_tiers if stall.pages else None)
-            made = list(stall.pages)
-            row = await repo.insert_alert(
+            new = await stalls.record_stall(
                 conn,
-                {
-                    "alert_id": stall.alert_id,
-                    "patient_id": PIPELINE_PATIENT,
-                    "site_id": NETWORK_SITE,
-                    "kind": Kind.pipeline_stalled.value,
-                    "severity": Severity.critical.value,
-                    "status": Status.open.value,
-                    "reasons": sorted(stall.reasons),
-                    "raised_at": stall.raised_at,
-                    "first_seen_at": stall.raised_at,
-                    "last_seen_at": now,
-                    "policy": tiers,
-                    "policy_version": oncall["version"] if oncall else self.network_version,
-                    # tier 1 was paged from memory already: escalation goes on from there
-                    "tiers_paged": 1 if made else 0,
-                    "last_escalated_at": stall.raised_at if made else None,
-                    "updated_at": now,
-                },
+                self.deps,
+                stall,
+                utcnow(),
+                tiers_read=self.network_tiers,
+                version_read=self.network_version,
             )
-            if made:
-                await repo.insert_attempted_pages(
-                    conn,
-                    [
-                        (
-                            uuid.UUID(p.page_id),
-                            stall.alert_id,
-                            p.key,
-                            p.tier,
-                            p.recipient,
-                            p.name,
-                            p.url,
-                            p.body,
-                            "delivered" if p.delivered_at else "pending",
-                            p.attempts,
-                            None if p.delivered_at else now,
-                            p.created_at,
-                            p.delivered_at,
-                            p.last_error,
-                        )
-                        for p in made
-                    ],
-                )
-            await announce_raised(conn, row, tiers is not None)
-            if tiers is not None:
-                await apply_decision(conn, self.deps, row, now)
         stall.recorded = True
         stall.pages = []  # from now on the database holds them (db_work retries them)
-        log.info(
-            "pipeline_stalled_recorded", alert_id=str(stall.alert_id), paged_from_memory=len(made)
-        )
+        if new:
+            log.info(
+                "pipeline_stalled_recorded", alert_id=str(stall.alert_id), paged_from_memory=made
+            )
 
     async def repeat(self, reasons: set[str], db_ok: bool) -> None:
         stall = self.stall
@@ -425,9 +299,7 @@ class Watchdog:
         assert self.pool is not None
         with contextlib.suppress(*DB_ERRORS):
             async with self.pool.acquire() as conn, conn.transaction():
-                now = utcnow()
-                row = await repo.repeat_alert(conn, str(stall.alert_id), sorted(reasons), now, now)
-                await announce_changed(conn, row, "repeated", row["status"], now)
+                await stalls.repeat_stall(conn, stall.alert_id, reasons, utcnow())
 
     async def resolve(self) -> None:
         stall = self.stall
@@ -444,22 +316,7 @@ class Watchdog:
         if stall.recorded:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    now = utcnow()
-                    row = await repo.lock_alert(conn, str(stall.alert_id))
-                    if row is not None and row["status"] != Status.resolved.value:
-                        await repo.cancel_pending_pages(conn, stall.alert_id, now)
-                        done = await repo.update_alert(
-                            conn,
-                            stall.alert_id,
-                            {
-                                "status": Status.resolved.value,
-                                "resolved_at": now,
-                                "resolved_by": "watchdog",
-                                "next_check_at": None,
-                                "updated_at": now,
-                            },
-                        )
-                        await announce_changed(conn, done, "resolved", row["status"], now)
+                    await stalls.resolve_stall(conn, stall.alert_id, utcnow())
             except DB_ERRORS as exc:
                 log.warning("watchdog_resolve_retry", error=repr(exc))
                 return
@@ -476,7 +333,7 @@ class Watchdog:
         stall = self.stall
         assert stall is not None
         assert self.pool is not None
-        assert self.timers is not None
+        assert self.delivery is not None
         try:
             if not stall.recorded:
                 await bounded(self.record(), self.db_timeout)
@@ -484,12 +341,10 @@ class Watchdog:
             lease = now + timedelta(seconds=self.settings.page_lease_s)
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
-                    row = await repo.lock_due_alert(conn, stall.alert_id, now)
-                    if row is not None:
-                        await apply_decision(conn, self.deps, row, now)
+                    await stalls.escalate_stall(conn, self.deps, stall.alert_id, now)
                 rows = await repo.claim_patient_pages(conn, PIPELINE_PATIENT, now, lease)
             for r in rows:  # each one its own task: a slow receiver holds no tick
-                asyncio.create_task(self.timers.deliver(r))  # noqa: RUF006
+                asyncio.create_task(self.delivery.deliver(r))  # noqa: RUF006
         except DB_ERRORS as exc:
             log.warning("watchdog_db_work_retry", error=repr(exc))
 

@@ -5,6 +5,10 @@ updates that alert (count, last seen) and pages nobody. Otherwise it opens a new
 While a critical ``suicide_risk`` alert is unresolved for a patient, the patient's
 lower-severity alerts are recorded but not paged (the critical page already reaches
 on-call); when that alert resolves, the ones it held back are released.
+
+``opening`` says what a new alert does about paging: page now (the escalation rule,
+services/alerts/domain/escalation.py, picks the tier), hold its pages back as
+inhibited, record that nobody is on call, or nothing (a warning never pages).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from services.alerts.domain.model import RANK, Kind, Severity, Status
+from services.alerts.domain.model import RANK, Kind, Severity, Status, pages
 from services.alerts.domain.policy import Signal
 
 
@@ -74,3 +78,30 @@ def released_by(resolved_id: str, open_alerts: Sequence[OpenAlert]) -> tuple[str
         for a in open_alerts
         if a.inhibited_by == resolved_id and a.status is not Status.resolved
     )
+
+
+Paging = Literal["page_now", "inhibited", "nobody_on_call", "silent"]
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a newly opened alert does about paging (``admit`` said ``open``)."""
+
+    paging: Paging
+
+    @property
+    def pages_on_call(self) -> bool:
+        """Its pages go out now (``alert.raised``'s ``pages_on_call``)."""
+        return self.paging == "page_now"
+
+
+def opening(severity: Severity, admission: Admission, *, oncall: bool) -> Opening:
+    """A new alert of ``severity``, admitted as ``admission``, at a site with (``oncall``)
+    or without an on-call policy."""
+    if not pages(severity):
+        return Opening("silent")
+    if admission.inhibited_by is not None:
+        return Opening("inhibited")
+    if not oncall:
+        return Opening("nobody_on_call")
+    return Opening("page_now")

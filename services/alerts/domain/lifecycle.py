@@ -8,10 +8,12 @@ else, or acknowledging a resolved alert, is illegal (HTTP 409).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Literal
 
-from services.alerts.domain.model import Status
+from services.alerts.domain.model import Kind, Status
 
 
 class Step(StrEnum):
@@ -19,8 +21,20 @@ class Step(StrEnum):
     resolve = "resolve"
 
 
+# The change a step announces (``alert.changed``'s ``change``) and logs (``alert_<change>``).
+CHANGE_OF: Mapping[Step, str] = MappingProxyType(
+    {Step.acknowledge: "acknowledged", Step.resolve: "resolved"}
+)
+
+
 class IllegalStep(Exception):
     pass
+
+
+def releases_held(step: Step, kind: Kind) -> bool:
+    """Resolving a suicide_risk alert releases the alerts it held back
+    (services/alerts/domain/dedup.py ``released_by``)."""
+    return step is Step.resolve and kind is Kind.suicide_risk
 
 
 def _same(a: str | None, b: str) -> bool:

@@ -10,9 +10,20 @@ never taken for a quiet one. services/alerts/watchdog.py measures, this decides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from services.alerts.domain.model import (
+    NETWORK_SITE,
+    PIPELINE_PATIENT,
+    Kind,
+    OncallPolicy,
+    Severity,
+    Status,
+)
+from services.alerts.domain.paging import idempotency_key, page_body
 
 # The reason each stage's stall is named by on the alert ("outbox:intake" ->
 # "outbox_stale:intake", "broker_lag:alerts" stays as it is).
@@ -80,3 +91,63 @@ def group_progress(
 def outbox_progress(oldest_unpublished: datetime | None, now: datetime) -> datetime:
     """An outbox is as far behind as its oldest unpublished row (empty: not at all)."""
     return now if oldest_unpublished is None else min(oldest_unpublished, now)
+
+
+@dataclass
+class MemPage:
+    """A page POSTed from memory (the database was away when the alert opened)."""
+
+    page_id: str
+    key: str
+    tier: int
+    recipient: int
+    name: str
+    url: str
+    body: bytes
+    created_at: datetime
+    attempts: int = 0
+    next_at: datetime | None = None  # None: delivered
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class Stall:
+    """The one open pipeline_stalled alert."""
+
+    alert_id: uuid.UUID
+    raised_at: datetime
+    reasons: set[str]
+    recorded: bool  # its row is in the database
+    pages: list[MemPage] = field(default_factory=list)
+
+
+def first_pages(
+    stall: Stall, policy: OncallPolicy, now: datetime, new_id: Callable[[], str]
+) -> list[MemPage]:
+    """Tier 1 of ``policy``, one page per recipient, as the watchdog POSTs them from memory
+    while the database is away (none when nobody is on call)."""
+    if policy.empty:
+        return []
+    alert_id = str(stall.alert_id)
+    pages = []
+    for i, r in enumerate(policy.tiers[0].recipients):
+        page_id = new_id()
+        body = page_body(
+            page_id=page_id,
+            alert_id=alert_id,
+            patient_id=PIPELINE_PATIENT,
+            site_id=NETWORK_SITE,
+            kind=Kind.pipeline_stalled.value,
+            severity=Severity.critical.value,
+            status=Status.open.value,
+            tier=0,
+            recipient=i,
+            round_=0,
+            reason="initial",
+            raised_at=stall.raised_at,
+            paged_at=now,
+        )
+        key = idempotency_key(alert_id, 0, i, 0)
+        pages.append(MemPage(page_id, key, 0, i, r.name, r.webhook_url, body, now, next_at=now))
+    return pages

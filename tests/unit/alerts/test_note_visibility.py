@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from services.alerts.notes import decrypt_notes
+from services.alerts.alerting.notes import decrypt_notes
 from services.alerts.schemas import AlertDetail
 from shared.crypto import PhiCipher, new_key
 

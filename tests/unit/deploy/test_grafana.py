@@ -25,9 +25,9 @@ METRIC_MODULES = [
     "services.intake.commands",
     "services.scheduling.planner.followups",
     "services.scheduling.planner.booking",
-    "services.alerts.alerting",
+    "services.alerts.alerting.raising",
+    "services.alerts.alerting.delivery",
     "services.alerts.commands",
-    "services.alerts.handlers",
     "services.alerts.timers",
 ]
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from services.alerts import repository as repo
+from services.alerts.rows import AlertRow
 from shared import encrypted
 from shared.crypto import PhiCipher
 from shared.encrypted import PhiTable, Tally
@@ -33,40 +35,27 @@ async def encrypt_legacy(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int)
     since stays) and delete them, ``batch_size`` per transaction, one process at a time.
     Returns the notes encrypted."""
     async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM legacy_notes)"):
+        if not await repo.has_legacy_notes(conn):
             return 0
     done = 0
     async with pool.acquire() as holder:
-        await holder.execute("SELECT pg_advisory_lock(hashtext($1))", BACKFILL_LOCK)
+        await repo.advisory_lock(holder, BACKFILL_LOCK)
         try:
             while True:
                 async with pool.acquire() as conn, conn.transaction():
-                    rows = await conn.fetch(
-                        "SELECT alert_id, step, note FROM legacy_notes "
-                        "ORDER BY alert_id, step LIMIT $1 FOR UPDATE",
-                        batch_size,
-                    )
+                    rows = await repo.lock_legacy_notes(conn, batch_size)
                     if not rows:
                         break
                     for step in STEPS:
                         args = [
-                            (r["alert_id"], cipher.encrypt(r["note"]))
-                            for r in rows
-                            if r["step"] == step
+                            (r.alert_id, cipher.encrypt(r.note)) for r in rows if r.step == step
                         ]
                         if args:
-                            await conn.executemany(
-                                f"UPDATE alerts SET {step}_note = $2 "  # noqa: S608
-                                f"WHERE alert_id = $1 AND {step}_note IS NULL",
-                                args,
-                            )
-                    await conn.executemany(
-                        "DELETE FROM legacy_notes WHERE alert_id = $1 AND step = $2",
-                        [(r["alert_id"], r["step"]) for r in rows],
-                    )
+                            await repo.fill_notes(conn, step, args)
+                    await repo.delete_legacy_notes(conn, [(r.alert_id, r.step) for r in rows])
                     done += len(rows)
         finally:
-            await holder.execute("SELECT pg_advisory_unlock(hashtext($1))", BACKFILL_LOCK)
+            await repo.advisory_unlock(holder, BACKFILL_LOCK)
     if done:
         log.info("phi_plaintext_encrypted", table="alerts", values=done)
     return done
@@ -75,11 +64,7 @@ async def encrypt_legacy(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int)
 async def check_keys(pool: asyncpg.Pool, cipher: PhiCipher) -> None:
     """Refuse to start with keys that cannot read the stored notes: PhiDecryptError."""
     async with pool.acquire() as conn:
-        sample = await conn.fetchval(
-            "SELECT coalesce(acknowledged_note, resolved_note) FROM alerts "
-            "WHERE acknowledged_note IS NOT NULL OR resolved_note IS NOT NULL "
-            "ORDER BY updated_at DESC LIMIT 1"
-        )
+        sample = await repo.newest_note(conn)
     if sample is not None:
         cipher.decrypt(sample)
 
@@ -97,7 +82,7 @@ async def rotate_all(
     also counts the legacy plaintext notes still to encrypt."""
     if dry_run:
         async with pool.acquire() as conn:
-            legacy = int(await conn.fetchval("SELECT count(*) FROM legacy_notes"))
+            legacy = await repo.count_legacy_notes(conn)
     else:
         legacy = await encrypt_legacy(pool, cipher, batch_size)
     out = await encrypted.rotate_tables(
@@ -107,8 +92,10 @@ async def rotate_all(
     return out
 
 
-def decrypt_notes(
-    cipher: PhiCipher, row: asyncpg.Record | Mapping[str, Any]
-) -> dict[str, str | None]:
+def decrypt_notes(cipher: PhiCipher, row: AlertRow | Mapping[str, Any]) -> dict[str, str | None]:
     """An alert's notes in clear text, by step (``acknowledged``, ``resolved``)."""
-    return {step: cipher.decrypt(row[f"{step}_note"]) for step in STEPS}
+    alert = row if isinstance(row, AlertRow) else AlertRow.of(row)
+    return {
+        "acknowledged": cipher.decrypt(alert.acknowledged_note),
+        "resolved": cipher.decrypt(alert.resolved_note),
+    }

@@ -1,45 +1,39 @@
-"""Event reactions (the worker) and due timers (the timers process): one transaction
-each, events via the outbox. The rules live in ``services.alerts.domain``."""
+"""Event reactions: the worker's (``REACTIONS``) and the safety lane's
+(``SAFETY_REACTIONS``, services/alerts/safety.py). One transaction each (the inbox makes
+them idempotent by event id: shared/processing.py), events via the outbox. The rules
+live in ``services.alerts.domain``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-from prometheus_client import Counter
-
 from services.alerts import repository as repo
-from services.alerts.alerting import Deps, apply_decision, raise_all
+from services.alerts.alerting.raising import raise_all
+from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.model import Kind
 from services.alerts.domain.monitoring import (
     Monitor,
     on_checkin,
-    on_deadline,
     on_discharge,
     on_dosing_completed,
 )
-from services.alerts.settings import SOURCE
-from shared import events, metrics, outbox
+from shared import events
 from shared.db import Conn
 from shared.logging import get_logger
+from shared.processing import Reaction
 
 log = get_logger(__name__)
-
-MISSED = Counter("checkins_missed_total", "Expected check-ins that did not arrive in time")
-
-
-# --- event reactions (the worker) -------------------------------------------------------
 
 
 async def _save(
     conn: Conn, deps: Deps, patient_id: str, site_id: str, m: Monitor, now: datetime
 ) -> None:
-    rule = deps.settings.monitoring
+    rule = deps.monitoring
     await repo.save_monitor(conn, repo.monitor_args(patient_id, site_id, m, rule, now))
     deadline = m.deadline(rule)
-    if deadline is not None and deadline - now < timedelta(seconds=deps.settings.timer_idle_poll_s):
+    if deadline is not None and deadline - now < timedelta(seconds=deps.timer_idle_poll_s):
         await repo.wake_timers(conn)
 
 
@@ -97,7 +91,7 @@ async def on_checkin_recorded(
 ) -> None:
     now = deps.clock()
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
-    m = on_checkin(repo.monitor_of(row), p.submitted_at, deps.settings.monitoring)
+    m = on_checkin(row.monitor(), p.submitted_at, deps.monitoring)
     await _save(conn, deps, p.patient_id, p.site_id, m, now)
     signals = policy.from_checkin(
         suicidal_ideation=p.suicidal_ideation,
@@ -120,8 +114,8 @@ async def on_appointment_changed(
     now = deps.clock()
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
     if starts:
-        before = repo.monitor_of(row)
-        m = on_dosing_completed(before, p.changed_at, deps.settings.monitoring)
+        before = row.monitor()
+        m = on_dosing_completed(before, p.changed_at, deps.monitoring)
         if m != before:
             await _save(conn, deps, p.patient_id, p.site_id, m, now)
             log.info("monitoring_started", patient_id=p.patient_id, site_id=p.site_id)
@@ -142,68 +136,24 @@ async def on_patient_discharged(
 ) -> None:
     now = deps.clock()
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
-    m = on_discharge(repo.monitor_of(row), p.discharged_at)
-    await _save(conn, deps, p.patient_id, row["site_id"], m, now)
+    m = on_discharge(row.monitor(), p.discharged_at)
+    await _save(conn, deps, p.patient_id, row.site_id, m, now)
     log.info("monitoring_ended", patient_id=p.patient_id, site_id=p.site_id)
 
 
-# --- timers ----------------------------------------------------------------------------
+# the worker's (services/alerts/app.py create_processor)
+REACTIONS: list[Reaction[Any]] = [
+    Reaction(events.IntakeScreened, on_intake_screened),
+    Reaction(events.CheckinRecorded, on_checkin_recorded),
+    Reaction(events.AppointmentChanged, on_appointment_changed),
+    Reaction(events.DoseDeferred, on_dose_deferred),
+    Reaction(events.PatientDischarged, on_patient_discharged),
+]
 
-
-@metrics.counted_on_commit
-async def fire_deadlines(deps: Deps, now: datetime) -> int:
-    """Every due check-in deadline (a batch, rows another process holds are skipped):
-    one ``checkin.missed`` per miss, in the transaction that moves the timer on; a run of
-    misses at the threshold raises (or repeats) ``missed_checkins``."""
-    rule = deps.settings.monitoring
-    async with deps.pool.acquire() as conn, conn.transaction():
-        rows = await repo.due_patients(conn, now, deps.settings.timer_batch)
-        if not rows:
-            return 0
-        saves: list[tuple[Any, ...]] = []
-        out: list[events.CloudEvent] = []
-        raise_for: list[tuple[asyncpg.Record, int]] = []
-        for row in rows:
-            m, misses = on_deadline(repo.monitor_of(row), now, rule)
-            for miss in misses:
-                payload = events.CheckinMissed(
-                    patient_id=row["patient_id"],
-                    site_id=row["site_id"],
-                    due_at=miss.due_at,
-                    deadline_at=miss.deadline_at,
-                    missed_at=now,
-                    consecutive_misses=miss.consecutive,
-                )
-                out.append(
-                    events.new_event(payload, source=SOURCE, subject=row["patient_id"], time=now)
-                )
-                if policy.from_misses(miss.consecutive, rule.threshold, now):
-                    raise_for.append((row, miss.consecutive))
-            metrics.after_commit(MISSED.inc, len(misses))
-            saves.append(
-                repo.monitor_args(row["patient_id"], row["site_id"], m, rule, now, len(misses), now)
-            )
-        await repo.save_monitors(conn, saves)
-        await outbox.enqueue_many(conn, out)
-        for row, consecutive in raise_for:
-            await raise_all(
-                conn,
-                deps,
-                row["patient_id"],
-                row["site_id"],
-                policy.from_misses(consecutive, rule.threshold, now),
-                None,
-                now,
-            )
-        return len(rows)
-
-
-@metrics.counted_on_commit
-async def fire_escalations(deps: Deps, now: datetime) -> int:
-    """Every alert whose escalation decision is due: page the next tier, re-page, or
-    just move the next look on."""
-    async with deps.pool.acquire() as conn, conn.transaction():
-        rows = await repo.due_alerts(conn, now, deps.settings.timer_batch)
-        for row in rows:
-            await apply_decision(conn, deps, row, now)
-        return len(rows)
+# the safety lane's (services/alerts/safety.py create_safety_processor)
+SAFETY_REACTIONS: list[Reaction[Any]] = [
+    Reaction(events.SafetySignal, on_safety_signal),
+    # the pipeline heartbeat through this lane (services/intake/heartbeat.py): its
+    # emission and arrival recorded for the watchdog (services/alerts/watchdog.py)
+    Reaction(events.PipelineHeartbeat, on_heartbeat),
+]

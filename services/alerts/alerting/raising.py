@@ -1,0 +1,295 @@
+"""Alert book-keeping shared by the reactions, the timers and the commands: open or fold a
+signal into an alert, apply the escalation decision (pages, timer), release held
+alerts, and announce every change through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from services.alerts import repository as repo
+from services.alerts.deps import Deps
+from services.alerts.domain import policy
+from services.alerts.domain.dedup import Admission, admit, opening, released_by
+from services.alerts.domain.escalation import Decision, PageOrder, decide, escalation_level
+from services.alerts.domain.model import OncallPolicy, Status
+from services.alerts.domain.paging import idempotency_key, page_body
+from services.alerts.rows import AlertRow, OncallRow
+from services.alerts.settings import SOURCE
+from shared import events, metrics, outbox
+from shared.db import Conn
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+# Counted once the transaction committed (shared.metrics.after_commit).
+RAISED = Counter("alerts_raised_total", "Alerts opened", ["kind", "severity"])
+REPEATED = Counter("alerts_repeated_total", "Repeats folded into an open alert", ["kind"])
+PAGES_QUEUED = Counter("pages_queued_total", "Pages queued for delivery", ["reason"])
+NOBODY_ON_CALL = Counter(
+    "alerts_unpaged_no_oncall_total", "Paging alerts opened at a site with nobody on call"
+)
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def _alert_fields(row: AlertRow) -> dict[str, Any]:
+    return {
+        "alert_id": str(row.alert_id),
+        "patient_id": row.patient_id,
+        "site_id": row.site_id,
+        "kind": row.kind,
+        "severity": row.severity,
+        "status": row.status,
+        "escalation_level": row.escalation_level,
+        "occurrences": row.occurrences,
+        "reasons": tuple(row.reasons),
+        "raised_at": row.raised_at,
+        "inhibited_by": str(row.inhibited_by) if row.inhibited_by else None,
+    }
+
+
+async def announce_raised(conn: Conn, row: AlertRow, pages_on_call: bool) -> None:
+    payload = events.AlertRaised(**_alert_fields(row), pages_on_call=pages_on_call)
+    await outbox.enqueue(
+        conn,
+        events.new_event(payload, source=SOURCE, subject=row.patient_id, time=row.raised_at),
+    )
+
+
+async def announce_changed(
+    conn: Conn,
+    row: AlertRow,
+    change: str,
+    previous_status: str,
+    at: datetime,
+    by: str | None = None,
+) -> None:
+    payload = events.AlertChanged(
+        **_alert_fields(row),
+        change=change,
+        previous_status=previous_status,
+        changed_at=at,
+        by=by,
+    )
+    await outbox.enqueue(
+        conn, events.new_event(payload, source=SOURCE, subject=row.patient_id, time=at)
+    )
+
+
+# --- escalation -----------------------------------------------------------------------
+
+
+def _page_rows(
+    row: AlertRow, tiers: OncallPolicy, order: PageOrder, now: datetime
+) -> list[tuple[Any, ...]]:
+    """One page per recipient of the order's tier, as ``repo.insert_pages`` takes them."""
+    out: list[tuple[Any, ...]] = []
+    for i, recipient in enumerate(tiers.tiers[order.tier].recipients):
+        page_id = str(uuid.uuid4())
+        body = page_body(
+            page_id=page_id,
+            alert_id=str(row.alert_id),
+            patient_id=row.patient_id,
+            site_id=row.site_id,
+            kind=row.kind,
+            severity=row.severity,
+            status=row.status,
+            tier=order.tier,
+            recipient=i,
+            round_=order.round,
+            reason=order.reason,
+            raised_at=row.raised_at,
+            paged_at=now,
+        )
+        key = idempotency_key(str(row.alert_id), order.tier, i, order.round)
+        out.append(
+            (
+                page_id,
+                row.alert_id,
+                key,
+                order.tier,
+                order.round,
+                order.reason,
+                i,
+                recipient.name,
+                recipient.webhook_url,
+                body,
+                now,
+            )
+        )
+    return out
+
+
+async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -> AlertRow:
+    """Ask ``decide`` about an alert (locked by the caller) and write what it says:
+    pages to deliver now, the new escalation state, and when to look again."""
+    before = row.escalation()
+    tiers = row.oncall_policy()
+    d: Decision = decide(before, tiers, now, ack_repage_after=deps.ack_repage_after)
+    page_rows = [p for order in d.pages for p in _page_rows(row, tiers, order, now)]
+    for order in d.pages:
+        metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
+    if page_rows:
+        await repo.insert_pages(conn, page_rows)
+        await repo.wake_timers(conn)
+    s = d.state
+    updated = await repo.update_alert(
+        conn,
+        row.alert_id,
+        {
+            "tiers_paged": s.tiers_paged,
+            "last_escalated_at": s.last_escalated_at,
+            "repages": s.repages,
+            "last_repaged_at": s.last_repaged_at,
+            "next_check_at": d.next_check_at,
+            "updated_at": now,
+        },
+    )
+    if d.next_check_at is not None and d.next_check_at - now < timedelta(
+        seconds=deps.timer_idle_poll_s
+    ):
+        await repo.wake_timers(conn)
+    if escalation_level(s) > escalation_level(before):
+        await announce_changed(conn, updated, "escalated", row.status, now)
+        log.info(
+            "alert_escalated",
+            alert_id=str(row.alert_id),
+            site_id=row.site_id,
+            escalation_level=escalation_level(s),
+        )
+    if s.repages > before.repages:
+        await announce_changed(conn, updated, "repaged", row.status, now)
+    return updated
+
+
+# --- raising ----------------------------------------------------------------------------
+
+
+async def _open(
+    conn: Conn,
+    patient_id: str,
+    site_id: str,
+    signal: policy.Signal,
+    source_event_id: str | None,
+    oncall: OncallRow | None,
+    admission: Admission,
+    now: datetime,
+) -> AlertRow:
+    """The new alert's row, with the site's on-call policy snapshotted."""
+    row = await repo.insert_alert(
+        conn,
+        {
+            "alert_id": uuid.uuid4(),
+            "patient_id": patient_id,
+            "site_id": site_id,
+            "kind": signal.kind.value,
+            "severity": signal.severity.value,
+            "status": Status.open.value,
+            "reasons": list(signal.reasons),
+            "raised_at": now,
+            "first_seen_at": signal.observed_at,
+            "last_seen_at": signal.observed_at,
+            "source_event_id": source_event_id,
+            "policy": oncall.tiers if oncall else None,
+            "policy_version": oncall.version if oncall else None,
+            "inhibited_by": uuid.UUID(admission.inhibited_by) if admission.inhibited_by else None,
+            "updated_at": now,
+        },
+    )
+    metrics.after_commit(RAISED.labels(signal.kind.value, signal.severity.value).inc)
+    return row
+
+
+async def _inhibit(conn: Conn, held: list[AlertRow], by: AlertRow, now: datetime) -> None:
+    """The alerts a new critical suicide_risk alert holds back: pages cancelled, no timer."""
+    for alert in held:
+        await repo.cancel_pending_pages(conn, alert.alert_id, now)
+        h = await repo.update_alert(
+            conn,
+            alert.alert_id,
+            {"inhibited_by": by.alert_id, "next_check_at": None, "updated_at": now},
+        )
+        await announce_changed(conn, h, "inhibited", h.status, now)
+
+
+async def raise_alert(
+    conn: Conn,
+    deps: Deps,
+    *,
+    patient_id: str,
+    site_id: str,
+    signal: policy.Signal,
+    source_event_id: str | None,
+    now: datetime,
+) -> AlertRow:
+    """Open an alert for the signal, or fold it into the patient's open one of that kind.
+    The caller holds the patient's lock (``repo.lock_patient``)."""
+    unresolved = await repo.unresolved_alerts(conn, patient_id)
+    admission = admit(signal, [r.open_alert() for r in unresolved])
+    if admission.action == "repeat":
+        assert admission.alert_id is not None
+        row = await repo.repeat_alert(
+            conn, admission.alert_id, signal.reasons, signal.observed_at, now
+        )
+        metrics.after_commit(REPEATED.labels(signal.kind.value).inc)
+        await announce_changed(conn, row, "repeated", row.status, now)
+        return row
+    oncall = await repo.get_oncall(conn, site_id)
+    row = await _open(conn, patient_id, site_id, signal, source_event_id, oncall, admission, now)
+    await _inhibit(conn, [r for r in unresolved if str(r.alert_id) in admission.inhibit], row, now)
+    outcome = opening(signal.severity, admission, oncall=oncall is not None)
+    await announce_raised(conn, row, outcome.pages_on_call)
+    fields = {
+        "alert_id": str(row.alert_id),
+        "patient_id": patient_id,
+        "site_id": site_id,
+        "kind": signal.kind.value,
+        "severity": signal.severity.value,
+    }
+    if outcome.paging == "nobody_on_call":
+        metrics.after_commit(NOBODY_ON_CALL.inc)
+        log.warning("alert_nobody_on_call", **fields, detail="no on-call policy for the site")
+    else:
+        log.info("alert_raised", **fields, inhibited_by=admission.inhibited_by)
+    if outcome.paging == "page_now":
+        row = await apply_decision(conn, deps, row, now)
+    return row
+
+
+async def raise_all(
+    conn: Conn,
+    deps: Deps,
+    patient_id: str,
+    site_id: str,
+    signals: list[policy.Signal],
+    event_id: str | None,
+    now: datetime,
+) -> None:
+    for signal in signals:
+        await raise_alert(
+            conn,
+            deps,
+            patient_id=patient_id,
+            site_id=site_id,
+            signal=signal,
+            source_event_id=event_id,
+            now=now,
+        )
+
+
+async def release(conn: Conn, deps: Deps, resolved: AlertRow, now: datetime) -> None:
+    """The alerts a resolved suicide_risk alert held back page on their own now."""
+    unresolved = await repo.unresolved_alerts(conn, resolved.patient_id)
+    ids = set(released_by(str(resolved.alert_id), [r.open_alert() for r in unresolved]))
+    for r in unresolved:
+        if str(r.alert_id) in ids:
+            freed = await repo.update_alert(
+                conn, r.alert_id, {"inhibited_by": None, "updated_at": now}
+            )
+            await announce_changed(conn, freed, "released", freed.status, now)
+            await apply_decision(conn, deps, freed, now)

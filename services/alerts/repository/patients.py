@@ -1,0 +1,92 @@
+"""Patients: check-in monitoring, and the per-patient lock every transaction takes first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from services.alerts.domain.monitoring import Monitor, MonitoringRule
+from services.alerts.rows import PatientRow, SiteMonitoringRow
+from shared.db import Conn
+
+
+async def lock_patient(conn: Conn, patient_id: str, site_id: str, now: datetime) -> PatientRow:
+    """The patient's row, locked for this transaction (created on first sight)."""
+    await conn.execute(
+        "INSERT INTO patients (patient_id, site_id, updated_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (patient_id) DO NOTHING",
+        patient_id,
+        site_id,
+        now,
+    )
+    row = await conn.fetchrow("SELECT * FROM patients WHERE patient_id = $1 FOR UPDATE", patient_id)
+    assert row is not None
+    return PatientRow.of(row)
+
+
+_SAVE_MONITOR = """
+    UPDATE patients
+    SET site_id = $2, started_at = $3, discharged_at = $4, next_due_at = $5, deadline_at = $6,
+        consecutive_misses = $7, last_checkin_at = $8,
+        total_misses = total_misses + $9, last_missed_at = coalesce($10, last_missed_at),
+        updated_at = $11
+    WHERE patient_id = $1
+"""
+
+
+def monitor_args(
+    patient_id: str,
+    site_id: str,
+    m: Monitor,
+    rule: MonitoringRule,
+    now: datetime,
+    missed: int = 0,
+    last_missed_at: datetime | None = None,
+) -> tuple[Any, ...]:
+    return (
+        patient_id,
+        site_id,
+        m.started_at,
+        m.discharged_at,
+        m.next_due_at,
+        m.deadline(rule),
+        m.consecutive_misses,
+        m.last_checkin_at,
+        missed,
+        last_missed_at,
+        now,
+    )
+
+
+async def save_monitor(conn: Conn, args: tuple[Any, ...]) -> None:
+    await conn.execute(_SAVE_MONITOR, *args)
+
+
+async def save_monitors(conn: Conn, args: Sequence[tuple[Any, ...]]) -> None:
+    await conn.executemany(_SAVE_MONITOR, args)
+
+
+async def due_patients(conn: Conn, now: datetime, limit: int) -> list[PatientRow]:
+    rows = await conn.fetch(
+        "SELECT * FROM patients WHERE deadline_at <= $1 ORDER BY deadline_at LIMIT $2 "
+        "FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [PatientRow.of(r) for r in rows]
+
+
+async def get_patient(conn: Conn, patient_id: str) -> PatientRow | None:
+    row = await conn.fetchrow("SELECT * FROM patients WHERE patient_id = $1", patient_id)
+    return None if row is None else PatientRow.of(row)
+
+
+async def monitoring_counts(conn: Conn) -> list[SiteMonitoringRow]:
+    """Per site: patients monitored, and those with at least one miss in a row."""
+    rows = await conn.fetch(
+        "SELECT site_id, count(*) AS monitored, "
+        "count(*) FILTER (WHERE consecutive_misses > 0) AS missing_checkins "
+        "FROM patients WHERE deadline_at IS NOT NULL GROUP BY site_id ORDER BY site_id"
+    )
+    return [SiteMonitoringRow.of(r) for r in rows]

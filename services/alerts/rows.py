@@ -1,0 +1,238 @@
+"""The rows the alerts repository (services/alerts/repository/) returns: frozen values,
+one type per table or query, and their domain views (``AlertRow.escalation()`` etc.).
+No asyncpg here: ``of`` takes any mapping of column names (an asyncpg Record, a dict)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+from services.alerts.domain.dedup import OpenAlert
+from services.alerts.domain.escalation import EscalationState, escalation_level
+from services.alerts.domain.model import Kind, OncallPolicy, Recipient, Severity, Status, Tier
+from services.alerts.domain.monitoring import Monitor
+
+# An on-call policy as stored (jsonb): [{"recipients": [{"name", "webhook_url"}],
+# "escalate_after_s"}], tier 1 first (services/alerts/schemas.py OncallIn.to_json).
+TiersJson = list[dict[str, Any]]
+
+
+class Columns(Protocol):
+    """A row's columns by name: an asyncpg Record, a dict."""
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class _Row:
+    """``of``: the row from a mapping of its columns (extra columns are ignored)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, m: Columns) -> Self:
+        present = set(m.keys())
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        return cls(**{n: m[n] for n in names if n in present})
+
+
+def policy_of(tiers: TiersJson | None) -> OncallPolicy:
+    """The domain's view of stored tiers (none: nobody can be paged)."""
+    if not tiers:
+        return OncallPolicy()
+    return OncallPolicy(
+        tuple(
+            Tier(
+                recipients=tuple(
+                    Recipient(name=r["name"], webhook_url=r["webhook_url"]) for r in t["recipients"]
+                ),
+                escalate_after_s=int(t["escalate_after_s"]),
+            )
+            for t in tiers
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OncallRow(_Row):
+    site_id: str
+    tiers: TiersJson
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRow(_Row):
+    """A patient's check-in monitoring (and the row each transaction locks first)."""
+
+    patient_id: str
+    site_id: str
+    started_at: datetime | None
+    discharged_at: datetime | None
+    next_due_at: datetime | None
+    deadline_at: datetime | None
+    consecutive_misses: int
+    total_misses: int
+    last_checkin_at: datetime | None
+    last_missed_at: datetime | None
+    updated_at: datetime
+
+    def monitor(self) -> Monitor:
+        return Monitor(
+            started_at=self.started_at,
+            discharged_at=self.discharged_at,
+            next_due_at=self.next_due_at,
+            consecutive_misses=self.consecutive_misses,
+            last_checkin_at=self.last_checkin_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow(_Row):
+    alert_id: uuid.UUID
+    patient_id: str
+    site_id: str
+    kind: str
+    severity: str
+    status: str
+    reasons: list[str]
+    raised_at: datetime
+    first_seen_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    policy: TiersJson | None  # the on-call tiers snapshotted at opening
+    inhibited_by: uuid.UUID | None
+    tiers_paged: int
+    last_escalated_at: datetime | None
+    repages: int
+    last_repaged_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_note: bytes | None  # a Fernet token (services/alerts/alerting/notes.py)
+    acknowledged_tier: int | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolved_note: bytes | None
+    next_check_at: datetime | None
+    # read by no caller: absent from an alert built by hand (a unit test's)
+    source_event_id: str | None = None
+    policy_version: int | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def held_by(self) -> str | None:
+        """The alert holding back this one's pages, as the domain names alerts."""
+        return str(self.inhibited_by) if self.inhibited_by else None
+
+    def escalation(self) -> EscalationState:
+        return EscalationState(
+            severity=Severity(self.severity),
+            status=Status(self.status),
+            inhibited=self.inhibited_by is not None,
+            tiers_paged=self.tiers_paged,
+            last_escalated_at=self.last_escalated_at,
+            acknowledged_at=self.acknowledged_at,
+            acknowledged_tier=self.acknowledged_tier,
+            repages=self.repages,
+            last_repaged_at=self.last_repaged_at,
+        )
+
+    @property
+    def escalation_level(self) -> int:
+        return escalation_level(self.escalation())
+
+    def open_alert(self) -> OpenAlert:
+        return OpenAlert(
+            alert_id=str(self.alert_id),
+            kind=Kind(self.kind),
+            severity=Severity(self.severity),
+            status=Status(self.status),
+            inhibited_by=self.held_by,
+        )
+
+    def oncall_policy(self) -> OncallPolicy:
+        return policy_of(self.policy)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow(_Row):
+    page_id: uuid.UUID
+    alert_id: uuid.UUID
+    idempotency_key: str
+    tier: int  # 0-based
+    round: int
+    reason: str
+    recipient_index: int
+    recipient_name: str
+    webhook_url: str
+    body: bytes
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    cancelled_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedPage(_Row):
+    """A page leased for one delivery attempt (``attempts`` already counts it)."""
+
+    page_id: uuid.UUID
+    alert_id: uuid.UUID
+    webhook_url: str
+    body: bytes
+    attempts: int
+    idempotency_key: str
+    created_at: datetime
+    tier: int  # 0-based
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow(_Row):
+    page_id: uuid.UUID
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    http_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CountRow(_Row):
+    """Alerts of a site by status and severity."""
+
+    site_id: str
+    status: str
+    severity: str
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteMonitoringRow(_Row):
+    site_id: str
+    monitored: int
+    missing_checkins: int
+
+
+@dataclass(frozen=True, slots=True)
+class AckTimesRow(_Row):
+    site_id: str | None  # None: the whole network
+    raised: int
+    acknowledged: int
+    p50_s: float | None
+    p90_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyNote(_Row):
+    """A plaintext note written before migration 0002 (``legacy_notes``)."""
+
+    alert_id: uuid.UUID
+    step: str
+    note: str
