@@ -29,8 +29,8 @@ from services.alerts.timers import serve_timers
 from services.alerts.watchdog import serve_watchdog
 from shared import db
 from shared.consumer import build_faust_app, run_worker
-from shared.crypto import PhiDecryptError, PhiKeyError, new_key
-from shared.encrypted import rotate_command
+from shared.crypto import PhiKeyError, new_key
+from shared.encrypted import rotate_main
 from shared.logging import configure_logging
 from shared.relay import serve_relay
 from shared.service import serve
@@ -70,20 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rotate(settings: AlertsSettings, *, check: bool) -> int:
-    try:
-        return uvloop.run(
-            rotate_command(
-                settings,
-                service="alerts",
-                schema=SCHEMA,
-                migrations=MIGRATIONS,
-                rotate=notes.rotate_all,
-                check=check,
-            )
-        )
-    except (PhiKeyError, PhiDecryptError) as exc:
-        print(f"rotate-phi-keys: {exc}", file=sys.stderr)
-        return 2
+    return rotate_main(
+        settings,
+        service="alerts",
+        schema=SCHEMA,
+        migrations=MIGRATIONS,
+        rotate=notes.rotate_all,
+        check=check,
+    )
 
 
 def _serve(role: str, service: str, settings: AlertsSettings) -> int:

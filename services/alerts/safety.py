@@ -41,6 +41,7 @@ from shared import db, devclock, events
 from shared.clock import utcnow
 from shared.logging import get_logger
 from shared.processing import TRANSIENT, EventProcessor, Message, service_processor
+from shared.retry import until_done
 
 log = get_logger(__name__)
 
@@ -144,19 +145,20 @@ class SafetyLane:
             fetch_max_wait_ms=100,
             group_instance_id=self.settings.alerts_safety_instance_id or None,
         )
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                await consumer.start()
-                break
-            except KafkaError as exc:
-                log.warning("safety_waiting_for_kafka", error=repr(exc), retry_in_s=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                # at most a second between tries: the lane must be consuming within
-                # seconds of the broker's return (a connection attempt costs nothing)
-                delay = min(delay * 2, 1.0)
-        else:
+        # at most RECONNECT_MAX_S (1 s) between tries: the lane must be consuming within
+        # seconds of the broker's return (a connection attempt costs nothing)
+        await until_done(
+            consumer.start,
+            retry_on=(KafkaError,),
+            backoff=self.settings.backoff(max_s=self.settings.reconnect_max_s),
+            on_retry=lambda exc, delay: log.warning(
+                "safety_waiting_for_kafka", error=repr(exc), retry_in_s=delay
+            ),
+            stop=stop,
+        )
+        if stop.is_set():
+            with contextlib.suppress(Exception):
+                await consumer.stop()
             return
         log.info("safety_lane_started", topic=self.topic, group=self.processor.group)
         busy: dict[TopicPartition, asyncio.Task[None]] = {}
@@ -196,16 +198,16 @@ async def serve_safety(settings: AlertsSettings, migrations: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     # start even while the database is still coming up
     await db.migrate_when_up(settings.database_url, SCHEMA, migrations, "safety", stop)
-    delay = 0.5
     processor = create_safety_processor(settings)
-    while not stop.is_set():
-        try:
-            await processor.start()  # the pool, the DLQ producer, the dev clock
-            break
-        except (*TRANSIENT, ConnectionError) as exc:
-            log.warning("safety_waiting_to_start", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    await until_done(
+        processor.start,  # the pool, the DLQ producer, the dev clock
+        retry_on=(*TRANSIENT, ConnectionError),
+        backoff=settings.backoff(),
+        on_retry=lambda exc, delay: log.warning(
+            "safety_waiting_to_start", error=repr(exc), retry_in_s=delay
+        ),
+        stop=stop,
+    )
     if stop.is_set():
         return
     if settings.alerts_safety_metrics_port:

@@ -41,6 +41,7 @@ from shared import db, devclock, events, metrics, outbox
 from shared.clock import utcnow
 from shared.logging import get_logger
 from shared.processing import TRANSIENT
+from shared.retry import until_done
 
 log = get_logger(__name__)
 
@@ -232,22 +233,28 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    delay = 0.5
-    while not stop.is_set():  # start even while the database is still coming up
-        try:
-            await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
-            # DEV_CLOCK=1: the stack's time before the first timer fires (else a no-op)
-            watcher = await devclock.watch(settings, "alerts-timers")
-            pool = await db.create_pool(
-                settings.database_url, SCHEMA, min_size=2, max_size=settings.db_pool_max
-            )
-            break
-        except (*TRANSIENT, ConnectionError) as exc:
-            log.warning("timers_waiting_for_database", error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    else:
+
+    async def prepare() -> tuple[devclock.ClockWatcher | None, asyncpg.Pool]:
+        await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
+        # DEV_CLOCK=1: the stack's time before the first timer fires (else a no-op)
+        watcher = await devclock.watch(settings, "alerts-timers")
+        pool = await db.create_pool(
+            settings.database_url, SCHEMA, min_size=2, max_size=settings.db_pool_max
+        )
+        return watcher, pool
+
+    started = await until_done(  # start even while the database is still coming up
+        prepare,
+        retry_on=(*TRANSIENT, ConnectionError),
+        backoff=settings.backoff(),
+        on_retry=lambda exc, delay: log.warning(
+            "timers_waiting_for_database", error=repr(exc), retry_in_s=delay
+        ),
+        stop=stop,
+    )
+    if started is None:
         return
+    watcher, pool = started
     if settings.alerts_timers_metrics_port:
         start_http_server(settings.alerts_timers_metrics_port, addr=settings.http_host)
     limits = httpx.Limits(max_connections=settings.page_concurrency, max_keepalive_connections=32)
@@ -259,14 +266,14 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
             watcher.on_change(timers.wake.set)
 
         async def forever() -> None:
-            delay = 1.0
+            backoff = settings.backoff(initial_s=1.0)
             while True:
                 try:
                     await timers.run()
                 except (*TRANSIENT, ConnectionError) as exc:
+                    delay = backoff.delay()
                     log.warning("timers_restart", error=repr(exc), retry_in_s=delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
 
         task = asyncio.create_task(forever())
         await stop.wait()

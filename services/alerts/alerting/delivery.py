@@ -8,7 +8,6 @@ POSTs from memory with ``post_page`` while PostgreSQL is away.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from services.alerts.settings import AlertsSettings
 from shared.clock import utcnow
 from shared.logging import get_logger
 from shared.processing import TRANSIENT
+from shared.retry import Backoff
 
 log = get_logger(__name__)
 
@@ -117,7 +117,7 @@ class Deliverer:
         delivered_at: datetime | None,
         retry_at: datetime | None,
     ) -> None:
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:  # the POST happened: its record must not be lost to a blip
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
@@ -135,8 +135,7 @@ class Deliverer:
                 return
             except TRANSIENT as exc:
                 log.warning("page_record_retry", error=repr(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.sleep()
 
 
 async def post_page(
