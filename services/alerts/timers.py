@@ -223,6 +223,19 @@ class Timers:
             log.error("page_delivery_crashed", error=repr(task.exception()))
 
 
+async def _prepare(
+    settings: AlertsSettings, migrations: Path
+) -> tuple[devclock.ClockWatcher | None, asyncpg.Pool]:
+    """The schema migrated, the dev clock followed (DEV_CLOCK=1: the stack's time before
+    the first timer fires; else a no-op) and a pool open."""
+    await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
+    watcher = await devclock.watch(settings, "alerts-timers")
+    pool = await db.create_pool(
+        settings.database_url, SCHEMA, min_size=2, max_size=settings.db_pool_max
+    )
+    return watcher, pool
+
+
 async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
     """The timers process: migrate, then run the loop until SIGTERM/SIGINT, letting the
     deliveries in flight finish (a page cut off mid-POST is retried after its lease).
@@ -234,17 +247,8 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async def prepare() -> tuple[devclock.ClockWatcher | None, asyncpg.Pool]:
-        await db.migrate(settings.database_url, SCHEMA, db.migration_files(migrations))
-        # DEV_CLOCK=1: the stack's time before the first timer fires (else a no-op)
-        watcher = await devclock.watch(settings, "alerts-timers")
-        pool = await db.create_pool(
-            settings.database_url, SCHEMA, min_size=2, max_size=settings.db_pool_max
-        )
-        return watcher, pool
-
     started = await until_done(  # start even while the database is still coming up
-        prepare,
+        lambda: _prepare(settings, migrations),
         retry_on=(*TRANSIENT, ConnectionError),
         backoff=settings.backoff(),
         on_retry=lambda exc, delay: log.warning(
