@@ -29,11 +29,14 @@ class SchedulingSettings(CommonSettings):
     waitlist_retry_batch: int = Field(default=20, ge=1)
     # The maintenance interval itself is a per-site protocol number (domain/model.py).
     # How long after its due date a maintenance session may still be placed:
-    maintenance_slack_days: int = Field(default=7, ge=1, le=90)
+    # (each default is the policy's own: services/scheduling/domain/maintenance.py)
+    maintenance_slack_days: int = Field(default=MaintenancePolicy.slack.days, ge=1, le=90)
     # A worsening patient is seen within this many days (docs/domain.md, "Maintenance"):
-    maintenance_worsening_within_days: int = Field(default=7, ge=1)
-    defer_systolic: int = 160
-    defer_diastolic: int = 100
+    maintenance_worsening_within_days: int = Field(
+        default=MaintenancePolicy.worsening_within.days, ge=1
+    )
+    defer_systolic: int = DosingVitalsPolicy.defer_systolic
+    defer_diastolic: int = DosingVitalsPolicy.defer_diastolic
 
     @property
     def horizon(self) -> timedelta:
