@@ -37,12 +37,16 @@ from tools.demo.network import (
     PAGE_RECEIVER,
     SITES,
     DemoError,
+    Patient,
     Stage,
     expected_decision,
     patients_for,
 )
 
 # --- the run -------------------------------------------------------------------------------
+
+
+SEVERITIES = ("critical", "high", "warning")
 
 
 @dataclass
@@ -66,23 +70,14 @@ class Summary:
     def patients(self, *stages: Stage) -> list[str]:
         return [o.patient.patient_id for o in self.outcomes if o.patient.stage in stages]
 
-    def lines(self) -> list[str]:
-        d = self.decisions
-        approved = sum(o.approved for o in self.outcomes)
-        n = len(self.outcomes)
-        t = self.tally
-        appts = self.appointments
-        statuses = ("proposed", "confirmed", "completed", "no_show", "cancelled")
-        by = Counter((a["site_id"], a["severity"], a["status"]) for a in self.alerts)
+    def _count(self, site: str | None, sev: str, status: str) -> int:
+        """This run's alerts of a severity in a status (at one site, or everywhere)."""
+        return sum(
+            a["severity"] == sev and a["status"] == status and site in (None, a["site_id"])
+            for a in self.alerts
+        )
 
-        def count(site: str | None, sev: str, status: str) -> int:
-            return sum(
-                v
-                for (si, se, st), v in by.items()
-                if se == sev and st == status and site in (None, si)
-            )
-
-        sevs = ("critical", "high", "warning")
+    def _site_table(self) -> list[str]:
         table = [
             f"    {'site':<14} {'time zone':<17} {'rooms':>5} {'ther.':>5} {'pts':>4}"
             "  open: crit high warn   ack: crit high warn"
@@ -90,23 +85,23 @@ class Summary:
         for s in self.sites:
             site = s["site_id"]
             pts = sum(o.patient.site.site_id == site for o in self.outcomes)
-            opened = " ".join(f"{count(site, sev, 'open'):>4}" for sev in sevs)
-            acked = " ".join(f"{count(site, sev, 'acknowledged'):>4}" for sev in sevs)
+            opened = " ".join(f"{self._count(site, sev, 'open'):>4}" for sev in SEVERITIES)
+            acked = " ".join(f"{self._count(site, sev, 'acknowledged'):>4}" for sev in SEVERITIES)
             table.append(
                 f"    {site:<14} {s['timezone']:<17} {s['treatment_rooms']:>5} "
                 f"{s['therapists']:>5} {pts:>4}        {opened}        {acked}"
             )
-        by_status = "; ".join(
-            f"{status} "
-            + ", ".join(
-                f"{sev} {count(None, sev, status)}" for sev in sevs if count(None, sev, status)
-            )
-            for status in ("open", "acknowledged", "resolved")
-            if any(count(None, sev, status) for sev in sevs)
-        )
-        kinds = Counter(a["kind"] for a in self.alerts)
-        monitored = sum(1 for o in self.outcomes if o.checkins)
-        ack = self.acknowledged
+        return table
+
+    def _by_status(self) -> str:
+        parts = []
+        for status in ("open", "acknowledged", "resolved"):
+            counts = [(sev, self._count(None, sev, status)) for sev in SEVERITIES]
+            if any(c for _, c in counts):
+                parts.append(f"{status} " + ", ".join(f"{sev} {c}" for sev, c in counts if c))
+        return "; ".join(parts)
+
+    def _surprises(self) -> list[str]:
         surprises = [
             f"  note: {o.patient.patient_id} ({o.patient.stage}) was {o.decision} "
             f"({', '.join(o.reasons) or 'no reasons'}), not "
@@ -122,6 +117,19 @@ class Summary:
                 + "):",
                 "        the demo sites fill up after about ten runs; a fresh stack has room",
             ]
+        return surprises
+
+    def lines(self) -> list[str]:
+        d = self.decisions
+        approved = sum(o.approved for o in self.outcomes)
+        n = len(self.outcomes)
+        t = self.tally
+        appts = self.appointments
+        statuses = ("proposed", "confirmed", "completed", "no_show", "cancelled")
+        table, by_status, surprises = self._site_table(), self._by_status(), self._surprises()
+        kinds = Counter(a["kind"] for a in self.alerts)
+        monitored = sum(1 for o in self.outcomes if o.checkins)
+        ack = self.acknowledged
         return [
             "",
             f"Interval demo, run {self.run}: loaded in {self.seconds:.1f} s",
@@ -190,36 +198,12 @@ async def main(
         await clock.now()  # before anything is written: a stack without the clock is refused
         echo(f"demo run {run}: {len(SITES)} sites, loading patients...")
 
-        await gather_all(
-            [api.scheduling("PUT", f"/v1/sites/{s.site_id}", json=s.body()) for s in SITES]
-            + [
-                api.alerts("PUT", f"/v1/sites/{s.site_id}/oncall", json=s.oncall_body())
-                for s in SITES
-            ]
-        )
+        await _put_sites(api)
         now = await clock.now()
-        settle = Settle(api)
         tally = Tally()
         gate = asyncio.Semaphore(CONCURRENCY)
         everyone = patients_for(run)
-        # in care: intake now, then the days pass (the clock moves) through their sessions
-        in_care: list[Outcome] = await gather_all(
-            [
-                patient_flow(api, p, run, tally, now, gate, settle)
-                for p in everyone
-                if p.stage in IN_CARE
-            ]
-        )
-        rounds = check_in_rounds(now, in_care)
-        steps = [s for o in in_care for s in o.steps]
-        for o in in_care:
-            if o.patient.stage in MONITORED and o.steps:
-                steps += checkin_steps(api, o, tally, rounds, settle)
-        now = await live_through(clock, steps, gate, settle)
-        for o in in_care:  # the next dose, when it is still ahead
-            if o.next_dose is not None and time_of(o.next_dose, "start") > now:
-                await act(api, o.next_dose, "confirm")
-                tally.confirmed += 1
+        in_care, now = await _in_care(api, clock, run, tally, now, gate, everyone)
         # the others have their intake today: their sessions lie ahead
         rest: list[Outcome] = await gather_all(
             [
@@ -234,14 +218,7 @@ async def main(
         acked = await acknowledge_one(api, alerts)
         alerts = await run_alerts(api, run)
 
-        scheduled = [o.patient.patient_id for o in outcomes if o.scheduled]
-        lists: list[list[dict[str, Any]]] = await gather_all(
-            [api.scheduling("GET", f"/v1/patients/{pid}/appointments") for pid in scheduled]
-        )
-        appointments = Counter(a["status"] for appts in lists for a in appts)
-        sites: list[dict[str, Any]] = await gather_all(
-            [api.scheduling("GET", f"/v1/sites/{s.site_id}") for s in SITES]
-        )
+        appointments, sites = await _where_they_stand(api, outcomes)
     summary = Summary(
         run=run,
         seconds=time.monotonic() - started,
@@ -258,6 +235,60 @@ async def main(
     for line in summary.lines():
         echo(line)
     return summary
+
+
+async def _put_sites(api: Api) -> None:
+    await gather_all(
+        [api.scheduling("PUT", f"/v1/sites/{s.site_id}", json=s.body()) for s in SITES]
+        + [api.alerts("PUT", f"/v1/sites/{s.site_id}/oncall", json=s.oncall_body()) for s in SITES]
+    )
+
+
+async def _in_care(
+    api: Api,
+    clock: Clock,
+    run: str,
+    tally: Tally,
+    now: datetime,
+    gate: asyncio.Semaphore,
+    everyone: list[Patient],
+) -> tuple[list[Outcome], datetime]:
+    """The patients in care: intake now, then the days pass (the clock moves) through
+    their sessions and check-ins; their next dose confirmed when it is still ahead.
+    Their outcomes, and the stack's time at the end."""
+    settle = Settle(api)
+    in_care: list[Outcome] = await gather_all(
+        [
+            patient_flow(api, p, run, tally, now, gate, settle)
+            for p in everyone
+            if p.stage in IN_CARE
+        ]
+    )
+    rounds = check_in_rounds(now, in_care)
+    steps = [s for o in in_care for s in o.steps]
+    for o in in_care:
+        if o.patient.stage in MONITORED and o.steps:
+            steps += checkin_steps(api, o, tally, rounds, settle)
+    now = await live_through(clock, steps, gate, settle)
+    for o in in_care:  # the next dose, when it is still ahead
+        if o.next_dose is not None and time_of(o.next_dose, "start") > now:
+            await act(api, o.next_dose, "confirm")
+            tally.confirmed += 1
+    return in_care, now
+
+
+async def _where_they_stand(
+    api: Api, outcomes: list[Outcome]
+) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """The scheduled patients' appointments by status, and the sites as stored."""
+    scheduled = [o.patient.patient_id for o in outcomes if o.scheduled]
+    lists: list[list[dict[str, Any]]] = await gather_all(
+        [api.scheduling("GET", f"/v1/patients/{pid}/appointments") for pid in scheduled]
+    )
+    sites: list[dict[str, Any]] = await gather_all(
+        [api.scheduling("GET", f"/v1/sites/{s.site_id}") for s in SITES]
+    )
+    return Counter(a["status"] for appts in lists for a in appts), sites
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
