@@ -133,6 +133,9 @@ class Timers:
         self.wake = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
         self.draining = False
+        # set at SIGTERM: the loop ends at its next pass, even if a cancellation is lost
+        # (Python 3.11's wait_for can swallow one that lands as its wait completes)
+        self.stopping = False
         self.listener: asyncpg.Connection | None = None
         self.last_mark = float("-inf")
 
@@ -146,7 +149,7 @@ class Timers:
         await listener.add_listener(repo.WAKE_CHANNEL, self._notified)
         log.info("timers_started", idle_poll_s=self.settings.timer_idle_poll_s)
         try:
-            while True:
+            while not self.stopping:
                 try:
                     await self.step()
                 except TRANSIENT as exc:
@@ -271,7 +274,7 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
 
         async def forever() -> None:
             backoff = settings.backoff(initial_s=1.0)
-            while True:
+            while not timers.stopping:
                 try:
                     await timers.run()
                 except (*TRANSIENT, ConnectionError) as exc:
@@ -281,12 +284,17 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
 
         task = asyncio.create_task(forever())
         await stop.wait()
-        timers.draining = True
+        timers.draining = timers.stopping = True
+        timers.wake.set()
         if timers.in_flight:
             await asyncio.wait(set(timers.in_flight), timeout=settings.page_timeout_s + 1)
-        for t in (*timers.in_flight, task):  # cut off: leased pages are retried later
+        pending = {*timers.in_flight, task}
+        for t in pending:  # cut off: leased pages are retried later
             t.cancel()
-        await asyncio.gather(*timers.in_flight, task, return_exceptions=True)
+        # bounded: a stop never waits on a task that missed its cancellation
+        _, stuck = await asyncio.wait(pending, timeout=5)
+        if stuck:
+            log.warning("timers_stop_cut_short", tasks=len(stuck))
     await devclock.unwatch()
     try:
         await asyncio.wait_for(pool.close(), 5)
