@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import ALL_TOPICS
@@ -46,6 +46,7 @@ from tests.support.stack import (
     ServiceProcess,
     for_the_session,
     free_port,
+    partitions_of,
     service_env,
     wait_ready,
     with_database,
@@ -171,8 +172,7 @@ async def topic_log(prefix: str) -> AsyncIterator[EventLog]:
     await consumer.start()
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()
-    described = await admin.describe_topics(names)
-    parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    parts = await partitions_of(admin, names)
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     for tp in parts:

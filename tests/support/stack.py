@@ -93,6 +93,24 @@ class EventLog:
         return [r for r in self.records if raw in r.value and (topic is None or r.topic == topic)]
 
 
+async def partitions_of(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
+    """Every partition of these topics, once the broker's metadata has them all (just
+    created, or right after a broker restart, a topic may not list its partitions yet)."""
+
+    async def described() -> list[TopicPartition]:
+        topics = await admin.describe_topics(names)
+        if len(topics) < len(names) or any(
+            t.get("error_code") or not t["partitions"] for t in topics
+        ):
+            return []
+        return [TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]]
+
+    parts: list[TopicPartition] = await eventually(
+        described, bool, timeout=60, what="the topics' partitions in the broker's metadata"
+    )
+    return parts
+
+
 @pytest.fixture(scope="session")
 async def event_log() -> AsyncIterator[EventLog]:
     names = [topic(t) for t in ALL_TOPICS]
@@ -102,8 +120,7 @@ async def event_log() -> AsyncIterator[EventLog]:
     await consumer.start()
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()
-    described = await admin.describe_topics(names)
-    parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    parts = await partitions_of(admin, names)
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     for tp in parts:  # resolve the positions now, before any test produces
