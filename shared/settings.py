@@ -29,6 +29,9 @@ class ProcessSettings(BaseSettings):
     # offset is a row in the stack's database: DATABASE_URL is read for it alone.
     dev_clock: bool = False
     database_url: str = DEFAULT_DATABASE_URL
+    # The niceness routine-only processes run at (shared/priority.py): under overload
+    # the kernel runs the safety path first. 0 leaves every process as started.
+    routine_nice: int = Field(default=10, ge=0, le=19)
 
 
 class CommonSettings(ProcessSettings):

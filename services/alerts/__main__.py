@@ -32,8 +32,13 @@ from shared.consumer import build_faust_app, run_worker
 from shared.crypto import PhiKeyError, new_key
 from shared.encrypted import rotate_main
 from shared.logging import configure_logging
+from shared.priority import yield_to_safety
 from shared.relay import serve_relay
 from shared.service import serve
+
+# Roles that carry no safety signal: they yield the CPU (shared/priority.py). The safety
+# lane, the timers (escalations, page retries), the watchdog and the API keep theirs.
+ROUTINE_ROLES = ("worker", "relay")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = AlertsSettings()
     service = f"alerts-{args.role}"
     configure_logging(service, settings.log_level, settings.log_json)
+    if args.role in ROUTINE_ROLES:
+        yield_to_safety(settings.routine_nice, service)
     if args.role == "rotate-phi-keys":
         return _rotate(settings, check=args.check)
     return _serve(args.role, service, settings)

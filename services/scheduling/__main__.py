@@ -14,6 +14,7 @@ from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared import db
 from shared.consumer import build_faust_app, run_worker
 from shared.logging import configure_logging
+from shared.priority import yield_to_safety
 from shared.relay import serve_relay
 from shared.service import serve
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = SchedulingSettings()
     service = f"scheduling-{args.role}"
     configure_logging(service, settings.log_level, settings.log_json)
+    if args.role != "api":  # the worker and relay carry no safety signal
+        yield_to_safety(settings.routine_nice, service)
     if args.role == "api":
         serve(create_app(settings), settings, settings.scheduling_port)
     elif args.role == "relay":

@@ -1,0 +1,35 @@
+"""CPU priority: routine processes yield the CPU to the safety path.
+
+docs/domain.md ("Safety signals first"): a suicide-risk signal must not queue behind
+routine work at any stage, and on a loaded machine the CPU is a stage too. The processes
+that carry only routine work (the scheduling worker and relay, the alerts worker and
+relay, the dashboard) lower their own scheduling priority at start to ``ROUTINE_NICE``
+(10; 0 leaves it alone). The processes on the safety path (intake's API and relay, the
+alerts safety lane, timers, watchdog and API, the broker and PostgreSQL) keep theirs, so
+under overload the kernel runs them first and the routine backlog waits instead. Lowering
+one's own priority needs no privilege. It is per thread on Linux and inherited by the
+threads created afterwards, so it is called first thing in ``main``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def yield_to_safety(nice: int, process: str) -> int:
+    """Lower this process's CPU priority to niceness ``nice`` (never raise it); returns
+    the niceness it runs at."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice <= current:
+        return current
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:  # a sandbox that forbids it: run on, at the priority we have
+        log.warning("priority_unchanged", process=process, nice=nice, error=repr(exc))
+        return current
+    log.info("priority_lowered", process=process, nice=nice)
+    return nice

@@ -1,0 +1,35 @@
+"""Under overload the kernel runs the safety path first (docs/domain.md, "Safety signals
+first"): the routine-only processes run at ROUTINE_NICE, the safety path's at the
+priority they were started with."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.support.eventually import eventually
+from tests.support.stack import AlertsStack, IntakeStack, SchedulingStack
+from tools.stack import ServiceProcess
+
+
+def _nice(proc: ServiceProcess) -> int | None:
+    assert proc.proc is not None
+    try:
+        stat = Path(f"/proc/{proc.proc.pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19: nice
+
+
+async def test_routine_processes_yield_the_cpu_to_the_safety_path(
+    intake: IntakeStack, scheduling: SchedulingStack, alerts: AlertsStack
+) -> None:
+    started = os.getpriority(os.PRIO_PROCESS, 0)  # what the processes are started with
+    routine = [scheduling.relay, *scheduling.workers, alerts.relay, *alerts.workers]
+    for proc in routine:
+        await eventually(
+            lambda p=proc: _nice(p), lambda n: n == max(10, started), what=f"{proc.name} nice"
+        )
+    assert alerts.watchdog is not None
+    safety_path = [intake.api, intake.relay, *alerts.safety, *alerts.timers, alerts.watchdog]
+    assert {p.name: _nice(p) for p in safety_path} == {p.name: started for p in safety_path}
