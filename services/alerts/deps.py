@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from services.alerts.domain.monitoring import MonitoringRule
+from services.alerts.rows import ClaimedPage
 from shared.crypto import PhiCipher
 
 
@@ -33,6 +34,11 @@ class Deps:
     # the API's: notes are encrypted with it before they are stored (services/alerts/
     # alerting/notes.py); the worker and the timers never touch a note and have none
     cipher: PhiCipher | None = None
+    # the safety lane's (services/alerts/safety.py): pages queued by its transaction are
+    # inserted leased to it until ``first_attempt_lease`` from their creation, and handed
+    # to ``first_attempt`` once the transaction committed, for their first POST at once
+    first_attempt: Callable[[list[ClaimedPage]], None] | None = None
+    first_attempt_lease: timedelta = timedelta(seconds=20)
 
     def notes_cipher(self) -> PhiCipher:
         if self.cipher is None:

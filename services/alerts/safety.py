@@ -8,9 +8,10 @@ has its own topic; this process, apart from the routine worker and its backlog, 
 only that topic (its own consumer group, one task per partition, so a retrying message
 holds only its partition); the alert is raised in one short transaction (the claim in
 ``signal_claims`` makes the signal's ordinary event a no-op for it, whichever comes
-first); and the first delivery attempt of its pages is made here, straight after that
-transaction committed, rather than waiting for the timers process (which retries what
-fails, as for any page: the lease keeps the two from POSTing one page twice).
+first); its pages are inserted by that transaction already leased to this process, and
+their first delivery attempt is made here straight after the commit, rather than waiting
+for the timers process (which retries what fails, as for any page, and takes over a page
+whose lease ran out because this process died before its POST).
 
 Guarantees: at least once per signal, in order per partition (the offset is committed
 only after the message was applied or dead-lettered), one alert occurrence per signal.
@@ -22,20 +23,24 @@ import asyncio
 import contextlib
 import signal
 import time
+from contextvars import ContextVar
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from services.alerts import repository as repo
 from services.alerts.alerting import make_deps
 from services.alerts.alerting.delivery import Deliverer
+from services.alerts.deps import Deps
 from services.alerts.reactions import SAFETY_REACTIONS
+from services.alerts.rows import ClaimedPage
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, devclock, events
 from shared.clock import utcnow
@@ -59,12 +64,32 @@ FIRST_ATTEMPT = Histogram(
 )
 
 
+# The pages the message being handled queued, leased to this process by its transaction
+# and handed over once it committed (Deps.first_attempt): one list per handled message.
+_LEASED: ContextVar[list[ClaimedPage] | None] = ContextVar("safety_leased", default=None)
+
+
+def _hand_over(rows: list[ClaimedPage]) -> None:
+    leased = _LEASED.get()
+    if leased is None:  # not inside SafetyLane.handle: the timers POST them at lease end
+        log.warning("safety_pages_not_handed_over", pages=len(rows))
+        return
+    leased.extend(rows)
+
+
 def create_safety_processor(settings: AlertsSettings) -> EventProcessor:
+    def deps(pool: asyncpg.Pool) -> Deps:
+        return replace(
+            make_deps(settings, pool, utcnow),
+            first_attempt=_hand_over,
+            first_attempt_lease=timedelta(seconds=settings.page_lease_s),
+        )
+
     return service_processor(
         settings=settings,
         schema=SCHEMA,
         group=f"{settings.alerts_consumer_group}-safety",
-        make_deps=lambda pool: make_deps(settings, pool, utcnow),
+        make_deps=deps,
         reactions=SAFETY_REACTIONS,
     )
 
@@ -79,13 +104,9 @@ class SafetyLane:
         self.heartbeat_topic = settings.topic(events.PipelineHeartbeat.topic)
         self.delivery: Deliverer | None = None
 
-    async def page_now(self, patient_id: str) -> None:
-        """The first delivery attempt of the patient's due pages, concurrently."""
+    async def first_attempts(self, rows: list[ClaimedPage]) -> None:
+        """The first POST of each page the signal's transaction queued, concurrently."""
         assert self.delivery is not None
-        now = utcnow()
-        lease = now + timedelta(seconds=self.settings.page_lease_s)
-        async with self.delivery.pool.acquire() as conn:
-            rows = await repo.claim_patient_pages(conn, patient_id, now, lease)
         await asyncio.gather(*(self.delivery.deliver(row) for row in rows))
 
     async def handle(self, m: ConsumerRecord[bytes, bytes]) -> None:
@@ -97,15 +118,20 @@ class SafetyLane:
             value=m.value or b"",
             headers={k: bytes(v) for k, v in (m.headers or [])},
         )
-        outcome = await self.processor.process(msg)
+        leased: list[ClaimedPage] = []
+        token = _LEASED.set(leased)
+        try:
+            outcome = await self.processor.process(msg)
+        finally:
+            _LEASED.reset(token)
         if m.topic == self.heartbeat_topic:  # recorded; never a signal, never a page
             HEARTBEATS.labels(outcome).inc()
             return
         SIGNALS.labels(outcome).inc()
-        if outcome == "applied" and msg.key:
+        if leased:  # only ever filled by a transaction that committed
             try:
-                await self.page_now(msg.key.decode())
-            except TRANSIENT as exc:  # the timers process delivers it then
+                await self.first_attempts(leased)
+            except TRANSIENT as exc:  # the timers process delivers it at the lease's end
                 log.warning("safety_first_attempt_failed", error=repr(exc))
             if m.timestamp:
                 FIRST_ATTEMPT.observe(max(time.time() - m.timestamp / 1000, 0.0))

@@ -134,7 +134,11 @@ async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -
     page_rows = [p for order in d.pages for p in _page_rows(row, tiers, order, now)]
     for order in d.pages:
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
-    if page_rows:
+    if page_rows and deps.first_attempt is not None:  # the safety lane POSTs them itself
+        leased = await repo.insert_leased_pages(conn, page_rows, now + deps.first_attempt_lease)
+        metrics.after_commit(deps.first_attempt, leased)
+        await repo.wake_timers(conn)  # they look again when the lease ends
+    elif page_rows:
         await repo.insert_pages(conn, page_rows)
         await repo.wake_timers(conn)
     s = d.state

@@ -24,6 +24,33 @@ async def insert_pages(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     )
 
 
+async def insert_leased_pages(
+    conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime
+) -> list[ClaimedPage]:
+    """``insert_pages``'s rows, each already leased to this process for its first attempt
+    (as ``claim_patient_pages`` would lease them, without that second transaction): the
+    safety lane POSTs them straight after the commit. A page whose key exists already is
+    left to whoever made it and not returned. One statement, whatever the number."""
+    cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[]] * 11
+    found = await conn.fetch(
+        """
+        INSERT INTO pages (page_id, alert_id, idempotency_key, tier, round, reason,
+                           recipient_index, recipient_name, webhook_url, body, status,
+                           attempts, next_attempt_at, created_at)
+        SELECT p, a, k, t, r, why, i, n, u, b, 'pending', 1, $12, c
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::int[], $6::text[],
+                    $7::int[], $8::text[], $9::text[], $10::bytea[], $11::timestamptz[])
+             AS x (p, a, k, t, r, why, i, n, u, b, c)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING page_id, alert_id, webhook_url, body, attempts, idempotency_key,
+                  created_at, tier
+        """,
+        *cols,
+        lease_until,
+    )
+    return [ClaimedPage.of(r) for r in found]
+
+
 async def insert_attempted_pages(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """Pages made (and perhaps delivered) before their alert was recorded (the watchdog
     pages from memory while PostgreSQL is away), with their outcome."""
@@ -51,8 +78,8 @@ async def cancel_pending_pages(conn: Conn, alert_id: Any, now: datetime) -> None
 async def claim_patient_pages(
     conn: Conn, patient_id: str, now: datetime, lease_until: datetime
 ) -> list[ClaimedPage]:
-    """The patient's due deliveries, leased as ``claim_pages`` does: the safety lane makes
-    a signal's first delivery attempt itself, straight after its alert committed."""
+    """The patient's due deliveries, leased as ``claim_pages`` does: the watchdog makes
+    its ``pipeline_stalled`` pages' first attempt itself, straight after they committed."""
     rows = await conn.fetch(
         """
         UPDATE pages p SET attempts = p.attempts + 1, next_attempt_at = $3
