@@ -18,7 +18,6 @@ import json
 import random
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -226,11 +225,12 @@ def intake_api(dsn: str, keys: str, **extra: str) -> tuple[str, ServiceProcess]:
 
 
 async def exited(proc: ServiceProcess, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    assert proc.proc is not None
-    while (code := proc.proc.poll()) is None:
-        assert time.monotonic() < deadline, f"{proc.name} still running:\n{proc.logs()[-2000:]}"
-        await asyncio.sleep(0.1)
+    popen = proc.proc
+    assert popen is not None
+    try:
+        code: int = await eventually(popen.poll, lambda c: c is not None, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"{proc.name} still running:\n{proc.logs()[-2000:]}") from None
     return code
 
 

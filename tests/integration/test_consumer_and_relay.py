@@ -249,9 +249,6 @@ async def wait_committed(group: str, topic: str, expected: int, timeout: float =
 
 
 async def read_topic(topic: str, expected: int, timeout: float = 30) -> list[Message]:
-    import asyncio
-    import time
-
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -259,23 +256,27 @@ async def read_topic(topic: str, expected: int, timeout: float = 30) -> list[Mes
     )
     await consumer.start()
     out: list[Message] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(out) < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                out.extend(
-                    Message(
-                        m.topic,
-                        m.partition,
-                        m.offset,
-                        m.key,
-                        m.value or b"",
-                        {k: bytes(v) for k, v in m.headers or []},
-                    )
-                    for m in msgs
+
+    async def more() -> int:
+        batch = await consumer.getmany(timeout_ms=200)
+        for msgs in batch.values():
+            out.extend(
+                Message(
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    m.value or b"",
+                    {k: bytes(v) for k, v in m.headers or []},
                 )
-        await asyncio.sleep(0)
+                for m in msgs
+            )
+        return len(out)
+
+    try:
+        await eventually(
+            more, lambda n: n >= expected, timeout=timeout, what=f"{expected} on {topic}", every=0
+        )
     finally:
         await consumer.stop()
     assert len(out) == expected, f"{len(out)} of {expected} on {topic}"

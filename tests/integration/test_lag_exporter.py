@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.lag import GroupLag, PartitionLag
 from shared.lag_exporter import Exporter, LagSettings
+from tests.support.eventually import eventually
 from tests.support.stack import (
     ARTIFACTS,
     KAFKA,
@@ -152,10 +153,9 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
         groups={group: [name], fresh.absent: [name]},
     )
     try:
-        deadline = time.monotonic() + 30
-        while set(member.assignment()) != set(tps):
-            assert time.monotonic() < deadline, "the member never got its partitions"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: set(member.assignment()) == set(tps), what="the member's partitions"
+        )
         await member.commit({tps[0]: 6, tps[1]: 4})
         await produce(name, 0, 10, 3)
 
@@ -196,15 +196,16 @@ async def test_lag_members_and_age_match_kafka_consumer_groups(fresh: Fixture) -
     await produce(name, 0, 13, 2)
     await produce(name, 1, 4, 3)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        async def collect() -> tuple[list[GroupLag], float]:
             rows = await exporter.collect_and_export()
-            collected = time.time()
             assert rows is not None, exporter.last_error
-            g, p = of(rows, group)
-            if g.info.members == 0 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+            return rows, time.time()
+
+        rows, collected = await eventually(
+            collect, lambda got: of(got[0], group)[0].info.members == 0, what="the group empty"
+        )
+        g, p = of(rows, group)
         assert (g.info.state, g.info.members) == ("Empty", 0)
         assert {i: x.lag for i, x in p.items()} == {0: 9, 1: 3, 2: 5}
         assert g.total_lag == 17
@@ -297,16 +298,16 @@ async def test_the_process_serves_broker_lag_and_health(fresh: Fixture) -> None:
             promtool_check(text)
 
             bad_url = f"http://127.0.0.1:{bad.metrics_port}"
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def unhealthy() -> bool:
                 assert bad.proc is not None
                 assert bad.proc.poll() is None, bad.logs()[-3000:]
                 with contextlib.suppress(httpx.HTTPError):
                     r = await client.get(f"{bad_url}/healthz")
-                    if r.status_code == 503 and r.json()["error"] != "starting":
-                        break
-                assert time.monotonic() < deadline, "no 503 from the exporter without a broker"
-                await asyncio.sleep(0.2)
+                    return r.status_code == 503 and r.json()["error"] != "starting"
+                return False
+
+            await eventually(unhealthy, what="a 503 from the exporter without a broker")
             text = (await client.get(f"{bad_url}/metrics")).text
             assert samples(text, "kafka_consumergroup_exporter_up") == {(): 0}
             assert samples(text, "kafka_consumergroup_lag") == {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import CloudEvent
+from tests.support.eventually import eventually
 from tests.support.stack import (
     KAFKA,
     ROOT,
@@ -83,14 +83,15 @@ async def scrape_all(client: httpx.AsyncClient, urls: dict[str, str]) -> Scrapes
 
 async def scrape_when_up(client: httpx.AsyncClient, urls: dict[str, str]) -> Scrapes:
     """Relays, workers and timers serve /metrics once they started: wait for that."""
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def scrape() -> Scrapes | None:
         try:
             return await scrape_all(client, urls)
         except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+            return None
+
+    scrapes: Scrapes = await eventually(scrape, timeout=60, what="every /metrics up")
+    return scrapes
 
 
 def total(scrapes: Scrapes, name: str, prefix: str = "", **labels: str) -> float:
@@ -151,21 +152,20 @@ def caught_up(prefix: str, topic_name: str) -> Callable[[Scrapes], bool]:
     return check
 
 
-async def eventually(
+async def metrics_show(
     client: httpx.AsyncClient,
     urls: dict[str, str],
     checks: dict[str, Callable[[Scrapes], bool]],
     timeout: float = 30,
 ) -> Scrapes:
-    deadline = time.monotonic() + timeout
-    while True:
-        scrapes = await scrape_all(client, urls)
-        failing = [what for what, ok in checks.items() if not ok(scrapes)]
-        if not failing:
-            return scrapes
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics never showed: {failing}")
-        await asyncio.sleep(0.25)
+    """Scrape until every check holds (the failing ones named on timeout)."""
+    scrapes: Scrapes = await eventually(
+        lambda: scrape_all(client, urls),
+        lambda got: all(ok(got) for ok in checks.values()),
+        timeout=timeout,
+        what=f"metrics showing {list(checks)}",
+    )
+    return scrapes
 
 
 @pytest.fixture
@@ -221,13 +221,12 @@ async def test_every_process_serves_clean_metrics_and_the_journey_moves_them(
         r = await client.post(f"{intake.url}/v1/intakes", json=waiting)
         assert r.status_code == 201, r.text
 
-        deadline = time.monotonic() + 30
-        while True:
-            appts = (await client.get(f"{scheduling.url}/v1/patients/{pid}/appointments")).json()
-            if len(appts) == 12:
-                break
-            assert time.monotonic() < deadline, f"no series proposed: {appts}"
-            await asyncio.sleep(0.1)
+        async def appointments() -> list[dict[str, object]]:
+            r = await client.get(f"{scheduling.url}/v1/patients/{pid}/appointments")
+            found: list[dict[str, object]] = r.json()
+            return found
+
+        appts = await eventually(appointments, lambda a: len(a) == 12, what="the series")
         dose = next(a for a in appts if a["kind"] == "dosing")
         r = await client.post(f"{scheduling.url}/v1/appointments/{dose['appointment_id']}/confirm")
         assert r.status_code == 200, r.text
@@ -259,7 +258,7 @@ async def test_every_process_serves_clean_metrics_and_the_journey_moves_them(
 
     dlq = {"topic": topic("patient.discharged"), "reason": "invalid_payload"}
     screened = topic("intake.screened")
-    after = await eventually(
+    after = await metrics_show(
         client,
         urls,
         {
