@@ -10,17 +10,22 @@ from services.alerts.domain.monitoring import Monitor, MonitoringRule
 from services.alerts.rows import PatientRow, SiteMonitoringRow
 from shared.db import Conn
 
+_LOCK_PATIENT = "SELECT * FROM patients WHERE patient_id = $1 FOR UPDATE"
+
 
 async def lock_patient(conn: Conn, patient_id: str, site_id: str, now: datetime) -> PatientRow:
-    """The patient's row, locked for this transaction (created on first sight)."""
-    await conn.execute(
-        "INSERT INTO patients (patient_id, site_id, updated_at) VALUES ($1, $2, $3) "
-        "ON CONFLICT (patient_id) DO NOTHING",
-        patient_id,
-        site_id,
-        now,
-    )
-    row = await conn.fetchrow("SELECT * FROM patients WHERE patient_id = $1 FOR UPDATE", patient_id)
+    """The patient's row, locked for this transaction (created on first sight). One
+    round trip when the patient is known, as nearly always (every reaction starts here)."""
+    row = await conn.fetchrow(_LOCK_PATIENT, patient_id)
+    if row is None:
+        await conn.execute(
+            "INSERT INTO patients (patient_id, site_id, updated_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (patient_id) DO NOTHING",
+            patient_id,
+            site_id,
+            now,
+        )
+        row = await conn.fetchrow(_LOCK_PATIENT, patient_id)
     assert row is not None
     return PatientRow.of(row)
 
