@@ -9,6 +9,7 @@ from prometheus_client import Histogram
 
 from services.alerts import repository as repo
 from services.alerts.alerting.raising import announce_changed, apply_decision, release
+from services.alerts.alerting.store import AlertStore
 from services.alerts.deps import Deps
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
@@ -73,10 +74,10 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
 
 
 async def _acknowledge(
-    conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime
+    conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime, store: AlertStore
 ) -> AlertRow:
     tier = row.oncall_policy().tier_of(body.by)
-    row = await repo.update_alert(
+    row = await store.update_alert(
         conn,
         row.alert_id,
         {
@@ -88,7 +89,7 @@ async def _acknowledge(
             "updated_at": now,
         },
     )
-    row = await apply_decision(conn, deps, row, now)  # the re-page timer, if critical
+    row = await apply_decision(conn, deps, row, now, store)  # the re-page timer, if critical
     metrics.after_commit(
         TIME_TO_ACKNOWLEDGE.labels(row.severity).observe,
         (now - row.raised_at).total_seconds(),
@@ -96,8 +97,10 @@ async def _acknowledge(
     return row
 
 
-async def _resolve(conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime) -> AlertRow:
-    return await repo.update_alert(
+async def _resolve(
+    conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime, store: AlertStore
+) -> AlertRow:
+    return await store.update_alert(
         conn,
         row.alert_id,
         {
@@ -112,15 +115,17 @@ async def _resolve(conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: da
 
 
 @metrics.counted_on_commit
-async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) -> AlertOut:
+async def act(
+    deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn, store: AlertStore = repo
+) -> AlertOut:
     now = deps.clock()
     change = lifecycle.CHANGE_OF[step]
     async with deps.pool.acquire() as conn, conn.transaction():
-        found = await repo.get_alert(conn, alert_id)
+        found = await store.get_alert(conn, alert_id)
         if found is None:
             raise NotFound(f"no alert {alert_id}")
-        await repo.lock_patient(conn, found.patient_id, found.site_id, now)
-        row = await repo.lock_alert(conn, alert_id)
+        await store.lock_patient(conn, found.patient_id, found.site_id, now)
+        row = await store.lock_alert(conn, alert_id)
         assert row is not None
         status = Status(row.status)
         try:
@@ -135,14 +140,14 @@ async def act(deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn) ->
             raise Conflict(str(exc)) from exc
         if outcome == "noop":
             return AlertOut.from_row(row)
-        await repo.cancel_pending_pages(conn, row.alert_id, now)
+        await store.cancel_pending_pages(conn, row.alert_id, now)
         if step is lifecycle.Step.acknowledge:
-            row = await _acknowledge(conn, deps, row, body, now)
+            row = await _acknowledge(conn, deps, row, body, now, store)
         else:
-            row = await _resolve(conn, deps, row, body, now)
+            row = await _resolve(conn, deps, row, body, now, store)
         await announce_changed(conn, row, change, status.value, now, by=body.by)
         if lifecycle.releases_held(step, Kind(row.kind)):
-            await release(conn, deps, row, now)
+            await release(conn, deps, row, now, store)
     log.info(
         f"alert_{change}",
         alert_id=alert_id,

@@ -27,7 +27,8 @@ from services.scheduling.planner.followups import (
     retry_waitlist,
     series_protocol,
 )
-from services.scheduling.repository import appointments, patients, sites, waitlist
+from services.scheduling.planner.store import REPOSITORY, Store
+from services.scheduling.repository import appointments, sites
 from services.scheduling.rows import AppointmentRow
 from services.scheduling.schemas import (
     ActionIn,
@@ -65,28 +66,35 @@ async def put_site(deps: Deps, site_id: str, body: SiteIn) -> SiteOut:
 # --- lifecycle -----------------------------------------------------------------
 
 
-async def _lock_appointment(conn: Conn, appointment_id: str) -> AppointmentRow:
+async def _lock_appointment(
+    conn: Conn, appointment_id: str, store: Store = REPOSITORY
+) -> AppointmentRow:
     """The appointment, locked, after its patient's lock (the order the event reactions
     take them in, so an API call and a reaction for one patient never deadlock)."""
-    found = await appointments.get_appointment(conn, appointment_id)
+    found = await store.appointments.get_appointment(conn, appointment_id)
     if found is None:
         raise NotFound(f"no appointment {appointment_id}")
-    await patients.serialize_patient(conn, found.patient_id)
-    row = await appointments.get_appointment(conn, appointment_id, for_update=True)
+    await store.patients.serialize_patient(conn, found.patient_id)
+    row = await store.appointments.get_appointment(conn, appointment_id, for_update=True)
     assert row is not None  # appointments are never deleted
     return row
 
 
 @metrics.counted_on_commit
 async def change_appointment(
-    deps: Deps, appointment_id: str, action: Action, body: ActionIn | None = None
+    deps: Deps,
+    appointment_id: str,
+    action: Action,
+    body: ActionIn | None = None,
+    *,
+    store: Store = REPOSITORY,
 ) -> AppointmentOut:
     """Confirm, cancel, complete or no-show; a repeated step is a no-op, an illegal one 409,
     and so is recording what happened at a session (complete, no-show) before it starts."""
     rebook = body.rebook if body is not None else True
     cause = body.reason if body is not None and body.reason else None
     async with deps.pool.acquire() as conn, conn.transaction():
-        row = await _lock_appointment(conn, appointment_id)
+        row = await _lock_appointment(conn, appointment_id, store)
         try:
             status, changed = transition(Status(row.status), action)
         except IllegalTransition as exc:
@@ -100,10 +108,10 @@ async def change_appointment(
                 f"the session starts at {row.start.isoformat()}: it cannot be {done} before then"
             )
         followup = change(Kind(row.kind), status, rebook=rebook)
-        updated = await change_status(conn, row, status, now, cause)
-        await _follow_up(conn, deps, row, updated, followup, now, cause)
+        updated = await change_status(conn, row, status, now, cause, store=store)
+        await _follow_up(conn, deps, row, updated, followup, now, cause, store)
     if followup.released:  # its own transaction, once this one committed
-        await retry_waitlist(deps, row.site_id)
+        await retry_waitlist(deps, row.site_id, store=store)
     return AppointmentOut.from_row(updated)
 
 
@@ -115,64 +123,75 @@ async def _follow_up(
     followup: Change,
     now: datetime,
     cause: str | None,
+    store: Store,
 ) -> None:
     """What the change sets off (services/scheduling/domain/lifecycle.py, ``change``)."""
     if followup.release_dose:
         why = cause or followup.status.value
-        await release_dose(conn, deps, row, now, cause=why, rebook=followup.rebook_dose)
-        protocol = await series_protocol(conn, row.series_id)
+        await release_dose(
+            conn, deps, row, now, cause=why, rebook=followup.rebook_dose, store=store
+        )
+        protocol = await series_protocol(conn, row.series_id, store=store)
         if followup.dose_ended and protocol is not None:
             # the clinic ended this dose: the induction may be over without it
-            await _after_induction(conn, deps, row, protocol, now)
+            await _after_induction(conn, deps, row, protocol, now, store)
     if followup.rebook_integration:
-        await rebook_integration(conn, deps, row, now)
+        await rebook_integration(conn, deps, row, now, store=store)
     if followup.completed:
-        await _after_completion(conn, deps, updated, now)
+        await _after_completion(conn, deps, updated, now, store)
 
 
-async def _after_completion(conn: Conn, deps: Deps, row: AppointmentRow, now: datetime) -> None:
+async def _after_completion(
+    conn: Conn, deps: Deps, row: AppointmentRow, now: datetime, store: Store
+) -> None:
     """The last induction dose completed: the first maintenance session, one interval after
     that dose's end; a maintenance session completed: the next one, the same interval on."""
     if row.kind == Kind.maintenance.value:
-        await _propose_maintenance(conn, deps, row, row.end, "maintenance", now)
+        await _propose_maintenance(conn, deps, row, row.end, "maintenance", now, store)
         return
     if row.kind != Kind.dosing.value:
         return
-    protocol = await series_protocol(conn, row.series_id)
+    protocol = await series_protocol(conn, row.series_id, store=store)
     if protocol is None:
         return
-    await _after_induction(conn, deps, row, protocol, now)
+    await _after_induction(conn, deps, row, protocol, now, store)
 
 
 async def _after_induction(
-    conn: Conn, deps: Deps, row: AppointmentRow, protocol: Protocol, now: datetime
+    conn: Conn, deps: Deps, row: AppointmentRow, protocol: Protocol, now: datetime, store: Store
 ) -> None:
     """When every dose of the induction is completed or ended (cancelled without a
     replacement, none waiting), the first maintenance follows the last one completed."""
-    doses = await appointments.series_doses(conn, row.series_id)
+    doses = await store.appointments.series_doses(conn, row.series_id)
     completed = [d for d in doses if d.status == Status.completed.value]
     occupied = {d.sequence for d in doses if d.status in appointments.OCCUPYING}
-    waiting = await waitlist.waiting_sequences(conn, row.series_id)
+    waiting = await store.waitlist.waiting_sequences(conn, row.series_id)
     ended = {d.sequence for d in doses} - occupied - waiting
     if not completed or not induction_complete([d.sequence for d in completed], protocol, ended):
         return
     last_end = max(d.end for d in completed)
-    await _propose_maintenance(conn, deps, row, last_end, "post_induction", now)
+    await _propose_maintenance(conn, deps, row, last_end, "post_induction", now, store)
 
 
 async def _propose_maintenance(
-    conn: Conn, deps: Deps, row: AppointmentRow, anchor: datetime, purpose: str, now: datetime
+    conn: Conn,
+    deps: Deps,
+    row: AppointmentRow,
+    anchor: datetime,
+    purpose: str,
+    now: datetime,
+    store: Store,
 ) -> None:
     """The next scheduled maintenance, one protocol interval after ``anchor`` (the end of
     the dose it follows), unless one is pending already (never two pending)."""
-    if await appointments.pending_maintenance(conn, row.patient_id, now) is not None:
+    if await store.appointments.pending_maintenance(conn, row.patient_id, now) is not None:
         log.info("maintenance_pending", patient_id=row.patient_id, purpose=purpose)
         return
-    protocol = await series_protocol(conn, row.series_id) or STANDARD
+    protocol = await series_protocol(conn, row.series_id, store=store) or STANDARD
     not_before, not_after = maintenance_window(
         anchor, protocol.maintenance_interval, now, deps.maintenance
     )
-    patient = await patients.get_patient(conn, row.patient_id)
+    patient = await store.patients.get_patient(conn, row.patient_id)
     prefs = patient.preferences if patient else None
     await propose_single(
         conn,
@@ -181,6 +200,7 @@ async def _propose_maintenance(
         kind=Kind.maintenance,
         not_before=not_before,
         not_after=not_after,
+        store=store,
     )
 
 

@@ -1,6 +1,7 @@
 """Use cases shared by the commands, the reactions and the process roles of the alerts
-service: raising and escalating alerts (raising.py), delivering pages (delivery.py);
-and ``make_deps``, the settings turned into ``Deps`` (services/alerts/deps.py)."""
+service: raising and escalating alerts (raising.py, over the repository calls named in
+store.py), delivering pages (delivery.py); and ``make_deps``, the settings turned into
+``Deps`` (services/alerts/deps.py)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from services.alerts import repository as repo
+from services.alerts.alerting.store import AlertStore
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.dedup import Admission, admit, opening, released_by
@@ -125,7 +126,9 @@ def _page_rows(
     return out
 
 
-async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -> AlertRow:
+async def apply_decision(
+    conn: Conn, deps: Deps, row: AlertRow, now: datetime, store: AlertStore = repo
+) -> AlertRow:
     """Ask ``decide`` about an alert (locked by the caller) and write what it says:
     pages to deliver now, the new escalation state, and when to look again."""
     before = row.escalation()
@@ -135,14 +138,14 @@ async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -
     for order in d.pages:
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
     if page_rows and deps.first_attempt is not None:  # the safety lane POSTs them itself
-        leased = await repo.insert_leased_pages(conn, page_rows, now + deps.first_attempt_lease)
+        leased = await store.insert_leased_pages(conn, page_rows, now + deps.first_attempt_lease)
         metrics.after_commit(deps.first_attempt, leased)
-        await repo.wake_timers(conn)  # they look again when the lease ends
+        await store.wake_timers(conn)  # they look again when the lease ends
     elif page_rows:
-        await repo.insert_pages(conn, page_rows)
-        await repo.wake_timers(conn)
+        await store.insert_pages(conn, page_rows)
+        await store.wake_timers(conn)
     s = d.state
-    updated = await repo.update_alert(
+    updated = await store.update_alert(
         conn,
         row.alert_id,
         {
@@ -157,7 +160,7 @@ async def apply_decision(conn: Conn, deps: Deps, row: AlertRow, now: datetime) -
     if d.next_check_at is not None and d.next_check_at - now < timedelta(
         seconds=deps.timer_idle_poll_s
     ):
-        await repo.wake_timers(conn)
+        await store.wake_timers(conn)
     if escalation_level(s) > escalation_level(before):
         await announce_changed(conn, updated, "escalated", row.status, now)
         log.info(
@@ -183,9 +186,10 @@ async def _open(
     oncall: OncallRow | None,
     admission: Admission,
     now: datetime,
+    store: AlertStore,
 ) -> AlertRow:
     """The new alert's row, with the site's on-call policy snapshotted."""
-    row = await repo.insert_alert(
+    row = await store.insert_alert(
         conn,
         {
             "alert_id": uuid.uuid4(),
@@ -209,11 +213,13 @@ async def _open(
     return row
 
 
-async def _inhibit(conn: Conn, held: list[AlertRow], by: AlertRow, now: datetime) -> None:
+async def _inhibit(
+    conn: Conn, held: list[AlertRow], by: AlertRow, now: datetime, store: AlertStore
+) -> None:
     """The alerts a new critical suicide_risk alert holds back: pages cancelled, no timer."""
     for alert in held:
-        await repo.cancel_pending_pages(conn, alert.alert_id, now)
-        h = await repo.update_alert(
+        await store.cancel_pending_pages(conn, alert.alert_id, now)
+        h = await store.update_alert(
             conn,
             alert.alert_id,
             {"inhibited_by": by.alert_id, "next_check_at": None, "updated_at": now},
@@ -230,22 +236,26 @@ async def raise_alert(
     signal: policy.Signal,
     source_event_id: str | None,
     now: datetime,
+    store: AlertStore = repo,
 ) -> AlertRow:
     """Open an alert for the signal, or fold it into the patient's open one of that kind.
     The caller holds the patient's lock (``repo.lock_patient``)."""
-    unresolved = await repo.unresolved_alerts(conn, patient_id)
+    unresolved = await store.unresolved_alerts(conn, patient_id)
     admission = admit(signal, [r.open_alert() for r in unresolved])
     if admission.action == "repeat":
         assert admission.alert_id is not None
-        row = await repo.repeat_alert(
+        row = await store.repeat_alert(
             conn, admission.alert_id, signal.reasons, signal.observed_at, now
         )
         metrics.after_commit(REPEATED.labels(signal.kind.value).inc)
         await announce_changed(conn, row, "repeated", row.status, now)
         return row
-    oncall = await repo.get_oncall(conn, site_id)
-    row = await _open(conn, patient_id, site_id, signal, source_event_id, oncall, admission, now)
-    await _inhibit(conn, [r for r in unresolved if str(r.alert_id) in admission.inhibit], row, now)
+    oncall = await store.get_oncall(conn, site_id)
+    row = await _open(
+        conn, patient_id, site_id, signal, source_event_id, oncall, admission, now, store
+    )
+    held = [r for r in unresolved if str(r.alert_id) in admission.inhibit]
+    await _inhibit(conn, held, row, now, store)
     outcome = opening(signal.severity, admission, oncall=oncall is not None)
     await announce_raised(conn, row, outcome.pages_on_call)
     fields = {
@@ -261,7 +271,7 @@ async def raise_alert(
     else:
         log.info("alert_raised", **fields, inhibited_by=admission.inhibited_by)
     if outcome.paging == "page_now":
-        row = await apply_decision(conn, deps, row, now)
+        row = await apply_decision(conn, deps, row, now, store)
     return row
 
 
@@ -273,6 +283,7 @@ async def raise_all(
     signals: list[policy.Signal],
     event_id: str | None,
     now: datetime,
+    store: AlertStore = repo,
 ) -> None:
     for signal in signals:
         await raise_alert(
@@ -283,17 +294,20 @@ async def raise_all(
             signal=signal,
             source_event_id=event_id,
             now=now,
+            store=store,
         )
 
 
-async def release(conn: Conn, deps: Deps, resolved: AlertRow, now: datetime) -> None:
+async def release(
+    conn: Conn, deps: Deps, resolved: AlertRow, now: datetime, store: AlertStore = repo
+) -> None:
     """The alerts a resolved suicide_risk alert held back page on their own now."""
-    unresolved = await repo.unresolved_alerts(conn, resolved.patient_id)
+    unresolved = await store.unresolved_alerts(conn, resolved.patient_id)
     ids = set(released_by(str(resolved.alert_id), [r.open_alert() for r in unresolved]))
     for r in unresolved:
         if str(r.alert_id) in ids:
-            freed = await repo.update_alert(
+            freed = await store.update_alert(
                 conn, r.alert_id, {"inhibited_by": None, "updated_at": now}
             )
             await announce_changed(conn, freed, "released", freed.status, now)
-            await apply_decision(conn, deps, freed, now)
+            await apply_decision(conn, deps, freed, now, store)

@@ -4,5 +4,7 @@
   book the plan under a savepoint, or waitlist the patient;
 - ``followups``: what an appointment's change sets off (a released dose's replacement,
   an integration rebooked, the next maintenance session), a worsening patient's
-  maintenance session, and the retries of the waitlist.
+  maintenance session, and the retries of the waitlist;
+- ``store``: the repository calls they make, as protocols (the repository by default;
+  an in-memory fake in unit tests).
 """

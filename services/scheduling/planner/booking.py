@@ -33,7 +33,7 @@ from services.scheduling.domain.model import (
     protocol_numbers,
 )
 from services.scheduling.domain.slots import find_series, find_single
-from services.scheduling.repository import appointments, patients, series, sites, waitlist
+from services.scheduling.planner.store import REPOSITORY, Store
 from services.scheduling.rows import NewSeries, NewSession, Place
 from services.scheduling.settings import SOURCE
 from shared import events, metrics, outbox
@@ -106,19 +106,25 @@ Wait = Callable[[str], Awaitable[Waitlisted]]
 
 
 async def _patient_times(
-    conn: Conn, patient_id: str, since: datetime, ignoring: str | None
+    conn: Conn, patient_id: str, since: datetime, ignoring: str | None, *, store: Store
 ) -> tuple[PatientBusy, list[datetime]]:
     """(the patient's busy spans from ``since``, every dose start): read under the
     patient's lock, before the site's, so the site's lock is held for less."""
-    mine = await appointments.patient_busy(conn, patient_id, since)
-    return mine, await appointments.patient_doses(conn, patient_id, ignoring)
+    mine = await store.appointments.patient_busy(conn, patient_id, since)
+    return mine, await store.appointments.patient_doses(conn, patient_id, ignoring)
 
 
 async def _waitlist(
-    conn: Conn, p: Proposal, reason: str, not_before: datetime | None, place: Place | None
+    conn: Conn,
+    p: Proposal,
+    reason: str,
+    not_before: datetime | None,
+    place: Place | None,
+    *,
+    store: Store,
 ) -> Waitlisted:
     """The patient waits (an entry per purpose and place); the first time, an event says so."""
-    if await waitlist.add(
+    if await store.waitlist.add(
         conn, p.patient_id, p.site_id, p.purpose, reason, p.prefs, not_before, place
     ):
         payload = events.SeriesWaitlisted(
@@ -180,7 +186,13 @@ def _proposed(
 
 
 async def _book(
-    conn: Conn, p: Proposal, found: SeriesPlan | SinglePlan, protocol: Protocol, into: _Into
+    conn: Conn,
+    p: Proposal,
+    found: SeriesPlan | SinglePlan,
+    protocol: Protocol,
+    into: _Into,
+    *,
+    store: Store,
 ) -> Booked:
     """The sessions, their events and the waitlist entry they answer, in one statement
     (repository/series.py, book): the site's lock is held for as few round trips as can be."""
@@ -211,7 +223,7 @@ async def _book(
     )
     proposed = _proposed(p, sid, new, found.relaxed)
     async with conn.transaction():  # a savepoint: a lost race undoes only this attempt
-        await series.book(
+        await store.series.book(
             conn,
             row,
             new=into.series_id is None,
@@ -235,6 +247,7 @@ async def _plan_and_book(
     *,
     protocol: Protocol | None = None,
     ignoring: str | None = None,
+    store: Store,
 ) -> Outcome:
     """Plan on the current calendar and book; re-plan after losing a race; else waitlist.
 
@@ -242,7 +255,7 @@ async def _plan_and_book(
     checked (services/scheduling/domain/clearance.py): a patient who may not be
     scheduled gets nothing; a held one waits on the waitlist until the hold lifts.
     """
-    standing = await patients.standing(conn, p.patient_id)
+    standing = await store.patients.standing(conn, p.patient_id)
     reason = withheld(standing.as_standing() if standing is not None else None)
     if reason is not None:
         log.info(
@@ -251,24 +264,24 @@ async def _plan_and_book(
         metrics.after_commit(SERIES_WITHHELD.labels(p.purpose, reason.value).inc)
         if waits(reason):
             return await wait(reason.value)
-        await waitlist.remove(conn, p.patient_id, p.purpose, into.place)
+        await store.waitlist.remove(conn, p.patient_id, p.purpose, into.place)
         return NotProposed(reason)
-    site_row = await sites.get_site(conn, p.site_id)
+    site_row = await store.sites.get_site(conn, p.site_id)
     if site_row is None:
         return await wait("site_not_configured")
-    mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring)
-    await sites.serialize_site(conn, p.site_id)
+    mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring, store=store)
+    await store.sites.serialize_site(conn, p.site_id)
     protocol = protocol or site_row.as_protocol()
     site = site_row.as_site()
     for attempt in range(deps.planning.replan_attempts):
         if attempt:
-            mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring)
+            mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring, store=store)
         calendar = await deps.calendars.calendar(conn, site.site_id, p.now)
         found = plan(site, protocol, calendar, mine, doses)
         if isinstance(found, NoFit):
             return await wait(found.reason)
         try:
-            return await _book(conn, p, found, protocol, into)
+            return await _book(conn, p, found, protocol, into, store=store)
         except asyncpg.ExclusionViolationError:
             log.info("replan_after_lost_race", patient_id=p.patient_id, site_id=p.site_id)
             deps.calendars.invalidate(p.site_id)
@@ -276,7 +289,12 @@ async def _plan_and_book(
 
 
 async def propose_series(
-    conn: Conn, deps: Deps, p: Proposal, *, intake_id: str | None = None
+    conn: Conn,
+    deps: Deps,
+    p: Proposal,
+    *,
+    intake_id: str | None = None,
+    store: Store = REPOSITORY,
 ) -> Outcome:
     """Plan and book a whole induction series, or waitlist the patient with the reason."""
 
@@ -295,8 +313,8 @@ async def propose_series(
             patient_doses=doses,
         )
 
-    wait = partial(_waitlist, conn, p, not_before=None, place=None)
-    return await _plan_and_book(conn, deps, p, plan, wait, _Into(intake_id=intake_id))
+    wait = partial(_waitlist, conn, p, not_before=None, place=None, store=store)
+    return await _plan_and_book(conn, deps, p, plan, wait, _Into(intake_id=intake_id), store=store)
 
 
 async def propose_single(
@@ -313,6 +331,7 @@ async def propose_single(
     replaces: str | None = None,
     protocol: Protocol | None = None,
     ignoring: str | None = None,
+    store: Store = REPOSITORY,
 ) -> Outcome:
     """One dose (maintenance or a rebooking) with its integration session, or waitlist.
 
@@ -339,10 +358,10 @@ async def propose_single(
         )
 
     place = Place(series_id, sequence, kind.value) if series_id else None
-    wait = partial(_waitlist, conn, p, not_before=not_before, place=place)
+    wait = partial(_waitlist, conn, p, not_before=not_before, place=place, store=store)
     into = _Into(series_id=series_id, replaces=replaces, place=place)
     return await _plan_and_book(
-        conn, deps, p, plan, wait, into, protocol=protocol, ignoring=ignoring
+        conn, deps, p, plan, wait, into, protocol=protocol, ignoring=ignoring, store=store
     )
 
 
@@ -357,6 +376,7 @@ async def propose_integration(
     preferred_therapist: str | None,
     replaces: str,
     protocol: Protocol,
+    store: Store = REPOSITORY,
 ) -> Outcome:
     """A lone integration session for a dose whose integration was cancelled or missed
     (purpose ``rebooked``). Its window is a few days, so when nothing fits nothing waits
@@ -388,8 +408,8 @@ async def propose_integration(
 
     async def wait(reason: str) -> Waitlisted:
         if reason == Withheld.on_hold.value:  # the hold lifts: it is tried again then
-            return await _waitlist(conn, p, reason, None, place)
+            return await _waitlist(conn, p, reason, None, place, store=store)
         return Waitlisted(reason)
 
     into = _Into(series_id=series_id, replaces=replaces, place=place)
-    return await _plan_and_book(conn, deps, p, plan, wait, into, protocol=protocol)
+    return await _plan_and_book(conn, deps, p, plan, wait, into, protocol=protocol, store=store)
