@@ -14,7 +14,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-import asyncpg
 from prometheus_client import Counter
 
 from services.scheduling.deps import Deps
@@ -34,7 +33,7 @@ from services.scheduling.domain.model import (
 )
 from services.scheduling.domain.slots import find_series, find_single
 from services.scheduling.planner.store import REPOSITORY, Store
-from services.scheduling.rows import NewSeries, NewSession, Place
+from services.scheduling.rows import NewSeries, NewSession, Place, SlotTaken
 from services.scheduling.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.db import Conn
@@ -282,7 +281,7 @@ async def _plan_and_book(
             return await wait(found.reason)
         try:
             return await _book(conn, p, found, protocol, into, store=store)
-        except asyncpg.ExclusionViolationError:
+        except SlotTaken:
             log.info("replan_after_lost_race", patient_id=p.patient_id, site_id=p.site_id)
             deps.calendars.invalidate(p.site_id)
     return await wait("contention")
