@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import alerts, dashboard, mixed, scheduling
+from bench import alerts, dashboard, mixed, scheduling, watchdog
 from bench.load import line, ms, open_loop, pct
 from bench.stack import stack
 from shared.db import connect_kwargs
@@ -121,7 +121,7 @@ async def main(sections: list[str]) -> None:
     if "alerts" in sections:
         await alerts.section_paging(50 if QUICK else 200)
         await alerts.section_outage()
-        await alerts.section_watchdog()
+        await watchdog.section_watchdog()
         await alerts.section_timers(
             20_000 if QUICK else 100_000, spread_s=30 if QUICK else 60, idle_s=10 if QUICK else 30
         )

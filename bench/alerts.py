@@ -1,12 +1,10 @@
-"""Alerts figures: check-in -> page latency under load (beside Alertmanager), the
-durable check-in timers at 100,000 monitored patients, and the pipeline watchdog's
-detection time."""
+"""Alerts figures: check-in -> page latency under load (beside Alertmanager), and the
+durable check-in timers at 100,000 monitored patients."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from bench.load import line, ms, open_loop, open_loop_apart, pct
 from bench.stack import Stack, stack
 from shared.db import connect_kwargs
 from tools.factories import checkin_body, intake_body
-from tools.page_receiver import PageReceiver, Received
+from tools.page_receiver import PageReceiver
 from tools.stack import KAFKA, ROOT, free_port
 
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
@@ -325,73 +323,3 @@ async def section_outage() -> None:
             f"  broker back (start took {took:.1f} s) -> page: "
             f"{got.received_mono - back:.2f} s (goal < 10 s)"
         )
-
-
-async def section_watchdog() -> None:
-    """docs/domain.md, "Pipeline watchdog": how long after a stage stops the network ops
-    on-call is paged, at the production defaults (PIPELINE_STALL_S 30, a heartbeat every
-    5 s): the safety lane killed (the heartbeat stops arriving), and the alerts worker
-    killed while intakes keep arriving (its group's offsets stand still with lag)."""
-    print("Alerts: pipeline watchdog, stage stopped -> pipeline_stalled page (defaults)")
-    async with (
-        PageReceiver() as receiver,
-        stack(("intake", "alerts"), extra_roles={"alerts": ("watchdog",)}) as st,
-        aiohttp.ClientSession() as session,
-    ):
-        stall_s = float(os.environ.get("PIPELINE_STALL_S", "30"))
-        oncall = {"tiers": [{"recipients": [{"name": "SRE", "webhook_url": receiver.url("/ops")}]}]}
-        async with session.put(f"{st.urls['alerts']}/v1/oncall/network", json=oncall) as r:
-            assert r.status == 200, await r.text()
-        await asyncio.sleep(15)  # every stage beating, the watchdog looking
-
-        def stall_pages() -> list[Received]:
-            return [
-                x
-                for x in receiver.requests("/ops")
-                if x.json and x.json.get("kind") == "pipeline_stalled"
-            ]
-
-        async def detect(victim: str, load: bool) -> None:
-            assert not stall_pages(), "a healthy stack was paged"
-            background = asyncio.create_task(
-                open_loop(st.urls["intake"], 10, stall_s + 40) if load else asyncio.sleep(0)
-            )
-            t0 = time.monotonic()
-            st.kill(victim)
-            try:
-                got = await receiver.wait_for_request(
-                    lambda x: x.path == "/ops" and x.json.get("status") == "open",
-                    timeout=stall_s + 60,
-                )
-                took = got.received_mono - t0
-            finally:
-                st.restart(victim)
-            async with session.get(
-                f"{st.urls['alerts']}/v1/alerts",
-                params={"kind": "pipeline_stalled", "status": "open"},
-            ) as r:
-                reasons = [a["reasons"] for a in await r.json()]
-            t1 = time.monotonic()
-            while True:  # resolves by itself once the stage moves again
-                async with session.get(
-                    f"{st.urls['alerts']}/v1/alerts",
-                    params={"kind": "pipeline_stalled", "status": "open"},
-                ) as r:
-                    if not await r.json():
-                        break
-                assert time.monotonic() - t1 < 120, "the stall alert never resolved"
-                await asyncio.sleep(0.2)
-            resolved = time.monotonic() - t1
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await background
-            print(
-                f"  {victim} killed{' under 10 intakes/s' if load else ''}: paged after "
-                f"{took:.1f} s (goal < PIPELINE_STALL_S + 5 = {stall_s + 5:.0f} s), reasons "
-                f"{reasons}; resolved {resolved:.1f} s after its restart"
-            )
-            receiver.clear()
-
-        await detect("alerts-safety", load=False)
-        await asyncio.sleep(10)  # the restarted lane rejoined and beats arrive again
-        await detect("alerts-worker", load=True)

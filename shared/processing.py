@@ -153,11 +153,12 @@ class EventProcessor:
             payload = event.payload(tolerant=True)  # unknown fields: docs/events.md
         except ValidationError as exc:
             return await self._dead_letter(msg, "invalid_payload", _first_error(exc))
-        backoff = self._backoff()
+        backoff: Backoff | None = None  # made at the first retry: most messages need none
         while True:
             try:
                 await self.start()
             except Exception as exc:  # our dependencies, never the message's fault: retry
+                backoff = backoff or self._backoff()
                 delay = backoff.delay()
                 log.error("consumer_cannot_start", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
@@ -176,6 +177,7 @@ class EventProcessor:
                 return outcome
             except TRANSIENT as exc:
                 RETRIES.labels(msg.topic).inc()
+                backoff = backoff or self._backoff()
                 delay = backoff.delay()
                 log.warning(
                     "consumer_retry",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -47,6 +47,24 @@ def build_app(
     ``app.state.deps`` holds the service's dependencies for its handlers. With DEV_CLOCK=1
     (loopback only) the process follows the stack's clock and serves ``/v1/dev/clock``."""
     devclock.refuse_unless_loopback(settings, f"{schema} api")
+    lifespan = _lifespan(settings, schema, migrations, make_deps)
+    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    _install_middleware(app, settings, schema, max_body_bytes, rules)
+    app.include_router(router)
+    if settings.dev_clock:
+        app.include_router(devclock.router(lambda request: request.app.state.deps.pool))
+    app.include_router(audit_router(lambda request: request.app.state.deps.pool))
+    return app
+
+
+def _lifespan(
+    settings: CommonSettings,
+    schema: str,
+    migrations: Path,
+    make_deps: Callable[[asyncpg.Pool], HasPool],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """At start: the schema migrated, a pool opened and the service's deps built on it
+    (``app.state.deps``), the dev clock followed; at the end, both let go."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +83,18 @@ def build_app(
             await devclock.unwatch()
             await pool.close()
 
-    app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    return lifespan
+
+
+def _install_middleware(
+    app: FastAPI,
+    settings: CommonSettings,
+    schema: str,
+    max_body_bytes: int,
+    rules: Sequence[Rule],
+) -> None:
+    """Error handlers, observability (readiness, metrics with the outbox backlog), the body
+    limit, the input guard, and outermost access control."""
     readiness = _Readiness(app, settings)
 
     async def before_metrics() -> None:
@@ -88,11 +117,6 @@ def build_app(
         rules=devclock.rules(settings, rules),
         pool=current_pool,
     )
-    app.include_router(router)
-    if settings.dev_clock:
-        app.include_router(devclock.router(lambda request: request.app.state.deps.pool))
-    app.include_router(audit_router(lambda request: request.app.state.deps.pool))
-    return app
 
 
 class _Readiness:

@@ -1,5 +1,6 @@
 """The rows the alerts repository (services/alerts/repository/) returns: frozen values,
-one type per table or query, and their domain views (``AlertRow.escalation()`` etc.).
+one type per table or query, and their domain views (``AlertRow.escalation()`` etc.);
+and the errors it raises in place of the driver's (``NoOutbox``).
 No asyncpg here: ``of`` takes any mapping of column names (an asyncpg Record, a dict)."""
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class _Row:
         present = set(m.keys())
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         return cls(**{n: m[n] for n in names if n in present})
+
+
+class NoOutbox(Exception):
+    """The schema has no outbox table: that service never ran against this database.
+    ``repository.outbox_age`` raises it in place of the driver's error (the watchdog
+    skips that outbox)."""
 
 
 def policy_of(tiers: TiersJson | None) -> OncallPolicy:

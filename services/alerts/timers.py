@@ -271,33 +271,40 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
         timers = Timers(settings, pool, http)
         if watcher is not None:
             watcher.on_change(timers.wake.set)
-
-        async def forever() -> None:
-            backoff = settings.backoff(initial_s=1.0)
-            while not timers.stopping:
-                try:
-                    await timers.run()
-                except (*TRANSIENT, ConnectionError) as exc:
-                    delay = backoff.delay()
-                    log.warning("timers_restart", error=repr(exc), retry_in_s=delay)
-                    await asyncio.sleep(delay)
-
-        task = asyncio.create_task(forever())
+        task = asyncio.create_task(_keep_running(timers))
         await stop.wait()
-        timers.draining = timers.stopping = True
-        timers.wake.set()
-        if timers.in_flight:
-            await asyncio.wait(set(timers.in_flight), timeout=settings.page_timeout_s + 1)
-        pending = {*timers.in_flight, task}
-        for t in pending:  # cut off: leased pages are retried later
-            t.cancel()
-        # bounded: a stop never waits on a task that missed its cancellation
-        _, stuck = await asyncio.wait(pending, timeout=5)
-        if stuck:
-            log.warning("timers_stop_cut_short", tasks=len(stuck))
+        await _wind_down(timers, task)
     await devclock.unwatch()
     try:
         await asyncio.wait_for(pool.close(), 5)
     except TimeoutError:
         pool.terminate()
     log.info("timers_stopped")
+
+
+async def _keep_running(timers: Timers) -> None:
+    """The loop, started again after a transient failure, until the timers are stopping."""
+    backoff = timers.settings.backoff(initial_s=1.0)
+    while not timers.stopping:
+        try:
+            await timers.run()
+        except (*TRANSIENT, ConnectionError) as exc:
+            delay = backoff.delay()
+            log.warning("timers_restart", error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+
+
+async def _wind_down(timers: Timers, loop_task: asyncio.Task[None]) -> None:
+    """Stop taking timers, let the deliveries in flight finish (a page's timeout at most),
+    then cut off what is left: leased pages are retried later."""
+    timers.draining = timers.stopping = True
+    timers.wake.set()
+    if timers.in_flight:
+        await asyncio.wait(set(timers.in_flight), timeout=timers.settings.page_timeout_s + 1)
+    pending = {*timers.in_flight, loop_task}
+    for t in pending:
+        t.cancel()
+    # bounded: a stop never waits on a task that missed its cancellation
+    _, stuck = await asyncio.wait(pending, timeout=5)
+    if stuck:
+        log.warning("timers_stop_cut_short", tasks=len(stuck))

@@ -44,7 +44,7 @@ from services.alerts.alerting.delivery import Deliverer
 from services.alerts.deps import Deps
 from services.alerts.domain import watchdog as rule
 from services.alerts.domain.model import NETWORK_SITE, PIPELINE_PATIENT, Kind, OncallPolicy
-from services.alerts.rows import TiersJson, policy_of
+from services.alerts.rows import NoOutbox, TiersJson, policy_of
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, events
 from shared.clock import utcnow
@@ -61,7 +61,9 @@ STAGE_AGE = Gauge(
 )
 STALLED = Gauge("pipeline_stalled", "1 while a pipeline_stalled alert is open")
 
-DB_ERRORS = (*TRANSIENT, ConnectionError, OSError, TimeoutError, asyncpg.PostgresError)
+# What a database step survives: any failure of a statement or the connection
+# (shared/db.py) and whatever a consumer retries (shared/processing.py).
+DB_ERRORS = (*TRANSIENT, *db.DATABASE_ERRORS)
 
 
 async def bounded(step: Coroutine[Any, Any, T], timeout: float) -> T:
@@ -142,7 +144,7 @@ class Watchdog:
             for schema in self.schemas:
                 try:
                     age = await repo.outbox_age(conn, schema)
-                except asyncpg.UndefinedTableError:  # that service never ran here
+                except NoOutbox:  # that service never ran here
                     continue
                 oldest = None if age is None else now - timedelta(seconds=age)
                 self.progress[f"outbox:{schema}"] = rule.outbox_progress(oldest, now)

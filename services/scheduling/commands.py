@@ -19,7 +19,7 @@ from services.scheduling.domain.lifecycle import (
 from services.scheduling.domain.maintenance import maintenance_window, vitals_defer
 from services.scheduling.domain.model import STANDARD, Kind, Protocol
 from services.scheduling.domain.rebooking import induction_complete
-from services.scheduling.planner.booking import Proposal, propose_single
+from services.scheduling.planner.booking import Proposal
 from services.scheduling.planner.followups import (
     change_status,
     rebook_integration,
@@ -27,6 +27,7 @@ from services.scheduling.planner.followups import (
     retry_waitlist,
     series_protocol,
 )
+from services.scheduling.planner.proposals import propose_single
 from services.scheduling.planner.store import REPOSITORY, Store
 from services.scheduling.repository import appointments, sites
 from services.scheduling.rows import AppointmentRow

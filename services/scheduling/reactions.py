@@ -18,8 +18,9 @@ from services.scheduling.domain.clearance import (
     starts_new_course,
 )
 from services.scheduling.domain.lifecycle import Status
-from services.scheduling.planner.booking import Proposal, propose_series
+from services.scheduling.planner.booking import Proposal
 from services.scheduling.planner.followups import change_status, propose_worsening, retry
+from services.scheduling.planner.proposals import propose_series
 from services.scheduling.repository import appointments, patients, series, waitlist
 from shared import events
 from shared.db import Conn

@@ -1,5 +1,6 @@
 """What scheduling's repository takes and returns: frozen values, never request bodies or
-driver records (docs/architecture.md, "Services and processes")."""
+driver records (docs/architecture.md, "Services and processes"); and the errors it raises
+in place of the driver's (``SlotTaken``)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,13 @@ class NewSession:
     end: datetime
     resource: str
     replaces: str | None  # the appointment it replaces (the dose of a pair, or a lone session)
+
+
+class SlotTaken(Exception):
+    """PostgreSQL refused a booking: another transaction booked an overlapping slot of the
+    room, the therapist or the patient (the appointments' exclusion constraints).
+    ``repository.series.book`` raises it in place of the driver's error; the planner
+    (services/scheduling/planner/booking.py) re-plans on a fresh calendar."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ priority they were started with."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from tests.support.eventually import eventually
@@ -28,7 +29,7 @@ async def test_routine_processes_yield_the_cpu_to_the_safety_path(
     routine = [scheduling.relay, *scheduling.workers, alerts.relay, *alerts.workers]
     for proc in routine:
         await eventually(
-            lambda p=proc: _nice(p), lambda n: n == max(10, started), what=f"{proc.name} nice"
+            partial(_nice, proc), lambda n: n == max(10, started), what=f"{proc.name} nice"
         )
     assert alerts.watchdog is not None
     safety_path = [intake.api, intake.relay, *alerts.safety, *alerts.timers, alerts.watchdog]

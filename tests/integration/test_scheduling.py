@@ -14,6 +14,9 @@ import asyncpg
 import httpx
 import pytest
 
+from services.scheduling.repository import series as series_repo
+from services.scheduling.rows import NewSeries, NewSession, SlotTaken
+from shared.db import create_pool
 from shared.events import CloudEvent, IntakeScreened, new_event
 from tests.support.eventually import eventually
 from tests.support.scheduling import WEEK, appointments, induction, new_site, site_body
@@ -268,6 +271,47 @@ async def test_two_workers_and_fifty_patients_on_one_room_never_double_book(
     assert overlaps == 0
     assert series + waiting == 50
     assert series >= 5  # one room still fits several series in 90 days
+
+
+async def test_an_overlapping_booking_is_refused_as_slot_taken(
+    sched: httpx.AsyncClient, scheduling: SchedulingStack
+) -> None:
+    """The repository's answer to a lost race (the planner re-plans on it): the
+    exclusion constraint's refusal as rows.SlotTaken, under a savepoint that undoes only
+    the losing booking. Everything is rolled back at the end."""
+    site_id = await new_site(sched, treatment_rooms=1, therapists=1)
+    start = datetime(2099, 1, 5, 9, tzinfo=UTC)
+
+    def plan(n: int, minutes: int) -> tuple[NewSeries, list[NewSession]]:
+        row = NewSeries(f"race-{uuid.uuid4()}", f"patient-{n}", site_id, "induction", "x", ())
+        at = start + timedelta(minutes=minutes)
+        session = NewSession(
+            str(uuid.uuid4()), "dosing", 1, at, at + timedelta(hours=2), "room-1", None
+        )
+        return row, [session]
+
+    pool = await create_pool(scheduling.dsn, "scheduling", min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            outer = conn.transaction()
+            await outer.start()
+            try:
+                first, sessions = plan(1, 0)
+                await series_repo.book(conn, first, new=True, sessions=sessions, events=[])
+                second, overlapping = plan(2, 60)
+                with pytest.raises(SlotTaken):
+                    async with conn.transaction():
+                        await series_repo.book(
+                            conn, second, new=True, sessions=overlapping, events=[]
+                        )
+                booked = await conn.fetchval(
+                    "SELECT count(*) FROM appointments WHERE site_id = $1", site_id
+                )
+            finally:
+                await outer.rollback()
+    finally:
+        await pool.close()
+    assert booked == 1
 
 
 async def test_an_approved_review_schedules_like_an_eligible_intake(

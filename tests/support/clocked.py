@@ -31,23 +31,17 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.events import ALL_TOPICS
-from shared.kafka import ensure_topics
 from tests.support.eventually import eventually
 from tests.support.stack import (
     ARTIFACTS,
     BASE_DSN,
-    KAFKA,
     EventLog,
-    Record,
     ServiceProcess,
     for_the_session,
     free_port,
-    partitions_of,
     service_env,
+    topic_log,
     wait_ready,
     with_database,
 )
@@ -160,55 +154,6 @@ class ClockedStack:
         if now >= when + margin:
             return now
         return await self.advance(when + margin - now)
-
-
-@contextlib.asynccontextmanager
-async def topic_log(prefix: str) -> AsyncIterator[EventLog]:
-    """Every message on this prefix's project topics from now on (the topics created)."""
-    names = [prefix + t for t in ALL_TOPICS]
-    await ensure_topics([KAFKA], names)
-    log = EventLog()
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
-    await consumer.start()
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    parts = await partitions_of(admin, names)
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for tp in parts:
-        await consumer.position(tp)
-
-    async def pump() -> None:
-        while True:
-            try:
-                batch = await consumer.getmany(timeout_ms=100)
-            except Exception:
-                await asyncio.sleep(0.2)
-                continue
-            for msgs in batch.values():
-                log.records.extend(
-                    Record(
-                        m.topic.removeprefix(prefix),
-                        m.partition,
-                        m.offset,
-                        m.key,
-                        m.value or b"",
-                        dict(m.headers or []),
-                    )
-                    for m in msgs
-                )
-
-    task = asyncio.create_task(pump())
-    try:
-        yield log
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
-        with contextlib.suppress(Exception):
-            await admin.delete_topics(names)
-        await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -111,9 +111,12 @@ async def partitions_of(admin: AIOKafkaAdminClient, names: list[str]) -> list[To
     return parts
 
 
-@pytest.fixture(scope="session")
-async def event_log() -> AsyncIterator[EventLog]:
-    names = [topic(t) for t in ALL_TOPICS]
+@contextlib.asynccontextmanager
+async def topic_log(prefix: str) -> AsyncIterator[EventLog]:
+    """Every message on this prefix's project topics from now on (the topics created, and
+    deleted at the end): the session's ``event_log``, and the dev-clock stack's
+    (tests/support/clocked.py)."""
+    names = [prefix + t for t in ALL_TOPICS]
     await ensure_topics([KAFKA], names)
     log = EventLog()
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
@@ -134,17 +137,17 @@ async def event_log() -> AsyncIterator[EventLog]:
                 await asyncio.sleep(0.2)
                 continue
             for msgs in batch.values():
-                for m in msgs:
-                    log.records.append(
-                        Record(
-                            m.topic.removeprefix(PREFIX),
-                            m.partition,
-                            m.offset,
-                            m.key,
-                            m.value or b"",
-                            dict(m.headers or []),
-                        )
+                log.records.extend(
+                    Record(
+                        m.topic.removeprefix(prefix),
+                        m.partition,
+                        m.offset,
+                        m.key,
+                        m.value or b"",
+                        dict(m.headers or []),
                     )
+                    for m in msgs
+                )
 
     task = asyncio.create_task(pump())
     try:
@@ -157,6 +160,13 @@ async def event_log() -> AsyncIterator[EventLog]:
         with contextlib.suppress(Exception):  # best effort: the broker may be gone
             await admin.delete_topics(names)
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def event_log() -> AsyncIterator[EventLog]:
+    """Every message on this session's project topics (``topic``)."""
+    async with topic_log(PREFIX) as log:
+        yield log
 
 
 @dataclass

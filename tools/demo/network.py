@@ -223,9 +223,34 @@ def patients_for(run: str) -> list[Patient]:
 
 
 def intake_body(p: Patient, run: str, now: datetime) -> dict[str, Any]:
+    return {
+        "intake_id": str(uuid.uuid4()),
+        "site_id": p.site.site_id,
+        "submitted_at": (now - p.intake_age).isoformat(),
+        "patient": _identity(p, run),
+        **_screening(p),
+        "preferences": _preferences(p),
+    }
+
+
+def _identity(p: Patient, run: str) -> dict[str, Any]:
+    """The patient's name, birth date and contacts: made up from their number."""
     i = p.number
     first = FIRST_NAMES[i % len(FIRST_NAMES)]
     last = LAST_NAMES[(i * 7) % len(LAST_NAMES)]
+    return {
+        "patient_id": p.patient_id,
+        "name": f"{first} {last}",
+        "date_of_birth": date(1962 + (i * 3) % 38, 1 + i % 12, 1 + (i * 11) % 28).isoformat(),
+        "phone": f"{p.site.phone_prefix}{i:02d}",
+        "email": f"{first}.{last}.{run}{i:02d}@example.org".lower(),
+    }
+
+
+def _screening(p: Patient) -> dict[str, Any]:
+    """The intake's clinical answers: an eligible patient's, but for what the patient's
+    stage needs (a positive item 9 or C-SSRS, high blood pressure, a condition, no TRD)."""
+    i = p.number
     cssrs = {
         "wish_to_be_dead": False,
         "suicidal_thoughts": False,
@@ -263,28 +288,21 @@ def intake_body(p: Patient, run: str, now: datetime) -> dict[str, Any]:
             trials = [
                 {"medication": "escitalopram", "adequate": True, "weeks": 8, "outcome": "response"}
             ]
-    weekdays = [d for d in p.site.hours if d != "sat"] if i % 5 else list(p.site.hours)
-    opening = min(h[0] for h in p.site.hours.values())
-    closing = max(h[1] for h in p.site.hours.values())
-    preferences: dict[str, Any] = {"weekdays": weekdays, "earliest": opening, "latest": closing}
     return {
-        "intake_id": str(uuid.uuid4()),
-        "site_id": p.site.site_id,
-        "submitted_at": (now - p.intake_age).isoformat(),
-        "patient": {
-            "patient_id": p.patient_id,
-            "name": f"{first} {last}",
-            "date_of_birth": date(1962 + (i * 3) % 38, 1 + i % 12, 1 + (i * 11) % 28).isoformat(),
-            "phone": f"{p.site.phone_prefix}{i:02d}",
-            "email": f"{first}.{last}.{run}{i:02d}@example.org".lower(),
-        },
         "phq9": phq9(p.baseline, item9),
         "cssrs": cssrs,
         "antidepressant_trials": trials,
         "conditions": conditions,
         "vitals": vitals,
-        "preferences": preferences,
     }
+
+
+def _preferences(p: Patient) -> dict[str, Any]:
+    """Within the site's hours; Saturdays only for every fifth patient."""
+    weekdays = [d for d in p.site.hours if d != "sat"] if p.number % 5 else list(p.site.hours)
+    opening = min(h[0] for h in p.site.hours.values())
+    closing = max(h[1] for h in p.site.hours.values())
+    return {"weekdays": weekdays, "earliest": opening, "latest": closing}
 
 
 def trajectory(p: Patient) -> list[tuple[int, bool]]:

@@ -4,8 +4,8 @@
 --
 -- SQL cannot encrypt, so the notes written before this migration move to legacy_notes
 -- (the only plaintext left in this schema), and the alerts API encrypts them into their
--- alerts and deletes them at start, before it serves (services/alerts/notes.py). The
--- alerts table never holds a plaintext note again: its check, valid from here on,
+-- alerts and deletes them at start, before it serves (services/alerts/alerting/notes.py).
+-- The alerts table never holds a plaintext note again: its check, valid from here on,
 -- refuses a note column that is not a Fernet token (version byte 0x80, base64: "gAAAA",
 -- at least the 100 characters of a token of an empty text). Moving rather than renaming
 -- the old columns keeps that check valid at once, so the worker and the timers, which

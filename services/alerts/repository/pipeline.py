@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import asyncpg
+
+from services.alerts.rows import NoOutbox
 from shared.db import Conn
 
 WAKE_CHANNEL = "alerts_timers"
@@ -80,10 +83,14 @@ async def stage_ages(conn: Conn) -> dict[str, float]:
 async def outbox_age(conn: Conn, schema: str) -> float | None:
     """Seconds since the oldest unpublished row of ``schema``'s outbox (shared/outbox.py)
     was written; None when it is empty. ``schema`` comes from settings, never a client;
-    raises UndefinedTableError where that service never ran."""
+    raises NoOutbox where that service never ran (outside a transaction: the failed
+    statement would abort it)."""
     query = (
         "SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8 "  # noqa: S608
         f'FROM "{schema}".outbox WHERE published_at IS NULL'
     )
-    age = await conn.fetchval(query)
+    try:
+        age = await conn.fetchval(query)
+    except asyncpg.UndefinedTableError as exc:
+        raise NoOutbox(schema) from exc
     return None if age is None else max(float(age), 0.0)

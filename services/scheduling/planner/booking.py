@@ -1,4 +1,5 @@
-"""The shell around the pure slot search: load the calendar, plan, book, or waitlist.
+"""The shell around the pure slot search: load the calendar, plan, book, or waitlist
+(``plan_and_book``; what each kind of proposal plans is proposals.py).
 
 Booking is optimistic: the plan is inserted under a savepoint, and PostgreSQL's
 exclusion constraints refuse it if another worker booked an overlapping slot
@@ -9,32 +10,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
-import asyncpg
 from prometheus_client import Counter
 
 from services.scheduling.deps import Deps
 from services.scheduling.domain.calendar import Calendar
 from services.scheduling.domain.clearance import Withheld, waits, withheld
-from services.scheduling.domain.integration import find_integration
 from services.scheduling.domain.model import (
-    Kind,
     NoFit,
     PlannedSession,
-    Preferences,
     Protocol,
     SeriesPlan,
     SinglePlan,
     Site,
     protocol_numbers,
 )
-from services.scheduling.domain.slots import find_series, find_single
-from services.scheduling.planner.store import REPOSITORY, Store
-from services.scheduling.rows import NewSeries, NewSession, Place
+from services.scheduling.planner.store import Store
+from services.scheduling.rows import NewSeries, NewSession, Place, SlotTaken
 from services.scheduling.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.db import Conn
@@ -114,7 +109,7 @@ async def _patient_times(
     return mine, await store.appointments.patient_doses(conn, patient_id, ignoring)
 
 
-async def _waitlist(
+async def waitlist_patient(
     conn: Conn,
     p: Proposal,
     reason: str,
@@ -145,7 +140,7 @@ async def _waitlist(
 
 
 @dataclass(frozen=True, slots=True)
-class _Into:
+class Into:
     """Where a plan is booked: its series (None: a new one), the appointment its first
     session replaces, the intake it answers, the waitlist entry it answers."""
 
@@ -190,7 +185,7 @@ async def _book(
     p: Proposal,
     found: SeriesPlan | SinglePlan,
     protocol: Protocol,
-    into: _Into,
+    into: Into,
     *,
     store: Store,
 ) -> Booked:
@@ -237,13 +232,13 @@ async def _book(
     return Booked(series_id=sid, appointment_ids=ids, relaxed=found.relaxed)
 
 
-async def _plan_and_book(
+async def plan_and_book(
     conn: Conn,
     deps: Deps,
     p: Proposal,
     plan: Planner,
     wait: Wait,
-    into: _Into,
+    into: Into,
     *,
     protocol: Protocol | None = None,
     ignoring: str | None = None,
@@ -282,134 +277,7 @@ async def _plan_and_book(
             return await wait(found.reason)
         try:
             return await _book(conn, p, found, protocol, into, store=store)
-        except asyncpg.ExclusionViolationError:
+        except SlotTaken:
             log.info("replan_after_lost_race", patient_id=p.patient_id, site_id=p.site_id)
             deps.calendars.invalidate(p.site_id)
     return await wait("contention")
-
-
-async def propose_series(
-    conn: Conn,
-    deps: Deps,
-    p: Proposal,
-    *,
-    intake_id: str | None = None,
-    store: Store = REPOSITORY,
-) -> Outcome:
-    """Plan and book a whole induction series, or waitlist the patient with the reason."""
-
-    def plan(
-        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
-    ) -> Found:
-        return find_series(
-            site,
-            calendar,
-            protocol,
-            Preferences.stored(p.prefs),
-            p.now,
-            horizon=deps.planning.horizon,
-            pref_patience=deps.planning.pref_patience,
-            patient_busy=mine,
-            patient_doses=doses,
-        )
-
-    wait = partial(_waitlist, conn, p, not_before=None, place=None, store=store)
-    return await _plan_and_book(conn, deps, p, plan, wait, _Into(intake_id=intake_id), store=store)
-
-
-async def propose_single(
-    conn: Conn,
-    deps: Deps,
-    p: Proposal,
-    *,
-    kind: Kind,
-    not_before: datetime,
-    not_after: datetime,
-    sequence: int = 1,
-    series_id: str | None = None,
-    preferred_therapist: str | None = None,
-    replaces: str | None = None,
-    protocol: Protocol | None = None,
-    ignoring: str | None = None,
-    store: Store = REPOSITORY,
-) -> Outcome:
-    """One dose (maintenance or a rebooking) with its integration session, or waitlist.
-
-    The dose keeps the protocol's spacing from every dose the patient has (all series,
-    completed ones included) but ``ignoring`` (a pending dose it is to replace);
-    ``protocol`` is the series' own when rebooking in one."""
-
-    def plan(
-        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
-    ) -> Found:
-        return find_single(
-            site,
-            calendar,
-            protocol,
-            Preferences.stored(p.prefs),
-            p.now,
-            kind=kind,
-            not_before=not_before,
-            not_after=not_after,
-            sequence=sequence,
-            preferred_therapist=preferred_therapist,
-            patient_busy=mine,
-            patient_doses=doses,
-        )
-
-    place = Place(series_id, sequence, kind.value) if series_id else None
-    wait = partial(_waitlist, conn, p, not_before=not_before, place=place, store=store)
-    into = _Into(series_id=series_id, replaces=replaces, place=place)
-    return await _plan_and_book(
-        conn, deps, p, plan, wait, into, protocol=protocol, ignoring=ignoring, store=store
-    )
-
-
-async def propose_integration(
-    conn: Conn,
-    deps: Deps,
-    p: Proposal,
-    *,
-    dose_start: datetime,
-    sequence: int,
-    series_id: str,
-    preferred_therapist: str | None,
-    replaces: str,
-    protocol: Protocol,
-    store: Store = REPOSITORY,
-) -> Outcome:
-    """A lone integration session for a dose whose integration was cancelled or missed
-    (purpose ``rebooked``). Its window is a few days, so when nothing fits nothing waits
-    (a ``Waitlisted`` with the reason is returned, but no waitlist entry is made); a held
-    patient's waits for the hold to lift (then its window may have passed: nothing is
-    booked)."""
-    p = replace(p, purpose="rebooked")
-
-    def plan(
-        site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
-    ) -> Found:
-        found = find_integration(
-            site,
-            calendar,
-            protocol,
-            Preferences.stored(p.prefs),
-            p.now,
-            dose_start=dose_start,
-            sequence=sequence,
-            preferred_therapist=preferred_therapist,
-            patient_busy=mine,
-        )
-        if isinstance(found, NoFit):
-            return found
-        session, relaxed = found
-        return SeriesPlan(sessions=(session,), relaxed=relaxed, first_start=session.start)
-
-    place = Place(series_id, sequence, Kind.integration.value)
-
-    async def wait(reason: str) -> Waitlisted:
-        if reason == Withheld.on_hold.value:  # the hold lifts: it is tried again then
-            return await _waitlist(conn, p, reason, None, place, store=store)
-        return Waitlisted(reason)
-
-    into = _Into(series_id=series_id, replaces=replaces, place=place)
-    return await _plan_and_book(conn, deps, p, plan, wait, into, protocol=protocol, store=store)

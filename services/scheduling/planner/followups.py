@@ -17,11 +17,8 @@ from services.scheduling.domain.lifecycle import OCCUPYING, Status
 from services.scheduling.domain.maintenance import OnWorsening, on_worsening, worsening_window
 from services.scheduling.domain.model import STANDARD, Kind, Protocol
 from services.scheduling.domain.rebooking import RebookPolicy, rebook_window, retry_window
-from services.scheduling.planner.booking import (
-    Booked,
-    Outcome,
-    Proposal,
-    Waitlisted,
+from services.scheduling.planner.booking import Booked, Outcome, Proposal, Waitlisted
+from services.scheduling.planner.proposals import (
     propose_integration,
     propose_series,
     propose_single,

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import asyncpg
+
 from services.scheduling.domain.lifecycle import Status
 from services.scheduling.domain.model import stored_protocol
 from services.scheduling.repository.appointments import LIVE
 from services.scheduling.repository.waitlist import entry_at_place, place_values
-from services.scheduling.rows import InductionRow, NewSeries, NewSession, Place, SeriesRow
+from services.scheduling.rows import (
+    InductionRow,
+    NewSeries,
+    NewSession,
+    Place,
+    SeriesRow,
+    SlotTaken,
+)
 from shared.db import Conn
 
 # One statement, one round trip under the site's lock (services/scheduling/planner/booking.py):
@@ -51,32 +60,35 @@ async def book(
     outbox ``events`` (shared.outbox.row); the patient's waitlist entry for the series'
     purpose at ``place`` goes (the entry ``waitlist.remove`` would delete).
 
-    Raises asyncpg.ExclusionViolationError when another transaction booked an overlap.
+    Raises SlotTaken (rows.py) when another transaction booked an overlap.
     """
-    await conn.execute(
-        _BOOK,
-        series.series_id,
-        series.patient_id,
-        series.site_id,
-        series.purpose,
-        series.protocol,
-        list(series.relaxed),
-        series.protocol_numbers,
-        series.intake_id,
-        new,
-        [s.appointment_id for s in sessions],
-        [s.kind for s in sessions],
-        [s.sequence for s in sessions],
-        [s.start for s in sessions],
-        [s.end for s in sessions],
-        [s.resource for s in sessions],
-        [s.replaces for s in sessions],
-        [e[0] for e in events],
-        [e[1] for e in events],
-        [e[2] for e in events],
-        [e[3] for e in events],
-        *place_values(place),
-    )
+    try:
+        await conn.execute(
+            _BOOK,
+            series.series_id,
+            series.patient_id,
+            series.site_id,
+            series.purpose,
+            series.protocol,
+            list(series.relaxed),
+            series.protocol_numbers,
+            series.intake_id,
+            new,
+            [s.appointment_id for s in sessions],
+            [s.kind for s in sessions],
+            [s.sequence for s in sessions],
+            [s.start for s in sessions],
+            [s.end for s in sessions],
+            [s.resource for s in sessions],
+            [s.replaces for s in sessions],
+            [e[0] for e in events],
+            [e[1] for e in events],
+            [e[2] for e in events],
+            [e[3] for e in events],
+            *place_values(place),
+        )
+    except asyncpg.ExclusionViolationError as exc:
+        raise SlotTaken(str(exc)) from exc
 
 
 async def get_series(conn: Conn, series_id: str) -> SeriesRow | None:

@@ -32,6 +32,7 @@ from services.scheduling.rows import (
     Place,
     SeriesRow,
     SiteRow,
+    SlotTaken,
     StandingRow,
     WaitlistRow,
 )
@@ -44,10 +45,10 @@ _LIVE = {s.value for s in LIVE}
 _OCCUPYING = {s.value for s in OCCUPYING}
 
 
-def lost_race() -> asyncpg.ExclusionViolationError:
+def lost_race() -> SlotTaken:
     """What booking raises when another transaction booked an overlapping slot first
     (services/scheduling/repository/series.py ``book``)."""
-    return asyncpg.ExclusionViolationError("conflicting key value violates exclusion constraint")
+    return SlotTaken("conflicting key value violates exclusion constraint")
 
 
 class FakeConn:

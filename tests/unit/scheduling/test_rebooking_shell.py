@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 from services.scheduling.commands import change_appointment
 from services.scheduling.domain.lifecycle import Action
 from services.scheduling.domain.model import STANDARD
-from services.scheduling.planner.booking import Booked, Proposal, Waitlisted, propose_series
+from services.scheduling.planner.booking import Booked, Proposal, Waitlisted
+from services.scheduling.planner.proposals import propose_series
 from services.scheduling.rows import AppointmentRow, Place
 from services.scheduling.schemas import ActionIn
 from tests.unit.scheduling.fakes import Clock, FakeScheduling, fake_deps

@@ -1,44 +1,26 @@
-"""A local webhook receiver for pages: integration tests, the benchmark, and the README.
-
-``PageReceiver`` is an in-process HTTP server on 127.0.0.1 that answers POST on any path,
-records every request (headers, body, parsed JSON, when it arrived, what it answered) and
-can be scripted to fail, so a test can watch the alerts service retry and deduplicate::
-
-    async with PageReceiver(signing_secret="s3cret") as rx:
-        rx.fail("/page", times=2)            # 500, 500, then 200
-        ...point the service at rx.url("/page")...
-        await rx.wait_for(lambda r: len(r.delivered("/page")) >= 1, timeout=5)
-
-Run it by hand to watch pages arrive::
-
-    python -m tools.page_receiver --port 9900 [--secret S] [--fail-first N]
-"""
+"""``PageReceiver``: the in-process webhook receiver (tools/page_receiver/__init__.py
+shows it in use); it listens with uvicorn, answers as scripted and records each request
+as a ``Received`` (received.py)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import os
-import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import orjson
 import uvicorn
 
-SIGNATURE_HEADER = "x-interval-signature"
-SIGNATURE_V2_HEADER = "x-interval-signature-v2"  # HMAC of "<timestamp>." + body
-TIMESTAMP_HEADER = "x-interval-timestamp"
-REPLAY_WINDOW_S = 300
-IDEMPOTENCY_HEADER = "idempotency-key"
+from tools.page_receiver.received import (
+    Received,
+    header_dict,
+    parsed_json,
+    signature_ok,
+    summary,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,44 +28,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def sign(secret: str | bytes, body: bytes) -> str:
-    """The value a sender puts in ``X-Interval-Signature``: ``sha256=<hex HMAC-SHA256>``."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True)
-class Received:
-    """One request as the receiver saw it (recorded before it answered)."""
-
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-    json: Any  # the parsed body, or None when it is not JSON
-    received_at: float  # time.time()
-    received_mono: float  # time.monotonic()
-    status: int  # what the receiver answered
-    signature_ok: bool | None = None  # None when the receiver has no signing secret
-
-    @property
-    def delivered(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def idempotency_key(self) -> str | None:
-        """The ``Idempotency-Key`` header, else the body's ``idempotency_key``."""
-        key = self.headers.get(IDEMPOTENCY_HEADER)
-        if key:
-            return key
-        if isinstance(self.json, dict):
-            value = self.json.get("idempotency_key")
-            if isinstance(value, str) and value:
-                return value
-        return None
-
-
 class PageReceiver:
-    """In-process webhook receiver; see the module docstring.
+    """In-process webhook receiver; see tools/page_receiver/__init__.py.
 
     Status scripting, per exact request path, or for any path when ``path`` is None (an
     exact path's script wins over the any-path one): first the queued one-shot statuses
@@ -296,55 +242,14 @@ class PageReceiver:
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        body = await _read_body(receive)
+        if body is None:  # the sender went away
+            return
         if scope["method"] != "POST":
             await _respond(send, 405, {"error": "POST only"}, [(b"allow", b"POST")])
             return
-        body = b"".join(chunks)
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        signature_ok: bool | None = None
-        if self.signing_secret is not None:
-            signature_ok = hmac.compare_digest(
-                headers.get(SIGNATURE_HEADER, "").encode("latin-1"),
-                sign(self.signing_secret, body).encode(),
-            )
-            stamp = headers.get(TIMESTAMP_HEADER)
-            if signature_ok and stamp is not None:
-                # the timestamped signature too, and a timestamp within the replay window
-                fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= REPLAY_WINDOW_S
-                signed = stamp.encode("latin-1") + b"." + body
-                signature_ok = fresh and hmac.compare_digest(
-                    headers.get(SIGNATURE_V2_HEADER, "").encode("latin-1"),
-                    sign(self.signing_secret, signed).encode(),
-                )
         path: str = scope["path"]
-        status = self._status_for(path)
-        if self.reject_bad_signatures and signature_ok is False:
-            status = 401
-        try:
-            parsed: Any = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            parsed = None
-        record = Received(
-            path=path,
-            headers=headers,
-            body=body,
-            json=parsed,
-            received_at=time.time(),
-            received_mono=time.monotonic(),
-            status=status,
-            signature_ok=signature_ok,
-        )
+        record = self._record(path, header_dict(scope["headers"]), body)
         self.received.append(record)
         if self.on_receive is not None:
             self.on_receive(record)
@@ -353,8 +258,40 @@ class PageReceiver:
         delay = self._delays.get(path, self._delays.get(None, 0.0))
         if delay:
             await asyncio.sleep(delay)
+        status = record.status
         answer = {"ok": True} if 200 <= status < 300 else {"error": f"scripted {status}"}
         await _respond(send, status, answer)
+
+    def _record(self, path: str, headers: dict[str, str], body: bytes) -> Received:
+        """The request as received, with the answer its script (and signature) give it."""
+        signed: bool | None = None
+        if self.signing_secret is not None:
+            signed = signature_ok(self.signing_secret, headers, body)
+        status = self._status_for(path)
+        if self.reject_bad_signatures and signed is False:
+            status = 401
+        return Received(
+            path=path,
+            headers=headers,
+            body=body,
+            json=parsed_json(body),
+            received_at=time.time(),
+            received_mono=time.monotonic(),
+            status=status,
+            signature_ok=signed,
+        )
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request's whole body; None when the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def _respond(
@@ -373,79 +310,3 @@ async def _respond(
 def _describe(fn: Callable[..., Any]) -> str:
     name = getattr(fn, "__qualname__", None) or repr(fn)
     return repr(fn) if "<lambda>" in name else name
-
-
-def summary(r: Received) -> str:
-    """One line per page: ``page  /page  alert=... patient=... ... -> 200``."""
-    data = r.json if isinstance(r.json, dict) else {}
-
-    def field(name: str) -> str:
-        value = data.get(name)
-        return "-" if value is None else str(value)
-
-    line = (
-        f"page  {r.path}  alert={field('alert_id')} patient={field('patient_id')} "
-        f"site={field('site_id')} kind={field('kind')} severity={field('severity')} "
-        f"level={field('escalation_level')} key={r.idempotency_key or '-'}"
-    )
-    if r.signature_ok is not None:
-        line += " sig=" + ("ok" if r.signature_ok else "BAD")
-    return f"{line} -> {r.status}"
-
-
-# -- command line ----------------------------------------------------------------------
-
-
-async def _serve_forever(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    receiver = PageReceiver(
-        args.port,
-        host=args.host,
-        signing_secret=args.secret or None,
-        on_receive=lambda r: print(summary(r), flush=True),
-    )
-    if args.fail_first:
-        receiver.fail(None, args.fail_first)
-    async with receiver:
-        print(
-            f"page receiver listening on {receiver.url('/')} (POST to any path; Ctrl-C stops)"
-            + (" verifying signatures" if args.secret else "")
-            + (f"; the first {args.fail_first} request(s) get 500" if args.fail_first else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        await stop.wait()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.page_receiver",
-        description="Receive pages (webhook POSTs) locally and print one line per page.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9900, help="0 picks a free port")
-    parser.add_argument(
-        "--secret",
-        default=os.environ.get("PAGE_SIGNING_SECRET"),
-        help="verify X-Interval-Signature with this secret (default: $PAGE_SIGNING_SECRET)",
-    )
-    parser.add_argument(
-        "--fail-first",
-        type=int,
-        default=0,
-        metavar="N",
-        help="answer 500 to the first N requests, then 200",
-    )
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

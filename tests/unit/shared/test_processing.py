@@ -1,0 +1,93 @@
+"""shared/processing.py ``EventProcessor._apply`` without a broker or database: a
+message applied at the first try makes no backoff; a transient failure makes one, the
+first time it retries, and the message is applied after the wait."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from shared import events
+from shared.events import CloudEvent
+from shared.processing import EventProcessor, Message, Route
+from shared.retry import Backoff
+from shared.settings import CommonSettings
+
+TOPIC = "test.pipeline.heartbeat"
+
+
+class FakeConn:
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+    async def execute(self, *args: Any) -> str:
+        return "INSERT 0 1"  # the inbox: a first delivery
+
+
+class FakePool:
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[FakeConn]:
+        yield FakeConn()
+
+
+def message() -> Message:
+    beat = events.PipelineHeartbeat(
+        beat_id="beat-1", emitted_at=datetime.now(UTC), emitter="test:1"
+    )
+    event = events.new_event(beat, source="test", subject="beat", time=datetime.now(UTC))
+    return Message(TOPIC, 0, 0, None, event.to_bytes(), {})
+
+
+class Processor:
+    """An EventProcessor on fakes whose handler fails transiently ``failures`` times;
+    ``backoffs`` counts the backoffs it made."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+        self.failures = failures
+        self.applied = 0
+        self.backoffs = 0
+        settings = CommonSettings(consumer_retry_initial_s=0.001, consumer_retry_max_s=0.001)
+        self.processor = EventProcessor(
+            settings=settings,
+            schema="test",
+            group="test",
+            routes=[Route(TOPIC, self.handle, events.PipelineHeartbeat.topic)],
+        )
+        self.processor._pool = FakePool()  # type: ignore[assignment]
+        made = self.processor._backoff
+
+        def counted() -> Backoff:
+            self.backoffs += 1
+            return made()
+
+        async def started() -> None:
+            return None
+
+        monkeypatch.setattr(self.processor, "_backoff", counted)
+        monkeypatch.setattr(self.processor, "start", started)
+
+    async def handle(self, conn: Any, event: CloudEvent, payload: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise asyncpg.SerializationError("could not serialize access")
+        self.applied += 1
+
+
+async def test_a_message_applied_at_once_makes_no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Processor(monkeypatch, failures=0)
+    assert await p.processor.process(message()) == "applied"
+    assert (p.applied, p.backoffs) == (1, 0)
+
+
+async def test_retries_share_one_backoff_made_at_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = Processor(monkeypatch, failures=3)
+    assert await p.processor.process(message()) == "applied"
+    assert (p.applied, p.backoffs) == (1, 1)

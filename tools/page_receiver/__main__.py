@@ -1,0 +1,69 @@
+"""``python -m tools.page_receiver --port 9900 [--secret S] [--fail-first N]``: receive
+pages (webhook POSTs) locally and print one line per page."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+from tools.page_receiver.received import summary
+from tools.page_receiver.receiver import PageReceiver
+
+
+async def _serve_forever(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    receiver = PageReceiver(
+        args.port,
+        host=args.host,
+        signing_secret=args.secret or None,
+        on_receive=lambda r: print(summary(r), flush=True),
+    )
+    if args.fail_first:
+        receiver.fail(None, args.fail_first)
+    async with receiver:
+        print(
+            f"page receiver listening on {receiver.url('/')} (POST to any path; Ctrl-C stops)"
+            + (" verifying signatures" if args.secret else "")
+            + (f"; the first {args.fail_first} request(s) get 500" if args.fail_first else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.page_receiver",
+        description="Receive pages (webhook POSTs) locally and print one line per page.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9900, help="0 picks a free port")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("PAGE_SIGNING_SECRET"),
+        help="verify X-Interval-Signature with this secret (default: $PAGE_SIGNING_SECRET)",
+    )
+    parser.add_argument(
+        "--fail-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer 500 to the first N requests, then 200",
+    )
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
