@@ -1,6 +1,6 @@
 """Whole courses of treatment on the dev clock: sessions that really took place, weeks apart.
 
-The ``clocked`` stack (tests/integration/clocked.py) runs every service with the
+The ``clocked`` stack (tests/support/clocked.py) runs every service with the
 production timing defaults and ``DEV_CLOCK=1``; a test moves time forward to a
 session's start before recording what happened at it (complete and no-show are
 refused before then: services/scheduling/domain/lifecycle.py), so six doses over three

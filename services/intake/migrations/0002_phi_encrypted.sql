@@ -1,10 +1,10 @@
--- PHI at rest (services/intake/crypto.py): the patient's name, birth date, phone and
+-- PHI at rest (shared/crypto.py): the patient's name, birth date, phone and
 -- e-mail and every free-text note (discharge, review, check-in) are stored as Fernet
 -- tokens (bytea), encrypted by the service with the keys of PHI_KEYS / PHI_KEYS_FILE.
 --
 -- SQL cannot encrypt, so the plaintext columns of the rows written before this
 -- migration are kept, renamed legacy_*: the intake API encrypts them and nulls the
--- plaintext at start, before it serves (services/intake/phi.py). The NOT VALID checks
+-- plaintext at start, before it serves (services/intake/repository.py prepare_phi). The NOT VALID checks
 -- refuse any new plaintext from now on (a new or updated row must have its legacy_*
 -- columns null); the service validates them once no legacy plaintext is left, and a
 -- later migration drops the legacy_* columns.

@@ -5,7 +5,7 @@
 -- counts it. created_at cannot say that (it is the transaction's start, equal or out of
 -- order between concurrent requests), so every check-in gets a number from a sequence
 -- when it is stored; check-ins of one patient are stored one at a time (the patient's
--- row is locked, services/intake/handlers.py), so the numbers follow the order in which
+-- row is locked, services/intake/commands.py record_checkin), so the numbers follow the order in which
 -- their verdicts were reached.
 --
 -- The rows stored before this migration are numbered as the table is read, which is
