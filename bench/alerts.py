@@ -134,6 +134,8 @@ async def section_paging(n: int) -> None:
         loads = [(f"{rate:.0f} intakes/s (100%)", rate), (f"{2 * rate:.0f}/s (200%)", 2 * rate)]
         loaded = []
         for label, r in loads:
+            # the load alone: not on the backlog the overloaded step left behind
+            print(f"    backlog of the steps before cleared in {await st.settle():.1f} s")
             ours, _ = await page_latency(st, receiver, n, r, alertmanager=False)
             loaded.append((label, ours))
     line(

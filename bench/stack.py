@@ -3,13 +3,19 @@ starter as the tests: tools/stack.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from tools.stack import ROOT, ServiceProcess, create_space, drop_space, free_port, wait_ready
+import asyncpg
+
+from shared.db import connect_kwargs
+from shared.lag_exporter import Exporter, LagSettings
+from tools.stack import KAFKA, ROOT, ServiceProcess, create_space, drop_space, free_port, wait_ready
 
 # Processes besides api and relay.
 ROLES = {"scheduling": ("worker",), "alerts": ("worker", "timers", "safety")}
@@ -35,6 +41,40 @@ class Stack:
 
     def restart(self, name: str) -> None:
         self.processes[name].start()
+
+    async def settle(self, timeout: float = 300) -> float:
+        """Wait until every outbox of the stack is published and every consumer group has
+        read every event (a load measured after an overload step is measured alone, not
+        on that step's backlog); the seconds it took."""
+        t0 = time.monotonic()
+        exporter = Exporter(
+            LagSettings(
+                kafka_bootstrap_servers=KAFKA,
+                kafka_topic_prefix=self.prefix,
+                scheduling_consumer_group=f"{self.prefix}scheduling",
+                alerts_consumer_group=f"{self.prefix}alerts",
+            )
+        )
+        conn = await asyncpg.connect(self.dsn, **connect_kwargs(self.dsn))
+        schemas = [s for s in self.urls if s != "dashboard"]
+        try:
+            while True:
+                unpublished = [
+                    await conn.fetchval(
+                        f"SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL"
+                    )
+                    for s in schemas
+                ]
+                rows = await exporter.collect_and_export() or []
+                lag = sum(g.total_lag for g in rows if g.info.members)
+                if not any(unpublished) and lag == 0:
+                    return time.monotonic() - t0
+                if time.monotonic() - t0 > timeout:
+                    raise RuntimeError(f"not settled in {timeout} s: {unpublished=} {lag=}")
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+            await exporter.close()
 
 
 def _roles(svc: str, extra_roles: dict[str, tuple[str, ...]] | None) -> list[str]:
