@@ -25,6 +25,11 @@ from shared.logging import get_logger
 
 CONTENT_TYPE = "application/cloudevents+json"
 
+# Kafka protocol binding: a header starting with this names a binary-mode attribute, and a
+# reader that sees one (the CloudEvents SDK's ``from_kafka``) reads the message as binary
+# mode. Our messages are structured mode, so they carry none (``kafka_headers``).
+BINARY_MODE_HEADER_PREFIX = "ce_"
+
 
 class Payload(BaseModel):
     """Base of every event payload; ``topic`` ties the model to its topic."""
@@ -349,6 +354,18 @@ def new_event(payload: Payload, *, source: str, subject: str, time: datetime) ->
         time=time,
         data=payload.model_dump(mode="json"),
     )
+
+
+def kafka_headers() -> list[tuple[str, bytes]]:
+    """The headers of an event's Kafka message: structured mode (the whole event is the
+    value), so the content type and no ``ce_`` header (Kafka protocol binding)."""
+    return [("content-type", CONTENT_TYPE.encode())]
+
+
+def without_binary_mode_headers(headers: dict[str, bytes]) -> dict[str, bytes]:
+    """``headers`` less any ``ce_`` one, for a message whose value is a structured-mode
+    event: messages relayed before these headers were dropped still carry ``ce_id``."""
+    return {k: v for k, v in headers.items() if not k.lower().startswith(BINARY_MODE_HEADER_PREFIX)}
 
 
 # --- the tolerant reader ----------------------------------------------------------------------
