@@ -10,13 +10,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.events import PAYLOADS, CloudEvent, dlq_topic
+from shared.events import (
+    ASYNCAPI_ID,
+    CONTENT_TYPE,
+    PAYLOADS,
+    CloudEvent,
+    dataschema,
+    dlq_topic,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
 
 DLQ_HEADERS = {
     "type": "object",
-    "description": "The original message's headers plus where and why it failed.",
+    "description": (
+        "The original message's headers (less any `ce_` header: the value is a "
+        "structured-mode event) plus where and why it failed."
+    ),
     "properties": {
         "dlq.reason": {
             "type": "string",
@@ -38,6 +48,18 @@ DLQ_HEADERS = {
 }
 
 
+# An event's Kafka headers (shared/events.py kafka_headers): structured mode, so the
+# content type and no `ce_` header, which would make a CloudEvents reader take the message
+# for binary mode (Kafka protocol binding).
+EVENT_HEADERS = {
+    "type": "object",
+    "description": "Structured mode: the content type, and no `ce_` header.",
+    "properties": {"content-type": {"const": CONTENT_TYPE}},
+    "required": ["content-type"],
+    "propertyNames": {"not": {"pattern": "^[Cc][Ee]_"}},
+}
+
+
 def _schema(model: type[Any]) -> dict[str, Any]:
     schema: dict[str, Any] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     return schema
@@ -50,7 +72,8 @@ def _message(topic: str, name: str, model: type) -> dict[str, Any]:
         "name": topic,
         "title": name,
         "summary": (model.__doc__ or "").strip().splitlines()[0],
-        "contentType": "application/cloudevents+json",
+        "contentType": CONTENT_TYPE,
+        "headers": {"$ref": "#/components/schemas/KafkaHeaders"},
         "payload": {
             "allOf": [
                 {"$ref": "#/components/schemas/CloudEvent"},
@@ -58,6 +81,7 @@ def _message(topic: str, name: str, model: type) -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "type": {"const": topic},
+                        "dataschema": {"const": dataschema(model)},
                         "data": {"$ref": f"#/components/schemas/{name}"},
                     },
                 },
@@ -71,7 +95,7 @@ def build() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"CloudEvent": _schema(CloudEvent)}
+    schemas: dict[str, Any] = {"CloudEvent": _schema(CloudEvent), "KafkaHeaders": EVENT_HEADERS}
     for topic, model in PAYLOADS.items():
         name = model.__name__
         payload = _schema(model)
@@ -101,18 +125,25 @@ def build() -> dict[str, Any]:
     }
     return {
         "asyncapi": "3.0.0",
+        # every event's ``dataschema`` is this id + "#/components/schemas/<Model>"
+        "id": ASYNCAPI_ID,
         "info": {
             "title": "Interval events",
+            # its major is CONTRACT_VERSION (the ``v1`` of ``id``); an additive change
+            # (docs/events.md) may move the minor, never the id
             "version": "1.0.0",
             "description": (
                 "CloudEvents 1.0 in structured JSON mode, keyed by patient_id; `type` is "
-                "the topic, `subject` the patient id. No event carries a name, birth date, "
+                "the topic, `source` the emitting service (`urn:interval:<service>`), "
+                "`subject` the patient id, `dataschema` the payload's component in this "
+                "document (`<id>#/components/schemas/<Model>`). Messages carry no `ce_` "
+                "header. No event carries a name, birth date, "
                 "phone, e-mail or free-text note. Schemas are what producers send (no "
                 "unknown field); consumers ignore fields and extension attributes they do "
                 "not know yet. How an event may change: docs/events.md."
             ),
         },
-        "defaultContentType": "application/cloudevents+json",
+        "defaultContentType": CONTENT_TYPE,
         "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka"}},
         "channels": channels,
         "operations": operations,

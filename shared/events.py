@@ -25,6 +25,26 @@ from shared.logging import get_logger
 
 CONTENT_TYPE = "application/cloudevents+json"
 
+# --- identifiers (docs/events.md, "Identifiers: source and dataschema") -------------------
+# ``source``: an absolute URI naming the emitting service, ``urn:interval:<service>``.
+SOURCE_PREFIX = "urn:interval:"
+# The major version of the event contract: a breaking change to one event is a new type
+# (``<topic>.v2``, its own component), so this moves only if the whole contract does.
+CONTRACT_VERSION = 1
+# The AsyncAPI document's ``id`` (docs/asyncapi.yaml): the base of every ``dataschema``.
+ASYNCAPI_ID = f"urn:interval:asyncapi:v{CONTRACT_VERSION}"
+
+
+def service_source(service: str) -> str:
+    """The ``source`` of every event ``service`` emits, e.g. ``urn:interval:intake``."""
+    return SOURCE_PREFIX + service
+
+
+# Kafka protocol binding: a header starting with this names a binary-mode attribute, and a
+# reader that sees one (the CloudEvents SDK's ``from_kafka``) reads the message as binary
+# mode. Our messages are structured mode, so they carry none (``kafka_headers``).
+BINARY_MODE_HEADER_PREFIX = "ce_"
+
 
 class Payload(BaseModel):
     """Base of every event payload; ``topic`` ties the model to its topic."""
@@ -283,6 +303,12 @@ PAYLOADS: dict[str, type[Payload]] = {
 TOPICS: tuple[str, ...] = tuple(PAYLOADS)
 
 
+def dataschema(model: type[Payload]) -> str:
+    """The absolute URI of the payload's schema: its component in the AsyncAPI document,
+    ``urn:interval:asyncapi:v1#/components/schemas/<Model>``."""
+    return f"{ASYNCAPI_ID}#/components/schemas/{model.__name__}"
+
+
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
@@ -294,17 +320,29 @@ ALL_TOPICS: tuple[str, ...] = tuple(t for topic in TOPICS for t in (topic, dlq_t
 
 
 class CloudEvent(BaseModel):
-    """CloudEvents 1.0, structured mode; ``type`` is the topic, ``subject`` the patient."""
+    """CloudEvents 1.0, structured mode; ``type`` is the topic, ``subject`` the patient,
+    ``source`` the emitting service (``service_source``), ``dataschema`` the payload's
+    AsyncAPI component (``dataschema``). ``dataschema`` is optional to a reader: events
+    produced before it existed have none."""
 
     # our producers set no extension attribute; a reader ignores any (``tolerant=True``)
     model_config = ConfigDict(frozen=True, extra="forbid")
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
+    source: str = Field(
+        min_length=1,
+        description="the emitting service: urn:interval:intake | scheduling | alerts",
+    )
     type: str = Field(min_length=1)
     subject: str = Field(min_length=1)
     time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the payload's component in docs/asyncapi.yaml (absent before it existed)",
+        json_schema_extra={"format": "uri"},
+    )
     data: dict[str, Any]
 
     @property
@@ -313,7 +351,9 @@ class CloudEvent(BaseModel):
         return self.subject
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # an absent optional attribute is left out, never written as null
+        absent = {"dataschema"} if self.dataschema is None else None
+        return orjson.dumps(self.model_dump(mode="json", exclude=absent))
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, tolerant: bool = False) -> CloudEvent:
@@ -347,8 +387,21 @@ def new_event(payload: Payload, *, source: str, subject: str, time: datetime) ->
         type=payload.topic,
         subject=subject,
         time=time,
+        dataschema=dataschema(type(payload)),
         data=payload.model_dump(mode="json"),
     )
+
+
+def kafka_headers() -> list[tuple[str, bytes]]:
+    """The headers of an event's Kafka message: structured mode (the whole event is the
+    value), so the content type and no ``ce_`` header (Kafka protocol binding)."""
+    return [("content-type", CONTENT_TYPE.encode())]
+
+
+def without_binary_mode_headers(headers: dict[str, bytes]) -> dict[str, bytes]:
+    """``headers`` less any ``ce_`` one, for a message whose value is a structured-mode
+    event: messages relayed before these headers were dropped still carry ``ce_id``."""
+    return {k: v for k, v in headers.items() if not k.lower().startswith(BINARY_MODE_HEADER_PREFIX)}
 
 
 # --- the tolerant reader ----------------------------------------------------------------------

@@ -33,7 +33,14 @@ from pydantic import ValidationError
 
 from shared import devclock, inbox, metrics
 from shared.db import UNREACHABLE, Conn, create_pool
-from shared.events import CONTENT_TYPE, PAYLOADS, CloudEvent, Payload, dlq_topic
+from shared.events import (
+    CONTENT_TYPE,
+    PAYLOADS,
+    CloudEvent,
+    Payload,
+    dlq_topic,
+    without_binary_mode_headers,
+)
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
 from shared.retry import Backoff
@@ -213,6 +220,11 @@ class EventProcessor:
             "dlq.at": datetime.now(UTC).isoformat().encode(),
         }
         headers.setdefault("content-type", CONTENT_TYPE.encode())
+        if headers["content-type"] == CONTENT_TYPE.encode():
+            # the value is a structured-mode event: a ce_ header (relays before the
+            # headers were dropped set ce_id) would make a CloudEvents reader take the
+            # dead letter for binary mode
+            headers = without_binary_mode_headers(headers)
         backoff = self._backoff()
         while True:  # the message is acked once we return: the DLQ write must succeed first
             try:

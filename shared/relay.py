@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 
 from shared import db, devclock
 from shared.db import DATABASE_ERRORS, Conn, connect_kwargs
-from shared.events import CONTENT_TYPE
+from shared.events import kafka_headers
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
 from shared.retry import Backoff, pause, until_done
@@ -50,11 +50,11 @@ PRODUCERS_REPLACED = Counter(
 # waits behind a routine batch in flight, at the database or at the broker. Topics of
 # the two lanes are disjoint (the safety lane has its own), so the order per key holds.
 URGENT = (
-    "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
+    "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL "
     "AND priority > 0 ORDER BY priority DESC, id LIMIT $1"
 )
 ROUTINE = (
-    "SELECT id, event_id, topic, key, value FROM outbox WHERE published_at IS NULL "
+    "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL "
     "AND priority = 0 ORDER BY id LIMIT $1"
 )
 
@@ -245,10 +245,7 @@ class OutboxRelay:
                 self.config.topic_prefix + r["topic"],
                 value=bytes(r["value"]),
                 key=r["key"].encode(),
-                headers=[
-                    ("content-type", CONTENT_TYPE.encode()),
-                    ("ce_id", str(r["event_id"]).encode()),
-                ],
+                headers=kafka_headers(),  # structured mode: no ce_ header
             )
             for r in rows
         ]

@@ -8,9 +8,10 @@ from pydantic import Field, SecretStr
 
 from services.alerts.domain.monitoring import MonitoringRule
 from shared.crypto import PhiKeySettings
+from shared.events import service_source
 
 SCHEMA = "alerts"
-SOURCE = "interval/alerts"
+SOURCE = service_source("alerts")  # urn:interval:alerts (docs/events.md)
 
 
 class AlertsSettings(PhiKeySettings):

@@ -7,9 +7,10 @@ from pydantic import Field
 from services.intake.domain.eligibility import EligibilityPolicy
 from services.intake.domain.mbc import MbcPolicy
 from shared.crypto import PhiKeySettings
+from shared.events import service_source
 
 SCHEMA = "intake"
-SOURCE = "interval/intake"
+SOURCE = service_source("intake")  # urn:interval:intake (docs/events.md)
 
 
 class IntakeSettings(PhiKeySettings):

@@ -7,10 +7,11 @@ from datetime import timedelta
 from pydantic import Field
 
 from services.scheduling.domain.maintenance import DosingVitalsPolicy, MaintenancePolicy
+from shared.events import service_source
 from shared.settings import CommonSettings
 
 SCHEMA = "scheduling"
-SOURCE = "interval/scheduling"
+SOURCE = service_source("scheduling")  # urn:interval:scheduling (docs/events.md)
 
 
 class SchedulingSettings(CommonSettings):

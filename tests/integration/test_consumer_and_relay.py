@@ -134,8 +134,10 @@ async def test_poison_messages_are_dead_lettered_with_a_reason_and_the_consumer_
         rejected.to_bytes(),
     ]
     key = f"s-{run}".encode()
+    # as relays before issue 17 sent them: a ce_id header beside the structured event
+    old_relay = [("content-type", b"application/cloudevents+json"), ("ce_id", b"old-relay")]
     for raw in poison:
-        await producer.send_and_wait(probe_topic, raw, key=key)
+        await producer.send_and_wait(probe_topic, raw, key=key, headers=old_relay)
     await producer.send_and_wait(probe_topic, good.to_bytes(), key=key)
     worker = probe(database, probe_topic, group)
     worker.start()
@@ -161,6 +163,9 @@ async def test_poison_messages_are_dead_lettered_with_a_reason_and_the_consumer_
             assert r.headers["dlq.origin.topic"].decode() == probe_topic
             assert r.headers["dlq.consumer.group"].decode() == group
             assert r.value in poison
+            # structured mode: a ce_ header would make a CloudEvents reader read binary mode
+            assert r.headers["content-type"] == b"application/cloudevents+json"
+            assert not [h for h in r.headers if h.lower().startswith("ce_")], r.headers
     finally:
         worker.kill(signal.SIGTERM)
 

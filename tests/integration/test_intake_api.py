@@ -74,7 +74,7 @@ async def test_eligible_intake_is_decided_and_published_once_without_phi(
     assert record.key == pid.encode()
     assert event.specversion == "1.0"
     assert event.type == "intake.screened"
-    assert event.source == "interval/intake"
+    assert event.source == "urn:interval:intake"
     assert event.data["intake_id"] == body["intake_id"]
     assert event.data["decision"] == "eligible"
     assert event.data["phq9_total"] == 20

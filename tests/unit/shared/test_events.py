@@ -17,12 +17,15 @@ from structlog.testing import capture_logs
 from shared import asyncapi
 from shared.events import (
     ALL_TOPICS,
+    ASYNCAPI_ID,
+    CONTRACT_VERSION,
     PAYLOADS,
     CheckinAssessment,
     CloudEvent,
     IntakeScreened,
     PatientDischarged,
     Preferences,
+    dataschema,
     new_event,
 )
 
@@ -48,11 +51,12 @@ def screened(**kw: object) -> IntakeScreened:
 
 
 def test_an_event_is_a_structured_cloudevent_keyed_by_patient() -> None:
-    event = new_event(screened(), source="interval/intake", subject="p-1", time=NOW)
+    event = new_event(screened(), source="urn:interval:intake", subject="p-1", time=NOW)
     wire = json.loads(event.to_bytes())
     assert wire["specversion"] == "1.0"
     assert wire["type"] == "intake.screened"
-    assert wire["source"] == "interval/intake"
+    assert wire["source"] == "urn:interval:intake"
+    assert wire["dataschema"] == "urn:interval:asyncapi:v1#/components/schemas/IntakeScreened"
     assert wire["subject"] == "p-1"
     assert wire["datacontenttype"] == "application/json"
     assert wire["time"] == "2026-11-23T14:05:00Z"
@@ -103,6 +107,23 @@ def test_the_committed_asyncapi_document_matches_the_models() -> None:
     assert committed == asyncapi.build(), "run `python -m shared.asyncapi` and commit the result"
     addresses = {c["address"] for c in committed["channels"].values()}
     assert addresses == set(ALL_TOPICS)
+
+
+def test_every_events_dataschema_resolves_to_its_component_in_the_asyncapi_document() -> None:
+    """``dataschema`` is the document's ``id`` + a JSON pointer to the payload's component;
+    the document's major version is the one in that ``id`` (docs/events.md, "Versions")."""
+    committed = yaml.safe_load(Path(asyncapi.DOC).read_text())
+    assert committed["id"] == ASYNCAPI_ID == f"urn:interval:asyncapi:v{CONTRACT_VERSION}"
+    assert committed["info"]["version"].split(".")[0] == str(CONTRACT_VERSION)
+    schemas = committed["components"]["schemas"]
+    for model in PAYLOADS.values():
+        uri = dataschema(model)  # what new_event sets
+        base, _, pointer = uri.partition("#")
+        assert base == committed["id"]
+        assert pointer == f"/components/schemas/{model.__name__}"
+        assert schemas[model.__name__]["title"] == model.__name__
+        message = committed["components"]["messages"][model.__name__]
+        assert message["payload"]["allOf"][1]["properties"]["dataschema"] == {"const": uri}
 
 
 def test_a_real_event_validates_against_its_asyncapi_schema() -> None:

@@ -1,0 +1,256 @@
+"""Every event type, as our relay puts it on Kafka, read by the official CloudEvents SDK
+and validated against a CloudEvents 1.0 JSON Schema (tests/support/interop.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import jsonschema
+import pytest
+from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka
+from cloudevents.core.exceptions import CloudEventValidationError
+from cloudevents.core.formats.json import JSONFormat
+
+from services.intake.heartbeat import KEY as HEARTBEAT_KEY
+from shared import events
+from shared.events import (
+    PAYLOADS,
+    AlertChanged,
+    AlertRaised,
+    AppointmentChanged,
+    AppointmentProposed,
+    CheckinAssessment,
+    CheckinMissed,
+    CheckinRecorded,
+    DoseDeferred,
+    IntakeReviewed,
+    IntakeScreened,
+    PatientDischarged,
+    Payload,
+    PipelineHeartbeat,
+    Preferences,
+    SafetySignal,
+    SeriesWaitlisted,
+    kafka_headers,
+    new_event,
+    without_binary_mode_headers,
+)
+from tests.support.interop import (
+    SOURCES,
+    check_message,
+    producers,
+    read_with_sdk,
+    resolve_dataschema,
+    validator,
+)
+
+NOW = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
+PID, SITE = "p-0042", "site-a"
+APPOINTMENT = dict(
+    appointment_id="a-1",
+    series_id="s-1",
+    patient_id=PID,
+    site_id=SITE,
+    kind="dosing",
+    sequence=1,
+    start=NOW + timedelta(days=2),
+    end=NOW + timedelta(days=2, hours=2),
+    resource="room-1",
+    reason="induction",
+)
+ALERT = dict(
+    alert_id="al-1",
+    patient_id=PID,
+    site_id=SITE,
+    kind="suicide_risk",
+    severity="critical",
+    escalation_level=0,
+    occurrences=1,
+    reasons=("suicidal_ideation",),
+    raised_at=NOW,
+)
+
+# One valid example of every payload model, its optional fields set where it has any.
+EXAMPLES: list[Payload] = [
+    IntakeScreened(
+        intake_id="i-1",
+        patient_id=PID,
+        site_id=SITE,
+        submitted_at=NOW,
+        decision="eligible",
+        reasons=(),
+        phq9_total=20,
+        phq9_severity="severe",
+        phq9_item9_positive=False,
+        suicide_risk="none",
+        preferences=Preferences(weekdays=("mon", "tue"), earliest="08:00", timezone="UTC"),
+    ),
+    IntakeReviewed(
+        intake_id="i-1",
+        patient_id=PID,
+        site_id=SITE,
+        outcome="approved",
+        reviewed_at=NOW,
+        reasons=("suicide_risk_high",),
+    ),
+    CheckinRecorded(
+        checkin_id="c-1",
+        patient_id=PID,
+        site_id=SITE,
+        submitted_at=NOW,
+        phq9_total=6,
+        phq9_item9_positive=False,
+        suicidal_ideation=False,
+        assessment=CheckinAssessment(
+            response=True,
+            remission=False,
+            worsening=False,
+            worsening_reasons=(),
+            baseline_total=20,
+            lowest_total=6,
+        ),
+    ),
+    SafetySignal(
+        signal_id="c-2", source="checkin", patient_id=PID, site_id=SITE, at=NOW, reasons=("x",)
+    ),
+    PipelineHeartbeat(beat_id="b-1", emitted_at=NOW, emitter="host:42"),
+    PatientDischarged(patient_id=PID, site_id=SITE, discharged_at=NOW),
+    AppointmentProposed(**APPOINTMENT, status="proposed", relaxed=("weekdays",)),
+    AppointmentChanged(
+        **APPOINTMENT, status="confirmed", previous_status="proposed", changed_at=NOW
+    ),
+    SeriesWaitlisted(
+        patient_id=PID, site_id=SITE, purpose="induction", reason="no_capacity", waitlisted_at=NOW
+    ),
+    DoseDeferred(
+        appointment_id="a-1",
+        series_id="s-1",
+        patient_id=PID,
+        site_id=SITE,
+        reasons=("systolic",),
+        deferred_at=NOW,
+        rebooked_appointment_id="a-2",
+    ),
+    CheckinMissed(
+        patient_id=PID,
+        site_id=SITE,
+        due_at=NOW,
+        deadline_at=NOW + timedelta(hours=1),
+        missed_at=NOW + timedelta(hours=1),
+        consecutive_misses=1,
+    ),
+    AlertRaised(**ALERT, status="open", pages_on_call=True),
+    AlertChanged(
+        **ALERT,
+        status="acknowledged",
+        change="acknowledged",
+        previous_status="open",
+        changed_at=NOW,
+        by="Dr. A",
+    ),
+]
+
+
+def as_relayed(payload: Payload) -> tuple[bytes, bytes, dict[str, bytes]]:
+    """(key, value, headers) of the payload's event as the relay sends it: built as its
+    producer builds it (its source, the patient as subject) with the relay's headers."""
+    subject = HEARTBEAT_KEY if isinstance(payload, PipelineHeartbeat) else PID
+    source = SOURCES[producers()[payload.topic]]
+    event = new_event(payload, source=source, subject=subject, time=NOW)
+    return event.key.encode(), event.to_bytes(), dict(kafka_headers())
+
+
+def test_there_is_an_example_of_every_event_type() -> None:
+    assert sorted(p.topic for p in EXAMPLES) == sorted(PAYLOADS)
+    assert set(producers()) == set(PAYLOADS)
+
+
+@pytest.mark.parametrize("payload", EXAMPLES, ids=lambda p: p.topic)
+def test_every_event_type_reads_in_the_sdk_as_structured_mode_and_is_a_valid_cloudevent(
+    payload: Payload,
+) -> None:
+    key, value, headers = as_relayed(payload)
+    check_message(payload.topic, key, value, headers)
+    event = read_with_sdk(key, value, headers)
+    assert event.get_source().startswith("urn:interval:")
+    assert event.get_time() == NOW
+    assert PAYLOADS[payload.topic].model_validate(event.get_data()) == payload
+
+
+def test_a_ce_header_beside_a_structured_event_makes_the_sdk_read_binary_mode_and_fail() -> None:
+    """What issue 17 saw: the relay used to add ``ce_id`` to structured-mode messages."""
+    key, value, headers = as_relayed(EXAMPLES[0])
+    with_ce_id = KafkaMessage(headers={**headers, "ce_id": b"x"}, key=key, value=value)
+    with pytest.raises(CloudEventValidationError, match="source"):
+        from_kafka(with_ce_id, JSONFormat())
+    with pytest.raises(jsonschema.ValidationError, match="ce_id"):  # docs/asyncapi.yaml
+        check_message(EXAMPLES[0].topic, key, value, {**headers, "ce_id": b"x"})
+    with pytest.raises(AssertionError, match="binary-mode headers"):
+        read_with_sdk(key, value, {**headers, "ce_id": b"x"})
+
+
+def test_the_relay_and_the_dead_letters_send_no_ce_header() -> None:
+    assert kafka_headers() == [("content-type", b"application/cloudevents+json")]
+    old = {"content-type": b"application/cloudevents+json", "ce_id": b"1", "CE_Type": b"t"}
+    assert without_binary_mode_headers({**old, "dlq.reason": b"rejected"}) == {
+        "content-type": b"application/cloudevents+json",
+        "dlq.reason": b"rejected",
+    }
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("source", None),  # required
+        ("id", ""),
+        ("specversion", "0.3"),
+        ("dataschema", "asyncapi.yaml#/components/schemas/IntakeScreened"),  # not absolute
+        ("dataschema", "urn:interval:asyncapi:v1#bad fragment"),
+        ("source", "urn:interval:in take"),
+        ("time", "2026-11-23 14:05"),  # not RFC 3339
+        ("time", "2026-11-23T14:05:00"),  # no offset
+        ("subject", ""),
+        ("traceParent", "00-x"),  # attribute names are lower-case letters and digits
+        ("data_base64", "eyJ9"),  # beside data
+    ],
+)
+def test_the_schema_refuses_what_the_spec_refuses(attribute: str, value: str | None) -> None:
+    """Also proves the schema's formats are checked (their packages are installed)."""
+    _, raw, _ = as_relayed(EXAMPLES[0])
+    wire = json.loads(raw)
+    assert validator().is_valid(wire)
+    if value is None:
+        del wire[attribute]
+    else:
+        wire[attribute] = value
+    assert not validator().is_valid(wire)
+
+
+def test_an_extension_attribute_and_an_event_without_dataschema_are_still_cloudevents() -> None:
+    _, raw, _ = as_relayed(EXAMPLES[0])
+    wire = json.loads(raw)
+    wire["traceparent"] = "00-0af7651916cd43dd-b7ad6b7169203331-01"
+    wire["sequence"] = 7
+    del wire["dataschema"]  # as produced before it existed
+    validator().validate(wire)
+
+
+def test_every_service_source_is_an_absolute_uri_naming_the_service() -> None:
+    checker = jsonschema.Draft7Validator.FORMAT_CHECKER
+    for service, source in SOURCES.items():
+        assert source == f"urn:interval:{service}"
+        assert checker.conforms(source, "uri")  # absolute, not just a reference
+
+
+def test_every_dataschema_resolves_to_its_component_in_the_asyncapi_document() -> None:
+    checker = jsonschema.Draft7Validator.FORMAT_CHECKER
+    for model in PAYLOADS.values():
+        uri = events.dataschema(model)
+        assert checker.conforms(uri, "uri")
+        component = resolve_dataschema(uri)
+        assert component["title"] == model.__name__
+    with pytest.raises(AssertionError):
+        resolve_dataschema("urn:interval:asyncapi:v1#/components/schemas/NoSuchEvent")
+    with pytest.raises(AssertionError):
+        resolve_dataschema("urn:interval:asyncapi:v2#/components/schemas/IntakeScreened")
