@@ -23,6 +23,7 @@ from shared.web import (
     install_error_handlers,
     install_input_guard,
     install_observability,
+    install_routine_gate,
 )
 
 
@@ -42,6 +43,7 @@ def build_app(
     router: APIRouter,
     max_body_bytes: int,
     rules: Sequence[Rule] = (),
+    routine: Sequence[tuple[str, str]] = (),
 ) -> FastAPI:
     """Migrations applied and a pool opened at start (nothing connects at import time);
     ``app.state.deps`` holds the service's dependencies for its handlers. With DEV_CLOCK=1
@@ -49,6 +51,8 @@ def build_app(
     devclock.refuse_unless_loopback(settings, f"{schema} api")
     lifespan = _lifespan(settings, schema, migrations, make_deps)
     app = FastAPI(title=title, version="1.0.0", description=description, lifespan=lifespan)
+    # innermost: the request's latency and access log count its wait at the gate
+    install_routine_gate(app, routine, settings.routine_concurrency)
     _install_middleware(app, settings, schema, max_body_bytes, rules)
     app.include_router(router)
     if settings.dev_clock:

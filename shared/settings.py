@@ -49,6 +49,10 @@ class CommonSettings(ProcessSettings):
     # broker outage longer than this left broken).
     kafka_request_timeout_ms: int = Field(default=15000, ge=1000)
 
+    # At most this many of a service's routine requests (intake: POST /v1/intakes) run at
+    # once; the rest wait at the gate, before their body is parsed (shared/web.py
+    # RoutineGate), so a check-in never queues behind them in the event loop.
+    routine_concurrency: int = Field(default=8, ge=1)
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     # The relay is woken by LISTEN/NOTIFY; this poll is only the safety net.

@@ -6,9 +6,10 @@ The status mapping of domain errors lives here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,7 +18,7 @@ import structlog
 from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +33,11 @@ LATENCY = Histogram(
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+GATE_WAITING = Gauge(
+    "http_routine_waiting",
+    "Routine requests waiting for their turn at the gate (shared/web.py RoutineGate)",
 )
 
 STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, Unavailable: 503}
@@ -260,6 +266,39 @@ class BodyLimit:
 
 def install_body_limit(app: FastAPI, max_bytes: int) -> None:
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
+
+
+class RoutineGate:
+    """ASGI middleware: at most ``limit`` requests of the ``routine`` routes (method, path)
+    run at once; the others wait here, before their body is read or validated. Under
+    overload a service's routine requests (e.g. intakes) then queue in this gate and not
+    in the event loop, where every step of a request on the safety path (a check-in:
+    docs/domain.md "Safety signals first") would wait behind a step of each of them.
+    Nothing is refused: a request waits for its turn, in arrival order."""
+
+    def __init__(self, inner: Any, routine: frozenset[tuple[str, str]], limit: int) -> None:
+        self.inner = inner
+        self.routine = routine
+        self.gate = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) not in self.routine:
+            await self.inner(scope, receive, send)
+            return
+        GATE_WAITING.inc()
+        try:
+            await self.gate.acquire()
+        finally:
+            GATE_WAITING.dec()
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            self.gate.release()
+
+
+def install_routine_gate(app: FastAPI, routine: Sequence[tuple[str, str]], limit: int) -> None:
+    if routine:
+        app.add_middleware(RoutineGate, routine=frozenset(routine), limit=limit)
 
 
 class NulGuard:

@@ -54,6 +54,9 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         router=router,
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
+        # intakes wait their turn at the gate: a check-in (the safety path) never queues
+        # behind hundreds of them (shared/web.py RoutineGate)
+        routine=[("POST", "/v1/intakes")],
     )
     started = app.router.lifespan_context
 
