@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from shared import db, devclock
 from shared.db import DATABASE_ERRORS, Conn, connect_kwargs
 from shared.events import kafka_headers
+from shared.heap import freeze_startup
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
 from shared.retry import Backoff, pause, until_done
@@ -290,6 +291,7 @@ async def serve_relay(
     relay = await _start_relay(settings, schema, stop)
     task = asyncio.create_task(relay.run())
     extra = [asyncio.create_task(t()) for t in tasks]
+    freeze_startup()  # started: what exists now leaves the collector's walks
     log.info("relay_started", schema=schema)
     await stop.wait()
     relay.stop()

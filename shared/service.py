@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 
 from shared import db, devclock
 from shared.access import Rule, audit_router, install_access
+from shared.heap import freeze_startup
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
 from shared.settings import CommonSettings, ProcessSettings
@@ -150,6 +151,7 @@ class _Readiness:
 
 def serve(app: FastAPI, settings: ProcessSettings, port: int) -> None:
     """uvicorn on uvloop + httptools; our own request log replaces the access log."""
+    freeze_startup()  # the app is built: its objects leave the collector's walks
     uvicorn.run(
         app,
         host=settings.http_host,

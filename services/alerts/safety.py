@@ -44,6 +44,7 @@ from services.alerts.rows import ClaimedPage
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared import db, devclock, events
 from shared.clock import utcnow
+from shared.heap import freeze_startup
 from shared.logging import get_logger
 from shared.processing import TRANSIENT, EventProcessor, Message, service_processor
 from shared.retry import until_done
@@ -241,6 +242,7 @@ async def serve_safety(settings: AlertsSettings, migrations: Path) -> None:
     assert processor.pool is not None
     limits = httpx.Limits(max_connections=settings.page_concurrency, max_keepalive_connections=32)
     lane = SafetyLane(settings, processor)
+    freeze_startup()  # started: what exists now leaves the collector's walks
     async with httpx.AsyncClient(
         timeout=settings.page_timeout_s, limits=limits, follow_redirects=False
     ) as http:
