@@ -11,7 +11,10 @@ holds only its partition); the alert is raised in one short transaction (the cla
 first); its pages are inserted by that transaction already leased to this process, and
 their first delivery attempt is made here straight after the commit, rather than waiting
 for the timers process (which retries what fails, as for any page, and takes over a page
-whose lease ran out because this process died before its POST).
+whose lease ran out because this process died before its POST). When the routine event
+of the same check-in was handled first (its transaction raised the alert and holds the
+patient's lock until it commits), the lane, having waited for that lock, POSTs the
+pages that transaction queued just the same.
 
 Guarantees: at least once per signal, in order per partition (the offset is committed
 only after the message was applied or dead-lettered), one alert occurrence per signal.
@@ -36,6 +39,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from services.alerts import repository as repo
 from services.alerts.alerting import make_deps
 from services.alerts.alerting.delivery import Deliverer
 from services.alerts.deps import Deps
@@ -110,6 +114,17 @@ class SafetyLane:
         assert self.delivery is not None
         await asyncio.gather(*(self.delivery.deliver(row) for row in rows))
 
+    async def due_pages(self, patient_id: str) -> list[ClaimedPage]:
+        """The patient's pages due now, leased to this process: those of the signal when
+        the routine path of the same check-in raised it first (the lane then waited for
+        that transaction's patient lock, and found the signal claimed), rather than
+        leaving them to the timers process, which a loaded machine may run late."""
+        assert self.delivery is not None
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.page_lease_s)
+        async with self.delivery.pool.acquire() as conn:
+            return await repo.claim_patient_pages(conn, patient_id, now, lease)
+
     async def handle(self, m: ConsumerRecord[bytes, bytes]) -> None:
         msg = Message(
             topic=m.topic,
@@ -129,13 +144,17 @@ class SafetyLane:
             HEARTBEATS.labels(outcome).inc()
             return
         SIGNALS.labels(outcome).inc()
-        if leased:  # only ever filled by a transaction that committed
-            try:
-                await self.first_attempts(leased)
-            except TRANSIENT as exc:  # the timers process delivers it at the lease's end
-                log.warning("safety_first_attempt_failed", error=repr(exc))
-            if m.timestamp:
-                FIRST_ATTEMPT.observe(max(time.time() - m.timestamp / 1000, 0.0))
+        if outcome != "applied" or not msg.key:
+            return
+        try:
+            # ``leased`` is only ever filled by a transaction that committed
+            pages = leased or await self.due_pages(msg.key.decode())
+            if pages:
+                await self.first_attempts(pages)
+                if m.timestamp:
+                    FIRST_ATTEMPT.observe(max(time.time() - m.timestamp / 1000, 0.0))
+        except TRANSIENT as exc:  # the timers process delivers them (at the lease's end)
+            log.warning("safety_first_attempt_failed", error=repr(exc))
 
     async def partition(
         self,

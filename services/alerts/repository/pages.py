@@ -79,7 +79,8 @@ async def claim_patient_pages(
     conn: Conn, patient_id: str, now: datetime, lease_until: datetime
 ) -> list[ClaimedPage]:
     """The patient's due deliveries, leased as ``claim_pages`` does: the watchdog makes
-    its ``pipeline_stalled`` pages' first attempt itself, straight after they committed."""
+    its ``pipeline_stalled`` pages' first attempt itself, straight after they committed,
+    and the safety lane those of a signal the routine path raised first."""
     rows = await conn.fetch(
         """
         UPDATE pages p SET attempts = p.attempts + 1, next_attempt_at = $3
