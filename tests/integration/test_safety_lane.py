@@ -149,6 +149,46 @@ async def test_an_ideation_checkin_pages_once_through_the_lane_while_the_worker_
     await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. s1"})
 
 
+async def test_the_lane_pages_a_signal_the_routine_path_raised_first(
+    api: httpx.AsyncClient,
+    alerts: AlertsStack,
+    intake_http: httpx.AsyncClient,
+    receiver: PageReceiver,
+) -> None:
+    """The routine event of the check-in wins the race (the lane is frozen for a moment):
+    the worker raises the alert and queues its pages; the lane, once back, finds the
+    signal claimed and POSTs those pages itself, not leaving them to the timers process
+    (frozen here, so only the lane can have POSTed)."""
+    site_id = await new_site(api, tiers(receiver, "/r1", escalate_after_s=600))
+    pid, _ = await new_patient(intake_http, site_id)
+    frozen = [*alerts.safety, *alerts.timers]
+    for proc in frozen:
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGSTOP)
+    try:
+        await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+        # the routine path raised it (well within the lane's 10 s session)
+        [alert] = await eventually(
+            lambda: alerts_of(api, pid, kind="suicide_risk"), timeout=8, what="routine alert"
+        )
+        assert pages_to(receiver, "/r1", alert["alert_id"]) == []
+        for proc in alerts.safety:
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGCONT)
+        page = await receiver.wait_for_request(
+            lambda r: r.path == "/r1" and r.json["patient_id"] == pid,
+            timeout=15,
+            what="the lane's POST of the routine path's page",
+        )
+        assert page.json["alert_id"] == alert["alert_id"]
+    finally:
+        for proc in frozen:
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGCONT)
+    assert len(pages_to(receiver, "/r1", alert["alert_id"])) == 1
+    await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. r1"})
+
+
 async def test_a_high_risk_intake_pages_through_the_lane(
     api: httpx.AsyncClient,
     alerts: AlertsStack,
