@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +21,6 @@ import pytest
 from tests.support.eventually import eventually
 from tests.support.scheduling import appointments, new_site
 from tests.support.stack import (
-    AlertsStack,
     EventLog,
     SchedulingStack,
 )
@@ -37,18 +35,6 @@ WEEK = timedelta(days=7)
 REMISSION = [1, 1, 1, 0, 1, 0, 0, 0, 0]
 RELAPSE = [2, 2, 2, 1, 1, 1, 1, 1, 0]
 IDEATION = [1, 1, 1, 0, 1, 1, 0, 0, 2]
-
-
-@pytest.fixture
-async def sched(scheduling: SchedulingStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def alerts_api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=alerts.url, timeout=30) as client:
-        yield client
 
 
 async def handled(dsn: str, event_log: EventLog, topic: str, match: dict[str, Any]) -> None:

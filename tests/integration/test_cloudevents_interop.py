@@ -10,7 +10,6 @@ when this file runs alone.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,7 +19,7 @@ from tests.support.alerts import SUICIDAL, alerts_of, checkin
 from tests.support.eventually import eventually
 from tests.support.interop import check_message
 from tests.support.scheduling import appointments, new_site
-from tests.support.stack import AlertsStack, EventLog, Record, SchedulingStack
+from tests.support.stack import EventLog, Record
 from tools.factories import intake_body
 
 pytestmark = pytest.mark.integration
@@ -40,18 +39,6 @@ JOURNEY = {
     "alert.raised",
     "alert.changed",
 }
-
-
-@pytest.fixture
-async def sched(scheduling: SchedulingStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def alerts_api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=alerts.url, timeout=30) as client:
-        yield client
 
 
 async def journey(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,12 +27,6 @@ from tests.support.stack import (
 from tools.factories import intake_body
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def sched(scheduling: SchedulingStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as client:
-        yield client
 
 
 async def test_site_validation_names_every_bad_field_and_changes_nothing(

@@ -310,6 +310,13 @@ async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[Schedu
         p.kill(signal.SIGTERM)
 
 
+@pytest.fixture
+async def sched(scheduling: SchedulingStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's scheduling API."""
+    async with httpx.AsyncClient(base_url=scheduling.url, timeout=30) as client:
+        yield client
+
+
 # The alerts stack runs with journey-sized timing knobs (the settings of docs/domain.md,
 # "Monitoring between sessions"), so a patient's missed check-ins and an unacknowledged
 # alert's escalation play out in seconds.
@@ -413,3 +420,10 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
     )
     for p in (api, relay, *workers, *timers, *safety, watchdog):
         p.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+async def alerts_api(alerts: AlertsStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's alerts API."""
+    async with httpx.AsyncClient(base_url=alerts.url, timeout=30) as client:
+        yield client
