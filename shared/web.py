@@ -10,13 +10,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
 import structlog
 from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import AppError, Conflict, InvalidInput, NotFound, Unavailable
 from shared.logging import get_logger
+from shared.validation import ID_MAX_LENGTH, ID_PATTERN
 
 log = get_logger("http")
 
@@ -39,6 +40,10 @@ GATE_WAITING = Gauge(
     "http_routine_waiting",
     "Routine requests waiting for their turn at the gate (shared/web.py RoutineGate)",
 )
+
+# A site's id in a path, as intakes name sites (any other id could never have a patient,
+# nor be paged for).
+SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, Unavailable: 503}
 

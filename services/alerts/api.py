@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from services.alerts import commands, queries
 from services.alerts.deps import Deps
@@ -28,13 +28,9 @@ from services.alerts.schemas import (
 )
 from shared.access import principal_of
 from shared.errors import NotFound
-from shared.validation import ID_MAX_LENGTH, ID_PATTERN
-from shared.web import ERRORS
+from shared.web import ERRORS, SiteId
 
 router = APIRouter(prefix="/v1")
-
-# a site's id as intakes name it (on-call for any other id could never page anyone)
-SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 def deps(request: Request) -> Deps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 
 from services.scheduling import commands, queries
 from services.scheduling.deps import Deps
@@ -24,13 +24,9 @@ from services.scheduling.schemas import (
     WaitlistEntry,
 )
 from shared.errors import InvalidInput
-from shared.validation import ID_MAX_LENGTH, ID_PATTERN
-from shared.web import ERRORS, JSONResponse
+from shared.web import ERRORS, JSONResponse, SiteId
 
 router = APIRouter(prefix="/v1")
-
-# a site's id as intakes name it (a site with any other id could never have a patient)
-SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 def deps(request: Request) -> Deps:
