@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -24,40 +23,12 @@ from services.alerts.domain.monitoring import MonitoringRule
 from services.alerts.rows import AlertRow, ClaimedPage, OncallRow, PatientRow, TiersJson
 from shared.crypto import PhiCipher, new_key
 from shared.db import Conn
-from shared.events import CloudEvent
+from tests.support.fakes import OnePool, OutboxConn
 from tests.unit.alerts.builders import T0
 
-
-class FakeConn:
-    """Keeps the events enqueued through shared/outbox.py, in order."""
-
-    def __init__(self) -> None:
-        self.outbox: list[CloudEvent] = []
-
-    async def execute(self, sql: str, *args: Any) -> str:
-        assert sql.startswith("INSERT INTO outbox"), f"unexpected SQL in a unit test: {sql}"
-        self.outbox.append(CloudEvent.from_bytes(args[3]))
-        return "INSERT 0 1"
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        yield
-
-    def as_conn(self) -> Conn:
-        return cast(Conn, self)
-
-    def events(self, topic: str) -> list[dict[str, Any]]:
-        """The payloads enqueued on ``topic``, in order."""
-        return [e.data for e in self.outbox if e.type == topic]
-
-
-class FakePool:
-    def __init__(self, conn: FakeConn) -> None:
-        self.conn = conn
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[FakeConn]:
-        yield self.conn
+# the outbox-keeping connection and its pool (tests/support/fakes.py)
+FakeConn = OutboxConn
+FakePool = OnePool
 
 
 @dataclass

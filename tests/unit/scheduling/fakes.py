@@ -10,8 +10,7 @@ the events enqueued through the outbox and its ``transaction()`` does nothing.""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -38,6 +37,7 @@ from services.scheduling.rows import (
 )
 from shared.db import Conn
 from shared.events import CloudEvent
+from tests.support.fakes import OnePool, OutboxConn
 
 # when waitlist entries were made: in the order they were, before any test's now
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -51,32 +51,9 @@ def lost_race() -> SlotTaken:
     return SlotTaken("conflicting key value violates exclusion constraint")
 
 
-class FakeConn:
-    def __init__(self, outbox: list[CloudEvent]) -> None:
-        self.outbox = outbox
-
-    async def execute(self, sql: str, *args: Any) -> str:
-        assert sql.startswith("INSERT INTO outbox"), f"unexpected SQL in a unit test: {sql}"
-        self.outbox.append(CloudEvent.from_bytes(args[3]))
-        return "INSERT 0 1"
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        yield
-
-    def as_conn(self) -> Conn:
-        return cast(Conn, self)
-
-
-class FakePool:
-    def __init__(self, conn: FakeConn) -> None:
-        self.conn = conn
-        self.transactions = 0
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[FakeConn]:
-        self.transactions += 1
-        yield self.conn
+# the outbox-keeping connection and its pool (tests/support/fakes.py)
+FakeConn = OutboxConn
+FakePool = OnePool
 
 
 class FakeScheduling:
