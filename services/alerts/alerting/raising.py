@@ -137,13 +137,14 @@ async def apply_decision(
     page_rows = [p for order in d.pages for p in _page_rows(row, tiers, order, now)]
     for order in d.pages:
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
-    if page_rows and deps.first_attempt is not None:  # the safety lane POSTs them itself
-        leased = await store.insert_leased_pages(conn, page_rows, now + deps.first_attempt_lease)
-        metrics.after_commit(deps.first_attempt, leased)
-        await store.wake_timers(conn)  # they look again when the lease ends
-    elif page_rows:
-        await store.insert_pages(conn, page_rows)
-        await store.wake_timers(conn)
+    if page_rows:
+        # in the safety lane (Deps.first_attempt) leased to it, which POSTs them itself
+        lane = deps.first_attempt
+        lease = now + deps.first_attempt_lease if lane is not None else None
+        queued = await store.insert_pages(conn, page_rows, lease)
+        if lane is not None:
+            metrics.after_commit(lane, queued)
+        await store.wake_timers(conn)  # leased ones: they look again when the lease ends
     s = d.state
     updated = await store.update_alert(
         conn,

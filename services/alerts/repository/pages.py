@@ -11,33 +11,22 @@ from services.alerts.rows import AttemptRow, ClaimedPage, PageRow
 from shared.db import Conn
 
 
-async def insert_pages(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-    await conn.executemany(
-        """
-        INSERT INTO pages (page_id, alert_id, idempotency_key, tier, round, reason,
-                           recipient_index, recipient_name, webhook_url, body, status,
-                           next_attempt_at, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11)
-        ON CONFLICT (idempotency_key) DO NOTHING
-        """,
-        rows,
-    )
-
-
-async def insert_leased_pages(
-    conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime
+async def insert_pages(
+    conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime | None = None
 ) -> list[ClaimedPage]:
-    """``insert_pages``'s rows, each already leased to this process for its first attempt
-    (as ``claim_patient_pages`` would lease them, without that second transaction): the
-    safety lane POSTs them straight after the commit. A page whose key exists already is
-    left to whoever made it and not returned. One statement, whatever the number."""
+    """New pages, due at once (one statement, whatever their number). With
+    ``lease_until``, each is already leased to this process for its first attempt (as
+    ``claim_patient_pages`` would lease it, without that second transaction): the safety
+    lane POSTs them straight after the commit. A page whose key exists already is left to
+    whoever made it and not returned."""
     cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[]] * 11
     found = await conn.fetch(
         """
         INSERT INTO pages (page_id, alert_id, idempotency_key, tier, round, reason,
                            recipient_index, recipient_name, webhook_url, body, status,
                            attempts, next_attempt_at, created_at)
-        SELECT p, a, k, t, r, why, i, n, u, b, 'pending', 1, $12, c
+        SELECT p, a, k, t, r, why, i, n, u, b, 'pending',
+               CASE WHEN $12::timestamptz IS NULL THEN 0 ELSE 1 END, coalesce($12, c), c
         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::int[], $6::text[],
                     $7::int[], $8::text[], $9::text[], $10::bytea[], $11::timestamptz[])
              AS x (p, a, k, t, r, why, i, n, u, b, c)

@@ -145,23 +145,19 @@ class FakeAlertStore:
     async def get_oncall(self, conn: Conn, site_id: str) -> OncallRow | None:
         return self.oncall.get(site_id)
 
-    async def insert_pages(self, conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-        keys = {p.key for p in self.pages}
-        for _, alert_id, key, tier, round_, reason, _index, name, *_ in rows:
-            if key not in keys:  # ON CONFLICT (idempotency_key) DO NOTHING
-                self.pages.append(FakePage(alert_id, key, tier, round_, reason, name))
-                keys.add(key)
-
-    async def insert_leased_pages(
-        self, conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime
+    async def insert_pages(
+        self, conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime | None = None
     ) -> list[ClaimedPage]:
         keys = {p.key for p in self.pages}
+        attempts = 0 if lease_until is None else 1
         out = []
         for page_id, alert_id, key, tier, round_, reason, _i, name, url, body, now in rows:
             if key in keys:  # ON CONFLICT (idempotency_key) DO NOTHING: not returned
                 continue
             self.pages.append(
-                FakePage(alert_id, key, tier, round_, reason, name, "pending", 1, lease_until)
+                FakePage(
+                    alert_id, key, tier, round_, reason, name, "pending", attempts, lease_until
+                )
             )
             keys.add(key)
             out.append(
@@ -170,7 +166,7 @@ class FakeAlertStore:
                     alert_id=alert_id,
                     webhook_url=url,
                     body=body,
-                    attempts=1,
+                    attempts=attempts,
                     idempotency_key=key,
                     created_at=now,
                     tier=tier,
