@@ -10,9 +10,10 @@ advisory lock, so several instances can start at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -53,6 +54,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pool connection goes back as it is: no reset round trip on every release.
+
+    asyncpg's default reset (advisory unlock all, CLOSE ALL, UNLISTEN, RESET ALL) is a
+    round trip per request, for session state our pooled connections never keep: SET is
+    only ever SET LOCAL, listeners use connections of their own (shared/relay.py,
+    shared/devclock.py, services/alerts/timers.py), and session advisory locks on a
+    pool connection are taken only through ``session_lock``, which closes the
+    connection when it cannot release one. asyncpg still rolls back a transaction left
+    open and drops listeners before this runs."""
+
+
 async def create_pool(
     dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10
 ) -> asyncpg.Pool:
@@ -61,11 +74,43 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=30,
         **connect_kwargs(dsn, schema),
     )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def session_lock(pool: asyncpg.Pool, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+    """A session-level advisory lock named ``name``, held on a pool connection for the
+    block; yields whether it is held (``wait=False`` gives up at once when another
+    session holds it). Whatever interrupts taking or releasing it (an error, a
+    cancellation), the connection is closed rather than returned, which ends its session
+    and so releases the lock: pool connections are returned without a reset (see
+    ``_keep_session``), so none may go back holding one."""
+    async with pool.acquire() as holder:
+        try:
+            if wait:
+                await holder.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+                held = True
+            else:
+                held = bool(
+                    await holder.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name)
+                )
+        except BaseException:
+            holder.terminate()
+            raise
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    await holder.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+                except BaseException:
+                    holder.terminate()
+                    raise
 
 
 def _lock_key(schema: str) -> int:

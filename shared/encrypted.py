@@ -134,23 +134,17 @@ async def encrypt_legacy(
     if all([await _validated(pool, t.check) for t in checked if t.check]):
         return 0
     done = 0
-    async with pool.acquire() as holder:
-        await holder.execute("SELECT pg_advisory_lock(hashtext($1))", lock)
-        try:
-            for table in checked:
-                assert table.check is not None
-                if await _validated(pool, table.check):
-                    continue
-                tally = await _pass(pool, cipher, table, rotate=False, batch_size=batch_size)
-                async with pool.acquire() as conn:
-                    await conn.execute(
-                        f"ALTER TABLE {table.name} VALIDATE CONSTRAINT {table.check}"
-                    )
-                if tally.encrypted:
-                    log.info("phi_plaintext_encrypted", table=table.name, values=tally.encrypted)
-                done += tally.encrypted
-        finally:
-            await holder.execute("SELECT pg_advisory_unlock(hashtext($1))", lock)
+    async with db.session_lock(pool, lock):
+        for table in checked:
+            assert table.check is not None
+            if await _validated(pool, table.check):
+                continue
+            tally = await _pass(pool, cipher, table, rotate=False, batch_size=batch_size)
+            async with pool.acquire() as conn:
+                await conn.execute(f"ALTER TABLE {table.name} VALIDATE CONSTRAINT {table.check}")
+            if tally.encrypted:
+                log.info("phi_plaintext_encrypted", table=table.name, values=tally.encrypted)
+            done += tally.encrypted
     return done
 
 
@@ -165,25 +159,22 @@ async def rotate_tables(
 ) -> dict[str, Tally]:
     """Re-encrypt every value of ``tables`` not under the first key (one rotation at a
     time per ``lock``). PhiDecryptError when a value is under no configured key."""
-    async with pool.acquire() as holder:
-        if not await holder.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
+    async with db.session_lock(pool, lock, wait=False) as held:
+        if not held:
             raise RuntimeError("another rotate-phi-keys is running on this database")
-        try:
-            out: dict[str, Tally] = {}
-            for table in tables:
-                out[table.name] = await _pass(
-                    pool, cipher, table, rotate=True, batch_size=batch_size, dry_run=dry_run
-                )
-                log.info(
-                    "phi_rotation_checked" if dry_run else "phi_rotated",
-                    table=table.name,
-                    rows=out[table.name].rows,
-                    rotated=out[table.name].rotated,
-                    primary=cipher.primary_key_id,
-                )
-            return out
-        finally:
-            await holder.execute("SELECT pg_advisory_unlock(hashtext($1))", lock)
+        out: dict[str, Tally] = {}
+        for table in tables:
+            out[table.name] = await _pass(
+                pool, cipher, table, rotate=True, batch_size=batch_size, dry_run=dry_run
+            )
+            log.info(
+                "phi_rotation_checked" if dry_run else "phi_rotated",
+                table=table.name,
+                rows=out[table.name].rows,
+                rotated=out[table.name].rotated,
+                primary=cipher.primary_key_id,
+            )
+        return out
 
 
 Rotate = Callable[[asyncpg.Pool, PhiCipher, int, bool], Awaitable[dict[str, Tally]]]

@@ -7,6 +7,8 @@ only if that change committed. ``shared.relay`` publishes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 from prometheus_client import Gauge
 
@@ -29,6 +31,36 @@ def row(event: CloudEvent) -> tuple[str, str, str, bytes]:
 # lower one (shared/relay.py). SAFETY is the safety lane (docs/domain.md, "Safety signals
 # first"): a suicide-risk signal never waits behind routine events.
 ROUTINE, SAFETY = 0, 1
+
+
+# Events with their priorities, added by a repository's own statement (one round trip
+# for a state change and its events): ``insert_sql(n)`` reads the five arrays of
+# ``arrays(announce)`` as parameters $n..$n+4 and inserts the rows in the given order;
+# ``insert_sql(n, "i")`` only when the CTE ``i`` returned a row (the change happened).
+def insert_sql(first: int, only_with: str | None = None) -> str:
+    a, b, c, d, e = (f"${first + k}" for k in range(5))
+    gate = f", {only_with}" if only_with else ""
+    # parameter numbers and a CTE name of ours: no input reaches the text
+    source = (
+        f"unnest({a}::uuid[], {b}::text[], {c}::text[], {d}::bytea[], {e}::smallint[]) "
+        f"WITH ORDINALITY AS e(id, topic, key, value, priority, n){gate}"
+    )
+    head = "INSERT INTO outbox (event_id, topic, key, value, priority)"
+    return f"{head} SELECT e.id, e.topic, e.key, e.value, e.priority FROM {source} ORDER BY e.n"  # noqa: S608
+
+
+def arrays(
+    announce: Sequence[tuple[CloudEvent, int]],
+) -> tuple[list[str], list[str], list[str], list[bytes], list[int]]:
+    """The parameters of ``insert_sql`` for (event, priority) pairs."""
+    rows = [row(e) for e, _ in announce]
+    return (
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [priority for _, priority in announce],
+    )
 
 
 async def enqueue(conn: Conn, event: CloudEvent, *, priority: int = ROUTINE) -> None:

@@ -76,6 +76,12 @@ class RelayConfig:
     topic_prefix: str = ""
     retry_initial_s: float = 0.5
     retry_max_s: float = 5.0
+    # The routine lane's batching under load: when its last batch ended less than this
+    # long ago, it waits this long before the next one, so one fetch, one produce
+    # request per partition and one update carry what arrived meanwhile rather than one
+    # event each. Idle (the last batch longer ago), an event goes out at once. The
+    # safety lane never waits.
+    linger_s: float = 0.01
 
 
 @dataclass
@@ -83,10 +89,16 @@ class _Lane:
     name: str
     query: str
     producer: AIOKafkaProducer
+    # payloads of the outbox's NOTIFY that are not for this lane (shared/migrations/
+    # 0000_outbox_wake_lanes.sql: 'routine' when a statement wrote routine rows only)
+    ignores: frozenset[str] = frozenset()
+    # under load, wait this long before a batch so that it carries more events
+    linger_s: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def notified(self, *_: object) -> None:
-        self.wake.set()
+    def notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload not in self.ignores:
+            self.wake.set()
 
 
 class OutboxRelay:
@@ -101,8 +113,8 @@ class OutboxRelay:
     ) -> None:
         self.config = config
         self.lanes = (
-            _Lane("safety", URGENT, urgent_producer or producer),
-            _Lane("routine", ROUTINE, producer),
+            _Lane("safety", URGENT, urgent_producer or producer, ignores=frozenset({"routine"})),
+            _Lane("routine", ROUTINE, producer, linger_s=config.linger_s),
         )
         # makes a fresh producer for a lane (by name) when its own is broken for good
         # (see _replace_producer)
@@ -215,6 +227,8 @@ class OutboxRelay:
         conn = leader or await self._connect(lane.name)
         try:
             await conn.add_listener(f"{self.config.schema}_outbox", lane.notified)
+            loop = asyncio.get_running_loop()
+            last_batch = float("-inf")
             while not self._stopping.is_set():
                 lane.wake.clear()
                 try:
@@ -223,6 +237,8 @@ class OutboxRelay:
                     if not exc.retriable:
                         await self._replace_producer(lane, exc)
                     raise
+                if published:
+                    last_batch = loop.time()
                 if published >= self.config.batch_size:
                     continue  # more is waiting
                 first_pass.set()
@@ -230,6 +246,11 @@ class OutboxRelay:
                     await self._cleanup(conn)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lane.wake.wait(), self.config.poll_interval_s)
+                # busy (a batch went out a moment ago): at most one batch per linger_s,
+                # so the next one carries what arrives meanwhile
+                rest = last_batch + lane.linger_s - loop.time()
+                if rest > 0:
+                    await asyncio.sleep(rest)
         finally:
             if leader is None:
                 with contextlib.suppress(Exception):
@@ -340,6 +361,7 @@ async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Even
         schema=schema,
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
+        linger_s=settings.outbox_linger_s,
         topic_prefix=settings.kafka_topic_prefix,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,

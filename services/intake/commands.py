@@ -86,60 +86,74 @@ def _preferences(raw: dict[str, object] | None) -> events.Preferences | None:
 
 
 async def submit_intake(deps: Deps, body: IntakeIn) -> tuple[IntakeOut, bool]:
-    """Score, decide, store and announce an intake; (result, created). Replays change nothing."""
+    """Score, decide, store and announce an intake; (result, created). Replays change nothing.
+
+    One statement stores the intake, the patient and the events and commits on its own;
+    an intake id already stored (a replay, or a race lost to one) stores nothing, and
+    the stored intake answers instead."""
     verdict = decide(to_screen(body), deps.eligibility)
     score = score_phq9(body.phq9)
     digest = body.digest()
     pid = body.patient.patient_id
     reasons = intake_safety_reasons(verdict.suicide_risk.value, score.item9_positive)
+    now = deps.clock()
+    announce = _intake_events(body, score, verdict, reasons, now)
     async with deps.pool_for(bool(reasons)).acquire() as conn:
-        existing = await repo.find_intake(conn, body.intake_id)
-        if existing is None:
-            payload = events.IntakeScreened(
+        if await repo.create_intake(
+            conn, _new_intake(body, digest, score, verdict), announce, deps.cipher
+        ):
+            INTAKES.labels(verdict.decision.value).inc()  # one statement: committed
+            return IntakeOut(
                 intake_id=body.intake_id,
                 patient_id=pid,
                 site_id=body.site_id,
-                submitted_at=body.submitted_at,
                 decision=verdict.decision.value,
-                reasons=verdict.reasons,
+                reasons=list(verdict.reasons),
                 phq9_total=score.total,
                 phq9_severity=score.severity.value,
-                phq9_item9_positive=score.item9_positive,
                 suicide_risk=verdict.suicide_risk.value,
-                preferences=_preferences(
-                    body.preferences.model_dump(exclude_none=True) if body.preferences else None
-                ),
-            )
-            now = deps.clock()
-            event = events.new_event(payload, source=SOURCE, subject=pid, time=now)
-            async with conn.transaction():
-                created = await repo.create_intake(
-                    conn, _new_intake(body, digest, score, verdict), event, deps.cipher
-                )
-                if created and reasons:  # the safety lane's event, in the same transaction
-                    signal = _signal_event(
-                        body.intake_id, "intake", pid, body.site_id, body.submitted_at, reasons, now
-                    )
-                    await outbox.enqueue(conn, signal, priority=outbox.SAFETY)
-            if created:
-                INTAKES.labels(verdict.decision.value).inc()  # one statement: committed
-                return IntakeOut(
-                    intake_id=body.intake_id,
-                    patient_id=pid,
-                    site_id=body.site_id,
-                    decision=verdict.decision.value,
-                    reasons=list(verdict.reasons),
-                    phq9_total=score.total,
-                    phq9_severity=score.severity.value,
-                    suicide_risk=verdict.suicide_risk.value,
-                    phq9_item9_positive=score.item9_positive,
-                    submitted_at=body.submitted_at.astimezone(UTC),
-                ), True
-            existing = await repo.find_intake(conn, body.intake_id)  # lost a race: replay
-            assert existing is not None
+                phq9_item9_positive=score.item9_positive,
+                submitted_at=body.submitted_at.astimezone(UTC),
+            ), True
+        existing = await repo.find_intake(conn, body.intake_id)
+    assert existing is not None  # the statement found it: intakes are never deleted
     if existing.digest != digest:
         raise Conflict(f"intake {body.intake_id} exists with a different body")
     return IntakeOut.from_row(existing), False
+
+
+def _intake_events(
+    body: IntakeIn,
+    score: Phq9Score,
+    verdict: Verdict,
+    reasons: tuple[str, ...],
+    now: datetime,
+) -> list[tuple[events.CloudEvent, int]]:
+    """An intake's events with their outbox priorities: its decision, and the safety
+    lane's signal (relayed in a lane of its own) when it signals suicide risk."""
+    pid = body.patient.patient_id
+    payload = events.IntakeScreened(
+        intake_id=body.intake_id,
+        patient_id=pid,
+        site_id=body.site_id,
+        submitted_at=body.submitted_at,
+        decision=verdict.decision.value,
+        reasons=verdict.reasons,
+        phq9_total=score.total,
+        phq9_severity=score.severity.value,
+        phq9_item9_positive=score.item9_positive,
+        suicide_risk=verdict.suicide_risk.value,
+        preferences=_preferences(
+            body.preferences.model_dump(exclude_none=True) if body.preferences else None
+        ),
+    )
+    announce = [(events.new_event(payload, source=SOURCE, subject=pid, time=now), outbox.ROUTINE)]
+    if reasons:
+        signal = _signal_event(
+            body.intake_id, "intake", pid, body.site_id, body.submitted_at, reasons, now
+        )
+        announce.append((signal, outbox.SAFETY))
+    return announce
 
 
 async def review_intake(

@@ -67,8 +67,8 @@ async def find_intake(conn: Conn, intake_id: str, *, for_update: bool = False) -
     return _intake(row) if row is not None else None
 
 
-# The intake, its patient (PHI encrypted) and its event, in one atomic statement.
-_CREATE_INTAKE = """
+# The intake, its patient (PHI encrypted) and its events, in one atomic statement.
+_CREATE_INTAKE = f"""
     WITH i AS (
         INSERT INTO intakes (intake_id, patient_id, site_id, submitted_at, body_hash, phq9,
             phq9_total, phq9_severity, phq9_item9_positive, suicide_risk, decision,
@@ -98,18 +98,21 @@ _CREATE_INTAKE = """
                                             EXCLUDED.treatment_started_at)
         RETURNING 1
     ), o AS (
-        INSERT INTO outbox (event_id, topic, key, value)
-        SELECT $19, $20, $21, $22 FROM i
+        {outbox.insert_sql(19, only_with="i")}
     )
     SELECT count(*) FROM i
-    """
+    """  # noqa: S608 (our own fragment, no input)
 
 
 async def create_intake(
-    conn: Conn, intake: NewIntake, event: CloudEvent, cipher: PhiCipher
+    conn: Conn,
+    intake: NewIntake,
+    announce: Sequence[tuple[CloudEvent, int]],
+    cipher: PhiCipher,
 ) -> bool:
-    """Store the intake, the patient's PHI (encrypted) and the outbox event in one atomic
-    statement.
+    """Store the intake, the patient's PHI (encrypted) and its events (each with its
+    outbox priority, in order) in one atomic statement: on a connection outside a
+    transaction it commits on its own, one round trip in all.
 
     Returns False (and changes nothing) when the intake id already exists, so a
     racing duplicate never overwrites the patient. The latest intake by submission
@@ -136,7 +139,7 @@ async def create_intake(
         cipher.encrypt(phi.date_of_birth),
         cipher.encrypt(phi.phone),
         cipher.encrypt(phi.email),
-        *outbox.row(event),
+        *outbox.arrays(announce),
     )
     return bool(inserted)
 
@@ -214,11 +217,10 @@ async def insert_checkin(
     """The check-in and its events (each with its outbox priority, in order) in one
     statement; the stored row, or None when a check-in with this id was stored meanwhile
     for another patient (not serialised by that patient's lock)."""
-    rows = [outbox.row(e) for e, _ in announce]
     assessment = checkin.assessment
     try:
         row = await conn.fetchrow(
-            """
+            f"""
             WITH c AS (
                 INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
                     phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
@@ -226,14 +228,10 @@ async def insert_checkin(
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                 RETURNING *
             ), o AS (
-                INSERT INTO outbox (event_id, topic, key, value, priority)
-                SELECT e.id, e.topic, e.key, e.value, e.priority
-                FROM unnest($14::uuid[], $15::text[], $16::text[], $17::bytea[], $18::smallint[])
-                     WITH ORDINALITY AS e(id, topic, key, value, priority, n)
-                ORDER BY e.n
+                {outbox.insert_sql(14)}
             )
             SELECT * FROM c
-            """,
+            """,  # noqa: S608 (our own fragment, no input)
             checkin.checkin_id,
             checkin.patient_id,
             checkin.submitted_at,
@@ -247,11 +245,7 @@ async def insert_checkin(
             assessment.remission,
             assessment.worsening,
             list(assessment.worsening_reasons),
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            [priority for _, priority in announce],
+            *outbox.arrays(announce),
         )
     except asyncpg.UniqueViolationError:
         return None

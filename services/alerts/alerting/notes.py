@@ -19,6 +19,7 @@ from services.alerts import repository as repo
 from services.alerts.rows import AlertRow
 from shared import encrypted
 from shared.crypto import PhiCipher
+from shared.db import session_lock
 from shared.encrypted import PhiTable, Tally
 from shared.logging import get_logger
 
@@ -38,24 +39,18 @@ async def encrypt_legacy(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int)
         if not await repo.has_legacy_notes(conn):
             return 0
     done = 0
-    async with pool.acquire() as holder:
-        await repo.advisory_lock(holder, BACKFILL_LOCK)
-        try:
-            while True:
-                async with pool.acquire() as conn, conn.transaction():
-                    rows = await repo.lock_legacy_notes(conn, batch_size)
-                    if not rows:
-                        break
-                    for step in STEPS:
-                        args = [
-                            (r.alert_id, cipher.encrypt(r.note)) for r in rows if r.step == step
-                        ]
-                        if args:
-                            await repo.fill_notes(conn, step, args)
-                    await repo.delete_legacy_notes(conn, [(r.alert_id, r.step) for r in rows])
-                    done += len(rows)
-        finally:
-            await repo.advisory_unlock(holder, BACKFILL_LOCK)
+    async with session_lock(pool, BACKFILL_LOCK):
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                rows = await repo.lock_legacy_notes(conn, batch_size)
+                if not rows:
+                    break
+                for step in STEPS:
+                    args = [(r.alert_id, cipher.encrypt(r.note)) for r in rows if r.step == step]
+                    if args:
+                        await repo.fill_notes(conn, step, args)
+                await repo.delete_legacy_notes(conn, [(r.alert_id, r.step) for r in rows])
+                done += len(rows)
     if done:
         log.info("phi_plaintext_encrypted", table="alerts", values=done)
     return done

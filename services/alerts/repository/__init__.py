@@ -25,8 +25,6 @@ from services.alerts.repository.alerts import (
     update_alert,
 )
 from services.alerts.repository.notes import (
-    advisory_lock,
-    advisory_unlock,
     count_legacy_notes,
     delete_legacy_notes,
     fill_notes,
@@ -72,8 +70,6 @@ from services.alerts.repository.pipeline import (
 __all__ = [
     "WAKE_CHANNEL",
     "ack_times",
-    "advisory_lock",
-    "advisory_unlock",
     "attempts_of",
     "cancel_pending_pages",
     "claim_pages",

@@ -19,15 +19,6 @@ async def count_legacy_notes(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM legacy_notes"))
 
 
-async def advisory_lock(conn: Conn, name: str) -> None:
-    """A session-level advisory lock (held until ``advisory_unlock`` on ``conn``)."""
-    await conn.execute("SELECT pg_advisory_lock(hashtext($1))", name)
-
-
-async def advisory_unlock(conn: Conn, name: str) -> None:
-    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
-
-
 async def lock_legacy_notes(conn: Conn, limit: int) -> list[LegacyNote]:
     """The next ``limit`` plaintext notes of migration 0002, locked: alert_id, step, note."""
     rows = await conn.fetch(

@@ -1,0 +1,115 @@
+"""The services' connection pools on the real PostgreSQL (shared/db.py): connections go
+back to the pool without a reset round trip, so no session state may ride back with
+them; session advisory locks are taken only through ``session_lock``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared import db
+from tests.support.eventually import eventually
+from tools.stack import BASE_DSN
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(BASE_DSN, "public", min_size=1, max_size=3)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def advisory_holders(name: str) -> int:
+    """Sessions holding (granted) the advisory lock ``name``, seen from outside."""
+    conn = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND objid = (hashtext($1)::bigint & 4294967295)::oid",
+                name,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_session_lock_is_held_for_the_block_and_released_after(
+    pool: asyncpg.Pool,
+) -> None:
+    name = f"test-{uuid.uuid4()}"
+    async with db.session_lock(pool, name) as held:
+        assert held
+        assert await advisory_holders(name) == 1
+        async with db.session_lock(pool, name, wait=False) as again:
+            assert not again  # another session: refused at once, not waited for
+    assert await advisory_holders(name) == 0
+    # every pooled connection went back without it: one of them takes it at once
+    async with db.session_lock(pool, name, wait=False) as held:
+        assert held
+
+
+async def test_an_error_inside_the_block_still_releases_the_lock(pool: asyncpg.Pool) -> None:
+    name = f"test-{uuid.uuid4()}"
+    with pytest.raises(RuntimeError):
+        async with db.session_lock(pool, name):
+            raise RuntimeError("the work failed")
+    assert await advisory_holders(name) == 0
+
+
+async def test_a_waiter_cancelled_before_it_gets_the_lock_never_holds_it_later(
+    pool: asyncpg.Pool,
+) -> None:
+    name = f"test-{uuid.uuid4()}"
+    other = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
+    try:
+        await other.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+
+        async def wait_for_it() -> None:
+            async with db.session_lock(pool, name):
+                pytest.fail("the lock is held elsewhere")
+
+        waiter = asyncio.create_task(wait_for_it())
+        await eventually(lambda: _waiting(name), what="the waiter queued on the advisory lock")
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await other.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
+    finally:
+        await other.close()
+    assert await advisory_holders(name) == 0
+    async with db.session_lock(pool, name, wait=False) as held:
+        assert held
+
+
+async def _waiting(name: str) -> bool:
+    conn = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND objid = (hashtext($1)::bigint & 4294967295)::oid",
+                name,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_connection_goes_back_without_an_open_transaction(pool: asyncpg.Pool) -> None:
+    """No reset round trip, but a transaction left open (a failed request) is still
+    rolled back: the next user of the connection starts clean."""
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS leftover (x int)")
+    async with pool.acquire() as conn:
+        assert not conn.is_in_transaction()

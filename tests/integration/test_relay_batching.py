@@ -1,0 +1,123 @@
+"""The relay under load, on the real database and broker (shared/relay.py): routine
+events that arrive while a batch is out go in the next batch, at most one per
+``linger_s``; an event arriving idle goes at once; the safety lane never waits, and a
+routine write does not even wake it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import pytest
+
+from shared import db, outbox
+from shared.kafka import ensure_topics, idempotent_producer
+from shared.relay import OutboxRelay, RelayConfig
+from tests.support import probe_worker
+from tests.support.eventually import eventually
+from tests.support.probes import checkin_event
+from tools.stack import KAFKA, create_space, drop_space
+
+pytestmark = pytest.mark.integration
+
+LINGER_S = 0.5
+
+
+@dataclass
+class Probe:
+    dsn: str
+    conn: asyncpg.Connection
+
+    async def enqueue(self, *, priority: int = outbox.ROUTINE) -> str:
+        event = checkin_event(f"p-{uuid.uuid4().hex[:8]}")
+        await outbox.enqueue(self.conn, event, priority=priority)  # autocommit: one commit
+        return event.id
+
+    async def published(self, event_ids: list[str]) -> list[datetime]:
+        rows = await self.conn.fetch(
+            "SELECT event_id::text AS id, published_at FROM outbox "
+            "WHERE event_id = ANY($1::uuid[])",
+            event_ids,
+        )
+        at = {r["id"]: r["published_at"] for r in rows}
+        assert all(at.get(i) for i in event_ids), "not all published yet"
+        return [at[i] for i in event_ids]
+
+    async def when_published(self, event_ids: list[str]) -> list[datetime]:
+        async def check() -> list[datetime] | None:
+            try:
+                return await self.published(event_ids)
+            except AssertionError:
+                return None
+
+        got: list[datetime] = await eventually(check, what=f"{len(event_ids)} published")
+        return got
+
+
+@pytest.fixture
+async def probe() -> AsyncIterator[Probe]:
+    space = await create_space("relay")
+    await db.migrate(space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
+    await ensure_topics([KAFKA], [space.prefix + "checkin.recorded"])
+    conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
+    config = RelayConfig(
+        dsn=space.dsn, schema=probe_worker.SCHEMA, topic_prefix=space.prefix, linger_s=LINGER_S
+    )
+    producers = [idempotent_producer([KAFKA], f"relay-test-{lane}") for lane in ("r", "s")]
+    for p in producers:
+        await p.start()
+    relay = OutboxRelay(config, producers[0], urgent_producer=producers[1])
+    task = asyncio.create_task(relay.run())
+    try:
+        yield Probe(space.dsn, conn)
+    finally:
+        relay.stop()
+        await task
+        for p in producers:
+            await p.stop()
+        await conn.close()
+        await drop_space(space)
+
+
+async def test_events_arriving_while_busy_go_together_after_the_linger(probe: Probe) -> None:
+    (first,) = await probe.when_published([await probe.enqueue()])
+    later = [await probe.enqueue() for _ in range(5)]  # five commits, right after a batch
+    times = await probe.when_published(later)
+    assert (min(times) - first).total_seconds() >= LINGER_S * 0.9, "the batch did not wait"
+    spread = (max(times) - min(times)).total_seconds()
+    assert spread < 0.1, f"five events in {spread:.3f} s: not one batch"
+
+
+async def test_an_event_arriving_idle_goes_at_once(probe: Probe) -> None:
+    await probe.when_published([await probe.enqueue()])
+    await asyncio.sleep(LINGER_S * 1.5)  # idle: longer than the linger since the last batch
+    t0 = asyncio.get_running_loop().time()
+    await probe.when_published([await probe.enqueue()])
+    assert asyncio.get_running_loop().time() - t0 < LINGER_S * 0.6
+
+
+async def test_the_safety_lane_never_waits_for_the_linger(probe: Probe) -> None:
+    await probe.when_published([await probe.enqueue()])  # the routine lane is now busy
+    t0 = asyncio.get_running_loop().time()
+    await probe.enqueue()  # routine, lingering
+    await probe.when_published([await probe.enqueue(priority=outbox.SAFETY)])
+    assert asyncio.get_running_loop().time() - t0 < LINGER_S * 0.6
+
+
+async def test_a_routine_write_notifies_the_routine_lane_only(probe: Probe) -> None:
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(probe.dsn)
+    try:
+        await listener.add_listener(
+            f"{probe_worker.SCHEMA}_outbox", lambda *args: payloads.put_nowait(args[3])
+        )
+        await probe.enqueue()
+        assert await asyncio.wait_for(payloads.get(), 10) == "routine"
+        await probe.enqueue(priority=outbox.SAFETY)
+        assert await asyncio.wait_for(payloads.get(), 10) == "safety"
+    finally:
+        await listener.close()
