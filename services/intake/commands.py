@@ -7,6 +7,7 @@ stores the result and enqueues its event in the same transaction (outbox).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -26,7 +27,7 @@ from services.intake.domain.model import (
 )
 from services.intake.domain.safety import checkin_safety_reasons, intake_safety_reasons
 from services.intake.domain.scoring import Phq9Score, score_phq9
-from services.intake.rows import NewCheckin, NewIntake, PatientPhi
+from services.intake.rows import CheckinContext, NewCheckin, NewIntake, PatientPhi
 from services.intake.schemas import (
     CheckinIn,
     CheckinOut,
@@ -37,7 +38,8 @@ from services.intake.schemas import (
     Review,
 )
 from services.intake.settings import SOURCE
-from shared import events, metrics, outbox
+from shared import events, outbox
+from shared.db import Conn
 from shared.errors import Conflict, NotFound
 
 INTAKES = Counter("intakes_total", "New intakes stored (replays not counted)", ["decision"])
@@ -247,53 +249,92 @@ def _checkin_events(
     return announce
 
 
-@metrics.counted_on_commit
 async def record_checkin(deps: Deps, body: CheckinIn) -> tuple[CheckinOut, bool]:
-    """Store a check-in with its measurement-based-care verdict and announce both."""
+    """Store a check-in with its measurement-based-care verdict and announce both.
+
+    First without a lock, in two round trips: one consistent read of what the verdict
+    depends on, then one statement that stores the check-in and its events only if the
+    patient is unchanged since (services/intake/repository.py, migration 0004). When
+    another check-in of the patient landed in between, it is decided again under the
+    patient's row lock, where nothing can overtake it (so even a flood of one patient's
+    check-ins all get stored, in turn); a repeat of this one then finds it stored."""
     score = score_phq9(body.phq9) if body.phq9 is not None else None
     item9 = bool(score and score.item9_positive)
     reasons = checkin_safety_reasons(body.suicidal_ideation, item9)
-    digest = body.digest()
-    async with deps.pool_for(bool(reasons)).acquire() as conn, conn.transaction():
-        # One check-in per patient at a time: the verdict depends on the ones before, and a
-        # repeat of this one (same body, same patient) waits here for the first to commit.
-        patient = await repo.find_patient(conn, body.patient_id, for_update=True)
-        if patient is None:
-            raise NotFound(f"no patient {body.patient_id}")
-        existing, prior = await repo.checkin_context(
-            conn,
-            body.checkin_id,
-            body.patient_id,
-            patient.treatment_started_at,
-            body.submitted_at,
+    attempt = _CheckinAttempt(deps, body, score, item9, reasons, body.digest())
+    async with deps.pool_for(bool(reasons)).acquire() as conn:
+        done = await attempt.store(conn, locked=False)
+        if done is None:
+            async with conn.transaction():
+                await repo.lock_patient(conn, body.patient_id)
+                done = await attempt.store(conn, locked=True)
+    assert done is not None  # under the lock nothing overtakes it
+    if done[1]:
+        CHECKINS.inc()  # committed
+    return done
+
+
+@dataclass(frozen=True)
+class _CheckinAttempt:
+    deps: Deps
+    body: CheckinIn
+    score: Phq9Score | None
+    item9: bool
+    reasons: tuple[str, ...]
+    digest: bytes
+
+    async def store(self, conn: Conn, *, locked: bool) -> tuple[CheckinOut, bool] | None:
+        """Decide and store the check-in on a fresh read: (answer, created), or None
+        when another check-in of the patient overtook this one (never when ``locked``)."""
+        body = self.body
+        context = await repo.checkin_context(
+            conn, body.checkin_id, body.patient_id, body.submitted_at
         )
-        if existing is not None:
-            if existing != digest:
+        if context is None:
+            raise NotFound(f"no patient {body.patient_id}")
+        if context.existing is not None:
+            if context.existing != self.digest:
                 raise Conflict(f"check-in {body.checkin_id} exists with a different body")
             stored = await repo.find_checkin(conn, body.checkin_id)
             assert stored is not None
             return CheckinOut.from_row(stored), False
-        verdict = assess_checkin(
-            patient.baseline_total, prior, score.total if score else None, deps.mbc
-        )
-        checkin = NewCheckin(
-            checkin_id=body.checkin_id,
-            patient_id=body.patient_id,
-            submitted_at=body.submitted_at,
-            digest=digest,
-            phq9=tuple(body.phq9) if body.phq9 is not None else None,
-            phq9_total=score.total if score else None,
-            item9_positive=item9,
-            suicidal_ideation=body.suicidal_ideation,
-            note=body.note,
-            assessment=verdict,
-        )
-        announce = _checkin_events(checkin, patient.site_id, reasons, deps.clock())
-        row = await repo.insert_checkin(conn, checkin, deps.cipher, announce)
-        if row is None:  # stored meanwhile under another patient: not the same body
-            raise Conflict(f"check-in {body.checkin_id} exists with a different body")
-        metrics.after_commit(CHECKINS.inc)
-        return CheckinOut.from_row(row), True
+        checkin = _new_checkin(self.deps, body, context, self.score, self.item9, self.digest)
+        now = self.deps.clock()
+        announce = _checkin_events(checkin, context.patient.site_id, self.reasons, now)
+        try:
+            row = await repo.insert_checkin(
+                conn, checkin, context.version, self.deps.cipher, announce
+            )
+        except repo.CheckinTaken:
+            if locked:  # stored meanwhile for another patient: not this body
+                raise Conflict(f"check-in {body.checkin_id} exists with a different body") from None
+            return None  # the locked read tells a replay from a conflict
+        return (CheckinOut.from_row(row), True) if row is not None else None
+
+
+def _new_checkin(
+    deps: Deps,
+    body: CheckinIn,
+    context: CheckinContext,
+    score: Phq9Score | None,
+    item9: bool,
+    digest: bytes,
+) -> NewCheckin:
+    verdict = assess_checkin(
+        context.patient.baseline_total, context.prior, score.total if score else None, deps.mbc
+    )
+    return NewCheckin(
+        checkin_id=body.checkin_id,
+        patient_id=body.patient_id,
+        submitted_at=body.submitted_at,
+        digest=digest,
+        phq9=tuple(body.phq9) if body.phq9 is not None else None,
+        phq9_total=score.total if score else None,
+        item9_positive=item9,
+        suicidal_ideation=body.suicidal_ideation,
+        note=body.note,
+        assessment=verdict,
+    )
 
 
 async def discharge_patient(deps: Deps, patient_id: str, body: DischargeIn) -> DischargeOut:

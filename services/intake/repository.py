@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from services.intake.rows import (
+    CheckinContext,
     CheckinRow,
     IntakeRow,
     MeasureRow,
@@ -95,7 +96,8 @@ _CREATE_INTAKE = f"""
             discharged_at = CASE WHEN EXCLUDED.treatment_started_at >= cur.treatment_started_at
                 THEN NULL ELSE cur.discharged_at END,
             treatment_started_at = GREATEST(cur.treatment_started_at,
-                                            EXCLUDED.treatment_started_at)
+                                            EXCLUDED.treatment_started_at),
+            version = cur.version + 1
         RETURNING 1
     ), o AS (
         {outbox.insert_sql(19, only_with="i")}
@@ -175,60 +177,93 @@ async def find_patient(
     return PatientRow(**dict(row)) if row is not None else None
 
 
+async def lock_patient(conn: Conn, patient_id: str) -> None:
+    """Hold the patient's row until the caller's transaction ends: check-ins of the
+    patient (and intakes starting a new course) wait for it."""
+    await conn.execute("SELECT 1 FROM patients WHERE patient_id = $1 FOR UPDATE", patient_id)
+
+
 async def find_checkin(conn: Conn, checkin_id: str) -> CheckinRow | None:
     row = await conn.fetchrow("SELECT * FROM checkins WHERE checkin_id = $1", checkin_id)
     return _checkin(row) if row is not None else None
 
 
 async def checkin_context(
-    conn: Conn, checkin_id: str, patient_id: str, since: datetime | None, submitted_at: datetime
-) -> tuple[bytes | None, list[int]]:
-    """In one round trip, under the patient's lock: the body hash of a stored check-in
-    with this id (None: it is new), and the PHQ-9 totals of the check-ins earlier than
-    the new one, in this course of treatment, oldest first.
+    conn: Conn, checkin_id: str, patient_id: str, submitted_at: datetime
+) -> CheckinContext | None:
+    """What a new check-in's verdict depends on, in one consistent read (one statement,
+    one snapshot; None: no such patient): the patient, their version (migration 0004),
+    the body hash of a stored check-in with this id (None: it is new), and the PHQ-9
+    totals of the check-ins earlier than the new one in this course of treatment, oldest
+    first.
 
     Check-ins are ordered by submission time, then arrival (migration 0003): earlier
-    means submitted earlier, or at the same instant and received earlier. Every stored
-    check-in was received before the new one (the caller holds the patient's lock, so
-    this statement's snapshot, taken after it, sees every check-in committed before),
-    so those at exactly ``submitted_at`` count too.
+    means submitted earlier, or at the same instant and received earlier. Every
+    check-in this read sees was received before the new one, so those at exactly
+    ``submitted_at`` count too; one committed after it changed the version, and
+    ``insert_checkin`` then stores nothing.
     """
     row = await conn.fetchrow(
-        "SELECT (SELECT body_hash FROM checkins WHERE checkin_id = $1) AS existing, "
-        "ARRAY(SELECT phq9_total FROM checkins WHERE patient_id = $2 "
-        "AND phq9_total IS NOT NULL AND submitted_at >= $3 AND submitted_at <= $4 "
-        "ORDER BY submitted_at, arrival) AS prior",
+        "SELECT p.patient_id, p.site_id, p.baseline_total, p.treatment_started_at, "
+        "p.discharged_at, p.version, "
+        "(SELECT body_hash FROM checkins WHERE checkin_id = $1) AS existing, "
+        "ARRAY(SELECT c.phq9_total FROM checkins c WHERE c.patient_id = p.patient_id "
+        "AND c.phq9_total IS NOT NULL AND c.submitted_at >= p.treatment_started_at "
+        "AND c.submitted_at <= $3 ORDER BY c.submitted_at, c.arrival) AS prior "
+        "FROM patients p WHERE p.patient_id = $2",
         checkin_id,
         patient_id,
-        since,
         submitted_at,
     )
-    assert row is not None
+    if row is None:
+        return None
     existing = row["existing"]
-    return (bytes(existing) if existing is not None else None), list(row["prior"])
+    return CheckinContext(
+        patient=PatientRow(
+            patient_id=row["patient_id"],
+            site_id=row["site_id"],
+            baseline_total=row["baseline_total"],
+            treatment_started_at=row["treatment_started_at"],
+            discharged_at=row["discharged_at"],
+        ),
+        version=row["version"],
+        existing=bytes(existing) if existing is not None else None,
+        prior=list(row["prior"]),
+    )
+
+
+class CheckinTaken(Exception):
+    """A check-in with this id is stored already (for another patient, or raced in)."""
 
 
 async def insert_checkin(
     conn: Conn,
     checkin: NewCheckin,
+    version: int,
     cipher: PhiCipher,
     announce: Sequence[tuple[CloudEvent, int]],
 ) -> CheckinRow | None:
     """The check-in and its events (each with its outbox priority, in order) in one
-    statement; the stored row, or None when a check-in with this id was stored meanwhile
-    for another patient (not serialised by that patient's lock)."""
+    statement that commits on its own, if the patient is still at ``version`` (and then
+    one version on); the stored row, or None (nothing stored) when the patient changed
+    since ``checkin_context`` read it. CheckinTaken when a check-in with this id was
+    stored meanwhile."""
     assessment = checkin.assessment
     try:
         row = await conn.fetchrow(
             f"""
-            WITH c AS (
+            WITH v AS (
+                UPDATE patients SET version = version + 1
+                WHERE patient_id = $2 AND version = $19
+                RETURNING 1
+            ), c AS (
                 INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
                     phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
                     worsening, worsening_reasons)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM v
                 RETURNING *
             ), o AS (
-                {outbox.insert_sql(14)}
+                {outbox.insert_sql(14, only_with="c")}
             )
             SELECT * FROM c
             """,  # noqa: S608 (our own fragment, no input)
@@ -246,11 +281,11 @@ async def insert_checkin(
             assessment.worsening,
             list(assessment.worsening_reasons),
             *outbox.arrays(announce),
+            version,
         )
-    except asyncpg.UniqueViolationError:
-        return None
-    assert row is not None
-    return _checkin(row)
+    except asyncpg.UniqueViolationError as exc:
+        raise CheckinTaken(checkin.checkin_id) from exc
+    return _checkin(row) if row is not None else None
 
 
 async def discharge(

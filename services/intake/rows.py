@@ -66,6 +66,17 @@ class PatientRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckinContext:
+    """What a new check-in's verdict depends on (services/intake/repository.py
+    checkin_context): one consistent read."""
+
+    patient: PatientRow
+    version: int  # the patient's version when read (migration 0004)
+    existing: bytes | None  # the body hash of a stored check-in with the new one's id
+    prior: list[int]  # PHQ-9 totals of the earlier check-ins of this course, oldest first
+
+
+@dataclass(frozen=True, slots=True)
 class NewCheckin:
     checkin_id: str
     patient_id: str

@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.intake.domain.mbc import assess_checkin
 from shared.crypto import PhiCipher
 from shared.events import CloudEvent
 from tests.support.eventually import eventually
@@ -446,3 +447,46 @@ async def test_concurrent_submissions_of_one_checkin_store_and_publish_it_once(
         await conn.close()
     assert published == 1
     assert elsewhere == 0
+
+
+async def test_concurrent_checkins_of_one_patient_are_each_decided_on_all_before_them(
+    http: httpx.AsyncClient, intake: IntakeStack
+) -> None:
+    """Forty different check-ins of one patient at once, all stamped with one instant:
+    they are stored one at a time (migration 0004: a check-in decided on a read that
+    another one overtook is decided again), so each stored verdict is the one the
+    rules give on exactly the check-ins that arrived before it: here a total of 10 is a
+    worsening exactly when a remission (a 0) arrived before it."""
+    now = datetime.now(UTC)
+    body = intake_body(
+        submitted_at=(now - timedelta(hours=1)).isoformat(), phq9=[3, 3, 3, 3, 3, 3, 3, 3, 0]
+    )
+    pid = body["patient"]["patient_id"]
+    assert (await http.post("/v1/intakes", json=body)).status_code == 201
+    baseline = sum(body["phq9"])
+    at = (now - timedelta(minutes=5)).isoformat()
+    scores = [[2, 2, 2, 1, 1, 1, 1, 0, 0]] * 20 + [[0] * 9] + [[2, 2, 2, 1, 1, 1, 1, 0, 0]] * 19
+    await asyncio.gather(*(http.get("/readyz") for _ in scores))  # connections open: all at once
+    answers = await asyncio.gather(
+        *(http.post("/v1/checkins", json=checkin_body(pid, s, submitted_at=at)) for s in scores)
+    )
+    assert [r.status_code for r in answers] == [202] * len(scores), [r.text for r in answers]
+    conn = await asyncpg.connect(intake.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT phq9_total, response, remission, worsening, worsening_reasons "
+            "FROM intake.checkins WHERE patient_id = $1 ORDER BY submitted_at, arrival",
+            pid,
+        )
+    finally:
+        await conn.close()
+    assert len(rows) == len(scores)
+    for n, row in enumerate(rows):
+        expected = assess_checkin(baseline, [r["phq9_total"] for r in rows[:n]], row["phq9_total"])
+        got = (row["response"], row["remission"], row["worsening"], tuple(row["worsening_reasons"]))
+        assert got == (
+            expected.response,
+            expected.remission,
+            expected.worsening,
+            expected.worsening_reasons,
+        ), f"check-in {n} in arrival order"
