@@ -9,10 +9,11 @@
 #   make test     the whole suite (PYTEST_ARGS="-k foo -x" to pass pytest options)
 #   make faults   the fault suite for 10 minutes (kills, broker/database restarts, two of
 #                 every process); make test runs it for 45 s
-#   make lint     ruff check, ruff format --check, mypy, lint-imports
+#   make lint     ruff check, ruff format --check, mypy, lint-imports, requirements.lock up to date
+#   make lock     re-makes requirements.lock after a change to pyproject.toml's dependencies
 #   make bench    the benchmarks (python -m bench)
 #   make demo     a living demo network, loaded through the APIs (after make up / start)
-#   make install  only the installs (apt packages, .venv, Kafka jars)
+#   make install  only the installs (apt packages, .venv from requirements.lock, Kafka jars)
 #
 # Environment: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL pointing elsewhere use that
 # broker / database instead of starting local ones; INTAKE_PORT etc. as in the README ("What runs").
@@ -20,7 +21,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help install setup infra up start stop status test lint bench demo faults
+.PHONY: help install setup infra up start stop status test lint lock bench demo faults
 
 BIN := deploy/bin
 VENV_BIN := .venv/bin
@@ -61,8 +62,16 @@ lint: install
 	$(VENV_BIN)/ruff format --check . || failed+=("ruff format --check"); \
 	$(VENV_BIN)/mypy || failed+=("mypy"); \
 	$(VENV_BIN)/lint-imports || failed+=("lint-imports"); \
+	$(VENV_BIN)/python -m tools.lock --check || failed+=("requirements.lock out of date"); \
 	if (( $${#failed[@]} )); then echo "lint failed: $${failed[*]}" >&2; exit 1; fi; \
 	echo "lint: all checks passed"
+
+# uv (from the lock) re-makes the lock (PyPI needed), then the venv follows it.
+# LOCK_ARGS="--upgrade-package NAME" moves one package on to its newest version.
+LOCK_ARGS ?=
+lock: install
+	$(VENV_BIN)/python -m tools.lock $(LOCK_ARGS)
+	@$(BIN)/setup.sh
 
 bench: infra
 	$(VENV_BIN)/python -m bench

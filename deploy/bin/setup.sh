@@ -5,8 +5,10 @@
 #   1. Debian packages, only those missing: PostgreSQL, OpenJDK 17, Maven, chromium,
 #      prometheus (for promtool; its daemon is stopped and disabled), and a Python 3.11
 #      with venv support if none is found.
-#   2. The virtualenv .venv (Python 3.11) with `pip install -e '.[dev]'`, re-run
-#      only when pyproject.toml changed (hash stamp inside .venv).
+#   2. The virtualenv .venv (Python 3.11): every package of requirements.lock, hashes
+#      verified, then the project itself without its dependencies (never re-resolved);
+#      re-run only when requirements.lock or pyproject.toml changed (hash stamp inside
+#      .venv). A lock out of date with pyproject.toml is said (`make lock` updates it).
 #   3. The Kafka broker's jars in deploy/kafka/libs, re-resolved only when
 #      deploy/kafka/pom.xml changed (hash stamp inside libs/).
 #
@@ -113,8 +115,10 @@ if ((${#pkgs[@]})); then
 fi
 
 # ---------------------------------------------------------------- 2. venv
-venv_stamp="$VENV/.interval-pyproject.sha256"
-want="$(sha "$ROOT/pyproject.toml")"
+venv_stamp="$VENV/.interval-lock.sha256"
+lock="$ROOT/requirements.lock"
+[[ -f "$lock" ]] || die "requirements.lock is missing (make lock makes it from pyproject.toml)"
+want="$(cat "$lock" "$ROOT/pyproject.toml" | sha256sum | awk '{print $1}')"
 if [[ -x "$PY" ]] && ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
   log "setup: $VENV is broken or not Python 3.11; recreating it"
   rm -rf "$VENV"
@@ -125,10 +129,22 @@ if [[ ! -x "$PY" ]]; then
   rm -f "$venv_stamp"
 fi
 if [[ "$(cat "$venv_stamp" 2>/dev/null || true)" != "$want" ]]; then
-  log "setup: pip install -e '.[dev]' (pyproject.toml changed or new venv)"
+  log "setup: pip install -r requirements.lock (the lock or pyproject.toml changed, or new venv)"
   t0="$(now)"
-  (cd "$ROOT" && "$PY" -m pip install -q -e '.[dev]') >"$LOGS/pip.log" 2>&1 ||
+  # Wheels only, each checked against the lock's hashes: an sdist would be built with
+  # build dependencies fetched unpinned. The project itself then without dependencies,
+  # built by the lock's setuptools (no build isolation: nothing fetched, nothing resolved).
+  (cd "$ROOT" && "$PY" -m pip install -q --require-hashes --no-deps --only-binary :all: \
+    -r requirements.lock && "$PY" -m pip install -q --no-deps --no-build-isolation -e .) \
+    >"$LOGS/pip.log" 2>&1 ||
     { tail -n 40 "$LOGS/pip.log" >&2; die "pip install failed (log: $LOGS/pip.log)"; }
+  if (cd "$ROOT" && "$PY" -m tools.lock --check); then
+    # every dependency of every installed package is there, at a version it accepts
+    "$PY" -m pip check >>"$LOGS/pip.log" 2>&1 ||
+      { tail -n 20 "$LOGS/pip.log" >&2; die "pip check failed after installing requirements.lock"; }
+  else
+    log "setup: warning: .venv has the packages of a requirements.lock out of date with pyproject.toml"
+  fi
   echo "$want" >"$venv_stamp"
   log "setup: pip done in $(elapsed "$t0")s"
 fi
