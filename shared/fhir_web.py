@@ -64,12 +64,12 @@ def install_fhir(
     served: Sequence[Served],
     clock: Callable[[], datetime],
 ) -> None:
-    """The service's FHIR routes (``routes``, paths relative to /fhir/r4) under
-    /fhir/r4 with its metadata, the catch-all and the error answers. Not in the
-    OpenAPI document: the CapabilityStatement describes them."""
+    """The service's FHIR routes (``routes``, a router with the prefix BASE), its
+    metadata, the catch-all and the error answers. Not in the OpenAPI document: the
+    CapabilityStatement describes them."""
     types = {s.type for s in served}
+    app.include_router(routes)
     router = APIRouter(prefix=BASE, include_in_schema=False)
-    router.include_router(routes)
 
     @router.get("/metadata", include_in_schema=False)
     async def metadata() -> Response:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from services.alerts import fhir, queries
 from services.alerts.deps import Deps
-from shared.fhir import PARAM_COUNT, PARAM_PATIENT, Served, patient_of, tokens
+from shared.fhir import BASE, PARAM_COUNT, PARAM_PATIENT, Served, patient_of, tokens
 from shared.fhir_web import page, search_of
 
-router = APIRouter()
+router = APIRouter(prefix=BASE, include_in_schema=False)
 
 SERVED = (
     Served(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from services.intake import fhir, queries
 from services.intake.deps import Deps
 from shared.fhir import (
+    BASE,
     LOINC,
     MAX_ID,
     PARAM_COUNT,
@@ -20,7 +21,7 @@ from shared.fhir import (
 )
 from shared.fhir_web import FhirResponse, page, search_of
 
-router = APIRouter()
+router = APIRouter(prefix=BASE, include_in_schema=False)
 
 SERVED = (
     Served(
