@@ -2,7 +2,8 @@
 
 One pure-ASGI middleware in front of everything else: a refused call (401, 403) reaches no handler,
 so it changes nothing; with API_TOKENS_FILE set, a state-changing call that succeeded
-is written to ``audit`` under its token's name (without it, as before: no credentials,
+(and a read of a FHIR Patient, the one read with PHI) is written to ``audit`` under its
+token's name (without it, as before: no credentials,
 no "who", no audit rows).
 
 Each service names the roles that may make each state-changing call (``Rule``s, matched
@@ -45,6 +46,8 @@ ID_KEYS = ("intake_id", "checkin_id", "patient_id", "site_id", "appointment_id",
 
 FHIR = "/fhir/"
 FHIR_METADATA = "/fhir/r4/metadata"
+# The one read that answers PHI (docs/fhir.md): audited like a change.
+PHI_READ = re.compile(r"/fhir/r4/Patient/[^/]+")
 
 
 def guarded(path: str) -> bool:
@@ -129,7 +132,8 @@ class Access:
                     body.extend(message.get("body", b""))
                 last = not message.get("more_body", False)
                 audited = self.book is not None  # without tokens there is no "who"
-                if audited and last and method in CHANGES and status and status[0] < 400:
+                kept = method in CHANGES or PHI_READ.fullmatch(path) is not None
+                if audited and last and kept and status and status[0] < 400:
                     # written before the answer's last byte: whoever got the answer
                     # finds the change in the trail
                     await self._audit(principal, method, scope, status[0], bytes(body))

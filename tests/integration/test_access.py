@@ -218,6 +218,12 @@ async def test_the_fhir_facade_is_for_clinicians_and_refuses_with_operation_outc
             r = await c.get(path, headers=bearer("dr-who"))
             assert r.status_code == 200
             assert valid(r.json())["resourceType"] in ("Bundle", "Patient")
+        # the read of the PHI is in the audit trail, by whom, the refused ones are not
+        trail = (await c.get("/v1/audit", headers=bearer("dr-who"))).json()
+        reads = [e for e in trail if e["path_params"].get("fhir_id") == pid]
+        assert [(e["actor"], e["method"], e["route"]) for e in reads] == [
+            ("dr-who", "GET", "/fhir/r4/Patient/{fhir_id}")
+        ]
         # the CapabilityStatement is open, as FHIR clients read it before signing in
         r = await c.get("/fhir/r4/metadata")
         assert r.status_code == 200

@@ -123,6 +123,21 @@ def test_paging_follows_next_links_to_every_match_once() -> None:
     assert seen == [f"f{i}" for i in range(7)]
 
 
+def test_count_zero_answers_the_total_alone_and_later_pages_link_back() -> None:
+    flags = _flags(4)
+    only = parse_search([("patient", "p"), ("_count", "0")], ("patient",), ())
+    bundle = valid(searchset(flags, only, "http://h", "/fhir/r4/Flag"))
+    assert bundle["total"] == 4
+    assert "entry" not in bundle
+    assert [link["relation"] for link in bundle["link"]] == ["self"]
+    last = parse_search([("patient", "p"), ("_count", "3"), ("_offset", "3")], ("patient",), ())
+    bundle = valid(searchset(flags, last, "http://h", "/fhir/r4/Flag"))
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["f3"]
+    links = {link["relation"]: link["url"] for link in bundle["link"]}
+    assert set(links) == {"self", "previous"}
+    assert "_offset=0" in links["previous"]
+
+
 def test_an_empty_search_is_a_bundle_without_entries() -> None:
     search = parse_search([("patient", "p")], ("patient",), ())
     bundle = as_json(searchset([], search, "http://h", "/fhir/r4/Flag"))
