@@ -2,13 +2,16 @@
 
 One pure-ASGI middleware in front of everything else: a refused call (401, 403) reaches no handler,
 so it changes nothing; with API_TOKENS_FILE set, a state-changing call that succeeded
-is written to ``audit`` under its token's name (without it, as before: no credentials,
+(and a read of a FHIR Patient, the one read with PHI) is written to ``audit`` under its
+token's name (without it, as before: no credentials,
 no "who", no audit rows).
 
 Each service names the roles that may make each state-changing call (``Rule``s, matched
 in order on method and path); reads (GET) are open to every role; ``/v1/audit`` is for
-clinicians. Ops endpoints (``/healthz``, ``/readyz``, ``/metrics``, the OpenAPI document
-and docs) need no token.
+clinicians. The FHIR R4 facade (``/fhir/``, docs/fhir.md) is for clinicians, reads
+included, and its refusals are OperationOutcomes; its ``/fhir/r4/metadata`` (the
+CapabilityStatement) is open. Ops endpoints (``/healthz``, ``/readyz``, ``/metrics``, the
+OpenAPI document and docs) need no token.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pydantic import BaseModel
 from shared.auth import OPEN, Principal, TokenBook, bearer
 from shared.db import DATABASE_ERRORS
 from shared.errors import AppError
+from shared.fhir_web import outcome_body
 from shared.logging import get_logger
 from shared.web import ERRORS, error_body
 
@@ -40,6 +44,17 @@ CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ID_KEYS = ("intake_id", "checkin_id", "patient_id", "site_id", "appointment_id", "alert_id")
 
 
+FHIR = "/fhir/"
+FHIR_METADATA = "/fhir/r4/metadata"
+# The one read that answers PHI (docs/fhir.md): audited like a change.
+PHI_READ = re.compile(r"/fhir/r4/Patient/[^/]+")
+
+
+def guarded(path: str) -> bool:
+    """The paths that need a token when tokens are on."""
+    return path.startswith("/v1") or (path.startswith(FHIR) and path != FHIR_METADATA)
+
+
 @dataclass(frozen=True)
 class Rule:
     method: str
@@ -52,7 +67,7 @@ class Rule:
 
 def allowed_roles(rules: Sequence[Rule], method: str, path: str) -> tuple[str, ...] | None:
     """The roles that may make this call; None when every role may (a read)."""
-    if path.startswith("/v1/audit"):
+    if path.startswith("/v1/audit") or (path.startswith(FHIR) and path != FHIR_METADATA):
         return ("clinician",)
     for rule in rules:
         if rule.matches(method, path):
@@ -78,7 +93,7 @@ class Access:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/v1"):
+        if scope["type"] != "http" or not guarded(path):
             await self.app(scope, receive, send)
             return
         method = scope["method"]
@@ -89,7 +104,7 @@ class Access:
             found = self.book.find(token) if token else None
             if found is None:
                 log.warning("access_refused", status=401, method=method, path=path)
-                await _refuse(send, 401, "unauthorized", "a valid bearer token is required")
+                await _refuse(send, 401, "unauthorized", "a valid bearer token is required", path)
                 return
             principal = found
         roles = allowed_roles(self.rules, method, path)
@@ -102,6 +117,7 @@ class Access:
                 403,
                 "forbidden",
                 f"{principal.name} may not do this (needs {', '.join(roles)})",
+                path,
             )
             return
         scope.setdefault("state", {})["principal"] = principal
@@ -116,7 +132,8 @@ class Access:
                     body.extend(message.get("body", b""))
                 last = not message.get("more_body", False)
                 audited = self.book is not None  # without tokens there is no "who"
-                if audited and last and method in CHANGES and status and status[0] < 400:
+                kept = method in CHANGES or PHI_READ.fullmatch(path) is not None
+                if audited and last and kept and status and status[0] < 400:
                     # written before the answer's last byte: whoever got the answer
                     # finds the change in the trail
                     await self._audit(principal, method, scope, status[0], bytes(body))
@@ -165,9 +182,15 @@ def principal_of(request: Request) -> Principal:
     return found if isinstance(found, Principal) else NOBODY
 
 
-async def _refuse(send: Any, status: int, code: str, detail: str) -> None:
-    body = orjson.dumps(error_body(code, detail))
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _refuse(send: Any, status: int, code: str, detail: str, path: str) -> None:
+    if path.startswith(FHIR):  # an OperationOutcome, as every FHIR answer (shared/fhir_web.py)
+        body, headers = outcome_body("login" if status == 401 else "forbidden", detail)
+    else:
+        body = orjson.dumps(error_body(code, detail))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="interval"'))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
+from services.alerts import fhir_api
 from services.alerts.alerting import make_deps, notes
 from services.alerts.api import router
 from services.alerts.deps import Deps
@@ -19,6 +20,7 @@ from services.alerts.reactions import REACTIONS
 from services.alerts.settings import SCHEMA, AlertsSettings
 from shared.access import Rule
 from shared.clock import utcnow
+from shared.fhir_web import install_fhir
 from shared.processing import EventProcessor, service_processor
 from shared.service import build_app
 
@@ -51,6 +53,7 @@ def create_app(settings: AlertsSettings, clock: Callable[[], datetime] = utcnow)
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
     )
+    install_fhir(app, fhir_api.router, "alerts", fhir_api.SERVED, clock)
     started = app.router.lifespan_context
 
     @asynccontextmanager

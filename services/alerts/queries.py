@@ -10,6 +10,7 @@ from datetime import timedelta
 from services.alerts import repository as repo
 from services.alerts.alerting.notes import decrypt_notes
 from services.alerts.deps import Deps
+from services.alerts.rows import AlertRow
 from services.alerts.schemas import (
     AckTimes,
     AlertCounts,
@@ -22,6 +23,8 @@ from services.alerts.schemas import (
     SiteMonitoring,
 )
 from shared.errors import NotFound
+
+FHIR_ALERTS_LIMIT = 10_000  # a patient's suicide-risk alerts: far fewer
 
 
 async def get_oncall(deps: Deps, site_id: str) -> OncallOut:
@@ -101,3 +104,17 @@ async def ack_times(deps: Deps, severity: str, days: int) -> list[AckTimes]:
     async with deps.pool.acquire() as conn:
         rows = await repo.ack_times(conn, severity, since)
     return [AckTimes.from_row(r, severity, days) for r in rows]
+
+
+async def fhir_suicide_risk_alerts(deps: Deps, patient_id: str) -> list[AlertRow]:
+    """Every suicide_risk alert of a patient, newest first, for the FHIR facade's Flags."""
+    async with deps.pool.acquire() as conn:
+        return await repo.list_alerts(
+            conn,
+            site_id=None,
+            patient_id=patient_id,
+            status=None,
+            severity=None,
+            kind="suicide_risk",
+            limit=FHIR_ALERTS_LIMIT,
+        )

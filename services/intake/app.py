@@ -11,13 +11,14 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.intake import repository
+from services.intake import fhir_api, repository
 from services.intake.api import router
 from services.intake.deps import Deps
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared import db
 from shared.access import Rule
 from shared.clock import utcnow
+from shared.fhir_web import install_fhir
 from shared.service import build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,6 +59,7 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         # behind hundreds of them (shared/web.py RoutineGate)
         routine=[("POST", "/v1/intakes")],
     )
+    install_fhir(app, fhir_api.router, "intake", fhir_api.SERVED, clock)
     started = app.router.lifespan_context
 
     @asynccontextmanager

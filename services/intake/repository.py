@@ -28,7 +28,7 @@ from shared.encrypted import PhiTable, Tally
 from shared.events import CloudEvent
 
 
-def _intake(r: asyncpg.Record) -> IntakeRow:
+def intake_row(r: asyncpg.Record) -> IntakeRow:
     return IntakeRow(
         intake_id=r["intake_id"],
         patient_id=r["patient_id"],
@@ -65,7 +65,7 @@ def _checkin(r: asyncpg.Record) -> CheckinRow:
 async def find_intake(conn: Conn, intake_id: str, *, for_update: bool = False) -> IntakeRow | None:
     sql = "SELECT * FROM intakes WHERE intake_id = $1"
     row = await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), intake_id)
-    return _intake(row) if row is not None else None
+    return intake_row(row) if row is not None else None
 
 
 # The intake, its patient (PHI encrypted) and its events, in one atomic statement.

@@ -116,3 +116,24 @@ class MeasureRow:
     response: bool | None
     remission: bool | None
     worsening: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Phq9Row:
+    """One PHQ-9 a patient answered: at intake or in a check-in, its nine answers."""
+
+    source: str  # intake | checkin
+    id: str
+    at: datetime
+    items: tuple[int, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """The patient with their PHI decrypted: only the FHIR Patient read asks for it."""
+
+    patient_id: str
+    site_id: str
+    discharged_at: datetime | None
+    phi: PatientPhi

@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
+from services.scheduling import fhir_api
 from services.scheduling.api import router
 from services.scheduling.deps import Calendars, Deps, Planning
 from services.scheduling.planner.followups import retry_all_waitlists
@@ -18,6 +19,7 @@ from services.scheduling.settings import SCHEMA, SchedulingSettings
 from shared.access import Rule
 from shared.clock import utcnow
 from shared.consumer import Timer
+from shared.fhir_web import install_fhir
 from shared.processing import EventProcessor, service_processor
 from shared.service import build_app
 
@@ -59,7 +61,7 @@ def deps_factory(
 
 def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     calendars = CalendarCache()  # one per process (repository/calendars.py: why it is safe)
-    return build_app(
+    app = build_app(
         title="Interval scheduling service",
         description="Sites, induction series over rooms and therapists, the appointment "
         "lifecycle, maintenance sessions, the waitlist.",
@@ -71,6 +73,8 @@ def create_app(settings: SchedulingSettings, clock: Callable[[], datetime] = utc
         max_body_bytes=settings.max_body_bytes,
         rules=RULES,
     )
+    install_fhir(app, fhir_api.router, "scheduling", fhir_api.SERVED, clock)
+    return app
 
 
 def create_processor(

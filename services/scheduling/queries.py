@@ -18,7 +18,7 @@ from services.scheduling.domain.utilisation import (
     utilisation,
 )
 from services.scheduling.repository import appointments, patients, series, sites, waitlist
-from services.scheduling.rows import InductionRow, SiteRow, SpanRow
+from services.scheduling.rows import AppointmentRow, InductionRow, SiteRow, SpanRow
 from services.scheduling.schemas import (
     AppointmentOut,
     HeldPatient,
@@ -136,3 +136,9 @@ def _use(site: SiteRow, tz: ZoneInfo, window: Interval, booked: list[SpanRow]) -
     rooms = utilisation(opened, of(("dosing", "maintenance")), site.treatment_rooms)
     therapists = utilisation(opened, of(("integration",)), site.therapists)
     return Use(rooms=rooms.fraction, therapists=therapists.fraction)
+
+
+async def fhir_appointments(deps: Deps, patient_id: str) -> list[AppointmentRow]:
+    """Every appointment of a patient, for the FHIR facade (none for an unknown one)."""
+    async with deps.pool.acquire() as conn:
+        return await appointments.patient_appointments(conn, patient_id)

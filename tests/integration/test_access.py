@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from shared.auth import digest
+from tests.support.fhir import valid
 from tests.support.stack import (
     ARTIFACTS,
     IntakeStack,
@@ -193,3 +194,43 @@ async def test_the_dashboard_asks_for_a_token_and_acts_with_it(
             await browser.close()
     finally:
         proc.kill(signal.SIGTERM)
+
+
+async def test_the_fhir_facade_is_for_clinicians_and_refuses_with_operation_outcomes(
+    guarded: Guarded,
+) -> None:
+    async with httpx.AsyncClient(base_url=guarded.intake, timeout=10) as c:
+        body = intake_body()
+        pid = body["patient"]["patient_id"]
+        assert (
+            await c.post("/v1/intakes", json=body, headers=bearer("front-desk"))
+        ).status_code == 201
+        for path in (f"/fhir/r4/Observation?patient={pid}", f"/fhir/r4/Patient/{pid}"):
+            r = await c.get(path)
+            assert r.status_code == 401
+            assert r.headers["content-type"] == "application/fhir+json"
+            assert valid(r.json())["issue"][0]["code"] == "login"
+            for who in ("front-desk", "wall-screen"):  # reads need the clinician role here
+                r = await c.get(path, headers=bearer(who))
+                assert r.status_code == 403
+                assert valid(r.json())["issue"][0]["code"] == "forbidden"
+                assert body["patient"]["name"] not in r.text
+            r = await c.get(path, headers=bearer("dr-who"))
+            assert r.status_code == 200
+            assert valid(r.json())["resourceType"] in ("Bundle", "Patient")
+        # the read of the PHI is in the audit trail, by whom, the refused ones are not
+        trail = (await c.get("/v1/audit", headers=bearer("dr-who"))).json()
+        reads = [e for e in trail if e["path_params"].get("fhir_id") == pid]
+        assert [(e["actor"], e["method"], e["route"]) for e in reads] == [
+            ("dr-who", "GET", "/fhir/r4/Patient/{fhir_id}")
+        ]
+        # the CapabilityStatement is open, as FHIR clients read it before signing in
+        r = await c.get("/fhir/r4/metadata")
+        assert r.status_code == 200
+        assert valid(r.json())["resourceType"] == "CapabilityStatement"
+    async with httpx.AsyncClient(base_url=guarded.alerts, timeout=10) as c:
+        r = await c.get(f"/fhir/r4/Flag?patient={pid}", headers=bearer("wall-screen"))
+        assert r.status_code == 403
+        r = await c.get(f"/fhir/r4/Flag?patient={pid}", headers=bearer("dr-who"))
+        assert r.status_code == 200
+        assert valid(r.json())["total"] == 0
