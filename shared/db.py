@@ -82,6 +82,17 @@ async def create_pool(
     return pool
 
 
+async def warm_pool(pool: asyncpg.Pool, statements: Sequence[str], connections: int) -> None:
+    """Before the first request: open ``connections`` of the pool and have each one's
+    server session parse and plan-check ``statements`` (the hot paths), so that the
+    catalog lookups of a new session and its first parse are not a client's wait."""
+    async with contextlib.AsyncExitStack() as held:
+        conns = [await held.enter_async_context(pool.acquire()) for _ in range(connections)]
+        for conn in conns:
+            for sql in statements:
+                await conn.prepare(sql)
+
+
 @contextlib.asynccontextmanager
 async def session_lock(pool: asyncpg.Pool, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
     """A session-level advisory lock named ``name``, held on a pool connection for the

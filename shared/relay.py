@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 
 from shared import db, devclock
 from shared.db import DATABASE_ERRORS, Conn, connect_kwargs
-from shared.events import kafka_headers
+from shared.events import TOPICS, kafka_headers
 from shared.heap import freeze_startup
 from shared.kafka import idempotent_producer
 from shared.logging import get_logger
@@ -291,6 +291,18 @@ class OutboxRelay:
         )
 
 
+async def warm_topics(
+    producers: Sequence[AIOKafkaProducer], topics: Sequence[str], timeout_s: float = 5.0
+) -> None:
+    """Fetch the partitions of ``topics`` for each producer before the first event: a
+    producer otherwise asks the broker for a topic's metadata on its first send there.
+    Best effort: a topic missing or a slow broker only leaves it to the first send."""
+    with contextlib.suppress(KafkaError, TimeoutError):
+        await asyncio.wait_for(
+            asyncio.gather(*(p.partitions_for(t) for p in producers for t in topics)), timeout_s
+        )
+
+
 # A service's own periodic work beside its relay (e.g. intake's pipeline heartbeat,
 # services/intake/heartbeat.py): started with the relay, stopped (cancelled) with it.
 RelayTask = Callable[[], Coroutine[Any, Any, None]]
@@ -348,6 +360,8 @@ async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Even
             on_retry=waiting("relay_waiting_for_kafka"),
             stop=stop,
         )
+    # the first events after a start do not wait for their topic's metadata
+    await warm_topics((producer, urgent_producer), [settings.topic(t) for t in TOPICS])
     if settings.relay_metrics_port:
         start_http_server(settings.relay_metrics_port, addr=settings.http_host)
     await until_done(

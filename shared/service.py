@@ -19,6 +19,7 @@ from shared.heap import freeze_startup
 from shared.kafka import metadata_ok
 from shared.outbox import measure_backlog
 from shared.settings import CommonSettings, ProcessSettings
+from shared.warmup import warm_routes
 from shared.web import (
     install_body_limit,
     install_error_handlers,
@@ -81,6 +82,7 @@ def _lifespan(
             max_size=settings.db_pool_max,
         )
         app.state.deps = make_deps(pool)
+        await warm_routes(app)  # the first requests after a start are not the slow ones
         try:
             await devclock.watch(settings, f"{schema}-api")
             yield

@@ -16,7 +16,7 @@ import sys
 
 import uvloop
 
-from services.intake import heartbeat, repository
+from services.intake import heartbeat, phi_at_rest
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import SCHEMA, IntakeSettings
 from shared.crypto import PhiKeyError, new_key
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             service="intake",
             schema=SCHEMA,
             migrations=MIGRATIONS,
-            rotate=repository.rotate_phi,
+            rotate=phi_at_rest.rotate_phi,
             check=args.check,
         )
     if args.role == "api":

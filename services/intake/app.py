@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from services.intake import fhir_api, repository
+from services.intake import fhir_api, phi_at_rest, repository
 from services.intake.api import router
 from services.intake.deps import Deps
 from services.intake.settings import SCHEMA, IntakeSettings
@@ -67,7 +67,7 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
         async with started(app):
             # before the first request: plaintext left from before migration 0002 is
             # encrypted, and keys that cannot read the stored PHI stop the start
-            await repository.prepare_phi(app.state.deps.pool, cipher, settings.phi_batch_size)
+            await phi_at_rest.prepare_phi(app.state.deps.pool, cipher, settings.phi_batch_size)
             safety_pool = await db.create_pool(
                 settings.database_url,
                 SCHEMA,
@@ -75,6 +75,11 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
                 max_size=settings.safety_db_pool_size,
             )
             app.state.deps = dataclasses.replace(app.state.deps, safety_pool=safety_pool)
+            # the first requests after a start are not the slow ones (docs/performance.md)
+            cipher.encrypt("warm-up")  # the cipher's first use sets up its backend
+            hot = repository.HOT_STATEMENTS
+            await db.warm_pool(app.state.deps.pool, hot, settings.db_pool_min)
+            await db.warm_pool(safety_pool, hot, settings.safety_db_pool_size)
             try:
                 yield
             finally:

@@ -21,10 +21,9 @@ from services.intake.rows import (
     NewIntake,
     PatientRow,
 )
-from shared import encrypted, outbox
+from shared import outbox
 from shared.crypto import PhiCipher
 from shared.db import Conn
-from shared.encrypted import PhiTable, Tally
 from shared.events import CloudEvent
 
 
@@ -188,6 +187,17 @@ async def find_checkin(conn: Conn, checkin_id: str) -> CheckinRow | None:
     return _checkin(row) if row is not None else None
 
 
+_CHECKIN_CONTEXT = (
+    "SELECT p.patient_id, p.site_id, p.baseline_total, p.treatment_started_at, "
+    "p.discharged_at, p.version, "
+    "(SELECT body_hash FROM checkins WHERE checkin_id = $1) AS existing, "
+    "ARRAY(SELECT c.phq9_total FROM checkins c WHERE c.patient_id = p.patient_id "
+    "AND c.phq9_total IS NOT NULL AND c.submitted_at >= p.treatment_started_at "
+    "AND c.submitted_at <= $3 ORDER BY c.submitted_at, c.arrival) AS prior "
+    "FROM patients p WHERE p.patient_id = $2"
+)
+
+
 async def checkin_context(
     conn: Conn, checkin_id: str, patient_id: str, submitted_at: datetime
 ) -> CheckinContext | None:
@@ -204,13 +214,7 @@ async def checkin_context(
     ``insert_checkin`` then stores nothing.
     """
     row = await conn.fetchrow(
-        "SELECT p.patient_id, p.site_id, p.baseline_total, p.treatment_started_at, "
-        "p.discharged_at, p.version, "
-        "(SELECT body_hash FROM checkins WHERE checkin_id = $1) AS existing, "
-        "ARRAY(SELECT c.phq9_total FROM checkins c WHERE c.patient_id = p.patient_id "
-        "AND c.phq9_total IS NOT NULL AND c.submitted_at >= p.treatment_started_at "
-        "AND c.submitted_at <= $3 ORDER BY c.submitted_at, c.arrival) AS prior "
-        "FROM patients p WHERE p.patient_id = $2",
+        _CHECKIN_CONTEXT,
         checkin_id,
         patient_id,
         submitted_at,
@@ -232,6 +236,29 @@ async def checkin_context(
     )
 
 
+_INSERT_CHECKIN = f"""
+    WITH v AS (
+        UPDATE patients SET version = version + 1
+        WHERE patient_id = $2 AND version = $19
+        RETURNING 1
+    ), c AS (
+        INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
+            phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
+            worsening, worsening_reasons)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM v
+        RETURNING *
+    ), o AS (
+        {outbox.insert_sql(14, only_with="c")}
+    )
+    SELECT * FROM c
+    """  # noqa: S608 (our own fragment, no input)
+
+
+# What the API runs on every intake and check-in: each pool connection parses them at
+# start (shared/db.py warm_pool).
+HOT_STATEMENTS = (_CREATE_INTAKE, _CHECKIN_CONTEXT, _INSERT_CHECKIN)
+
+
 class CheckinTaken(Exception):
     """A check-in with this id is stored already (for another patient, or raced in)."""
 
@@ -251,22 +278,7 @@ async def insert_checkin(
     assessment = checkin.assessment
     try:
         row = await conn.fetchrow(
-            f"""
-            WITH v AS (
-                UPDATE patients SET version = version + 1
-                WHERE patient_id = $2 AND version = $19
-                RETURNING 1
-            ), c AS (
-                INSERT INTO checkins (checkin_id, patient_id, submitted_at, body_hash, phq9,
-                    phq9_total, phq9_item9_positive, suicidal_ideation, note, response, remission,
-                    worsening, worsening_reasons)
-                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM v
-                RETURNING *
-            ), o AS (
-                {outbox.insert_sql(14, only_with="c")}
-            )
-            SELECT * FROM c
-            """,  # noqa: S608 (our own fragment, no input)
+            _INSERT_CHECKIN,
             checkin.checkin_id,
             checkin.patient_id,
             checkin.submitted_at,
@@ -332,62 +344,3 @@ async def measures(conn: Conn, patient_id: str) -> list[MeasureRow]:
         patient_id,
     )
     return [MeasureRow(**dict(r)) for r in rows]
-
-
-# --- PHI at rest ---------------------------------------------------------------------
-# The encrypted columns (migration 0002): encrypting the plaintext left by rows written
-# before it, checking the configured keys against the stored values at start, and
-# re-encrypting everything under the newest key (``rotate-phi-keys``). The passes are the
-# stack's (shared/encrypted.py); these name intake's tables and locks.
-
-PHI_TABLES = (
-    PhiTable(
-        "patients",
-        "patient_id",
-        ("name", "date_of_birth", "phone", "email", "discharge_note"),
-        "patients_phi_encrypted",
-    ),
-    PhiTable("intakes", "intake_id", ("review_note",), "intakes_phi_encrypted"),
-    PhiTable("checkins", "checkin_id", ("note",), "checkins_phi_encrypted"),
-)
-BACKFILL_LOCK = "intake:phi-backfill"
-ROTATE_LOCK = "intake:phi-rotate"
-
-
-async def encrypt_legacy_phi(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int) -> int:
-    """Encrypt the plaintext PHI of rows written before migration 0002 and null it, then
-    validate the checks; returns the values encrypted."""
-    return await encrypted.encrypt_legacy(pool, cipher, PHI_TABLES, batch_size, BACKFILL_LOCK)
-
-
-async def check_phi_keys(pool: asyncpg.Pool, cipher: PhiCipher) -> None:
-    """Refuse to start with keys that cannot read what is stored (a wrong key file, or an
-    old key removed before rotation finished): PhiDecryptError, before any request."""
-    async with pool.acquire() as conn:
-        sample = await conn.fetchval(
-            "SELECT name FROM patients WHERE name IS NOT NULL ORDER BY updated_at LIMIT 1"
-        )
-    if sample is not None:
-        cipher.decrypt(sample)
-
-
-async def prepare_phi(pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int) -> None:
-    """What the intake API does at start, before it serves."""
-    await encrypt_legacy_phi(pool, cipher, batch_size)
-    await check_phi_keys(pool, cipher)
-
-
-async def rotate_phi(
-    pool: asyncpg.Pool, cipher: PhiCipher, batch_size: int, dry_run: bool = False
-) -> dict[str, Tally]:
-    """Re-encrypt every PHI value not under the first key (``rotate-phi-keys``).
-
-    Run it after every API process has been restarted with the new key first in the
-    list; when it reports nothing left to rotate (``dry_run`` counts without writing),
-    the old keys can be removed. PhiDecryptError when a value is under no configured key.
-    """
-    if not dry_run:
-        await encrypt_legacy_phi(pool, cipher, batch_size)
-    return await encrypted.rotate_tables(
-        pool, cipher, PHI_TABLES, batch_size, ROTATE_LOCK, dry_run=dry_run
-    )

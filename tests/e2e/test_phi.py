@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from services.intake.app import MIGRATIONS
-from services.intake.repository import PHI_TABLES
+from services.intake.phi_at_rest import PHI_TABLES
 from shared import db
 from shared.crypto import PhiCipher, PhiDecryptError, new_key
 from tests.support.browser import start_dashboard

@@ -113,3 +113,12 @@ async def test_a_connection_goes_back_without_an_open_transaction(pool: asyncpg.
         await conn.execute("CREATE TEMP TABLE IF NOT EXISTS leftover (x int)")
     async with pool.acquire() as conn:
         assert not conn.is_in_transaction()
+
+
+async def test_warming_opens_the_connections_and_fails_the_start_on_a_broken_statement(
+    pool: asyncpg.Pool,
+) -> None:
+    await db.warm_pool(pool, ["SELECT $1::int + 1"], 3)
+    assert pool.get_size() == 3  # opened before any request needed them
+    with pytest.raises(asyncpg.UndefinedTableError):  # at start, not at the first request
+        await db.warm_pool(pool, ["SELECT * FROM no_such_table"], 1)
