@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import alerts, dashboard, intake, mixed, scheduling, watchdog
+from bench import alerts, cost, dashboard, intake, mixed, scheduling, watchdog
 from bench.load import line, ms, open_loop, pct
 from bench.stack import stack
 from shared.db import connect_kwargs
@@ -114,6 +114,8 @@ async def main(sections: list[str]) -> None:
     line("bare aiokafka produce(acks=all)->consume", kaf)
     if "intake" in sections:
         await intake_section(ins, kaf, fixed_s)
+    if "cost" in sections or "intake" in sections:
+        await cost.section(200, 5 if QUICK else 10)
     if "scheduling" in sections:
         await scheduling_section()
     if "dashboard" in sections:

@@ -1,0 +1,83 @@
+"""What one request costs the machine: CPU milliseconds per intake and per check-in, by
+process (the intake API and relay, PostgreSQL, the broker, the load client), over a
+fixed open-loop load (docs/performance.md). CPU time is what a request takes from the
+machine's two cores whatever else runs, so these figures hold steadier than latencies
+on a busy machine; PostgreSQL and the broker count every client's work, so run it
+alone."""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+from pathlib import Path
+
+import orjson
+
+from bench.load import open_loop
+from bench.stack import Stack, stack
+from tools.factories import checkin_body, intake_body
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _pids_of(marker: bytes) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+def _snapshot(st: Stack) -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        **{name: _cpu_s(pid) for name, pid in st.pids.items()},
+        "postgresql": sum(_cpu_s(p) for p in _pids_of(b"postgres")),
+        "kafka broker": sum(_cpu_s(p) for p in _pids_of(b"kafka.Kafka")),
+        "load client": own.ru_utime + own.ru_stime,
+    }
+
+
+async def _measure(st: Stack, label: str, bodies: list[bytes], path: str, rate: float) -> None:
+    await st.settle()
+    before = _snapshot(st)
+    _, errors = await open_loop(st.urls["intake"], rate, len(bodies) / rate, bodies, path=path)
+    await st.settle()
+    after = _snapshot(st)
+    per = {k: (after[k] - before.get(k, 0.0)) * 1000 / len(bodies) for k in after}
+    total = sum(per.values())
+    parts = "  ".join(f"{k} {v:.2f}" for k, v in per.items())
+    print(f"  {label}: {total:.2f} ms CPU each (errors={errors}): {parts}")
+    print(f"    => at most {2000 / total:.0f}/s on 2 cores with nothing else running")
+
+
+async def section(rate: float = 200, seconds: float = 10) -> None:
+    print(f"CPU per request, by process ({rate:g}/s for {seconds:g}s, open loop):")
+    n = int(rate * seconds)
+    async with stack() as st:
+        await open_loop(st.urls["intake"], 100, 2)  # warm
+        admitted = [intake_body() for _ in range(500)]
+        await open_loop(st.urls["intake"], 250, 2, [orjson.dumps(b) for b in admitted])
+        intakes = [orjson.dumps(intake_body()) for _ in range(n)]
+        await _measure(st, "POST /v1/intakes", intakes, "/v1/intakes", rate)
+        patients = [b["patient"]["patient_id"] for b in admitted]
+        checkins = [
+            orjson.dumps(
+                checkin_body(random.choice(patients), [random.randint(0, 3) for _ in range(9)])
+            )
+            for _ in range(n)
+        ]
+        await _measure(st, "POST /v1/checkins", checkins, "/v1/checkins", rate)
