@@ -1,5 +1,5 @@
-"""Alerts figures: check-in -> page latency under load (beside Alertmanager), and the
-durable check-in timers at 100,000 monitored patients."""
+"""Alerts figures: check-in -> page latency under load (beside Alertmanager), the safety
+lane after a broker outage, and (bench/timers.py) the durable check-in timers."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ import asyncio
 import contextlib
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from bench.alertmanager import measure_alertmanager
 from bench.load import line, ms, open_loop, open_loop_apart, pct
 from bench.stack import Stack, stack
-from shared.db import connect_kwargs
+from bench.timers import section_timers as section_timers
 from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
-from tools.stack import KAFKA, ROOT, free_port
+from tools.stack import KAFKA, ROOT
 
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
 
@@ -159,117 +156,6 @@ async def section_paging(n: int) -> None:
         "  (ours crosses intake, its outbox and relay, Kafka, the safety lane's consumer and "
         "its first POST; Alertmanager is one process given the alert directly)"
     )
-
-
-async def _fill(conn: asyncpg.Connection, n: int, deadline: datetime) -> None:
-    """``n`` monitored patients whose next check-in deadline is ``deadline``."""
-    await conn.execute(
-        """
-        INSERT INTO alerts.patients (patient_id, site_id, started_at, next_due_at,
-                                     deadline_at, updated_at)
-        SELECT 'bench-' || g, 'site-' || (g % 20), $2::timestamptz - interval '1 day',
-               $2::timestamptz - interval '1 second', $2::timestamptz, now()
-        FROM generate_series(1, $1) g
-        """,
-        n,
-        deadline,
-    )
-
-
-async def _xacts(conn: asyncpg.Connection) -> int:
-    value: int = await conn.fetchval(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database "
-        "WHERE datname = current_database()"
-    )
-    return value
-
-
-async def _timer_queries(session: aiohttp.ClientSession, url: str) -> float:
-    async with session.get(url) as r:
-        text = await r.text()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("alerts_timer_queries_total{")
-    )
-
-
-async def section_timers(n: int, spread_s: float, idle_s: float) -> None:
-    print(f"Alerts: durable check-in timers, {n:,} monitored patients")
-    metrics_port = str(free_port())
-    env = {
-        "CHECKIN_INTERVAL_S": "86400",
-        "CHECKIN_GRACE_S": "43200",
-        "ALERTS_TIMERS_METRICS_PORT": metrics_port,
-    }
-    async with stack(("alerts",), env) as st:
-        conn = await asyncpg.connect(st.dsn, **connect_kwargs(st.dsn))
-        metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-        try:
-            await _fill(conn, n, datetime.now(UTC) + timedelta(days=1))
-            await conn.execute("ANALYZE alerts.patients")
-            await conn.execute("SELECT pg_notify('alerts_timers', '')")
-            async with aiohttp.ClientSession() as session:
-                await asyncio.sleep(1.0)  # the loop settles on its next due time
-                q0, x0, t0 = await _timer_queries(session, metrics), await _xacts(conn), time.time()
-                await asyncio.sleep(idle_s)  # measuring idleness: nothing to wait on
-                q1, x1, t1 = await _timer_queries(session, metrics), await _xacts(conn), time.time()
-            # our own two snapshot queries count as two transactions
-            print(
-                f"  idle, nothing due for a day: timer loop {(q1 - q0) / (t1 - t0):.3f} queries/s; "
-                f"whole database {(x1 - x0 - 2) / (t1 - t0):.2f} transactions/s "
-                f"(the relay's 5 s safety poll included) over {t1 - t0:.0f} s"
-            )
-            lags = await _fire_all(st, conn, n, spread_s)
-        finally:
-            await conn.close()
-    line(
-        f"deadline -> checkin.missed on Kafka ({n:,} over {spread_s:.0f} s)",
-        lags,
-        f"max {ms(max(lags, default=float('nan'))).strip()} received={len(lags):,} "
-        "(goal p99 < 5 s)",
-    )
-
-
-async def _fire_all(st: Stack, conn: asyncpg.Connection, n: int, spread_s: float) -> list[float]:
-    """Move every deadline into the next ``spread_s`` seconds, evenly; time each miss from
-    its deadline to its event at a Kafka consumer."""
-    consumer = AIOKafkaConsumer(
-        st.topic("checkin.missed"),
-        bootstrap_servers=KAFKA,
-        auto_offset_reset="latest",
-        fetch_max_bytes=32 * 1024 * 1024,
-    )
-    await consumer.start()
-    await consumer.seek_to_end()
-    lags: list[float] = []
-    try:
-        start = datetime.now(UTC) + timedelta(seconds=2)
-        await conn.execute(
-            """
-            UPDATE alerts.patients
-            SET next_due_at = $1::timestamptz - interval '43200 seconds'
-                    + make_interval(secs => (substr(patient_id, 7)::int - 1) * $2::float8 / $3),
-                deadline_at = $1::timestamptz
-                    + make_interval(secs => (substr(patient_id, 7)::int - 1) * $2::float8 / $3)
-            """,
-            start,
-            spread_s,
-            n,
-        )
-        await conn.execute("SELECT pg_notify('alerts_timers', '')")
-        deadline = time.monotonic() + spread_s + 60
-        while len(lags) < n and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            now = time.time()
-            for records in batch.values():
-                for rec in records:
-                    data = orjson.loads(rec.value)["data"]
-                    due = datetime.fromisoformat(data["deadline_at"]).timestamp()
-                    lags.append(now - due)
-    finally:
-        await consumer.stop()
-    return lags
 
 
 async def _broker(action: str) -> float:

@@ -37,8 +37,13 @@ class _Row:
     @classmethod
     def of(cls, m: Columns) -> Self:
         present = set(m.keys())
-        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        names = _NAMES.get(cls)
+        if names is None:  # looked up once per type: the timers build thousands a batch
+            names = _NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
         return cls(**{n: m[n] for n in names if n in present})
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 class NoOutbox(Exception):

@@ -46,7 +46,10 @@ class AlertsSettings(PhiKeySettings):
 
     # Durable timers: due rows taken per transaction, and the longest sleep while idle
     # (LISTEN/NOTIFY wakes the loop for anything due sooner).
-    timer_batch: int = Field(default=500, ge=1)
+    timer_batch: int = Field(default=1000, ge=1)
+    # Deadline batches in flight at once per timers process (each its own transaction, the
+    # rows disjoint by SKIP LOCKED): one batch's SQL overlaps the next one's Python.
+    timer_concurrency: int = Field(default=2, ge=1)
     timer_idle_poll_s: float = Field(default=30.0, gt=0)
     # The timers process serves /metrics on this port when set.
     alerts_timers_metrics_port: int | None = Field(default=None, ge=1, le=65535)

@@ -191,12 +191,14 @@ class Timers:
             return
         assert self.listener is not None
         await repo.touch_progress(self.listener, "timers")
+        TIMER_QUERIES.labels("progress").inc()
         self.last_mark = t
 
     async def fire_due(self) -> bool:
         now = self.clock()
-        fired = await fire_deadlines(self.deps, now)
-        TIMER_QUERIES.labels("deadlines").inc()
+        lanes = self.settings.timer_concurrency
+        fired = sum(await asyncio.gather(*(fire_deadlines(self.deps, now) for _ in range(lanes))))
+        TIMER_QUERIES.labels("deadlines").inc(lanes)
         escalated = await fire_escalations(self.deps, now)
         TIMER_QUERIES.labels("escalations").inc()
         FIRED.labels("deadline").inc(fired)

@@ -68,8 +68,28 @@ async def save_monitor(conn: Conn, args: tuple[Any, ...]) -> None:
     await conn.execute(_SAVE_MONITOR, *args)
 
 
+# The same change for a whole batch in one statement (the timers' misses): one row of
+# ``monitor_args`` per patient, passed as one array per column.
+_SAVE_MONITORS = """
+    UPDATE patients p
+    SET site_id = u.site_id, started_at = u.started_at, discharged_at = u.discharged_at,
+        next_due_at = u.next_due_at, deadline_at = u.deadline_at,
+        consecutive_misses = u.consecutive_misses, last_checkin_at = u.last_checkin_at,
+        total_misses = p.total_misses + u.missed,
+        last_missed_at = coalesce(u.last_missed_at, p.last_missed_at), updated_at = u.updated_at
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                $5::timestamptz[], $6::timestamptz[], $7::int[], $8::timestamptz[], $9::int[],
+                $10::timestamptz[], $11::timestamptz[])
+         AS u(patient_id, site_id, started_at, discharged_at, next_due_at, deadline_at,
+              consecutive_misses, last_checkin_at, missed, last_missed_at, updated_at)
+    WHERE p.patient_id = u.patient_id
+"""
+
+
 async def save_monitors(conn: Conn, args: Sequence[tuple[Any, ...]]) -> None:
-    await conn.executemany(_SAVE_MONITOR, args)
+    """``save_monitor`` for every row of ``args`` (each patient once), in one round trip."""
+    if args:
+        await conn.execute(_SAVE_MONITORS, *(list(col) for col in zip(*args, strict=True)))
 
 
 async def due_patients(conn: Conn, now: datetime, limit: int) -> list[PatientRow]:
