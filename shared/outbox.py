@@ -73,20 +73,10 @@ async def enqueue(conn: Conn, event: CloudEvent, *, priority: int = ROUTINE) -> 
 
 
 # One statement for a batch (one trigger run, one NOTIFY): the ids follow the array order.
-_ENQUEUE_MANY = """
-    INSERT INTO outbox (event_id, topic, key, value)
-    SELECT event_id, topic, key, value
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])
-         WITH ORDINALITY AS e(event_id, topic, key, value, n)
-    ORDER BY n
-"""
-
-
 async def enqueue_many(conn: Conn, events: list[CloudEvent]) -> None:
-    """Several events in one statement, in order."""
+    """Several routine events in one statement, in order (one trigger run, one NOTIFY)."""
     if events:
-        columns = zip(*map(row, events), strict=True)
-        await conn.execute(_ENQUEUE_MANY, *(list(col) for col in columns))
+        await conn.execute(insert_sql(1), *arrays([(e, ROUTINE) for e in events]))
 
 
 async def measure_backlog(pool: asyncpg.Pool, schema: str) -> None:
