@@ -95,7 +95,7 @@ class TierIn(Strict):
     )
 
 
-_PAGED = {"name": "Dr. On Call", "webhook_url": "http://127.0.0.1:9900/page"}
+_PAGED: Any = {"name": "Dr. On Call", "webhook_url": "http://127.0.0.1:9900/page"}
 
 
 class OncallIn(Strict):
