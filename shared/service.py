@@ -18,6 +18,7 @@ from shared import db, devclock
 from shared.access import Rule, audit_router, install_access
 from shared.heap import freeze_startup
 from shared.kafka import metadata_ok
+from shared.openapi import install_openapi, operation_id
 from shared.outbox import measure_backlog
 from shared.settings import CommonSettings, ProcessSettings
 from shared.warmup import warm_routes
@@ -72,14 +73,22 @@ def build_app(
         description=description,
         lifespan=lifespan,
         telemetry=NO_OTEL,
+        generate_unique_id_function=operation_id,
     )
     # innermost: the request's latency and access log count its wait at the gate
     install_routine_gate(app, routine, settings.routine_concurrency)
     _install_middleware(app, settings, schema, max_body_bytes, rules)
-    app.include_router(router)
+    app.include_router(router, generate_unique_id_function=operation_id)
     if settings.dev_clock:
-        app.include_router(devclock.router(lambda request: request.app.state.deps.pool))
-    app.include_router(audit_router(lambda request: request.app.state.deps.pool))
+        app.include_router(
+            devclock.router(lambda request: request.app.state.deps.pool),
+            generate_unique_id_function=operation_id,
+        )
+    app.include_router(
+        audit_router(lambda request: request.app.state.deps.pool),
+        generate_unique_id_function=operation_id,
+    )
+    install_openapi(app, tokens=settings.api_tokens_file is not None)
     return app
 
 

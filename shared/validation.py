@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
-from pydantic_core import PydanticCustomError
+from pydantic import AwareDatetime, BeforeValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 """Every client-chosen id (intake, check-in, patient, site): 1-128 of these characters."""
@@ -47,5 +49,60 @@ def _no_nul(value: str) -> str:
     return value
 
 
-NoNul = AfterValidator(_no_nul)
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+"""What the OpenAPI document says of every NoNul text (ECMA-262 and Python read it alike)."""
+
+
+class _NoNul:
+    """Refuses a NUL character, and says so in the JSON Schema (a ``pattern``, or one more
+    in ``allOf`` beside a pattern the text already has)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        if "pattern" in out:
+            out["allOf"] = [*out.get("allOf", []), {"pattern": NO_NUL_PATTERN}]
+        else:
+            out["pattern"] = NO_NUL_PATTERN
+        return out
+
+
+NoNul = _NoNul()
 """For ``Annotated[str, ..., NoNul]``: free text a database can store."""
+
+
+SPACE = "\\t-\\r\\u001c- \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+"""Python's whitespace (``str.isspace``) as a regular-expression class body, spelled out:
+``\\s`` differs between Python and ECMA-262 (which JSON Schema patterns are)."""
+TEXT_PATTERN = f"^[^\\u0000]*[^{SPACE}\\u0000][^\\u0000]*$"
+"""What the OpenAPI document says of short text that is stripped (``strip_whitespace``)
+and must not be empty: something besides whitespace (Python's, ``str.isspace``), no NUL."""
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+"""For ``Annotated[int, WholeNumber, Field(strict=True, ...)]``: JSON Schema's ``integer``
+is a number without a fraction, so ``2.0`` is the integer 2 (as ``type: integer`` in the
+OpenAPI document promises); ``2.5``, ``true`` and ``"2"`` stay refused."""
+
+TIME_ZONES = sorted(available_timezones() - {"localtime"})
+"""The IANA time zone names a service knows: its tz database's ("localtime" is this
+machine's zone file, not a name)."""
+
+TIME_ZONE_SCHEMA: dict[str, Any] = {
+    "format": "iana-time-zone",
+    "enum": TIME_ZONES,
+    "examples": ["America/New_York"],
+    "description": "an IANA time zone name (the tz database's, e.g. Europe/Berlin)",
+}
+"""The JSON Schema of a time-zone field: a name of the tz database, each listed
+(``format: iana-time-zone`` names what they are; no JSON Schema format does)."""

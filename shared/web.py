@@ -18,9 +18,11 @@ import structlog
 from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from shared.errors import AppError, Conflict, InvalidInput, NotFound, Unavailable
 from shared.logging import get_logger
@@ -102,6 +104,17 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     ]
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (a 405's ``Allow``): Starlette names
+    only those of the first route that matched the path, not of its siblings."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -121,16 +134,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, exc.detail, errors), status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {
             400: "malformed_json",
             404: "not_found",
             405: "method_not_allowed",
             413: "payload_too_large",
         }.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, exc.detail), exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        headers = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}
+        if exc.status_code == 405:
+            headers["allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body(code, exc.detail), exc.status_code, headers=headers)
 
     @app.exception_handler(CharacterNotInRepertoireError)
     @app.exception_handler(UntranslatableCharacterError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -20,12 +21,13 @@ from services.alerts.rows import (
     PatientRow,
     SiteMonitoringRow,
 )
-from shared.validation import NoNul
+from shared.validation import SPACE, TEXT_PATTERN, NoNul, WholeNumber
 
 Text = Annotated[
     str,
     StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
     NoNul,
+    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]
 Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
 StatusName = Literal["open", "acknowledged", "resolved"]
@@ -35,7 +37,17 @@ KindName = Literal[
 ]
 
 
+# What a webhook URL is, said once for the validator and the OpenAPI document: http(s), a
+# host of letters, digits, dots and hyphens (a DNS name or IPv4 address), a port 0-65535,
+# then a path, query or fragment without spaces or NUL.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+WEBHOOK_URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?([/?#][^{SPACE}\u0000]*)?$"
+_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
+
+
 def _http_url(value: str) -> str:
+    if not _WEBHOOK_URL.fullmatch(value):
+        raise ValueError("must be an http:// or https:// URL with a host")
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError for a bad port
@@ -50,7 +62,16 @@ def _http_url(value: str) -> str:
 
 
 WebhookUrl = Annotated[
-    str, StringConstraints(strict=True, max_length=2048), NoNul, AfterValidator(_http_url)
+    str,
+    StringConstraints(strict=True, max_length=2048),
+    NoNul,
+    AfterValidator(_http_url),
+    Field(
+        json_schema_extra={
+            "pattern": WEBHOOK_URL_PATTERN,
+            "examples": ["http://127.0.0.1:9900/page"],
+        }
+    ),
 ]
 
 
@@ -65,17 +86,22 @@ class RecipientIn(Strict):
 
 class TierIn(Strict):
     recipients: list[RecipientIn] = Field(min_length=1, max_length=20)
-    escalate_after_s: int | None = Field(
-        default=None,
-        strict=True,
-        ge=1,
-        le=7 * 86400,
-        description="seconds without acknowledgement before the next tier is paged too "
-        "(default ESCALATE_AFTER_S)",
+    escalate_after_s: Annotated[int, Field(strict=True, ge=1, le=7 * 86400), WholeNumber] | None = (
+        Field(
+            default=None,
+            description="seconds without acknowledgement before the next tier is paged too "
+            "(default ESCALATE_AFTER_S)",
+        )
     )
 
 
+_PAGED: Any = {"name": "Dr. On Call", "webhook_url": "http://127.0.0.1:9900/page"}
+
+
 class OncallIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"tiers": [{"recipients": [_PAGED]}]}]}
+    )
     tiers: list[TierIn] = Field(min_length=1, max_length=10)
 
     def to_json(self, default_escalate_after_s: int) -> list[dict[str, Any]]:
@@ -110,6 +136,9 @@ class OncallOut(BaseModel):
 
 
 class ActorIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"by": "Dr. Rivera", "note": "called the patient"}]}
+    )
     by: Text
     note: Note | None = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -25,7 +25,16 @@ from pydantic import (
 from services.intake.domain.model import KNOWN_CONDITIONS, TrialOutcome
 from services.intake.rows import CheckinRow, IntakeRow, MeasureRow
 from shared.clock import utcnow
-from shared.validation import ID_MAX_LENGTH, ID_PATTERN, IsoDate, IsoInstant, NoNul
+from shared.validation import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    TEXT_PATTERN,
+    TIME_ZONE_SCHEMA,
+    IsoDate,
+    IsoInstant,
+    NoNul,
+    WholeNumber,
+)
 
 # A client clock a little ahead of ours is not "the future".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -39,9 +48,10 @@ Text = Annotated[
     str,
     StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
     NoNul,
+    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]
 Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
-Phq9Item = Annotated[int, Field(strict=True, ge=0, le=3)]
+Phq9Item = Annotated[int, Field(strict=True, ge=0, le=3), WholeNumber]
 
 
 def _not_future(value: datetime) -> datetime:
@@ -87,10 +97,69 @@ _ZONES = available_timezones() - {"localtime"}
 
 PastInstant = Annotated[IsoInstant, AfterValidator(_not_future)]
 PastDate = Annotated[IsoDate, AfterValidator(_date_not_future)]
-Condition = Annotated[str, StringConstraints(strict=True), AfterValidator(_known_condition)]
-TimeOfDay = Annotated[str, StringConstraints(strict=True), AfterValidator(_hhmm)]
-TimeZone = Annotated[str, StringConstraints(strict=True), AfterValidator(_timezone)]
+Condition = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_known_condition),
+    Field(json_schema_extra={"enum": sorted(KNOWN_CONDITIONS)}),
+]
+TimeOfDay = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_hhmm),
+    Field(json_schema_extra={"pattern": _HHMM.pattern}),
+]
+TimeZone = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_timezone),
+    Field(json_schema_extra=TIME_ZONE_SCHEMA),
+]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+EXAMPLE_PREFERENCES: Any = {
+    "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+    "earliest": "08:00",
+    "latest": "18:00",
+    "timezone": "America/New_York",
+}
+EXAMPLE_INTAKE: Any = {
+    "intake_id": "8c1d6f2e-0000-4000-8000-000000000001",
+    "site_id": "site-a",
+    "submitted_at": "2026-11-23T14:05:00Z",
+    "patient": {
+        "patient_id": "p-0042",
+        "name": "Ada Example",
+        "date_of_birth": "1981-04-02",
+        "phone": "+1-555-0100",
+        "email": "ada@example.org",
+    },
+    "phq9": [3, 3, 2, 3, 2, 3, 2, 2, 0],
+    "cssrs": {
+        "wish_to_be_dead": False,
+        "suicidal_thoughts": False,
+        "method": False,
+        "intent": False,
+        "plan": False,
+        "behavior_past_3_months": False,
+    },
+    "antidepressant_trials": [
+        {"medication": "sertraline", "adequate": True, "weeks": 8, "outcome": "no_response"},
+        {"medication": "venlafaxine", "adequate": True, "weeks": 10, "outcome": "partial_response"},
+    ],
+    "conditions": ["controlled_hypertension"],
+    "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 74},
+    "preferences": EXAMPLE_PREFERENCES,
+}
+EXAMPLE_CHECKIN: Any = {
+    "checkin_id": "5f0c3a9e-0000-4000-8000-000000000002",
+    "patient_id": "p-0042",
+    "submitted_at": "2026-11-30T09:00:00Z",
+    "phq9": [1, 1, 1, 0, 1, 1, 0, 0, 0],
+    "suicidal_ideation": False,
+    "note": "slept better",
+}
 
 
 class Strict(BaseModel):
@@ -134,12 +203,13 @@ class TrialIn(Strict):
 
 
 class VitalsIn(Strict):
-    systolic: Annotated[int, Field(strict=True, ge=50, le=300)]
-    diastolic: Annotated[int, Field(strict=True, ge=20, le=200)]
-    heart_rate: Annotated[int, Field(strict=True, ge=20, le=250)]
+    systolic: Annotated[int, Field(strict=True, ge=50, le=300), WholeNumber]
+    diastolic: Annotated[int, Field(strict=True, ge=20, le=200), WholeNumber]
+    heart_rate: Annotated[int, Field(strict=True, ge=20, le=250), WholeNumber]
 
 
 class PreferencesIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_PREFERENCES]})
     weekdays: Annotated[list[Weekday], Field(min_length=1, max_length=7)] | None = None
     earliest: TimeOfDay | None = None
     latest: TimeOfDay | None = None
@@ -153,6 +223,10 @@ class PreferencesIn(Strict):
 
 
 class IntakeIn(Strict):
+    """``earliest`` before ``latest``, ``date_of_birth`` not after ``submitted_at`` and
+    neither in the future: rules JSON Schema cannot state, each a 422 naming the field."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_INTAKE]})
     intake_id: Id
     site_id: Id
     submitted_at: PastInstant
@@ -172,16 +246,25 @@ class IntakeIn(Strict):
 
 
 class Review(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"by": "Dr. Rivera", "note": "cleared by phone"}]}
+    )
     by: Text
     note: Note | None = None
 
 
 class DischargeIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"by": "Dr. Rivera", "note": "series completed"}]}
+    )
     by: Text | None = None
     note: Note | None = None
 
 
 class CheckinIn(Strict):
+    """``submitted_at`` must not be in the future (a 422): JSON Schema cannot say it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CHECKIN]})
     checkin_id: Id
     patient_id: Id
     submitted_at: PastInstant

@@ -26,7 +26,7 @@ from services.scheduling.rows import (
     SiteRow,
     WaitlistRow,
 )
-from shared.validation import IsoInstant, NoNul
+from shared.validation import TEXT_PATTERN, TIME_ZONE_SCHEMA, IsoInstant, NoNul, WholeNumber
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # "localtime" is this machine's zone file, not an IANA name
@@ -37,6 +37,7 @@ Text = Annotated[
     str,
     StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
     NoNul,
+    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]
 
 
@@ -57,14 +58,30 @@ def _hours(value: list[str]) -> list[str]:
     return value
 
 
-TimeZone = Annotated[str, StringConstraints(strict=True), AfterValidator(_timezone)]
-Hours = Annotated[list[Annotated[str, StringConstraints(strict=True)]], AfterValidator(_hours)]
+TimeZone = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_timezone),
+    Field(json_schema_extra=TIME_ZONE_SCHEMA),
+]
+Hours = Annotated[
+    list[Annotated[str, StringConstraints(strict=True)]],
+    AfterValidator(_hours),
+    Field(
+        description="[opening, closing] as HH:MM, closing after opening",
+        json_schema_extra={
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "string", "pattern": _HHMM.pattern},
+        },
+    ),
+]
 
 
 PresetName = Literal["standard", "retreat"]
-_Count = Annotated[int, Field(strict=True, ge=1, le=100)]
-_Minutes = Annotated[int, Field(strict=True, ge=5, le=1440)]
-_Days = Annotated[int, Field(strict=True, ge=1, le=30)]
+_Count = Annotated[int, Field(strict=True, ge=1, le=100), WholeNumber]
+_Minutes = Annotated[int, Field(strict=True, ge=5, le=1440), WholeNumber]
+_Days = Annotated[int, Field(strict=True, ge=1, le=30), WholeNumber]
 
 
 class ProtocolIn(BaseModel):
@@ -94,12 +111,32 @@ class ProtocolIn(BaseModel):
 
 
 class SiteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Each day's closing after its opening, and protocol numbers that fit together: rules
+    JSON Schema cannot state, each a 422 naming the field."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Downtown",
+                    "timezone": "America/New_York",
+                    "hours": {d: ["08:00", "18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+                    "treatment_rooms": 2,
+                    "therapists": 2,
+                }
+            ]
+        },
+    )
     name: Text
     timezone: TimeZone
-    hours: dict[Weekday, Hours] = Field(description="opening hours per weekday, site local time")
-    treatment_rooms: Annotated[int, Field(strict=True, ge=1, le=500)]
-    therapists: Annotated[int, Field(strict=True, ge=1, le=500)]
+    hours: dict[Weekday, Hours] = Field(
+        description="opening hours per weekday, site local time; at least one weekday",
+        json_schema_extra={"minProperties": 1},
+    )
+    treatment_rooms: Annotated[int, Field(strict=True, ge=1, le=500), WholeNumber]
+    therapists: Annotated[int, Field(strict=True, ge=1, le=500), WholeNumber]
     protocol: PresetName | ProtocolIn = Field(
         default="standard",
         description="a preset name, or an object of protocol numbers over a preset",
@@ -209,7 +246,11 @@ def schedule_entry(row: AppointmentRow) -> dict[str, Any]:
 
 
 class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"by": "front-desk", "rebook": True}]},
+    )
     by: Text | None = None
     note: Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul] | None = None
     rebook: bool = Field(
@@ -247,10 +288,14 @@ class HeldPatient(BaseModel):
 
 
 class VitalsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    systolic: Annotated[int, Field(strict=True, ge=50, le=300)]
-    diastolic: Annotated[int, Field(strict=True, ge=20, le=200)]
-    heart_rate: Annotated[int, Field(strict=True, ge=20, le=250)] | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"systolic": 128, "diastolic": 82, "heart_rate": 74}]},
+    )
+    systolic: Annotated[int, Field(strict=True, ge=50, le=300), WholeNumber]
+    diastolic: Annotated[int, Field(strict=True, ge=20, le=200), WholeNumber]
+    heart_rate: Annotated[int, Field(strict=True, ge=20, le=250), WholeNumber] | None = None
     taken_at: IsoInstant | None = None
 
 

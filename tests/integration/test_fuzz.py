@@ -147,7 +147,9 @@ def test_alerts_survives_hostile_input(
     case.call_and_validate(session=session, checks=CHECKS, timeout=30)
 
 
-# --- strict types: JSON's false is not 0, 1.0 is not 1, "3" is not 3 ----------------------
+# --- strict types: JSON's false is not 0, 2.5 is no integer, "3" is not 3 -----------------
+# (2.0 is the integer 2, as JSON Schema's ``type: integer`` says: shared/validation.py
+# WholeNumber)
 
 Key = str | int
 
@@ -173,7 +175,7 @@ STRICT_CASES: list[tuple[str, tuple[Key, ...], Any]] = [
     ("intake", ("phq9", 0), False),
     ("intake", ("phq9", 8), True),
     ("intake", ("phq9", 1), "3"),
-    ("intake", ("phq9", 2), 2.0),
+    ("intake", ("phq9", 2), 2.5),
     ("intake", ("cssrs", "plan"), 0),
     ("intake", ("cssrs", "intent"), "false"),
     ("intake", ("vitals", "systolic"), True),
@@ -188,17 +190,17 @@ STRICT_CASES: list[tuple[str, tuple[Key, ...], Any]] = [
     ("checkin", ("submitted_at",), 1700000000),
     # site
     ("site", ("treatment_rooms",), True),
-    ("site", ("therapists",), 2.0),
+    ("site", ("therapists",), 2.5),
     ("site", ("treatment_rooms",), "2"),
     ("site", ("hours", "mon", 0), 8),
     # pre-dose vitals
     ("vitals", ("systolic",), False),
-    ("vitals", ("diastolic",), 80.0),
+    ("vitals", ("diastolic",), 80.5),
     ("vitals", ("taken_at",), 0),
     # on-call
     ("oncall", ("tiers", 0, "escalate_after_s"), False),
     ("oncall", ("tiers", 0, "escalate_after_s"), "30"),
-    ("oncall", ("tiers", 0, "escalate_after_s"), 30.0),
+    ("oncall", ("tiers", 0, "escalate_after_s"), 30.5),
     ("oncall", ("tiers", 0, "recipients", 0, "name"), 7),
 ]
 
@@ -251,6 +253,22 @@ async def test_a_value_of_the_wrong_json_type_is_refused_naming_the_field(
         assert [e["field"] for e in r.json()["errors"]] == [field_name(path)]
         if stored_at is not None:
             assert (await c.get(stored_at)).status_code == 404
+
+
+async def test_a_whole_number_written_with_a_fraction_is_that_integer(
+    intake: IntakeStack,
+) -> None:
+    body = intake_body()
+    body["phq9"] = [float(v) for v in body["phq9"]]
+    body["vitals"]["systolic"] = 128.0
+    async with httpx.AsyncClient(base_url=intake.url, timeout=10) as c:
+        r = await c.post("/v1/intakes", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["phq9_total"] == sum(int(v) for v in body["phq9"])
+        # the same screen with plain integers is the same body: a replay, not a conflict
+        body["phq9"] = [int(v) for v in body["phq9"]]
+        body["vitals"]["systolic"] = 128
+        assert (await c.post("/v1/intakes", json=body)).status_code == 200
 
 
 async def test_a_nul_character_is_refused_before_it_reaches_the_database(
