@@ -194,15 +194,22 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     app.task(_start)
     app.timer(WATCH_INTERVAL_S)(watch)
     for interval, fn in timers:
-
-        async def tick(_fn: Callable[[], Awaitable[None]] = fn) -> None:
-            try:
-                await _fn()
-            except Exception:
-                log.exception("periodic_task_failed", task=getattr(_fn, "__name__", "task"))
-
-        app.timer(interval)(tick)
+        app.timer(interval)(_periodic(fn))
     return app
+
+
+def _periodic(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``fn`` as a faust timer: its failure logged, the next tick tries again. The tick
+    takes no parameter: faust calls a timer that takes one with the app (a default
+    argument holding ``fn`` got the app instead, and every tick failed)."""
+
+    async def tick() -> None:
+        try:
+            await fn()
+        except Exception:
+            log.exception("periodic_task_failed", task=getattr(fn, "__name__", "task"))
+
+    return tick
 
 
 def _faust_app(settings: CommonSettings, group: str) -> WorkerApp:
