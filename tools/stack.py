@@ -47,9 +47,11 @@ class Space:
     name: str
     dsn: str
     prefix: str
+    # the bootstrap servers its topics are on (a cluster's: tests/faults/test_cluster.py)
+    kafka: str = KAFKA
 
 
-async def create_space(kind: str) -> Space:
+async def create_space(kind: str, *, kafka: str = KAFKA, replication: int = 1) -> Space:
     run = uuid.uuid4().hex[:6]
     name = f"care_{kind}_{run}"
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
@@ -58,8 +60,9 @@ async def create_space(kind: str) -> Space:
     finally:
         await admin.close()
     prefix = f"{kind}-{run}."
-    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
-    return Space(run, name, with_database(BASE_DSN, name), prefix)
+    servers = kafka.split(",")
+    await ensure_topics(servers, [prefix + t for t in ALL_TOPICS], replication=replication)
+    return Space(run, name, with_database(BASE_DSN, name), prefix, kafka)
 
 
 async def drop_space(space: Space) -> None:
@@ -67,7 +70,7 @@ async def drop_space(space: Space) -> None:
     finished runs takes a minute to restart (tests/faults/test_chaos.py restarts it),
     and a developer's broker is not thrown away."""
     await drop_database(space.name)
-    await delete_topics([space.prefix + t for t in ALL_TOPICS])
+    await delete_topics([space.prefix + t for t in ALL_TOPICS], kafka=space.kafka)
 
 
 async def drop_database(name: str) -> None:
@@ -87,9 +90,9 @@ async def drop_database(name: str) -> None:
         await admin.close()
 
 
-async def delete_topics(names: list[str]) -> None:
+async def delete_topics(names: list[str], *, kafka: str = KAFKA) -> None:
     """Best effort: a test's own topics go when it is done (the broker may be away)."""
-    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=kafka.split(","))
     try:
         await kafka_admin.start()
         await kafka_admin.delete_topics(names)

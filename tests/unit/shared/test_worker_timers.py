@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from shared.consumer import build_faust_app
 from shared.processing import EventProcessor
@@ -23,7 +24,7 @@ async def test_a_worker_timer_calls_its_function_every_interval() -> None:
     )
     app = build_faust_app(processor, timers=[(0.01, retry_waitlists)])
     # faust starts every task it registered with the app; the last one is our timer
-    timer = asyncio.create_task(app._app_tasks[-1]())
+    timer: asyncio.Future[Any] = asyncio.ensure_future(app._app_tasks[-1]())
     try:
         await eventually(lambda: len(calls) >= 3, timeout=10, what="three ticks")
     finally:
