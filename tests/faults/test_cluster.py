@@ -7,18 +7,19 @@ accepted lost or duplicated, one alert and delivered page per suicidal-ideation
 check-in, each page within its bound, lag 0), and every partition is back to three
 in-sync replicas.
 
-A signal accepted while the broker is away has until the broker is back plus
-BROKER_RECOVERY_S to page (the bound of the chaos test's broker restart); every other
-one PAGE_BOUND_S (tests/support/chaos.py). The figures go to docs/scale-out.md.
+A page's bound: PAGE_BOUND_S (2 s, tests/support/chaos.py) after its signal was
+accepted; for a signal accepted while a broker is away (from its kill until it serves
+again) BROKER_RECOVERY_S (10 s, the bound of the chaos test's broker restart) after its
+acceptance: with two brokers left nothing waits for the third (the controller fences it
+after its 6 s session, and its partitions' leadership moves). The figures go to
+docs/scale-out.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,7 @@ from tests.support.chaos import Load, Stack, generate, open_site, summary, two_o
 from tests.support.eventually import eventually
 from tests.support.stack import ROOT
 from tools.page_receiver import PageReceiver
+from tools.stack import bindable, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -74,25 +76,11 @@ class Cluster:
 
 def _free_base() -> int:
     """A base port with the three client ports and the three controller ports (+100) free."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base > 65000:
-            continue
-        ports = [base + i for i in range(3)] + [base + 100 + i for i in range(3)]
-        if all(_free(p) for p in ports):
+    for _ in range(100):
+        base = free_port(span=3)
+        if all(bindable(base + 100 + i) for i in range(3)):
             return base
     raise AssertionError("no six free ports for the cluster")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.fixture(scope="module")
@@ -158,21 +146,20 @@ async def _coordinator(stack: Stack) -> int:
 class Kill:
     node: int = 0
     leaders: int = 0  # partitions the node led when killed
-    restarted_in: float = 0.0  # `start N` until the node served again
-    isr_after: float = 0.0  # from the node serving again until every ISR had 3 replicas
+    serving: float = 0.0  # from `start N` until the node served (in the metadata) again
+    rejoined: float = 0.0  # from `start N` until every partition had 3 in-sync replicas
 
 
 async def _kill_a_broker(cluster: Cluster, stack: Stack, load: Load, kill: Kill) -> None:
     await asyncio.sleep(SECONDS / 3)
     kill.node = await _coordinator(stack)
     kill.leaders = sum(1 for p in await _partitions(stack) if p["leader"] == kill.node)
-    async with load.fault(
-        f"broker {kill.node} killed (SIGKILL) for {DOWN_S:.0f} s", BROKER_RECOVERY_S
-    ):
+    what = f"broker {kill.node} killed (SIGKILL) for {DOWN_S:.0f} s"
+    async with load.fault(what, BROKER_RECOVERY_S):
         await cluster.run("kill", str(kill.node))
         await asyncio.sleep(DOWN_S)
-        kill.restarted_in = await cluster.run("start", str(kill.node))
-    back = time.monotonic()
+        restart = time.monotonic()
+        kill.serving = await cluster.run("start", str(kill.node))
 
     async def short() -> list[object]:
         return [(p["topic"], p["partition"]) for p in await _partitions(stack) if len(p["isr"]) < 3]
@@ -184,7 +171,7 @@ async def _kill_a_broker(cluster: Cluster, stack: Stack, load: Load, kill: Kill)
         what="every partition back to 3 in-sync replicas",
         every=0.5,
     )
-    kill.isr_after = time.monotonic() - back
+    kill.rejoined = time.monotonic() - restart
 
 
 async def test_a_broker_killed_mid_run_loses_and_duplicates_nothing(
@@ -202,13 +189,13 @@ async def test_a_broker_killed_mid_run_loses_and_duplicates_nothing(
             generate(stack, site_id, load, until, RATE), _kill_a_broker(cluster, stack, load, kill)
         )
         outcome = await verify(stack, load, receiver)
+    slow = [round(d, 2) for d in outcome.page_delays if d > BROKER_RECOVERY_S]
+    assert not slow, f"pages later than {BROKER_RECOVERY_S:.0f} s with a broker lost: {slow}"
     parts = await _partitions(stack)
     assert all(len(p["isr"]) == 3 for p in parts), "a partition short of in-sync replicas"
     print(summary(f"three brokers, {SECONDS:.0f} s", load, RATE, outcome))
     print(
         f"  broker {kill.node} (coordinator of the safety lane's group, leader of "
-        f"{kill.leaders} partitions) killed; started again in {kill.restarted_in:.1f} s; "
-        f"every partition back to 3 in-sync replicas {kill.isr_after:.1f} s after that"
+        f"{kill.leaders} partitions) killed for {DOWN_S:.0f} s; from its restart: serving "
+        f"{kill.serving:.1f} s, every partition back to 3 in-sync replicas {kill.rejoined:.1f} s"
     )
-    with contextlib.suppress(ValueError):
-        print(f"  page delays: max {max(outcome.page_delays):.2f} s")
