@@ -30,6 +30,7 @@ from shared.logging import configure_logging, get_logger
 from shared.processing import EventProcessor, Message
 from shared.readiness import GroupLag, Readiness
 from shared.settings import CommonSettings
+from shared.uncommitted import seek_uncommitted_to_start
 
 log = get_logger(__name__)
 
@@ -189,6 +190,8 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     app.on_partitions_assigned.connect(watch.on_assigned)
 
     async def _start() -> None:
+        # before the group's first rebalance (it runs as the app starts)
+        seek_uncommitted_to_start(app.consumer, settings.consumer_offset_reset)
         await processor.start()
 
     app.task(_start)
