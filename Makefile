@@ -13,6 +13,10 @@
 #   make lock     re-makes requirements.lock after a change to pyproject.toml's dependencies
 #   make bench    the benchmarks (python -m bench)
 #   make demo     a living demo network, loaded through the APIs (after make up / start)
+#   make cluster  a local three-broker Kafka cluster on 9092-9094 (replication 3,
+#                 min.insync.replicas=2; the single broker must be stopped: make stop)
+#   make up-cluster    make up against that cluster (KAFKA_REPLICATION_FACTOR=3)
+#   make cluster-stop  stops the cluster; make cluster-status
 #   make install  only the installs (apt packages, .venv from requirements.lock, Kafka jars)
 #
 # Environment: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL pointing elsewhere use that
@@ -21,7 +25,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help install setup infra up start stop status test lint lock bench demo faults
+.PHONY: help install setup infra up start stop status test lint lock bench demo faults \
+	cluster cluster-stop cluster-status up-cluster
 
 BIN := deploy/bin
 VENV_BIN := .venv/bin
@@ -78,3 +83,19 @@ bench: infra
 
 demo: install
 	$(VENV_BIN)/python -m tools.demo
+
+# The three-broker cluster (deploy/bin/kafka-cluster.sh; docs/scale-out.md). Against it,
+# make start/up take KAFKA_BOOTSTRAP_SERVERS=$(CLUSTER_SERVERS) KAFKA_REPLICATION_FACTOR=3.
+CLUSTER_SERVERS = $$($(BIN)/kafka-cluster.sh servers)
+
+cluster: install
+	@$(BIN)/kafka-cluster.sh start
+
+cluster-stop:
+	@$(BIN)/kafka-cluster.sh stop
+
+cluster-status:
+	@$(BIN)/kafka-cluster.sh status || true
+
+up-cluster: cluster
+	@KAFKA_BOOTSTRAP_SERVERS=$(CLUSTER_SERVERS) KAFKA_REPLICATION_FACTOR=3 $(BIN)/stack.sh up

@@ -8,16 +8,20 @@ import sys
 import time
 
 from shared.events import ALL_TOPICS
-from shared.kafka import ensure_topics, round_trip
+from shared.kafka import ensure_topics, round_trip, wait_brokers
 from shared.settings import CommonSettings
 
 
-async def _wait_kafka(servers: list[str], timeout: float) -> None:
+async def _wait_kafka(
+    servers: list[str], timeout: float, *, brokers: int = 1, replication: int = 1
+) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            await round_trip(servers, timeout=max(1.0, min(20.0, deadline - time.monotonic())))
+            left = max(1.0, min(20.0, deadline - time.monotonic()))
+            await wait_brokers(servers, brokers, timeout=left)
+            await round_trip(servers, timeout=left, replication=replication)
             return
         except Exception as exc:
             last = exc
@@ -31,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("ensure-topics", help="create every topic and its .dlq (idempotent)")
     wait = sub.add_parser("wait-kafka", help="wait until a produce/consume round trip works")
     wait.add_argument("--timeout", type=float, default=120.0)
+    wait.add_argument(
+        "--brokers", type=int, default=1, help="wait until this many brokers are in the cluster"
+    )
     args = parser.parse_args(argv)
     settings = CommonSettings()
     if args.command == "ensure-topics":
@@ -46,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"topics: {len(ALL_TOPICS)} present, {len(created)} created")
     elif args.command == "wait-kafka":
         start = time.monotonic()
-        asyncio.run(_wait_kafka(settings.kafka_servers, args.timeout))
+        asyncio.run(
+            _wait_kafka(
+                settings.kafka_servers,
+                args.timeout,
+                brokers=args.brokers,
+                replication=settings.kafka_replication_factor,
+            )
+        )
         print(f"kafka ready in {time.monotonic() - start:.1f}s")
     return 0
 

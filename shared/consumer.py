@@ -30,6 +30,7 @@ from shared.logging import configure_logging, get_logger
 from shared.processing import EventProcessor, Message
 from shared.readiness import GroupLag, Readiness
 from shared.settings import CommonSettings
+from shared.uncommitted import seek_uncommitted_to_start
 
 log = get_logger(__name__)
 
@@ -189,20 +190,29 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     app.on_partitions_assigned.connect(watch.on_assigned)
 
     async def _start() -> None:
+        # before the group's first rebalance (it runs as the app starts)
+        seek_uncommitted_to_start(app.consumer, settings.consumer_offset_reset)
         await processor.start()
 
     app.task(_start)
     app.timer(WATCH_INTERVAL_S)(watch)
     for interval, fn in timers:
-
-        async def tick(_fn: Callable[[], Awaitable[None]] = fn) -> None:
-            try:
-                await _fn()
-            except Exception:
-                log.exception("periodic_task_failed", task=getattr(_fn, "__name__", "task"))
-
-        app.timer(interval)(tick)
+        app.timer(interval)(_periodic(fn))
     return app
+
+
+def _periodic(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``fn`` as a faust timer: its failure logged, the next tick tries again. The tick
+    takes no parameter: faust calls a timer that takes one with the app (a default
+    argument holding ``fn`` got the app instead, and every tick failed)."""
+
+    async def tick() -> None:
+        try:
+            await fn()
+        except Exception:
+            log.exception("periodic_task_failed", task=getattr(fn, "__name__", "task"))
+
+    return tick
 
 
 def _faust_app(settings: CommonSettings, group: str) -> WorkerApp:

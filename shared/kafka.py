@@ -69,14 +69,33 @@ async def metadata_ok(servers: list[str], timeout: float) -> bool:
         await client.close()
 
 
-async def round_trip(servers: list[str], timeout: float) -> None:
+async def wait_brokers(servers: list[str], brokers: int, timeout: float) -> None:
+    """Until the cluster's metadata lists at least ``brokers`` brokers (a cluster's
+    nodes register with its controller one by one)."""
+    deadline = time.monotonic() + timeout
+    client = AIOKafkaClient(bootstrap_servers=servers, client_id="interval-admin")
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        while len(client.cluster.brokers()) < brokers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(client.cluster.brokers())} of {brokers} brokers in the metadata"
+                )
+            await asyncio.sleep(0.2)
+            await client.force_metadata_update()
+    finally:
+        await client.close()
+
+
+async def round_trip(servers: list[str], timeout: float, *, replication: int = 1) -> None:
     """A real round trip: metadata, produce with acks=all, consume it in a group.
 
     This is what "the broker is ready" means: an open port is not enough (a KRaft
-    node accepts connections before it can serve a consumer group).
+    node accepts connections before it can serve a consumer group). The health topic
+    is created with ``replication`` replicas (a cluster's: deploy/bin/kafka-cluster.sh).
     """
     deadline = time.monotonic() + timeout
-    await ensure_topics(servers, [HEALTH_TOPIC], partitions=1)
+    await ensure_topics(servers, [HEALTH_TOPIC], partitions=1, replication=replication)
     marker = uuid.uuid4().hex.encode()
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     consumer = AIOKafkaConsumer(

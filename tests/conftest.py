@@ -15,7 +15,7 @@ pytest_plugins = ["tests.support.stack", "tests.support.clocked"]
 
 # the fault suite's modules, in the order they run (each leaves the broker as it found
 # it, and the whole-stack chaos run goes last)
-FAULT_ORDER = ("test_broker_outage", "test_worker_outage", "test_chaos")
+FAULT_ORDER = ("test_broker_outage", "test_worker_outage", "test_cluster", "test_chaos")
 
 
 KINDS = ("unit", "integration", "e2e", "faults")

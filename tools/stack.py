@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -47,9 +48,11 @@ class Space:
     name: str
     dsn: str
     prefix: str
+    # the bootstrap servers its topics are on (a cluster's: tests/faults/test_cluster.py)
+    kafka: str = KAFKA
 
 
-async def create_space(kind: str) -> Space:
+async def create_space(kind: str, *, kafka: str = KAFKA, replication: int = 1) -> Space:
     run = uuid.uuid4().hex[:6]
     name = f"care_{kind}_{run}"
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
@@ -58,8 +61,9 @@ async def create_space(kind: str) -> Space:
     finally:
         await admin.close()
     prefix = f"{kind}-{run}."
-    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
-    return Space(run, name, with_database(BASE_DSN, name), prefix)
+    servers = kafka.split(",")
+    await ensure_topics(servers, [prefix + t for t in ALL_TOPICS], replication=replication)
+    return Space(run, name, with_database(BASE_DSN, name), prefix, kafka)
 
 
 async def drop_space(space: Space) -> None:
@@ -67,7 +71,7 @@ async def drop_space(space: Space) -> None:
     finished runs takes a minute to restart (tests/faults/test_chaos.py restarts it),
     and a developer's broker is not thrown away."""
     await drop_database(space.name)
-    await delete_topics([space.prefix + t for t in ALL_TOPICS])
+    await delete_topics([space.prefix + t for t in ALL_TOPICS], kafka=space.kafka)
 
 
 async def drop_database(name: str) -> None:
@@ -87,9 +91,9 @@ async def drop_database(name: str) -> None:
         await admin.close()
 
 
-async def delete_topics(names: list[str]) -> None:
+async def delete_topics(names: list[str], *, kafka: str = KAFKA) -> None:
     """Best effort: a test's own topics go when it is done (the broker may be away)."""
-    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=kafka.split(","))
     try:
         await kafka_admin.start()
         await kafka_admin.delete_topics(names)
@@ -99,10 +103,36 @@ async def delete_topics(names: list[str]) -> None:
         await kafka_admin.close()
 
 
-def free_port() -> int:
+# Our listening ports come from below the kernel's ephemeral range: a port the kernel
+# hands out for bind(0) comes from that range, where any outgoing connection (many, with
+# a three-broker cluster) may take it as its local port before our process binds it.
+PORT_RANGE = (12000, 32000)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(span: int = 1) -> int:
+    """A free port (the first of ``span`` free consecutive ones) outside the ephemeral range."""
+    high = min(PORT_RANGE[1], _ephemeral_low()) - span
+    for _ in range(500):
+        port = random.randrange(PORT_RANGE[0], high)  # noqa: S311  # not a secret
+        if all(bindable(port + i) for i in range(span)):
+            return port
+    raise RuntimeError(f"no {span} free consecutive ports in {PORT_RANGE}")
 
 
 @dataclass

@@ -13,13 +13,14 @@
 # localhost:9092) start/stop do nothing: that broker is someone else's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/kafka-lib.sh"
 
 KDIR="$STATE/kafka"
 DATA="$KDIR/data"
 PROPS="$KDIR/server.properties"
 PIDFILE="$KDIR/kafka.pid"
 CLUSTER_ID_FILE="$KDIR/cluster.id"
-LIBS="$ROOT/deploy/kafka/libs"
+LIBS="$KAFKA_LIBS"
 HOST=127.0.0.1
 PORT=9092
 CONTROLLER_PORT=9093
@@ -31,14 +32,6 @@ external() {
     127.0.0.1:9092 | localhost:9092) return 1 ;;
     *) return 0 ;;
   esac
-}
-
-java_bin() {
-  local j
-  for j in /usr/lib/jvm/java-17-openjdk-*/bin/java; do
-    [[ -x "$j" ]] && { echo "$j"; return; }
-  done
-  command -v java || die "no java found (run deploy/bin/setup.sh)"
 }
 
 # Prints the pid of this checkout's broker, or nothing. Trusts the pid file only
@@ -72,20 +65,8 @@ tail_log() {
   done
 }
 
-# JVM options of the broker: mostly those of Kafka's own kafka-run-class.sh and
-# kafka-server-start.sh. KAFKA_HEAP_OPTS overrides the heap, as there.
-java_opts() {
-  echo "${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
-  tool_opts
-  echo "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20"
-  echo "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
-  echo "-XX:+ExitOnOutOfMemoryError"
-}
-# ... and of the one-shot StorageTool runs.
-tool_opts() {
-  echo "-Djava.awt.headless=true -Dkafka.logs.dir=$LOGS"
-  echo "-Dlog4j.configuration=file:$ROOT/deploy/kafka/log4j.properties"
-}
+# The broker's heap: KAFKA_HEAP_OPTS overrides it, as in Kafka's own scripts.
+HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 
 write_props() {
   mkdir -p "$DATA"
@@ -103,33 +84,14 @@ format_storage() {
     return 0
   fi
   if [[ ! -s "$CLUSTER_ID_FILE" ]]; then
-    # shellcheck disable=SC2046
-    "$java" $(tool_opts) -cp "$LIBS/*" kafka.tools.StorageTool random-uuid \
-      2>>"$LOGS/kafka.out" | tail -n 1 >"$CLUSTER_ID_FILE.tmp"
+    kafka_random_uuid "$java" "$LOGS" >"$CLUSTER_ID_FILE.tmp"
     [[ -s "$CLUSTER_ID_FILE.tmp" ]] || die "kafka StorageTool random-uuid printed nothing (see $LOGS/kafka.out)"
     mv "$CLUSTER_ID_FILE.tmp" "$CLUSTER_ID_FILE"
   fi
   cid="$(cat "$CLUSTER_ID_FILE")"
   log "kafka: formatting $DATA (cluster id $cid)"
-  # shellcheck disable=SC2046
-  "$java" $(tool_opts) -cp "$LIBS/*" kafka.tools.StorageTool format \
-    --ignore-formatted -t "$cid" -c "$PROPS" >>"$LOGS/kafka.out" 2>&1 ||
+  kafka_format "$java" "$LOGS" "$cid" "$PROPS" ||
     { tail_log; die "kafka storage format failed"; }
-}
-
-# Who else holds our ports? (Another checkout's broker, an old manual run...)
-port_owner() {
-  local port="$1" hex inode fd
-  hex="$(printf ':%04X' "$port")"
-  inode="$(awk -v h="$hex" '$2 ~ h"$" && $4 == "0A" {print $10; exit}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)"
-  [[ -n "$inode" ]] || return 0
-  for fd in /proc/[0-9]*/fd/*; do
-    if [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]]; then
-      fd="${fd#/proc/}"
-      echo "pid ${fd%%/*}: $(tr '\0' ' ' <"/proc/${fd%%/*}/cmdline" 2>/dev/null | cut -c1-160)"
-      return 0
-    fi
-  done
 }
 
 wait_ready() {
@@ -191,19 +153,8 @@ start() {
   local t0
   t0="$(now)"
   printf '\n==== %s starting kafka\n' "$(date -Is)" >>"$LOGS/kafka.out"
-  # setsid: its own session, so a Ctrl-C in the terminal of `make up` does not
-  # reach it directly (make up stops the services first, then the broker).
-  # shellcheck disable=SC2046
-  # shellcheck disable=SC2016
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-    "$java" $(java_opts) -cp "$LIBS/*" kafka.Kafka "$PROPS" \
-    </dev/null >>"$LOGS/kafka.out" 2>&1 &
-  for _ in $(seq 50); do
-    [[ -s "$PIDFILE" ]] && break
-    sleep 0.05
-  done
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ -n "$pid" ]] || die "kafka: no pid file after launch"
+  # (make up stops the services first, then the broker)
+  pid="$(kafka_launch "$PIDFILE" "$LOGS/kafka.out" "$java" "$LOGS" "$HEAP" "$PROPS")"
   log "kafka: started (pid $pid), waiting until ready..."
   wait_ready "$pid"
 }
