@@ -16,7 +16,7 @@ import orjson
 
 from bench.load import open_loop
 from bench.stack import Stack, stack
-from tools.factories import checkin_body, intake_body
+from tools.factories import checkin_body, intake_body, routine_phq9
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -75,9 +75,6 @@ async def section(rate: float = 200, seconds: float = 10) -> None:
         await _measure(st, "POST /v1/intakes", intakes, "/v1/intakes", rate)
         patients = [b["patient"]["patient_id"] for b in admitted]
         checkins = [
-            orjson.dumps(
-                checkin_body(random.choice(patients), [random.randint(0, 3) for _ in range(9)])
-            )
-            for _ in range(n)
+            orjson.dumps(checkin_body(random.choice(patients), routine_phq9())) for _ in range(n)
         ]
         await _measure(st, "POST /v1/checkins", checkins, "/v1/checkins", rate)

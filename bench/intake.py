@@ -12,7 +12,7 @@ import orjson
 from bench.bare import bare_endpoint
 from bench.load import line, open_loop, pct
 from bench.stack import Stack, stack
-from tools.factories import checkin_body, intake_body
+from tools.factories import checkin_body, intake_body, routine_phq9
 
 RATES = (300, 400, 500, 600, 700, 800, 1000, 1200, 1500)
 GOAL_RATE = 600  # issue 15: the highest step with p99 < 100 ms, cold and warm
@@ -28,10 +28,7 @@ def intakes(n: int) -> list[bytes]:
 def checkins_of(patients: list[str]) -> Bodies:
     def bodies(n: int) -> list[bytes]:
         return [
-            orjson.dumps(
-                checkin_body(random.choice(patients), [random.randint(0, 3) for _ in range(9)])
-            )
-            for _ in range(n)
+            orjson.dumps(checkin_body(random.choice(patients), routine_phq9())) for _ in range(n)
         ]
 
     return bodies

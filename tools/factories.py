@@ -4,6 +4,7 @@ strings per call."""
 from __future__ import annotations
 
 import copy
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,6 +62,12 @@ def intake_body(**overrides: Any) -> dict[str, Any]:
 def phi_strings(body: dict[str, Any]) -> list[str]:
     p = body["patient"]
     return [p["name"], p["phone"], p["email"]]
+
+
+def routine_phq9() -> list[int]:
+    """A check-in's PHQ-9 answers with item 9 (thoughts of self-harm) at 0: a routine
+    check-in, not a safety signal (a load of those is a different load)."""
+    return [random.randint(0, 3) for _ in range(8)] + [0]  # noqa: S311 (test data)
 
 
 def checkin_body(patient_id: str, phq9: list[int] | None, **overrides: Any) -> dict[str, Any]:
