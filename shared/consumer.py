@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 import uvloop
+from faust.types import TP
 from prometheus_client import Gauge
 
 from shared import devclock, kafka, metrics
@@ -74,6 +75,15 @@ LANE_RESUME = 50
 WATCH_INTERVAL_S = 1.0
 
 
+def faust_tp(tp: Any) -> TP:
+    """A message's partition as faust's own TP. A message may carry aiokafka's
+    TopicPartition, and faust's ``resume_partitions`` adds what it is given to its set
+    of active partitions as it is, where the next fetch asserts every member is a faust
+    TP: a lane resumed with aiokafka's crashed the whole worker (seen in CI when the
+    waitlist retry's burst paused a lane)."""
+    return tp if type(tp) is TP else TP(tp.topic, tp.partition)
+
+
 class PartitionLanes:
     """One ordered lane (a queue and a task) per assigned partition.
 
@@ -106,7 +116,7 @@ class PartitionLanes:
         queue.put_nowait(event)
         if queue.qsize() >= LANE_PAUSE and tp not in self._paused:
             self._paused.add(tp)
-            self.app.consumer.pause_partitions([tp])
+            self.app.consumer.pause_partitions([faust_tp(tp)])
             log.info("lane_paused", topic=tp.topic, partition=tp.partition, queued=queue.qsize())
 
     async def _run(self, tp: Any, queue: asyncio.Queue[Any]) -> None:
@@ -127,7 +137,7 @@ class PartitionLanes:
             _track_lag(self.app, self.processor.group, tp.topic, m)
             if tp in self._paused and queue.qsize() <= LANE_RESUME:
                 self._paused.discard(tp)
-                self.app.consumer.resume_partitions([tp])
+                self.app.consumer.resume_partitions([faust_tp(tp)])
 
     async def revoke(self, tps: Iterable[Any]) -> None:
         tasks = []
