@@ -34,7 +34,7 @@ from tests.support.stack import (
     service_env,
     wait_ready,
 )
-from tools.stack import ROOT
+from tools.stack import ROOT, create_space, drop_space
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,11 @@ TOKEN = f"conformance-{RUN}"
 
 
 @pytest.fixture(scope="module")
-async def guarded_apis(database: str, intake: IntakeStack) -> AsyncIterator[dict[str, str]]:
-    """The three API processes on the session's database, with a token book."""
+async def guarded_apis(intake: IntakeStack) -> AsyncIterator[dict[str, str]]:
+    """The three API processes on a database of their own (what schemathesis creates, e.g.
+    sites with generated names, must not reach the session's stacks: the dashboard's
+    browser test reads those), with a token book."""
+    space = await create_space("conformance")
     ARTIFACTS.mkdir(exist_ok=True)
     tokens = ARTIFACTS / f"tokens-conformance-{RUN}.json"
     entry = {"name": "conformance", "roles": ["clinician"], "sha256": digest(TOKEN).hex()}
@@ -58,7 +61,7 @@ async def guarded_apis(database: str, intake: IntakeStack) -> AsyncIterator[dict
         for svc in SERVICES:
             port = free_port()
             env = service_env(
-                database, **{f"{svc.upper()}_PORT": str(port)}, API_TOKENS_FILE=str(tokens)
+                space.dsn, **{f"{svc.upper()}_PORT": str(port)}, API_TOKENS_FILE=str(tokens)
             )
             log = ARTIFACTS / "logs" / f"{svc}-conformance-{RUN}.log"
             proc = ServiceProcess(f"{svc}-conformance", [f"services.{svc}", "api"], env, log)
@@ -70,6 +73,7 @@ async def guarded_apis(database: str, intake: IntakeStack) -> AsyncIterator[dict
     finally:
         for proc in procs:
             proc.kill()
+        await drop_space(space)
 
 
 def config(svc: str) -> Path:
