@@ -27,15 +27,17 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
         await p.close()
 
 
-async def advisory_holders(name: str) -> int:
-    """Sessions holding (granted) the advisory lock ``name``, seen from outside."""
+async def advisory_sessions(name: str, *, granted: bool = True) -> int:
+    """Sessions holding (``granted``) or waiting for the advisory lock ``name``, seen
+    from outside."""
     conn = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
     try:
         return int(
             await conn.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = $2 "
                 "AND objid = (hashtext($1)::bigint & 4294967295)::oid",
                 name,
+                granted,
             )
         )
     finally:
@@ -48,10 +50,10 @@ async def test_session_lock_is_held_for_the_block_and_released_after(
     name = f"test-{uuid.uuid4()}"
     async with db.session_lock(pool, name) as held:
         assert held
-        assert await advisory_holders(name) == 1
+        assert await advisory_sessions(name) == 1
         async with db.session_lock(pool, name, wait=False) as again:
             assert not again  # another session: refused at once, not waited for
-    assert await advisory_holders(name) == 0
+    assert await advisory_sessions(name) == 0
     # every pooled connection went back without it: one of them takes it at once
     async with db.session_lock(pool, name, wait=False) as held:
         assert held
@@ -62,7 +64,7 @@ async def test_an_error_inside_the_block_still_releases_the_lock(pool: asyncpg.P
     with pytest.raises(RuntimeError):
         async with db.session_lock(pool, name):
             raise RuntimeError("the work failed")
-    assert await advisory_holders(name) == 0
+    assert await advisory_sessions(name) == 0
 
 
 async def test_a_waiter_cancelled_before_it_gets_the_lock_never_holds_it_later(
@@ -85,23 +87,13 @@ async def test_a_waiter_cancelled_before_it_gets_the_lock_never_holds_it_later(
         await other.execute("SELECT pg_advisory_unlock(hashtext($1))", name)
     finally:
         await other.close()
-    assert await advisory_holders(name) == 0
+    assert await advisory_sessions(name) == 0
     async with db.session_lock(pool, name, wait=False) as held:
         assert held
 
 
 async def _waiting(name: str) -> bool:
-    conn = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
-    try:
-        return bool(
-            await conn.fetchval(
-                "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                "AND objid = (hashtext($1)::bigint & 4294967295)::oid",
-                name,
-            )
-        )
-    finally:
-        await conn.close()
+    return await advisory_sessions(name, granted=False) > 0
 
 
 async def test_a_connection_goes_back_without_an_open_transaction(pool: asyncpg.Pool) -> None:
