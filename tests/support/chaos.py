@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import connect_kwargs
+from tests.support.eventually import eventually
 from tests.support.stack import ARTIFACTS, KAFKA, ServiceProcess, free_port, wait_ready
 from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
@@ -138,7 +139,9 @@ async def two_of_everything(
         for inst in instances:
             for svc, url in inst.urls.items():
                 await wait_ready(url, inst.procs[f"{svc}-api"])
-        yield Stack(dsn, prefix, groups, instances, kafka)
+        stack = Stack(dsn, prefix, groups, instances, kafka)
+        await settled(stack, members=len(instances))
+        yield stack
     finally:
         for inst in instances:
             for p in inst.procs.values():
@@ -277,6 +280,41 @@ async def events(stack: Stack, topic: str) -> list[dict[str, Any]]:
         return out
     finally:
         await consumer.stop()
+
+
+async def groups(stack: Stack) -> dict[str, tuple[str, int]]:
+    """Every consumer group's state and member count, as its coordinator sees it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.servers)
+    await admin.start()
+    try:
+        out = {}
+        for group in stack.groups.values():
+            for resp in await admin.describe_consumer_groups([group]):
+                for g in resp.to_object()["groups"]:
+                    out[g["group"]] = (g["state"], len(g["members"]))
+        return out
+    finally:
+        await admin.close()
+
+
+async def settled(stack: Stack, *, members: int, timeout: float = 90) -> None:
+    """Wait until every consumer group is Stable with ``members`` members: the workers of
+    every instance have joined and been given their partitions. A stack whose APIs answer
+    can still be rebalancing its groups as the second instance's workers join (seconds in
+    which nothing is consumed); the load starts on a stack that has settled, so the faults
+    the tests make are the only ones the pages' bounds allow for."""
+    started = time.monotonic()
+    await eventually(
+        lambda: groups(stack),
+        lambda g: (
+            len(g) == len(stack.groups)
+            and all(state == "Stable" and n == members for state, n in g.values())
+        ),
+        timeout=timeout,
+        what=f"every consumer group Stable with {members} members",
+        every=0.5,
+    )
+    print(f"consumer groups settled {time.monotonic() - started:.1f} s after the APIs were ready")
 
 
 async def lag(stack: Stack) -> dict[str, int]:
