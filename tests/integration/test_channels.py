@@ -64,6 +64,7 @@ async def test_a_text_reaches_twilio_with_its_fields(
     assert sms.sid.startswith("SM")
     assert len(sms.sid) == 34
     assert result.duration_ms > 0
+    assert twilio.auth_token not in repr(config(twilio))
 
 
 async def test_bad_credentials_are_a_permanent_failure(
@@ -189,6 +190,14 @@ async def test_no_smtp_server_is_transient() -> None:
     assert (result.ok, result.status, result.transient) == (False, None, True)
     assert result.error is not None
     assert "oncall" not in result.error
+
+
+async def test_a_header_with_a_line_break_is_permanent_and_sends_nothing() -> None:
+    async with MailSink() as sink:
+        cfg = MailConfig(sink.smtp_url, "pages@interval.example")
+        result = await send_email(cfg, "oncall@example.org", "s\r\nBcc: x@evil.example", "b")
+        assert sink.messages() == []
+    assert (result.ok, result.permanent, result.error) == (False, True, "invalid message header")
 
 
 def test_a_bad_smtp_url_is_refused_without_echoing_it() -> None:

@@ -83,8 +83,11 @@ def build_message(mail_from: str, to: str, subject: str, body: str) -> EmailMess
 async def send_email(cfg: MailConfig, to: str, subject: str, body: str) -> SendResult:
     """Hand one message to the SMTP server; ``status`` is its reply code when it gave one."""
     server = cfg.server
-    msg = build_message(cfg.mail_from, to, subject, body)
     t0 = time.perf_counter()
+    try:
+        msg = build_message(cfg.mail_from, to, subject, body)
+    except ValueError:  # a line break in an address or the subject: no retry will help
+        return SendResult(False, None, "invalid message header", None, _ms(t0), permanent=True)
     try:
         await aiosmtplib.send(
             msg,

@@ -8,7 +8,7 @@ https://api.twilio.com sends real texts.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
@@ -20,11 +20,8 @@ from services.alerts.channels.result import SendResult
 class SmsConfig:
     api_url: str  # e.g. https://api.twilio.com (no trailing path)
     account_sid: str
-    auth_token: str
+    auth_token: str = field(repr=False)  # never in a log line or a traceback
     from_: str  # E.164, the number the texts come from
-
-    def __repr__(self) -> str:  # the token must never reach a log line or a traceback
-        return f"SmsConfig(api_url={self.api_url!r}, account_sid={self.account_sid!r})"
 
     @property
     def messages_url(self) -> str:
