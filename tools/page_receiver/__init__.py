@@ -2,7 +2,8 @@
 
 ``PageReceiver`` (receiver.py) is an in-process HTTP server on 127.0.0.1 that answers POST
 on any path, records every request (a ``Received``, received.py: headers, body, parsed
-JSON, when it arrived, what it answered) and can be scripted to fail, so a test can watch
+JSON, when it arrived, what it answered, whether its signatures verify: X-Interval-Signature
+and the Standard Webhooks headers) and can be scripted to fail, so a test can watch
 the alerts service retry and deduplicate::
 
     async with PageReceiver(signing_secret="s3cret") as rx:
@@ -23,6 +24,9 @@ from tools.page_receiver.received import (
     SIGNATURE_HEADER,
     SIGNATURE_V2_HEADER,
     TIMESTAMP_HEADER,
+    WEBHOOK_ID_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
     Received,
     sign,
     summary,
@@ -35,6 +39,9 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SIGNATURE_V2_HEADER",
     "TIMESTAMP_HEADER",
+    "WEBHOOK_ID_HEADER",
+    "WEBHOOK_SIGNATURE_HEADER",
+    "WEBHOOK_TIMESTAMP_HEADER",
     "PageReceiver",
     "Received",
     "sign",

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--secret",
         default=os.environ.get("PAGE_SIGNING_SECRET"),
-        help="verify X-Interval-Signature with this secret (default: $PAGE_SIGNING_SECRET)",
+        help="verify X-Interval-Signature and the Standard Webhooks headers (401 when those "
+        "do not verify) with this secret (default: $PAGE_SIGNING_SECRET)",
     )
     parser.add_argument(
         "--fail-first",

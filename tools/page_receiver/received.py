@@ -11,12 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SIGNATURE_HEADER = "x-interval-signature"
 SIGNATURE_V2_HEADER = "x-interval-signature-v2"  # HMAC of "<timestamp>." + body
 TIMESTAMP_HEADER = "x-interval-timestamp"
 REPLAY_WINDOW_S = 300
 IDEMPOTENCY_HEADER = "idempotency-key"
+# Standard Webhooks (https://www.standardwebhooks.com)
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+STANDARD_HEADERS = (WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER)
 
 
 def sign(secret: str | bytes, body: bytes) -> str:
@@ -37,6 +43,9 @@ class Received:
     received_mono: float  # time.monotonic()
     status: int  # what the receiver answered
     signature_ok: bool | None = None  # None when the receiver has no signing secret
+    # The Standard Webhooks headers verified; None: no secret, or the request carried none
+    # of them (and the receiver does not require them).
+    webhook_signature_ok: bool | None = None
 
     @property
     def delivered(self) -> bool:
@@ -81,6 +90,31 @@ def signature_ok(secret: str | bytes, headers: dict[str, str], body: bytes) -> b
     )
 
 
+def standard_webhook(secret: str | bytes) -> Webhook:
+    """A verifier keyed as the sender keys it: the base64 after ``whsec_`` when the secret
+    has that prefix, else the secret's own bytes (the package base64-decodes every str,
+    so a plain secret goes in as bytes)."""
+    if isinstance(secret, bytes):
+        secret = secret.decode() if secret.startswith(b"whsec_") else secret
+    elif not secret.startswith("whsec_"):
+        secret = secret.encode()
+    return Webhook(secret)
+
+
+def standard_signature_ok(
+    secret: str | bytes, headers: dict[str, str], body: bytes, *, required: bool = False
+) -> bool | None:
+    """Whether the Standard Webhooks headers verify (signature, and a timestamp within the
+    package's five minutes); None when none was sent and ``required`` is False."""
+    if not required and not any(h in headers for h in STANDARD_HEADERS):
+        return None
+    try:
+        standard_webhook(secret).verify(body, headers, json_parse=False)
+    except (WebhookVerificationError, ValueError):  # ValueError: bad base64, not UTF-8
+        return False
+    return True
+
+
 def parsed_json(body: bytes) -> Any:
     """The body as JSON, or None when it is empty or not JSON."""
     try:
@@ -104,4 +138,6 @@ def summary(r: Received) -> str:
     )
     if r.signature_ok is not None:
         line += " sig=" + ("ok" if r.signature_ok else "BAD")
+    if r.webhook_signature_ok is not None:
+        line += " webhook-sig=" + ("ok" if r.webhook_signature_ok else "BAD")
     return f"{line} -> {r.status}"

@@ -19,6 +19,7 @@ from tools.page_receiver.received import (
     header_dict,
     parsed_json,
     signature_ok,
+    standard_signature_ok,
     summary,
 )
 
@@ -34,6 +35,12 @@ class PageReceiver:
     Status scripting, per exact request path, or for any path when ``path`` is None (an
     exact path's script wins over the any-path one): first the queued one-shot statuses
     (``fail``/``script``), then a standing status (``set_status``/``down``), else 200.
+
+    With a ``signing_secret`` it checks ``X-Interval-Signature`` (recorded in
+    ``signature_ok``; a bad one answered 401 only with ``reject_bad_signatures``) and the
+    Standard Webhooks headers with the ``standardwebhooks`` package (``webhook_signature_ok``):
+    headers that do not verify are answered 401, as a real receiver would; a request
+    without them is let through unless ``require_webhook_signature``.
     """
 
     def __init__(
@@ -43,6 +50,7 @@ class PageReceiver:
         host: str = "127.0.0.1",
         signing_secret: str | bytes | None = None,
         reject_bad_signatures: bool = False,
+        require_webhook_signature: bool = False,
         on_receive: Callable[[Received], None] | None = None,
     ) -> None:
         self.host = host
@@ -50,6 +58,7 @@ class PageReceiver:
         self._port: int | None = None
         self.signing_secret = signing_secret
         self.reject_bad_signatures = reject_bad_signatures
+        self.require_webhook_signature = require_webhook_signature
         self.on_receive = on_receive
         self.received: list[Received] = []
         self._queued: dict[str | None, deque[int]] = {}
@@ -265,10 +274,14 @@ class PageReceiver:
     def _record(self, path: str, headers: dict[str, str], body: bytes) -> Received:
         """The request as received, with the answer its script (and signature) give it."""
         signed: bool | None = None
+        standard: bool | None = None
         if self.signing_secret is not None:
             signed = signature_ok(self.signing_secret, headers, body)
+            standard = standard_signature_ok(
+                self.signing_secret, headers, body, required=self.require_webhook_signature
+            )
         status = self._status_for(path)
-        if self.reject_bad_signatures and signed is False:
+        if (self.reject_bad_signatures and signed is False) or standard is False:
             status = 401
         return Received(
             path=path,
@@ -279,6 +292,7 @@ class PageReceiver:
             received_mono=time.monotonic(),
             status=status,
             signature_ok=signed,
+            webhook_signature_ok=standard,
         )
 
 

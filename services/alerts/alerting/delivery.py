@@ -18,6 +18,7 @@ import httpx
 from prometheus_client import Counter, Histogram
 
 from services.alerts import repository as repo
+from services.alerts.channels.standard_webhooks import has_key, standard_webhook_headers
 from services.alerts.domain.paging import (
     backoff,
     delivered,
@@ -144,10 +145,16 @@ async def post_page(
     url: str,
     body: bytes,
     idempotency_key: str,
+    *,
+    webhook_id: str | None = None,
 ) -> tuple[int | None, str | None, float]:
     """One signed POST of a page's stored bytes: (HTTP status, error or None when the
     receiver answered 2xx, milliseconds). No database: the watchdog pages with it while
-    PostgreSQL is away (services/alerts/watchdog.py)."""
+    PostgreSQL is away (services/alerts/watchdog.py).
+
+    With a signing secret the page also carries the Standard Webhooks headers; their
+    ``webhook-id`` is ``webhook_id``, by default the idempotency key (the same on every
+    retry of one page, and a re-page is a new page with a new key)."""
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": idempotency_key,
@@ -160,6 +167,9 @@ async def post_page(
         headers["X-Interval-Signature"] = signature(secret, body)
         headers["X-Interval-Timestamp"] = str(stamp)
         headers["X-Interval-Signature-V2"] = timestamped_signature(secret, stamp, body)
+        if has_key(secret):
+            msg_id = webhook_id or idempotency_key
+            headers.update(standard_webhook_headers(secret, msg_id, stamp, body))
     t0 = time.perf_counter()
     status: int | None = None
     error: str | None = None

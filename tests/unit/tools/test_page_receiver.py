@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from services.alerts.channels import standard_webhook_headers
 from tools.page_receiver import PageReceiver, Received, sign, summary
 
 
@@ -154,3 +155,40 @@ async def test_port_in_use_is_an_error() -> None:
     async with PageReceiver() as rx:
         with pytest.raises(OSError, match="could not listen"):
             await PageReceiver(rx.port).start()
+
+
+async def test_standard_webhook_headers_that_do_not_verify_are_refused() -> None:
+    body = orjson.dumps(page())
+    stamp = int(time.time())
+    good = standard_webhook_headers("s3cret", "a-1:t1:r0", stamp, body)
+    forged = {
+        **good,
+        "webhook-signature": standard_webhook_headers("x", "a-1:t1:r0", stamp, body)[
+            "webhook-signature"
+        ],
+    }
+    stale = standard_webhook_headers("s3cret", "a-1:t1:r0", stamp - 3600, body)
+    garbage = {**good, "webhook-signature": "v1"}
+    async with PageReceiver(signing_secret="s3cret") as rx, httpx.AsyncClient() as client:
+        statuses = [
+            (await client.post(rx.url(), content=body, headers=h)).status_code
+            for h in (good, forged, stale, garbage, {})
+        ]
+    assert statuses == [200, 401, 401, 401, 200]  # none sent: not required by default
+    assert [r.webhook_signature_ok for r in rx.received] == [True, False, False, False, None]
+    assert "webhook-sig=BAD" in summary(rx.received[1])
+
+
+async def test_standard_webhook_headers_can_be_required() -> None:
+    body = orjson.dumps(page())
+    async with (
+        PageReceiver(signing_secret=b"s3cret", require_webhook_signature=True) as rx,
+        httpx.AsyncClient() as client,
+    ):
+        unsigned = await client.post(rx.url(), content=body)
+        signed = await client.post(
+            rx.url(),
+            content=body,
+            headers=standard_webhook_headers("s3cret", "k", int(time.time()), body),
+        )
+    assert (unsigned.status_code, signed.status_code) == (401, 200)
