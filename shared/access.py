@@ -77,7 +77,16 @@ def allowed_roles(rules: Sequence[Rule], method: str, path: str) -> tuple[str, .
     return None
 
 
+PUBLIC: tuple[str, ...] = ()
+"""A ``Rule``'s roles for a call that takes no bearer token at all: it carries its own
+proof (an acknowledgement link's token, a Twilio signature), checks it itself, and
+writes its own audit row under the person it acts as."""
+
+
 class Access:
+    def _public(self, method: str, path: str) -> bool:
+        return any(r.roles == PUBLIC and r.matches(method, path) for r in self.rules)
+
     def __init__(
         self,
         app: ASGIApp,
@@ -93,7 +102,7 @@ class Access:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not guarded(path):
+        if scope["type"] != "http" or not guarded(path) or self._public(scope["method"], path):
             await self.app(scope, receive, send)
             return
         method = scope["method"]

@@ -23,6 +23,12 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class Gone(AppError):
+    """A one-use capability already used, or whose object is closed (an ack link)."""
+
+    code = "gone"
+
+
 class InvalidInput(AppError):
     """A semantic validation failure found after parsing: names the bad fields."""
 

@@ -62,8 +62,13 @@ def amend(doc: dict[str, Any], *, tokens: bool) -> None:
         for operation in item.values():
             operation.setdefault("tags", [_tag(path)])
             responses = operation.setdefault("responses", {})
+            # ``security: []`` (a route's openapi_extra): it takes no bearer token, it
+            # carries its own proof (shared/access.py PUBLIC)
+            public = operation.get("security") == []
             for status, description in SHELL_ANSWERS.items():
                 if status != "503" and not tokens:
+                    continue
+                if status == "401" and public:
                     continue
                 responses.setdefault(
                     status,
@@ -72,7 +77,7 @@ def amend(doc: dict[str, Any], *, tokens: bool) -> None:
                         "content": {"application/json": {"schema": ERROR_REF}},
                     },
                 )
-            if tokens:
+            if tokens and not public:
                 operation["security"] = [{SCHEME: []}]
 
 

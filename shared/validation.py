@@ -13,7 +13,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BeforeValidator, GetJsonSchemaHandler
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -38,6 +45,29 @@ def _iso_date(value: Any) -> Any:
 
 IsoInstant = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
 """An instant with its UTC offset, given as an ISO 8601 string (never a number)."""
+
+
+def _iso_instant_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "datetime_type", "Input should be an ISO 8601 date-time string with a UTC offset"
+        )
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "datetime_parsing", "Input should be an ISO 8601 date-time with a UTC offset"
+        ) from None
+    if parsed.tzinfo is None:
+        raise PydanticCustomError("timezone_aware", "Input should have a UTC offset")
+    return parsed
+
+
+IsoInstantText = Annotated[AwareDatetime, BeforeValidator(_iso_instant_text)]
+"""An instant in a query string: ISO 8601 with its offset only. (Lax pydantic reads a
+number-like text, ``"0.5"``, as a Unix timestamp: that is refused here.)"""
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 """A calendar date given as ``YYYY-MM-DD`` (never a number, never a date-time)."""
@@ -106,3 +136,24 @@ TIME_ZONE_SCHEMA: dict[str, Any] = {
 }
 """The JSON Schema of a time-zone field: a name of the tz database, each listed
 (``format: iana-time-zone`` names what they are; no JSON Schema format does)."""
+
+
+_ZONES = frozenset(TIME_ZONES)
+
+
+def _time_zone(value: str) -> str:
+    if value not in _ZONES:
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)")
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_time_zone),
+    Field(json_schema_extra=TIME_ZONE_SCHEMA),
+]
+"""A time zone field: an IANA name of the tz database, or a 422 naming the field."""
+
+HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+"""A local time of day as HH:MM (00:00-23:59)."""

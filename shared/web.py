@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from shared.errors import AppError, Conflict, InvalidInput, NotFound, Unavailable
+from shared.errors import AppError, Conflict, Gone, InvalidInput, NotFound, Unavailable
 from shared.logging import get_logger
 from shared.validation import ID_MAX_LENGTH, ID_PATTERN
 
@@ -47,7 +47,7 @@ GATE_WAITING = Gauge(
 # nor be paged for).
 SiteId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
-STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, Unavailable: 503}
+STATUS = {NotFound: 404, Conflict: 409, Gone: 410, InvalidInput: 422, Unavailable: 503}
 
 
 class JSONResponse(Response):

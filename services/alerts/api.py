@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from services.alerts import commands, queries
+from services.alerts import commands, queries, roster_api
 from services.alerts.deps import Deps
 from services.alerts.domain.lifecycle import Step
 from services.alerts.domain.model import NETWORK_SITE
@@ -184,3 +184,7 @@ _step_route(Step.resolve, "Resolve: the alert closes; a new occurrence opens a n
 )
 async def monitoring(patient_id: str, request: Request) -> MonitoringOut:
     return await queries.monitoring(deps(request), patient_id)
+
+
+# on-call people and acknowledging from the page (services/alerts/roster_api.py)
+router.include_router(roster_api.router)

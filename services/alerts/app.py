@@ -18,7 +18,7 @@ from services.alerts.api import router
 from services.alerts.deps import Deps
 from services.alerts.reactions import REACTIONS
 from services.alerts.settings import SCHEMA, AlertsSettings
-from shared.access import Rule
+from shared.access import PUBLIC, Rule
 from shared.clock import utcnow
 from shared.fhir_web import install_fhir
 from shared.processing import EventProcessor, service_processor
@@ -31,6 +31,15 @@ RULES = (
     # the network ops on-call (pipeline_stalled): the same roles as a site's
     Rule("PUT", r"/v1/oncall/network", ("scheduler", "clinician")),
     Rule("POST", r"/v1/alerts/[^/]+/(acknowledge|resolve)", ("clinician",)),
+    # on-call people (services/alerts/roster_api.py)
+    Rule("PUT", r"/v1/clinicians/[^/]+", ("scheduler", "clinician")),
+    Rule("PUT", r"/v1/schedules/[^/]+", ("scheduler", "clinician")),
+    Rule("POST", r"/v1/schedules/[^/]+/overrides", ("scheduler", "clinician")),
+    Rule("DELETE", r"/v1/schedules/[^/]+/overrides/[^/]+", ("scheduler", "clinician")),
+    # acknowledging from the page: the link's token, Twilio's signature (services/alerts/acks.py)
+    Rule("POST", r"/v1/ack/[^/]+", PUBLIC),
+    Rule("GET", r"/v1/ack/[^/]+", PUBLIC),
+    Rule("POST", r"/v1/sms/inbound", PUBLIC),
 )
 
 

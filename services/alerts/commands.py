@@ -3,18 +3,21 @@ transaction each, events via the outbox (reads: services/alerts/queries.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from prometheus_client import Histogram
 
 from services.alerts import repository as repo
+from services.alerts.alerting.notices import notify_others
 from services.alerts.alerting.raising import announce_changed, apply_decision, release
 from services.alerts.alerting.store import AlertStore
 from services.alerts.deps import Deps
 from services.alerts.domain import lifecycle
 from services.alerts.domain.model import Kind, Status
 from services.alerts.domain.paging import host_allowed
-from services.alerts.rows import AlertRow
+from services.alerts.rosters import check_targets
+from services.alerts.rows import AlertRow, PageRow
 from services.alerts.schemas import (
     ActorIn,
     AlertOut,
@@ -57,6 +60,7 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
     now = deps.clock()
     tiers = body.to_json(deps.escalate_after_s)
     async with deps.pool.acquire() as conn, conn.transaction():
+        await check_targets(conn, body)
         row = await repo.put_oncall(conn, site_id, tiers, now)
         orphans = await repo.orphan_alerts(conn, site_id)
         for orphan in orphans:
@@ -74,9 +78,15 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
 
 
 async def _acknowledge(
-    conn: Conn, deps: Deps, row: AlertRow, body: ActorIn, now: datetime, store: AlertStore
+    conn: Conn,
+    deps: Deps,
+    row: AlertRow,
+    body: ActorIn,
+    now: datetime,
+    store: AlertStore,
+    acker: PageRow | None,
 ) -> AlertRow:
-    tier = row.oncall_policy().tier_of(body.by)
+    tier = acker.tier if acker is not None else row.oncall_policy().tier_of(body.by)
     row = await store.update_alert(
         conn,
         row.alert_id,
@@ -90,6 +100,7 @@ async def _acknowledge(
         },
     )
     row = await apply_decision(conn, deps, row, now, store)  # the re-page timer, if critical
+    await notify_others(conn, row, body.by, acker, now, store)
     metrics.after_commit(
         TIME_TO_ACKNOWLEDGE.labels(row.severity).observe,
         (now - row.raised_at).total_seconds(),
@@ -114,45 +125,70 @@ async def _resolve(
     )
 
 
-@metrics.counted_on_commit
-async def act(
-    deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn, store: AlertStore = repo
-) -> AlertOut:
-    now = deps.clock()
+Guard = Callable[[Conn, AlertRow], Awaitable[None]]
+
+
+async def act_in(
+    conn: Conn,
+    deps: Deps,
+    alert_id: str,
+    step: lifecycle.Step,
+    body: ActorIn,
+    now: datetime,
+    store: AlertStore = repo,
+    *,
+    guard: Guard | None = None,
+    acker: PageRow | None = None,
+) -> AlertRow:
+    """Acknowledge or resolve in the caller's transaction. ``guard`` runs once the
+    patient and the alert are locked (an ack link checks its page there); ``acker`` is
+    the page an acknowledgement came from, if any."""
     change = lifecycle.CHANGE_OF[step]
-    async with deps.pool.acquire() as conn, conn.transaction():
-        found = await store.get_alert(conn, alert_id)
-        if found is None:
-            raise NotFound(f"no alert {alert_id}")
-        await store.lock_patient(conn, found.patient_id, found.site_id, now)
-        row = await store.lock_alert(conn, alert_id)
-        assert row is not None
-        status = Status(row.status)
-        try:
-            outcome = lifecycle.step(
-                step,
-                status,
-                by=body.by,
-                acknowledged_by=row.acknowledged_by,
-                resolved_by=row.resolved_by,
-            )
-        except lifecycle.IllegalStep as exc:
-            raise Conflict(str(exc)) from exc
-        if outcome == "noop":
-            return AlertOut.from_row(row)
-        await store.cancel_pending_pages(conn, row.alert_id, now)
-        if step is lifecycle.Step.acknowledge:
-            row = await _acknowledge(conn, deps, row, body, now, store)
-        else:
-            row = await _resolve(conn, deps, row, body, now, store)
-        await announce_changed(conn, row, change, status.value, now, by=body.by)
-        if lifecycle.releases_held(step, Kind(row.kind)):
-            await release(conn, deps, row, now, store)
+    found = await store.get_alert(conn, alert_id)
+    if found is None:
+        raise NotFound(f"no alert {alert_id}")
+    await store.lock_patient(conn, found.patient_id, found.site_id, now)
+    row = await store.lock_alert(conn, alert_id)
+    assert row is not None
+    if guard is not None:
+        await guard(conn, row)
+    status = Status(row.status)
+    try:
+        outcome = lifecycle.step(
+            step,
+            status,
+            by=body.by,
+            acknowledged_by=row.acknowledged_by,
+            resolved_by=row.resolved_by,
+        )
+    except lifecycle.IllegalStep as exc:
+        raise Conflict(str(exc)) from exc
+    if outcome == "noop":
+        return row
+    await store.cancel_pending_pages(conn, row.alert_id, now)
+    if step is lifecycle.Step.acknowledge:
+        row = await _acknowledge(conn, deps, row, body, now, store, acker)
+    else:
+        row = await _resolve(conn, deps, row, body, now, store)
+    await announce_changed(conn, row, change, status.value, now, by=body.by)
+    if lifecycle.releases_held(step, Kind(row.kind)):
+        await release(conn, deps, row, now, store)
     log.info(
         f"alert_{change}",
         alert_id=alert_id,
         site_id=row.site_id,
         kind=row.kind,
         after_s=round((now - row.raised_at).total_seconds(), 3),
+        via="page" if acker is not None else "api",
     )
+    return row
+
+
+@metrics.counted_on_commit
+async def act(
+    deps: Deps, alert_id: str, step: lifecycle.Step, body: ActorIn, store: AlertStore = repo
+) -> AlertOut:
+    now = deps.clock()
+    async with deps.pool.acquire() as conn, conn.transaction():
+        row = await act_in(conn, deps, alert_id, step, body, now, store)
     return AlertOut.from_row(row)

@@ -5,7 +5,7 @@ Built from the settings by services/alerts/alerting/__init__.py ``make_deps``.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -31,6 +31,10 @@ class Deps:
     timer_idle_poll_s: float
     # due rows taken per timer transaction (TIMER_BATCH)
     timer_batch: int
+    # acknowledgement links start with it (ALERTS_PUBLIC_URL)
+    public_url: str = "http://127.0.0.1:8003"
+    # checks staff SMS replies' X-Twilio-Signature (SMS_AUTH_TOKEN); empty: replies refused
+    sms_auth_token: str = field(default="", repr=False)
     # the API's: notes are encrypted with it before they are stored (services/alerts/
     # alerting/notes.py); the worker and the timers never touch a note and have none
     cipher: PhiCipher | None = None

@@ -8,16 +8,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Protocol, Self
+from datetime import date, datetime, time
+from typing import Any, Protocol, Self, cast
 
+from services.alerts.domain import rosters
 from services.alerts.domain.dedup import OpenAlert
 from services.alerts.domain.escalation import EscalationState, escalation_level
 from services.alerts.domain.model import Kind, OncallPolicy, Recipient, Severity, Status, Tier
 from services.alerts.domain.monitoring import Monitor
 
 # An on-call policy as stored (jsonb): [{"recipients": [{"name", "webhook_url"}],
-# "escalate_after_s"}], tier 1 first (services/alerts/schemas.py OncallIn.to_json).
+# "targets": [{"schedule_id"} | {"clinician_id"}], "escalate_after_s"}], tier 1 first
+# (services/alerts/schemas.py OncallIn.to_json; stored before migration 0005: no targets).
 TiersJson = list[dict[str, Any]]
 
 
@@ -60,13 +62,21 @@ def policy_of(tiers: TiersJson | None) -> OncallPolicy:
         tuple(
             Tier(
                 recipients=tuple(
-                    Recipient(name=r["name"], webhook_url=r["webhook_url"]) for r in t["recipients"]
+                    Recipient(name=r["name"], webhook_url=r["webhook_url"])
+                    for r in t.get("recipients", ())
                 ),
                 escalate_after_s=int(t["escalate_after_s"]),
+                targets=tuple(_target(x) for x in t.get("targets", ())),
             )
             for t in tiers
         )
     )
+
+
+def _target(x: dict[str, str]) -> rosters.ScheduleTarget | rosters.ClinicianTarget:
+    if "schedule_id" in x:
+        return rosters.ScheduleTarget(x["schedule_id"])
+    return rosters.ClinicianTarget(x["clinician_id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,91 @@ class OncallRow(_Row):
     tiers: TiersJson
     version: int
     updated_at: datetime
+
+    def policy(self) -> OncallPolicy:
+        return policy_of(self.tiers)
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hhmm(value: str) -> time:
+    return time(int(value[:2]), int(value[3:5]))
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicianRow(_Row):
+    clinician_id: str
+    name: str
+    timezone: str
+    contact_methods: list[dict[str, str]]  # [{"id", "type", "address"}]
+    notification_rules: list[dict[str, Any]]  # [{"contact_method", "after_s"}]
+    quiet_hours: dict[str, str] | None  # {"start": "HH:MM", "end": "HH:MM"}
+    version: int
+    updated_at: datetime
+
+    def clinician(self) -> rosters.Clinician:
+        q = self.quiet_hours
+        return rosters.Clinician(
+            clinician_id=self.clinician_id,
+            timezone=self.timezone,
+            contact_methods=tuple(
+                rosters.ContactMethod(m["id"], cast(rosters.Channel, m["type"]), m["address"])
+                for m in self.contact_methods
+            ),
+            notification_rules=tuple(
+                rosters.NotificationRule(r["contact_method"], int(r["after_s"]))
+                for r in self.notification_rules
+            ),
+            quiet_hours=rosters.QuietHours(_hhmm(q["start"]), _hhmm(q["end"])) if q else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRow(_Row):
+    override_id: uuid.UUID
+    schedule_id: str
+    starts_at: datetime
+    ends_at: datetime
+    clinician_id: str
+    replaces: str | None
+
+    def override(self) -> rosters.Override:
+        return rosters.Override(
+            override_id=str(self.override_id),
+            start=self.starts_at,
+            end=self.ends_at,
+            clinician_id=self.clinician_id,
+            replaces=self.replaces,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow(_Row):
+    schedule_id: str
+    name: str
+    timezone: str
+    # [{"participants", "shift", "handoff": "HH:MM", "handoff_weekday": "mon", "start"}]
+    rotations: list[dict[str, Any]]
+    version: int
+    updated_at: datetime
+
+    def schedule(self, overrides: Iterable[OverrideRow] = ()) -> rosters.Schedule:
+        return rosters.Schedule(
+            schedule_id=self.schedule_id,
+            timezone=self.timezone,
+            rotations=tuple(
+                rosters.Rotation(
+                    participants=tuple(r["participants"]),
+                    shift=r["shift"],
+                    handoff=_hhmm(r["handoff"]),
+                    handoff_weekday=_WEEKDAYS.index(r["handoff_weekday"]),
+                    start=date.fromisoformat(r["start"]),
+                )
+                for r in self.rotations
+            ),
+            overrides=tuple(o.override() for o in overrides),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +275,7 @@ class PageRow(_Row):
     reason: str
     recipient_index: int
     recipient_name: str
-    webhook_url: str
+    webhook_url: str | None
     body: bytes
     status: str
     attempts: int
@@ -189,6 +284,39 @@ class PageRow(_Row):
     delivered_at: datetime | None
     cancelled_at: datetime | None
     last_error: str | None
+    channel: str = "webhook"
+    address: str | None = None
+    clinician_id: str | None = None
+    contact_method: str | None = None
+    ack_token: str | None = None
+    ack_used_at: datetime | None = None
+    reply_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPage:
+    """A page to insert (``repo.insert_pages``): due at ``due`` (its notification rule's
+    delay after ``created_at``); a webhook page has ``webhook_url``, an SMS or e-mail one
+    ``address``."""
+
+    page_id: str
+    alert_id: uuid.UUID
+    idempotency_key: str
+    tier: int  # 0-based
+    round: int
+    reason: str
+    recipient_index: int
+    recipient_name: str
+    body: bytes
+    created_at: datetime
+    due: datetime
+    channel: str = "webhook"
+    webhook_url: str | None = None
+    address: str | None = None
+    clinician_id: str | None = None
+    contact_method: str | None = None
+    ack_token: str | None = None
+    reply_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +325,14 @@ class ClaimedPage(_Row):
 
     page_id: uuid.UUID
     alert_id: uuid.UUID
-    webhook_url: str
+    webhook_url: str | None
     body: bytes
     attempts: int
     idempotency_key: str
     created_at: datetime
     tier: int  # 0-based
+    channel: str = "webhook"
+    address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from services.alerts.rows import (
     AckTimesRow,
@@ -21,7 +29,14 @@ from services.alerts.rows import (
     PatientRow,
     SiteMonitoringRow,
 )
-from shared.validation import SPACE, TEXT_PATTERN, NoNul, WholeNumber
+from shared.validation import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    SPACE,
+    TEXT_PATTERN,
+    NoNul,
+    WholeNumber,
+)
 
 Text = Annotated[
     str,
@@ -84,8 +99,43 @@ class RecipientIn(Strict):
     webhook_url: WebhookUrl
 
 
+class ScheduleTargetIn(Strict):
+    schedule_id: Annotated[
+        str,
+        StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN),
+    ]
+
+
+class ClinicianTargetIn(Strict):
+    clinician_id: Annotated[
+        str,
+        StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN),
+    ]
+
+
+# A tier names somebody: static recipients, targets, or both (said in the schema too).
+_SOMEBODY: Any = {
+    "anyOf": [
+        {"required": ["recipients"], "properties": {"recipients": {"minItems": 1}}},
+        {"required": ["targets"], "properties": {"targets": {"minItems": 1}}},
+    ]
+}
+
+
 class TierIn(Strict):
-    recipients: list[RecipientIn] = Field(min_length=1, max_length=20)
+    model_config = ConfigDict(json_schema_extra=_SOMEBODY)
+
+    targets: list[ScheduleTargetIn | ClinicianTargetIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="schedules and clinicians, resolved to whoever is on call when paged",
+    )
+    recipients: list[RecipientIn] = Field(
+        default_factory=list,
+        max_length=20,
+        validate_default=True,
+        description="static webhook recipients",
+    )
     escalate_after_s: Annotated[int, Field(strict=True, ge=1, le=7 * 86400), WholeNumber] | None = (
         Field(
             default=None,
@@ -93,6 +143,13 @@ class TierIn(Strict):
             "(default ESCALATE_AFTER_S)",
         )
     )
+
+    @field_validator("recipients")
+    @classmethod
+    def _somebody(cls, value: list[RecipientIn], info: ValidationInfo) -> list[RecipientIn]:
+        if not value and not info.data.get("targets"):
+            raise ValueError("a tier needs at least one recipient or target")
+        return value
 
 
 _PAGED: Any = {"name": "Dr. On Call", "webhook_url": "http://127.0.0.1:9900/page"}
@@ -108,6 +165,7 @@ class OncallIn(Strict):
         return [
             {
                 "recipients": [r.model_dump() for r in t.recipients],
+                "targets": [x.model_dump() for x in t.targets],
                 "escalate_after_s": t.escalate_after_s or default_escalate_after_s,
             }
             for t in self.tiers
@@ -121,6 +179,9 @@ class RecipientOut(BaseModel):
 
 class TierOut(BaseModel):
     recipients: list[RecipientOut]
+    targets: list[dict[str, str]] = Field(
+        default_factory=list, description="[{schedule_id} | {clinician_id}]"
+    )
     escalate_after_s: int
 
 
@@ -213,9 +274,12 @@ class PageOut(BaseModel):
     page_id: str
     tier: int = Field(description="1 = first tier")
     round: int = Field(description="0 for a tier's first page, n for the n-th re-page")
-    reason: str
+    reason: str = Field(description="initial | escalation | repeat | ack_timeout | ack_notice")
     recipient_name: str
-    webhook_url: str
+    channel: Literal["webhook", "sms", "email"]
+    webhook_url: str | None = Field(description="a webhook page's URL (null for SMS, e-mail)")
+    clinician_id: str | None = Field(description="the clinician paged (null: a static recipient)")
+    contact_method: str | None
     idempotency_key: str
     status: Literal["pending", "delivered", "cancelled"]
     created_at: datetime
@@ -233,7 +297,10 @@ class PageOut(BaseModel):
             round=row.round,
             reason=row.reason,
             recipient_name=row.recipient_name,
+            channel=row.channel,
             webhook_url=row.webhook_url,
+            clinician_id=row.clinician_id,
+            contact_method=row.contact_method,
             idempotency_key=row.idempotency_key,
             status=row.status,
             created_at=row.created_at,

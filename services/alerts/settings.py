@@ -44,6 +44,27 @@ class AlertsSettings(PhiKeySettings):
     # Deliveries in flight at once per timers process (a slow receiver holds one slot).
     page_concurrency: int = Field(default=64, ge=1)
 
+    # Where people reach this service from outside (their phone, Twilio): acknowledgement
+    # links are {ALERTS_PUBLIC_URL}/v1/ack/<token>, and Twilio's signature of a staff SMS
+    # reply covers {ALERTS_PUBLIC_URL}/v1/sms/inbound. Empty: http://127.0.0.1:ALERTS_PORT.
+    alerts_public_url: str = ""
+
+    # Texts (docs/architecture.md "Texts and e-mail"): a Twilio-compatible Messages API.
+    # Unset SMS_API_URL: no texts (an SMS contact method's pages fail, visibly, and the
+    # clinician's other rules still page them).
+    sms_api_url: str = ""
+    sms_account_sid: str = ""
+    sms_auth_token: SecretStr = SecretStr("")
+    sms_from_staff: str = ""
+    # E-mail: smtp://host:port (smtp://user:pass@host:port, smtps:// for TLS); unset: none.
+    smtp_url: str = ""
+    mail_from: str = "interval@localhost"
+
+    # Shift notices (services/alerts/shifts.py): a clinician is told this long before a
+    # shift of theirs starts; the timers look for shifts starting soon this often.
+    shift_notice_before_s: float = Field(default=3600, ge=0)
+    shift_scan_s: float = Field(default=60, gt=0)
+
     # Durable timers: due rows taken per transaction, and the longest sleep while idle
     # (LISTEN/NOTIFY wakes the loop for anything due sooner).
     timer_batch: int = Field(default=1000, ge=1)
@@ -87,6 +108,10 @@ class AlertsSettings(PhiKeySettings):
     @property
     def ack_repage_after(self) -> timedelta:
         return timedelta(seconds=self.critical_ack_repage_after_s)
+
+    @property
+    def public_url(self) -> str:
+        return (self.alerts_public_url or f"http://127.0.0.1:{self.alerts_port}").rstrip("/")
 
     @property
     def page_lease_s(self) -> float:

@@ -37,6 +37,7 @@ from services.alerts.domain import policy
 from services.alerts.domain.monitoring import on_deadline
 from services.alerts.rows import PatientRow
 from services.alerts.settings import SCHEMA, SOURCE, AlertsSettings
+from services.alerts.shifts import ShiftNotices
 from shared import db, devclock, events, metrics, outbox
 from shared.clock import utcnow
 from shared.logging import get_logger
@@ -138,6 +139,13 @@ class Timers:
         self.stopping = False
         self.listener: asyncpg.Connection | None = None
         self.last_mark = float("-inf")
+        self.shifts = ShiftNotices(settings, pool, self.delivery)
+        self.last_shift_scan = float("-inf")  # monotonic; -inf: scan at the next pass
+
+    def clock_moved(self) -> None:
+        """The dev clock moved: shifts that start in the skipped span are looked for now."""
+        self.last_shift_scan = float("-inf")
+        self.wake.set()
 
     def _notified(self, *_: Any) -> None:
         self.wake.set()
@@ -168,6 +176,7 @@ class Timers:
         services/alerts/watchdog.py) or until NOTIFY wakes the loop."""
         self.wake.clear()
         await self.mark_progress()
+        await self.scan_shifts()
         slots = self.settings.page_concurrency - len(self.in_flight)
         # on the LISTEN connection: no pool round trip (and no reset queries) when idle
         assert self.listener is not None
@@ -194,6 +203,17 @@ class Timers:
         TIMER_QUERIES.labels("progress").inc()
         self.last_mark = t
 
+    async def scan_shifts(self) -> None:
+        """Every SHIFT_SCAN_S: plan the notices of the shifts starting soon."""
+        t = time.monotonic()
+        if t - self.last_shift_scan < self.settings.shift_scan_s:
+            return
+        self.last_shift_scan = t
+        planned = await self.shifts.scan(self.clock())
+        TIMER_QUERIES.labels("shifts").inc()
+        if planned:
+            log.info("shift_notices_planned", notices=planned)
+
     async def fire_due(self) -> bool:
         now = self.clock()
         lanes = self.settings.timer_concurrency
@@ -204,7 +224,9 @@ class Timers:
         FIRED.labels("deadline").inc(fired)
         FIRED.labels("escalation").inc(escalated)
         claimed = await self.claim_pages(now)
-        return bool(fired or escalated or claimed)
+        notices = 0 if self.draining else await self.shifts.send_due(now)
+        FIRED.labels("shift_notice").inc(notices)
+        return bool(fired or escalated or claimed or notices)
 
     async def claim_pages(self, now: datetime) -> int:
         slots = self.settings.page_concurrency - len(self.in_flight)
@@ -272,7 +294,7 @@ async def serve_timers(settings: AlertsSettings, migrations: Path) -> None:
     ) as http:
         timers = Timers(settings, pool, http)
         if watcher is not None:
-            watcher.on_change(timers.wake.set)
+            watcher.on_change(timers.clock_moved)
         task = asyncio.create_task(_keep_running(timers))
         await stop.wait()
         await _wind_down(timers, task)

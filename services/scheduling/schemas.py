@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -26,11 +25,16 @@ from services.scheduling.rows import (
     SiteRow,
     WaitlistRow,
 )
-from shared.validation import TEXT_PATTERN, TIME_ZONE_SCHEMA, IsoInstant, NoNul, WholeNumber
+from shared.validation import (
+    HHMM_PATTERN,
+    TEXT_PATTERN,
+    IsoInstant,
+    NoNul,
+    TimeZone,
+    WholeNumber,
+)
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-# "localtime" is this machine's zone file, not an IANA name
-_ZONES = available_timezones() - {"localtime"}
+_HHMM = re.compile(HHMM_PATTERN)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Text = Annotated[
@@ -39,12 +43,6 @@ Text = Annotated[
     NoNul,
     Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]
-
-
-def _timezone(value: str) -> str:
-    if value not in _ZONES:
-        raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)")
-    return value
 
 
 def _hours(value: list[str]) -> list[str]:
@@ -58,12 +56,6 @@ def _hours(value: list[str]) -> list[str]:
     return value
 
 
-TimeZone = Annotated[
-    str,
-    StringConstraints(strict=True),
-    AfterValidator(_timezone),
-    Field(json_schema_extra=TIME_ZONE_SCHEMA),
-]
 Hours = Annotated[
     list[Annotated[str, StringConstraints(strict=True)]],
     AfterValidator(_hours),

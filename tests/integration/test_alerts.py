@@ -205,9 +205,18 @@ async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack
     between = [
         r
         for r in receiver.requests()
-        if r.json["alert_id"] == alert_id and acked < r.received_mono < repage.received_mono
+        if r.json["alert_id"] == alert_id
+        and acked < r.received_mono < repage.received_mono
+        and r.json["reason"] != "ack_notice"
     ]
     assert between == []
+    # tier 1, paged but not the acknowledger, was told once who took it
+    notices = [
+        (r.path, r.json["acknowledged_by"])
+        for r in receiver.requests()
+        if r.json["alert_id"] == alert_id and r.json["reason"] == "ack_notice"
+    ]
+    assert notices == [("/t1", "Dr. t2")]
 
     r = await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. t2", "note": "safe"})
     assert r.status_code == 200
@@ -223,20 +232,21 @@ async def test_suicidal_ideation_pages_tier1_escalates_to_tier2_and_stops_on_ack
         await eventually(
             lambda: api.get(f"/v1/alerts/{alert_id}"),
             lambda r: (
-                len(r.json()["pages"]) == 3
+                len(r.json()["pages"]) == 4
                 and all(p["status"] == "delivered" for p in r.json()["pages"])
             ),
-            what="three deliveries recorded",
+            what="four deliveries recorded (three pages, one notice)",
         )
     ).json()
     assert detail["acknowledged"]["by"] == "Dr. t2"
     assert detail["acknowledged"]["note"] == "calling now"
     assert detail["resolved"]["note"] == "safe"
     assert detail["next_check_at"] is None
-    assert [(p["tier"], p["round"], p["status"]) for p in detail["pages"]] == [
-        (1, 0, "delivered"),
-        (2, 0, "delivered"),
-        (2, 1, "delivered"),
+    assert [(p["tier"], p["round"], p["reason"], p["status"]) for p in detail["pages"]] == [
+        (1, 0, "initial", "delivered"),
+        (2, 0, "escalation", "delivered"),
+        (1, 0, "ack_notice", "delivered"),
+        (2, 1, "ack_timeout", "delivered"),
     ]
     assert all(p["attempts"][-1]["http_status"] == 200 for p in detail["pages"])
 

@@ -68,7 +68,12 @@ async def alerts_of(api: httpx.AsyncClient, pid: str, **params: str) -> list[dic
 
 
 def pages_to(receiver: PageReceiver, path: str, alert_id: str) -> list[Received]:
-    return [r for r in receiver.delivered(path) if r.json["alert_id"] == alert_id]
+    """The alert's pages delivered to ``path`` (not the notice of who acknowledged it)."""
+    return [
+        r
+        for r in receiver.delivered(path)
+        if r.json["alert_id"] == alert_id and r.json.get("reason") != "ack_notice"
+    ]
 
 
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]

@@ -38,6 +38,7 @@ from tests.support.stack import (
     BASE_DSN,
     EventLog,
     ServiceProcess,
+    channels_env,
     for_the_session,
     free_port,
     service_env,
@@ -45,6 +46,8 @@ from tests.support.stack import (
     wait_ready,
     with_database,
 )
+from tools.fake_twilio import FakeTwilio
+from tools.mail_sink import MailSink
 
 SERVICES = ("intake", "scheduling", "alerts")
 
@@ -157,7 +160,7 @@ class ClockedStack:
 
 
 @pytest.fixture(scope="session")
-async def clocked() -> AsyncIterator[ClockedStack]:
+async def clocked(fake_twilio: FakeTwilio, mail_sink: MailSink) -> AsyncIterator[ClockedStack]:
     """A second stack on the dev clock (see ``ClockedStack``)."""
     run = uuid.uuid4().hex[:8]
     name = f"care_clock_{run}"
@@ -175,6 +178,7 @@ async def clocked() -> AsyncIterator[ClockedStack]:
         ALERTS_PORT=str(ports["alerts"]),
         SCHEDULING_CONSUMER_GROUP=f"scheduling-clock-{run}",
         ALERTS_CONSUMER_GROUP=f"alerts-clock-{run}",
+        **channels_env(fake_twilio, mail_sink),
     )
     env["KAFKA_TOPIC_PREFIX"] = prefix
     logs = ARTIFACTS / "logs"

@@ -28,6 +28,8 @@ from cryptography.fernet import Fernet
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 from tests.support.eventually import eventually
+from tools.fake_twilio import FakeTwilio
+from tools.mail_sink import MailSink
 from tools.stack import BASE_DSN as BASE_DSN
 from tools.stack import KAFKA as KAFKA
 from tools.stack import ROOT as ROOT
@@ -371,8 +373,39 @@ class AlertsStack:
         proc.start()
 
 
+STAFF_NUMBER = "+15550001000"  # SMS_FROM_STAFF of the stacks' alerts services
+
+
 @pytest.fixture(scope="session")
-async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStack]:
+async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+    """The local Twilio every alerts stack of the session texts through (tools/fake_twilio)."""
+    async with FakeTwilio() as tw:
+        yield tw
+
+
+@pytest.fixture(scope="session")
+async def mail_sink() -> AsyncIterator[MailSink]:
+    """The local SMTP server every alerts stack of the session e-mails through."""
+    async with MailSink() as sink:
+        yield sink
+
+
+def channels_env(tw: FakeTwilio, sink: MailSink) -> dict[str, str]:
+    """An alerts service's texts and e-mail, pointed at the local stand-ins."""
+    return {
+        "SMS_API_URL": tw.api_url,
+        "SMS_ACCOUNT_SID": tw.account_sid,
+        "SMS_AUTH_TOKEN": tw.auth_token,
+        "SMS_FROM_STAFF": STAFF_NUMBER,
+        "SMTP_URL": sink.smtp_url,
+        "MAIL_FROM": "pages@interval.test",
+    }
+
+
+@pytest.fixture(scope="session")
+async def alerts(
+    database: str, intake: IntakeStack, fake_twilio: FakeTwilio, mail_sink: MailSink
+) -> AsyncIterator[AlertsStack]:
     """The alerts service: API, relay, two workers and two timers processes."""
     port = free_port()
     run = uuid.uuid4().hex[:6]
@@ -381,6 +414,7 @@ async def alerts(database: str, intake: IntakeStack) -> AsyncIterator[AlertsStac
         ALERTS_PORT=str(port),
         ALERTS_CONSUMER_GROUP=f"alerts-test-{run}",
         **ALERTS_KNOBS,
+        **channels_env(fake_twilio, mail_sink),
     )
     logs = ARTIFACTS / "logs"
 

@@ -30,5 +30,7 @@ def make_deps(
         allowed_hosts=settings.allowed_hosts,
         timer_idle_poll_s=settings.timer_idle_poll_s,
         timer_batch=settings.timer_batch,
+        public_url=settings.public_url,
+        sms_auth_token=settings.sms_auth_token.get_secret_value(),
         cipher=cipher,
     )

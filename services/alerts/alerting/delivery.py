@@ -15,9 +15,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
+import orjson
 from prometheus_client import Counter, Histogram
 
 from services.alerts import repository as repo
+from services.alerts.channels.email import MailConfig, send_email
+from services.alerts.channels.sms import SmsConfig, send_sms
 from services.alerts.channels.standard_webhooks import has_key, standard_webhook_headers
 from services.alerts.domain.paging import (
     backoff,
@@ -58,21 +61,58 @@ class Deliverer:
         self.http = http
         self.clock = clock
         self.rng = random.Random()  # noqa: S311 (jitter, not security)
+        self.sms = (
+            SmsConfig(
+                api_url=settings.sms_api_url,
+                account_sid=settings.sms_account_sid,
+                auth_token=settings.sms_auth_token.get_secret_value(),
+                from_=settings.sms_from_staff,
+            )
+            if settings.sms_api_url
+            else None
+        )
+        self.mail = (
+            MailConfig(smtp_url=settings.smtp_url, mail_from=settings.mail_from)
+            if settings.smtp_url
+            else None
+        )
+
+    async def send(self, row: ClaimedPage) -> tuple[int | None, str | None, float, bool]:
+        """One attempt on the page's channel: (status, error or None, ms, permanent)."""
+        if row.channel == "sms":
+            if self.sms is None:
+                return None, "no SMS_API_URL: texts are off", 0.0, True
+            assert row.address is not None
+            r = await send_sms(self.http, self.sms, row.address, row.body.decode())
+            return r.status, r.error, r.duration_ms, r.permanent
+        if row.channel == "email":
+            if self.mail is None:
+                return None, "no SMTP_URL: e-mail is off", 0.0, True
+            assert row.address is not None
+            doc = orjson.loads(row.body)
+            r = await send_email(self.mail, row.address, doc["subject"], doc["text"])
+            return r.status, r.error, r.duration_ms, r.permanent
+        assert row.webhook_url is not None
+        status, error, ms = await post_page(
+            self.http, self.settings, row.webhook_url, row.body, row.idempotency_key
+        )
+        return status, error, ms, False
 
     async def deliver(self, row: ClaimedPage) -> None:
-        """POST one page once; record the attempt and either its delivery or its retry."""
-        if not host_allowed(row.webhook_url, self.settings.allowed_hosts):
+        """Send one page once; record the attempt and either its delivery or its retry
+        (or, when retrying cannot help, its refusal)."""
+        if row.channel == "webhook" and not host_allowed(
+            row.webhook_url or "", self.settings.allowed_hosts
+        ):
             # on-call was set before the allow-list (or the list shrank): never call it
             await self._refuse(row, "the host is not in PAGE_ALLOWED_HOSTS")
             return
         started = self.clock()
-        status, error, duration_ms = await post_page(
-            self.http, self.settings, row.webhook_url, row.body, row.idempotency_key
-        )
+        status, error, duration_ms, permanent = await self.send(row)
         finished = self.clock()
         ok = error is None
         retry_at = None
-        if not ok:
+        if not ok and not permanent:
             retry_at = finished + timedelta(
                 seconds=backoff(
                     row.attempts,
@@ -84,13 +124,17 @@ class Deliverer:
         await self._record(
             row, started, duration_ms, status, error, finished if ok else None, retry_at
         )
-        DELIVERIES.labels("delivered" if ok else "failed").inc()
         fields = {
             "page_id": str(row.page_id),
             "alert_id": str(row.alert_id),
+            "channel": row.channel,
             "tier": row.tier + 1,
             "attempt": row.attempts,
         }
+        if not ok and permanent:
+            await self._refuse(row, error or "refused")
+            return
+        DELIVERIES.labels("delivered" if ok else "failed").inc()
         if ok:
             DELIVERY_LATENCY.observe((finished - row.created_at).total_seconds())
             log.info("page_delivered", **fields, duration_ms=round(duration_ms, 2))

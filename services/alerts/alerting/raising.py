@@ -11,14 +11,22 @@ from typing import Any
 from prometheus_client import Counter
 
 from services.alerts import repository as repo
+from services.alerts.alerting.people import Roster, load_roster
 from services.alerts.alerting.store import AlertStore
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.dedup import Admission, admit, opening, released_by
 from services.alerts.domain.escalation import Decision, PageOrder, decide, escalation_level
 from services.alerts.domain.model import OncallPolicy, Status
-from services.alerts.domain.paging import idempotency_key, page_body
-from services.alerts.rows import AlertRow, OncallRow
+from services.alerts.domain.paging import (
+    email_message,
+    idempotency_key,
+    new_ack_token,
+    page_body,
+    sms_text,
+)
+from services.alerts.domain.rosters import reply_code
+from services.alerts.rows import AlertRow, NewPage, OncallRow
 from services.alerts.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.db import Conn
@@ -85,16 +93,45 @@ async def announce_changed(
 # --- escalation -----------------------------------------------------------------------
 
 
-def _page_rows(
-    row: AlertRow, tiers: OncallPolicy, order: PageOrder, now: datetime
-) -> list[tuple[Any, ...]]:
-    """One page per recipient of the order's tier, as ``repo.insert_pages`` takes them."""
-    out: list[tuple[Any, ...]] = []
-    for i, recipient in enumerate(tiers.tiers[order.tier].recipients):
-        page_id = str(uuid.uuid4())
-        body = page_body(
+def ack_url(deps: Deps, token: str) -> str:
+    return f"{deps.public_url}/v1/ack/{token}"
+
+
+async def _page_rows(
+    conn: Conn,
+    deps: Deps,
+    row: AlertRow,
+    tiers: OncallPolicy,
+    roster: Roster,
+    order: PageOrder,
+    now: datetime,
+) -> list[NewPage]:
+    """The order's tier's pages: one per static recipient (a webhook), then one per
+    notification rule of each clinician on call whom the page reaches (its channel, due
+    after the rule's delay). Each carries a one-use acknowledgement link."""
+    tier = tiers.tiers[order.tier]
+    alert_id = str(row.alert_id)
+    out: list[NewPage] = []
+
+    def common(i: int, name: str, body: bytes, token: str, due: datetime) -> dict[str, Any]:
+        return {
+            "alert_id": row.alert_id,
+            "idempotency_key": idempotency_key(alert_id, order.tier, i, order.round),
+            "tier": order.tier,
+            "round": order.round,
+            "reason": order.reason,
+            "recipient_index": i,
+            "recipient_name": name,
+            "body": body,
+            "created_at": now,
+            "due": due,
+            "ack_token": token,
+        }
+
+    def webhook_body(page_id: str, i: int, token: str) -> bytes:
+        return page_body(
             page_id=page_id,
-            alert_id=str(row.alert_id),
+            alert_id=alert_id,
             patient_id=row.patient_id,
             site_id=row.site_id,
             kind=row.kind,
@@ -106,21 +143,59 @@ def _page_rows(
             reason=order.reason,
             raised_at=row.raised_at,
             paged_at=now,
+            ack_url=ack_url(deps, token),
         )
-        key = idempotency_key(str(row.alert_id), order.tier, i, order.round)
+
+    for i, recipient in enumerate(tier.recipients):
+        page_id, token = str(uuid.uuid4()), new_ack_token()
         out.append(
-            (
-                page_id,
-                row.alert_id,
-                key,
-                order.tier,
-                order.round,
-                order.reason,
-                i,
-                recipient.name,
-                recipient.webhook_url,
-                body,
-                now,
+            NewPage(
+                page_id=page_id,
+                webhook_url=recipient.webhook_url,
+                **common(i, recipient.name, webhook_body(page_id, i, token), token, now),
+            )
+        )
+    for k, d in enumerate(roster.deliveries(tier, row.severity, now)):
+        i = len(tier.recipients) + k
+        page_id, token = str(uuid.uuid4()), new_ack_token()
+        link = ack_url(deps, token)
+        name = roster.rows[d.clinician_id].name
+        due = now + timedelta(seconds=d.after_s)
+        code: int | None = None
+        if d.channel == "sms":
+            code = await repo.next_reply_code(conn, d.clinician_id)
+            body = sms_text(
+                alert_id=alert_id,
+                site_id=row.site_id,
+                kind=row.kind,
+                severity=row.severity,
+                tier=order.tier,
+                code=reply_code(code),
+                ack_url=link,
+            ).encode()
+        elif d.channel == "email":
+            body = email_message(
+                alert_id=alert_id,
+                patient_id=row.patient_id,
+                site_id=row.site_id,
+                kind=row.kind,
+                severity=row.severity,
+                tier=order.tier,
+                raised_at=row.raised_at,
+                ack_url=link,
+            )
+        else:
+            body = webhook_body(page_id, i, token)
+        out.append(
+            NewPage(
+                page_id=page_id,
+                channel=d.channel,
+                webhook_url=d.address if d.channel == "webhook" else None,
+                address=None if d.channel == "webhook" else d.address,
+                clinician_id=d.clinician_id,
+                contact_method=d.contact_method,
+                reply_code=code,
+                **common(i, name, body, token, due),
             )
         )
     return out
@@ -133,8 +208,17 @@ async def apply_decision(
     pages to deliver now, the new escalation state, and when to look again."""
     before = row.escalation()
     tiers = row.oncall_policy()
-    d: Decision = decide(before, tiers, now, ack_repage_after=deps.ack_repage_after)
-    page_rows = [p for order in d.pages for p in _page_rows(row, tiers, order, now)]
+    roster = await load_roster(conn, tiers, now)
+    d: Decision = decide(
+        before,
+        tiers,
+        now,
+        ack_repage_after=deps.ack_repage_after,
+        unreachable=roster.unreachable_tiers(tiers, row.severity, now),
+    )
+    page_rows = [
+        p for order in d.pages for p in await _page_rows(conn, deps, row, tiers, roster, order, now)
+    ]
     for order in d.pages:
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
     if page_rows:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.alerts.rows import AlertRow, ClaimedPage, OncallRow, PatientRow
+from services.alerts.rows import AlertRow, ClaimedPage, NewPage, OncallRow, PageRow, PatientRow
 from shared.db import Conn
 
 
@@ -36,8 +36,10 @@ class AlertStore(Protocol):
     async def get_oncall(self, conn: Conn, site_id: str) -> OncallRow | None: ...
 
     async def insert_pages(
-        self, conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime | None = None
+        self, conn: Conn, rows: Sequence[NewPage], lease_until: datetime | None = None
     ) -> list[ClaimedPage]: ...
+
+    async def paged_of(self, conn: Conn, alert_id: Any) -> list[PageRow]: ...
 
     async def cancel_pending_pages(self, conn: Conn, alert_id: Any, now: datetime) -> None: ...
 

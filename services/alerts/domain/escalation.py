@@ -11,7 +11,11 @@
 - an acknowledged alert pages nobody more, except a critical one that stays unresolved
   for ``ack_repage_after``: the acknowledger's tier is paged again, and again after
   each further ``ack_repage_after`` (acknowledge-and-forget is not an option);
-- a resolved, inhibited or warning alert, or one with nobody on call, pages nobody.
+- a resolved, inhibited or warning alert, or one with nobody on call, pages nobody;
+- a tier that would reach nobody now (``unreachable``: nobody on shift, or everyone in
+  quiet hours for a page that is not critical; services/alerts/alerting/people.py) is
+  skipped at once: the next tier is paged in the same decision, never after the
+  skipped tier's ``escalate_after_s``.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ def decide(
     now: datetime,
     *,
     ack_repage_after: timedelta,
+    unreachable: frozenset[int] | set[int] = frozenset(),
 ) -> Decision:
     if (
         alert.status is Status.resolved
@@ -81,10 +86,15 @@ def decide(
         return Decision(alert)
     if alert.status is Status.acknowledged:
         return _acknowledged(alert, policy, now, ack_repage_after)
-    return _open(alert, policy, now)
+    return _open(alert, policy, now, unreachable)
 
 
-def _open(alert: EscalationState, policy: OncallPolicy, now: datetime) -> Decision:
+def _open(
+    alert: EscalationState,
+    policy: OncallPolicy,
+    now: datetime,
+    unreachable: frozenset[int] | set[int],
+) -> Decision:
     tiers = policy.tiers
     orders: list[PageOrder] = []
     paged = min(alert.tiers_paged, len(tiers))
@@ -92,8 +102,14 @@ def _open(alert: EscalationState, policy: OncallPolicy, now: datetime) -> Decisi
     if paged == 0 or last is None:
         orders.append(PageOrder(0, 0, "initial"))
         paged, last = 1, now
-    while paged < len(tiers) and last + _after(tiers[paged - 1].escalate_after_s) <= now:
-        last = last + _after(tiers[paged - 1].escalate_after_s)
+    while paged < len(tiers):
+        due = last + _after(tiers[paged - 1].escalate_after_s)
+        if due <= now:
+            last = due
+        elif paged - 1 in unreachable:
+            last = now  # the tier paged last reaches nobody: the next one now
+        else:
+            break
         orders.append(PageOrder(paged, 0, "escalation"))
         paged += 1
     state = replace(alert, tiers_paged=paged, last_escalated_at=last)

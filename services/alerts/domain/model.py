@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from services.alerts.domain.rosters import ClinicianTarget, ScheduleTarget
+
 
 class Kind(StrEnum):
     suicide_risk = "suicide_risk"
@@ -66,8 +68,12 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Tier:
+    """Static webhook recipients, and targets (schedules, clinicians) resolved to the
+    clinicians on call when the tier is paged (services/alerts/domain/rosters.py)."""
+
     recipients: tuple[Recipient, ...]
     escalate_after_s: int
+    targets: tuple[ScheduleTarget | ClinicianTarget, ...] = ()
 
 
 @dataclass(frozen=True)

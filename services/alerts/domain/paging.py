@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -26,7 +27,14 @@ PAGE_FIELDS = (
     "reason",
     "raised_at",
     "paged_at",
+    "ack_url",
 )
+
+
+def new_ack_token() -> str:
+    """A page's acknowledgement link token: 256 random bits, URL-safe. The link is a
+    capability (whoever holds it acknowledges as the page's recipient), used once."""
+    return secrets.token_urlsafe(32)
 
 
 def idempotency_key(alert_id: str, tier: int, recipient: int, round_: int) -> str:
@@ -50,6 +58,7 @@ def page_body(
     reason: str,
     raised_at: datetime,
     paged_at: datetime,
+    ack_url: str | None = None,
 ) -> bytes:
     """The exact bytes POSTed (stored once, so retries and the signature never differ)."""
     return orjson.dumps(
@@ -68,7 +77,48 @@ def page_body(
             "reason": reason,
             "raised_at": raised_at.isoformat(),
             "paged_at": paged_at.isoformat(),
+            "ack_url": ack_url,
         }
+    )
+
+
+def sms_text(
+    *, alert_id: str, site_id: str, kind: str, severity: str, tier: int, code: str, ack_url: str
+) -> str:
+    """An SMS page: what, where, and how to acknowledge (the reply code or the link). Ids
+    only, as every page: no patient name, no clinical detail."""
+    return (
+        f"Interval {severity.upper()} {kind} alert at {site_id} (tier {tier + 1}, "
+        f"alert {alert_id[:8]}). Reply {code} to acknowledge, or open {ack_url}"
+    )
+
+
+def email_message(
+    *,
+    alert_id: str,
+    patient_id: str,
+    site_id: str,
+    kind: str,
+    severity: str,
+    tier: int,
+    raised_at: datetime,
+    ack_url: str,
+) -> bytes:
+    """An e-mail page, stored as ``{"subject", "text"}``."""
+    subject = f"[Interval] {severity} {kind} alert at {site_id}"
+    text = (
+        f"A {severity} {kind} alert was raised at {raised_at.isoformat()}.\n\n"
+        f"Alert: {alert_id}\nPatient id: {patient_id}\nSite: {site_id}\nTier: {tier + 1}\n\n"
+        f"Acknowledge (one use): {ack_url}\n"
+    )
+    return orjson.dumps({"subject": subject, "text": text})
+
+
+def notice_text(*, alert_id: str, kind: str, site_id: str, by: str) -> str:
+    """The one notice each other person paged gets once someone acknowledged."""
+    return (
+        f"Interval: the {kind} alert at {site_id} (alert {alert_id[:8]}) was acknowledged "
+        f"by {by}. No action needed."
     )
 
 

@@ -14,13 +14,15 @@ WAKE_CHANNEL = "alerts_timers"
 
 
 async def next_due(conn: Conn, include_pages: bool) -> datetime | None:
-    """The earliest due time of any timer (three index lookups)."""
+    """The earliest due time of any timer (four index lookups)."""
     due: datetime | None = await conn.fetchval(
         """
         SELECT least((SELECT min(deadline_at) FROM patients),
                      (SELECT min(next_check_at) FROM alerts),
                      CASE WHEN $1 THEN (SELECT min(next_attempt_at) FROM pages
-                                        WHERE status = 'pending') END)
+                                        WHERE status = 'pending') END,
+                     (SELECT min(next_attempt_at) FROM shift_notices
+                      WHERE status = 'pending'))
         """,
         include_pages,
     )

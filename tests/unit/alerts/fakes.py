@@ -20,7 +20,15 @@ import asyncpg
 from services.alerts.deps import Deps
 from services.alerts.domain.model import OncallPolicy
 from services.alerts.domain.monitoring import MonitoringRule
-from services.alerts.rows import AlertRow, ClaimedPage, OncallRow, PatientRow, TiersJson
+from services.alerts.rows import (
+    AlertRow,
+    ClaimedPage,
+    NewPage,
+    OncallRow,
+    PageRow,
+    PatientRow,
+    TiersJson,
+)
 from shared.crypto import PhiCipher, new_key
 from shared.db import Conn
 from tests.support.fakes import OnePool, OutboxConn
@@ -146,33 +154,48 @@ class FakeAlertStore:
         return self.oncall.get(site_id)
 
     async def insert_pages(
-        self, conn: Conn, rows: Sequence[tuple[Any, ...]], lease_until: datetime | None = None
+        self, conn: Conn, rows: Sequence[NewPage], lease_until: datetime | None = None
     ) -> list[ClaimedPage]:
         keys = {p.key for p in self.pages}
-        attempts = 0 if lease_until is None else 1
         out = []
-        for page_id, alert_id, key, tier, round_, reason, _i, name, url, body, now in rows:
-            if key in keys:  # ON CONFLICT (idempotency_key) DO NOTHING: not returned
+        for r in rows:
+            if r.idempotency_key in keys:  # ON CONFLICT (idempotency_key) DO NOTHING
                 continue
+            leased = lease_until is not None and r.due <= r.created_at
+            attempts = 1 if leased else 0
             self.pages.append(
                 FakePage(
-                    alert_id, key, tier, round_, reason, name, "pending", attempts, lease_until
+                    r.alert_id,
+                    r.idempotency_key,
+                    r.tier,
+                    r.round,
+                    r.reason,
+                    r.recipient_name,
+                    "pending",
+                    attempts,
+                    lease_until if leased else r.due,
                 )
             )
-            keys.add(key)
-            out.append(
-                ClaimedPage(
-                    page_id=uuid.UUID(str(page_id)),
-                    alert_id=alert_id,
-                    webhook_url=url,
-                    body=body,
-                    attempts=attempts,
-                    idempotency_key=key,
-                    created_at=now,
-                    tier=tier,
+            keys.add(r.idempotency_key)
+            if lease_until is None or leased:
+                out.append(
+                    ClaimedPage(
+                        page_id=uuid.UUID(r.page_id),
+                        alert_id=r.alert_id,
+                        webhook_url=r.webhook_url,
+                        body=r.body,
+                        attempts=attempts,
+                        idempotency_key=r.idempotency_key,
+                        created_at=r.created_at,
+                        tier=r.tier,
+                        channel=r.channel,
+                        address=r.address,
+                    )
                 )
-            )
         return out
+
+    async def paged_of(self, conn: Conn, alert_id: Any) -> list[PageRow]:
+        return []  # notices after an acknowledgement: tests/integration covers them
 
     async def cancel_pending_pages(self, conn: Conn, alert_id: Any, now: datetime) -> None:
         for p in self.pages_of(uuid.UUID(str(alert_id)), "pending"):

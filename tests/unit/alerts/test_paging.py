@@ -72,6 +72,7 @@ def body(tier: int = 1, recipient: int = 0, round_: int = 0, reason: str = "esca
         reason=reason,
         raised_at=T0,
         paged_at=at(900),
+        ack_url="http://127.0.0.1:8003/v1/ack/tok",
     )
 
 
@@ -98,6 +99,7 @@ def test_the_body_carries_the_contract_fields_and_their_values() -> None:
         "reason": "escalation",
         "raised_at": "2025-03-03T09:00:00+00:00",
         "paged_at": "2025-03-03T09:15:00+00:00",
+        "ack_url": "http://127.0.0.1:8003/v1/ack/tok",
     }
     # docs/domain.md "Pages" (PAGE_FIELDS): at least these
     assert {"alert_id", "patient_id", "site_id", "kind", "severity", "escalation_level"} <= set(
