@@ -28,7 +28,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = item.path.parts
         kind = next((KINDS.index(p) for p in reversed(parts) if p in KINDS), len(KINDS))
         if item.get_closest_marker("faults") is None:
-            return (min(kind, KINDS.index("e2e")), 0)
+            # a test that moves the shared clock months ahead goes after every other
+            # test that uses that clock (tests/support/clocked.py)
+            late = item.get_closest_marker("clock_jump") is not None
+            return (KINDS.index("e2e") if late else min(kind, KINDS.index("e2e")), int(late))
         module = item.path.stem
         order = FAULT_ORDER.index(module) if module in FAULT_ORDER else len(FAULT_ORDER)
         return (len(KINDS), order)

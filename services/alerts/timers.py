@@ -209,10 +209,29 @@ class Timers:
         if t - self.last_shift_scan < self.settings.shift_scan_s:
             return
         self.last_shift_scan = t
-        planned = await self.shifts.scan(self.clock())
+        try:
+            planned = await self.shifts.scan(self.clock())
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # a notice never stops the timers that page
+            log.exception("shift_scan_failed", error=repr(exc))
+            return
         TIMER_QUERIES.labels("shifts").inc()
         if planned:
             log.info("shift_notices_planned", notices=planned)
+
+    async def send_notices(self, now: datetime) -> int:
+        """The shift notices due (none while draining); a bug in them is logged, and
+        never stops the timers that page."""
+        if self.draining:
+            return 0
+        try:
+            return await self.shifts.send_due(now)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            log.exception("shift_notices_failed", error=repr(exc))
+            return 0
 
     async def fire_due(self) -> bool:
         now = self.clock()
@@ -224,7 +243,7 @@ class Timers:
         FIRED.labels("deadline").inc(fired)
         FIRED.labels("escalation").inc(escalated)
         claimed = await self.claim_pages(now)
-        notices = 0 if self.draining else await self.shifts.send_due(now)
+        notices = await self.send_notices(now)
         FIRED.labels("shift_notice").inc(notices)
         return bool(fired or escalated or claimed or notices)
 

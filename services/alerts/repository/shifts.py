@@ -65,9 +65,10 @@ async def finish_notice(
     """Delivered, cancelled (with why), or still pending until ``retry_at``."""
     await conn.execute(
         """
-        UPDATE shift_notices SET status = $2, channel = coalesce($3, channel),
-            body = coalesce($4, body), next_attempt_at = $6, last_error = $7,
-            delivered_at = CASE WHEN $2 = 'delivered' THEN $5 END
+        UPDATE shift_notices SET status = $2::text, channel = coalesce($3::text, channel),
+            body = coalesce($4::bytea, body), next_attempt_at = $6::timestamptz,
+            last_error = $7::text,
+            delivered_at = CASE WHEN $2::text = 'delivered' THEN $5::timestamptz END
         WHERE notice_id = $1
         """,
         notice_id,
