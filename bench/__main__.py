@@ -122,6 +122,7 @@ async def main(sections: list[str]) -> None:
         await dashboard.section(500 if QUICK else 2000, 50 if QUICK else 200)
     if "alerts" in sections:
         await alerts.section_paging(50 if QUICK else 200)
+        await alerts.section_sms(50 if QUICK else 200)
         await alerts.section_outage()
         await watchdog.section_watchdog()
         await alerts.section_timers(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 
 import aiohttp
 import orjson
@@ -16,7 +17,8 @@ from bench.load import line, ms, open_loop, open_loop_apart, pct
 from bench.stack import Stack, stack
 from bench.timers import section_timers as section_timers
 from tools.factories import checkin_body, intake_body
-from tools.page_receiver import PageReceiver
+from tools.fake_twilio import FakeTwilio
+from tools.page_receiver import PageReceiver, Received
 from tools.stack import KAFKA, ROOT
 
 SUICIDAL = [1, 1, 1, 0, 1, 1, 0, 0, 2]
@@ -215,3 +217,69 @@ async def section_outage() -> None:
             f"  broker back (start took {took:.1f} s) -> page: "
             f"{got.received_mono - back:.2f} s (goal < 10 s)"
         )
+
+
+def _page_of(pid: str) -> Callable[[Received], bool]:
+    return lambda rx: rx.path == "/page" and rx.json.get("patient_id") == pid
+
+
+async def section_sms(n: int) -> None:
+    """Issue 16's figure: a check-in with suicidal ideation POSTed -> the SMS request at a
+    local Twilio (tools/fake_twilio), beside the same page's webhook POST at a local
+    receiver, in the same run: one tier naming a clinician paged by SMS at 0 s and a
+    static webhook recipient."""
+    print("Alerts: check-in with suicidal ideation POSTed -> SMS at Twilio, beside the webhook")
+    async with FakeTwilio() as twilio, PageReceiver() as receiver:
+        env = {
+            "ESCALATE_AFTER_S": "3600",
+            "SMS_API_URL": twilio.api_url,
+            "SMS_ACCOUNT_SID": twilio.account_sid,
+            "SMS_AUTH_TOKEN": twilio.auth_token,
+            "SMS_FROM_STAFF": "+15550001000",
+        }
+        async with stack(("intake", "scheduling", "alerts"), env) as st:
+            site_id = f"bench-{uuid.uuid4().hex[:6]}"
+            cell = "+12025550199"
+            alerts_url = st.urls["alerts"]
+            async with aiohttp.ClientSession() as session:
+                clinician = {
+                    "name": "Dr. Bench",
+                    "timezone": "UTC",
+                    "contact_methods": [{"id": "cell", "type": "sms", "address": cell}],
+                    "notification_rules": [{"contact_method": "cell", "after_s": 0}],
+                }
+                async with session.put(f"{alerts_url}/v1/clinicians/c-bench", json=clinician) as r:
+                    assert r.status == 200, await r.text()
+                oncall = {
+                    "tiers": [
+                        {
+                            "targets": [{"clinician_id": "c-bench"}],
+                            "recipients": [{"name": "Desk", "webhook_url": receiver.url("/page")}],
+                            "escalate_after_s": 3600,
+                        }
+                    ]
+                }
+                url = f"{alerts_url}/v1/sites/{site_id}/oncall"
+                async with session.put(url, json=oncall) as r:
+                    assert r.status == 200, await r.text()
+                pids = await _patients(session, st.urls["intake"], site_id, n + 10)
+                sms: list[float] = []
+                hook: list[float] = []
+                for i, pid in enumerate(pids):
+                    body = orjson.dumps(checkin_body(pid, SUICIDAL, suicidal_ideation=True))
+                    seen = len(twilio.messages(to=cell))
+                    t0 = time.monotonic()
+                    async with session.post(
+                        f"{st.urls['intake']}/v1/checkins",
+                        data=body,
+                        headers={"content-type": "application/json"},
+                    ) as r:
+                        assert r.status == 202, await r.text()
+                    got = await receiver.wait_for_request(_page_of(pid), timeout=30)
+                    texts = await twilio.wait_for_count(seen + 1, to=cell, timeout=30)
+                    if i >= 10:  # the first ten warm the paths
+                        hook.append(got.received_mono - t0)
+                        sms.append(texts[-1].received_mono - t0)
+                    await asyncio.sleep(0.05)
+    line(f"Interval: {n} SMS at Twilio", sms, "(goal p99 < 150 ms)")
+    line(f"Interval: the same {n} pages' webhooks", hook, "")
