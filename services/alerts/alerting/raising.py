@@ -38,6 +38,11 @@ log = get_logger(__name__)
 RAISED = Counter("alerts_raised_total", "Alerts opened", ["kind", "severity"])
 REPEATED = Counter("alerts_repeated_total", "Repeats folded into an open alert", ["kind"])
 PAGES_QUEUED = Counter("pages_queued_total", "Pages queued for delivery", ["reason"])
+REACHED_NOBODY = Counter(
+    "alerts_paged_nobody_total",
+    "Escalation decisions whose tiers all resolved to nobody reachable",
+    ["severity"],
+)
 NOBODY_ON_CALL = Counter(
     "alerts_unpaged_no_oncall_total", "Paging alerts opened at a site with nobody on call"
 )
@@ -221,6 +226,18 @@ async def apply_decision(
     ]
     for order in d.pages:
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
+    if d.pages and not page_rows:
+        # every tier this decision paged resolved to nobody reachable: the worst case
+        # for a paging alert, said loudly (the coverage gaps list shows it ahead)
+        metrics.after_commit(REACHED_NOBODY.labels(row.severity).inc)
+        log.error(
+            "alert_reached_nobody",
+            alert_id=str(row.alert_id),
+            site_id=row.site_id,
+            kind=row.kind,
+            severity=row.severity,
+            tiers=[o.tier + 1 for o in d.pages],
+        )
     if page_rows:
         # in the safety lane (Deps.first_attempt) leased to it, which POSTs them itself
         lane = deps.first_attempt

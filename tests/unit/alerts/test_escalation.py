@@ -339,3 +339,37 @@ def test_escalation_level_is_zero_until_tier2_then_the_highest_tier_paged(
     state = EscalationState(Severity.critical, Status.open, tiers_paged=tiers_paged)
     assert escalation_level(state) == level
     assert Decision(state).escalation_level == level
+
+
+# --- tiers that reach nobody now (docs/domain.md "On-call people") ---------------------
+
+
+def test_a_tier_that_reaches_nobody_is_skipped_at_once_to_the_next() -> None:
+    d = decide(new(), POLICY, T0, ack_repage_after=ACK_REPAGE, unreachable={0})
+    assert d.pages == (PageOrder(0, 0, "initial"), PageOrder(1, 0, "escalation"))
+    # tier 2's own escalate_after_s (600 s) counts from now, not tier 1's 900 s
+    assert d.next_check_at == at(600)
+    assert d.state.tiers_paged == 2
+
+
+def test_every_tier_reaching_nobody_orders_them_all_now_and_then_repeats_the_last() -> None:
+    d = decide(new(), POLICY, T0, ack_repage_after=ACK_REPAGE, unreachable={0, 1, 2})
+    assert [o.tier for o in d.pages] == [0, 1, 2]
+    assert d.next_check_at == at(300)
+    again = decide(d.state, POLICY, at(300), ack_repage_after=ACK_REPAGE, unreachable={0, 1, 2})
+    assert again.pages == (PageOrder(2, 1, "repeat"),)
+
+
+def test_a_tier_reachable_again_waits_its_time_as_ever() -> None:
+    first = decide(new(), POLICY, T0, ack_repage_after=ACK_REPAGE, unreachable={0})
+    # later tier 2 reaches someone: no further skipping before its 600 s are up
+    later = decide(first.state, POLICY, at(300), ack_repage_after=ACK_REPAGE)
+    assert later.pages == ()
+    assert later.next_check_at == at(600)
+
+
+def test_a_skipped_middle_tier_does_not_hold_up_the_last() -> None:
+    d = run(new(), at(0))
+    d = decide(d.state, POLICY, at(900), ack_repage_after=ACK_REPAGE, unreachable={1})
+    assert [o.tier for o in d.pages] == [1, 2]
+    assert d.next_check_at == at(900 + 300)
