@@ -58,6 +58,10 @@ class Override:
     clinician_id: str
     replaces: str | None
 
+    def __post_init__(self) -> None:
+        _aware(self.start)
+        _aware(self.end)
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -249,16 +253,18 @@ def handoffs(schedule: Schedule, start: datetime, end: datetime) -> list[Handoff
 
 
 def in_quiet_hours(clinician: Clinician, at: datetime) -> bool:
+    _aware(at)
     q = clinician.quiet_hours
     if q is None or q.start == q.end:
         return False
-    local = _aware(at).astimezone(zone(clinician.timezone)).time().replace(tzinfo=None)
+    local = at.astimezone(zone(clinician.timezone)).time().replace(tzinfo=None)
     if q.start < q.end:
         return q.start <= local < q.end
     return local >= q.start or local < q.end  # across midnight
 
 
 def reachable(clinician: Clinician, severity: str, at: datetime) -> bool:
+    _aware(at)
     if not clinician.notification_rules:
         return False
     return severity == "critical" or not in_quiet_hours(clinician, at)
@@ -272,6 +278,7 @@ def deliveries(
 ) -> list[Delivery]:
     """One per notification rule of each reachable clinician, soonest first (ties in the
     clinicians' order, then their rules')."""
+    _aware(at)
     out = []
     for cid in _dedup(clinician_ids):
         c = clinicians.get(cid)
@@ -289,6 +296,7 @@ def resolve_targets(
     targets: Sequence[Target], schedules: Mapping[str, Schedule], at: datetime
 ) -> tuple[str, ...]:
     """The clinicians the targets name at ``at``, in order; an unknown schedule names nobody."""
+    _aware(at)
     ids: list[str] = []
     for t in targets:
         if isinstance(t, ScheduleTarget):
@@ -314,6 +322,8 @@ def coverage_gaps(
     _aware(start)
     _aware(end)
     out: list[Gap] = []
+    if end <= start:
+        return out  # an empty window has no gap
     for i, targets in enumerate(tiers):
         if i in tiers_with_recipients:
             continue
@@ -406,4 +416,6 @@ def check_address(kind: str, address: str) -> str:
         return check_phone(address)
     if kind == "email":
         return check_email(address)
-    return check_webhook(address)
+    if kind == "webhook":
+        return check_webhook(address)
+    raise ValueError(f"unknown contact method kind {kind!r} (sms, email or webhook)")
