@@ -349,7 +349,7 @@ def coverage_gaps(
 
 # --- SMS reply codes --------------------------------------------------------------------
 
-_REPLY = re.compile(r"^\s*(\d{1,3})\s*([aA])\s*[.!]?\s*$")
+_REPLY = re.compile(r"^\s*(\d{1,3})\s*([aA])\s*[.!]?\s*$", re.ASCII)
 
 
 def reply_code(n: int) -> str:
@@ -382,7 +382,7 @@ def check_timezone(name: str) -> str:
 
 def check_phone(raw: str) -> str:
     """An E.164 number (``+15555550123``), as E.164."""
-    if not re.fullmatch(r"\+[1-9]\d{6,14}", raw):
+    if not re.fullmatch(r"\+[1-9]\d{6,14}", raw, re.ASCII):
         raise ValueError("must be an E.164 phone number: + then the country code and number")
     try:
         n = phonenumbers.parse(raw, None)
