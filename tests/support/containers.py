@@ -73,7 +73,7 @@ def start_if_asked() -> None:
     remove_leftovers(client)
     client.close()
     t0 = time.monotonic()
-    pg_port, kafka_port, controller_port = free_port(), free_port(), free_port()
+    pg_port, kafka_port, controller_port = free_ports(3)
     postgres = _container(PG_IMAGE, "postgres").with_envs(
         POSTGRES_USER="care", POSTGRES_PASSWORD="care", POSTGRES_DB="care", PGPORT=str(pg_port)
     )
@@ -131,12 +131,22 @@ def start_if_asked() -> None:
     atexit.register(stop)
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports (each free_port() alone may repeat one: nothing holds it)."""
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
 def _container(image: str, role: str) -> DockerContainer:
     from testcontainers.core.container import DockerContainer
 
     c = DockerContainer(image)
     c.with_kwargs(
-        network_mode="host",
+        # (as `network`, not `network_mode`: testcontainers then skips its guess of a
+        # network for a client that itself runs in a container)
+        network="host",
         labels={LABEL: "1", OWNER_LABEL: str(os.getpid()), f"{LABEL}.role": role},
     )
     return c
