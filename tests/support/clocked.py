@@ -38,6 +38,7 @@ from tests.support.stack import (
     BASE_DSN,
     EventLog,
     ServiceProcess,
+    drop_database,
     for_the_session,
     free_port,
     service_env,
@@ -223,6 +224,4 @@ async def clocked() -> AsyncIterator[ClockedStack]:
     finally:
         for p in processes.values():
             p.kill(signal.SIGTERM)
-        admin = await asyncpg.connect(BASE_DSN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(name)
