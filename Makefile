@@ -6,7 +6,10 @@
 #   make start    the same in the background; returns once everything is ready
 #   make stop     stops the services, the broker, and PostgreSQL if we started it
 #   make status
-#   make test     the whole suite (PYTEST_ARGS="-k foo -x" to pass pytest options)
+#   make test     the whole suite (PYTEST_ARGS="-k foo -x" to pass pytest options);
+#                 INTERVAL_TESTCONTAINERS=1 make test: against a broker and a database in
+#                 containers (a Docker engine needed) instead of the local ones
+#   make images   the test containers' images (deploy/containers/build.sh)
 #   make faults   the fault suite for 10 minutes (kills, broker/database restarts, two of
 #                 every process); make test runs it for 45 s
 #   make lint     ruff check, ruff format --check, mypy, lint-imports, requirements.lock up to date
@@ -25,7 +28,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help install setup infra up start stop status test lint lock bench demo faults \
+.PHONY: help install setup infra images up start stop status test lint lock bench demo faults \
 	cluster cluster-stop cluster-status up-cluster
 
 BIN := deploy/bin
@@ -43,6 +46,9 @@ install setup:
 infra: install
 	@$(BIN)/stack.sh infra
 
+images: install
+	@deploy/containers/build.sh
+
 up: install
 	@$(BIN)/stack.sh up
 
@@ -55,7 +61,8 @@ stop:
 status:
 	@$(BIN)/stack.sh status || true
 
-test: infra
+# the local broker and database, or the images of the containers the suite starts
+test: $(if $(filter 1,$(INTERVAL_TESTCONTAINERS)),images,infra)
 	$(VENV_BIN)/python -m pytest $(PYTEST_ARGS)
 
 faults: infra

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import containers
+
+# INTERVAL_TESTCONTAINERS=1: the broker and the database in containers, their addresses
+# in the environment before the plugins below import tools/stack.py, which reads them
+containers.start_if_asked()
+
 pytest_plugins = ["tests.support.stack", "tests.support.clocked"]
 
 # the fault suite's modules, in the order they run (each leaves the broker as it found
@@ -37,3 +43,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (len(KINDS), order)
 
     items.sort(key=key)  # stable: within a kind every test keeps its place
+
+
+def pytest_report_header() -> list[str]:
+    return containers.report_header()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure() -> None:
+    containers.stop()  # the session's containers go, if it has any

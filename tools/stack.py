@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,9 @@ from shared.db import connect_kwargs
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
+from tools.ports import PORT_RANGE as PORT_RANGE
+from tools.ports import bindable as bindable
+from tools.ports import free_port as free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
@@ -101,38 +102,6 @@ async def delete_topics(names: list[str], *, kafka: str = KAFKA) -> None:
         print(f"could not delete topics {names[:2]}...: {exc!r}", file=sys.stderr)
     finally:
         await kafka_admin.close()
-
-
-# Our listening ports come from below the kernel's ephemeral range: a port the kernel
-# hands out for bind(0) comes from that range, where any outgoing connection (many, with
-# a three-broker cluster) may take it as its local port before our process binds it.
-PORT_RANGE = (12000, 32000)
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(span: int = 1) -> int:
-    """A free port (the first of ``span`` free consecutive ones) outside the ephemeral range."""
-    high = min(PORT_RANGE[1], _ephemeral_low()) - span
-    for _ in range(500):
-        port = random.randrange(PORT_RANGE[0], high)  # noqa: S311  # not a secret
-        if all(bindable(port + i) for i in range(span)):
-            return port
-    raise RuntimeError(f"no {span} free consecutive ports in {PORT_RANGE}")
 
 
 @dataclass

@@ -44,6 +44,7 @@ from tests.support.stack import (
     IntakeStack,
     SchedulingStack,
     ServiceProcess,
+    drop_database,
     free_port,
     service_env,
     wait_ready,
@@ -205,9 +206,7 @@ async def fresh_database() -> AsyncIterator[str]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     yield with_database(BASE_DSN, name)
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await drop_database(name)
 
 
 def intake_api(dsn: str, keys: str, **extra: str) -> tuple[str, ServiceProcess]:

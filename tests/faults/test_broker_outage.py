@@ -4,7 +4,8 @@ session's intake relay) with sends in flight (the pipeline heartbeat every secon
 not leave the relay's idempotent producer broken for good (shared/relay.py
 _replace_producer).
 
-Runs last in the session (file name) because it stops the shared local broker.
+Runs last in the session (tests/conftest.py FAULT_ORDER) because it stops the broker
+every test shares: the local one, or the session's container (tests/support/servers.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import time
 import httpx
 import pytest
 
-from shared.settings import DEFAULT_KAFKA
+from tests.support import servers
 from tests.support.eventually import eventually
-from tests.support.stack import KAFKA, ROOT, EventLog, IntakeStack
+from tests.support.stack import EventLog, IntakeStack
 from tools.factories import intake_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -26,9 +27,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lost(
     intake: IntakeStack, event_log: EventLog
 ) -> None:
-    if KAFKA not in (DEFAULT_KAFKA, "localhost:9092"):
+    if not servers.broker_is_ours():
         pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
-    kafka_sh = str(ROOT / "deploy" / "bin" / "kafka.sh")
     async with httpx.AsyncClient(base_url=intake.url, timeout=10) as http:
         assert (await http.get("/readyz")).status_code == 200
         # the relay is connected and publishing before the broker goes
@@ -41,7 +41,7 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
             what="an intake published before the outage",
         )
         stopped = time.monotonic()
-        await run(kafka_sh, "stop")
+        await servers.broker("stop")
         try:
 
             async def readyz() -> int:
@@ -55,7 +55,7 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
             # in flight expire, which broke the producer's sequence numbers for good
             await asyncio.sleep(max(0.0, 6.0 - (time.monotonic() - stopped)))
         finally:
-            await run(kafka_sh, "start")
+            await servers.broker("start")
         await eventually(readyz, lambda code: code == 200, what="readyz 200", every=0.2)
         pid = body["patient"]["patient_id"].encode()
         await eventually(
@@ -63,8 +63,3 @@ async def test_readyz_is_503_while_the_broker_is_down_and_nothing_accepted_is_lo
             timeout=60,
             what="the intake accepted during the outage, published",
         )
-
-
-async def run(*argv: str) -> None:
-    proc = await asyncio.create_subprocess_exec(*argv)
-    assert await asyncio.wait_for(proc.wait(), 300) == 0, f"{argv} failed"

@@ -27,17 +27,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_KAFKA
+from tests.support import servers
 from tests.support.chaos import Load, Stack, generate, open_site, summary, two_of_everything, verify
-from tests.support.stack import BASE_DSN, KAFKA, ROOT
 from tools.page_receiver import PageReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SECONDS = float(os.environ.get("FAULT_SECONDS", "45"))
 RATE = float(os.environ.get("FAULT_RATE", "4"))  # intakes per second; as many check-ins
-# the broker and database are restarted only when they are this checkout's local ones
-LOCAL = KAFKA in (DEFAULT_KAFKA, "localhost:9092") and BASE_DSN == DEFAULT_DATABASE_URL
+# the broker and database are restarted only when they are this checkout's local ones,
+# or the session's containers (tests/support/servers.py)
+LOCAL = servers.broker_is_ours() and servers.database_is_ours()
 RESTARTS = LOCAL and os.environ.get("FAULT_RESTARTS", "1") == "1"
 
 
@@ -45,16 +45,6 @@ RESTARTS = LOCAL and os.environ.get("FAULT_RESTARTS", "1") == "1"
 async def stack() -> AsyncIterator[Stack]:
     async with two_of_everything("fault") as s:
         yield s
-
-
-async def _run(*argv: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 300)
-    text = out.decode(errors="replace")
-    print(text)
-    assert proc.returncode == 0, f"{argv} failed (exit {proc.returncode}):\n{text[-3000:]}"
 
 
 async def _faults(stack: Stack, receiver: PageReceiver, load: Load) -> None:
@@ -79,11 +69,10 @@ async def _faults(stack: Stack, receiver: PageReceiver, load: Load) -> None:
     if RESTARTS:
         await asyncio.sleep(gap)
         async with load.fault("broker restarted", 10.0):  # back within 10 s: issue 13
-            await _run(str(ROOT / "deploy" / "bin" / "kafka.sh"), "restart")
+            await servers.broker("restart")
         await asyncio.sleep(gap)
         async with load.fault("PostgreSQL restarted", 10.0):
-            await _run(str(ROOT / "deploy" / "bin" / "postgres.sh"), "stop", "--force")
-            await _run(str(ROOT / "deploy" / "bin" / "postgres.sh"), "start")
+            await servers.database("restart")
 
 
 async def test_nothing_lost_nothing_duplicated_under_faults_with_two_of_everything(

@@ -8,7 +8,6 @@ runs it against another broker of one's own instead (KAFKA_BOOTSTRAP_SERVERS the
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 import uuid
@@ -22,8 +21,7 @@ from aiokafka import AIOKafkaProducer
 from shared import db, events
 from shared.events import ALL_TOPICS, dlq_topic
 from shared.kafka import ensure_topics
-from shared.settings import DEFAULT_KAFKA
-from tests.support import probe_worker
+from tests.support import probe_worker, servers
 from tests.support.eventually import eventually
 from tests.support.probes import (
     applied_in_order,
@@ -35,7 +33,6 @@ from tests.support.probes import (
 from tests.support.stack import (
     ARTIFACTS,
     KAFKA,
-    ROOT,
     ServiceProcess,
     delete_topics,
     service_env,
@@ -45,18 +42,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 ASSIGNED = "safety_lane_assigned_partitions "  # services/alerts/safety.py, on its metrics port
 
-BROKER_CTL = os.environ.get("TEST_BROKER_CTL") or str(ROOT / "deploy" / "bin" / "kafka.sh")
-
-
-async def broker(action: str) -> None:
-    proc = await asyncio.create_subprocess_exec(BROKER_CTL, action)
-    assert await asyncio.wait_for(proc.wait(), 300) == 0, f"{BROKER_CTL} {action} failed"
+broker = servers.broker
 
 
 async def test_a_worker_started_while_the_broker_is_down_consumes_within_10s_of_its_return(
     database: str,
 ) -> None:
-    if KAFKA not in (DEFAULT_KAFKA, "localhost:9092") and not os.environ.get("TEST_BROKER_CTL"):
+    if not servers.broker_is_ours():
         pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
     await db.migrate(database, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
     topic = f"test.probe.outage.{uuid.uuid4().hex[:8]}"
@@ -115,7 +107,7 @@ async def test_a_safety_lane_restarted_during_an_outage_takes_its_partitions_bac
     (ALERTS_SAFETY_INSTANCE_ID, as deploy/supervisord.conf gives it) the new process takes
     its predecessor's place at once instead of waiting out that member's session (10 s,
     services/alerts/safety.py)."""
-    if KAFKA not in (DEFAULT_KAFKA, "localhost:9092") and not os.environ.get("TEST_BROKER_CTL"):
+    if not servers.broker_is_ours():
         pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
     run = uuid.uuid4().hex[:6]
     prefix = f"lane-{run}."

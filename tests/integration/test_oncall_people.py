@@ -23,6 +23,7 @@ import pytest
 
 from shared.events import CheckinAssessment, CheckinRecorded, new_event
 from tests.support.alerts import SUICIDAL, alerts_of, checkin, new_patient, publish
+from tests.support.eventually import eventually
 from tests.support.stack import STAFF_NUMBER, AlertsStack
 from tools.fake_twilio import FakeTwilio
 from tools.mail_sink import MailSink
@@ -529,3 +530,30 @@ async def test_schedule_oncall_follows_rotation_and_overrides(api: httpx.AsyncCl
     assert (await api.delete(f"/v1/schedules/{sid}/overrides/{override_id}")).status_code == 204
     assert await on("2027-03-14T12:30:00-04:00") == [a]
     assert (await api.delete(f"/v1/schedules/{sid}/overrides/{override_id}")).status_code == 404
+
+
+async def test_a_failed_sms_is_retried_and_every_attempt_is_in_the_page_history(
+    api: httpx.AsyncClient,
+    intake_http: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+) -> None:
+    cell = phone()
+    cid = await clinician(api, name="Dr. Retry", sms=cell)
+    site_id = await site_with(api, {"targets": [{"clinician_id": cid}], "escalate_after_s": 3600})
+    pid, _ = await new_patient(intake_http, site_id)
+    fake_twilio.fail_next(1, status=503)  # Twilio is down for the first attempt
+    await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+    await fake_twilio.wait_for(to=cell, timeout=15)
+    (alert,) = await alerts_of(api, pid)
+
+    async def sms_page() -> dict[str, Any]:
+        detail = (await api.get(f"/v1/alerts/{alert['alert_id']}")).json()
+        page: dict[str, Any] = next(p for p in detail["pages"] if p["channel"] == "sms")
+        return page
+
+    page = await eventually(sms_page, lambda p: p["status"] == "delivered", what="delivered")
+    assert page["clinician_id"] == cid
+    assert page["contact_method"] == "cell"
+    assert [(a["attempt"], a["http_status"]) for a in page["attempts"]] == [(1, 503), (2, 201)]
+    assert page["attempts"][0]["error"] is not None
+    assert cell not in (page["attempts"][0]["error"] or "")  # no contact detail in errors

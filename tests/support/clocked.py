@@ -39,6 +39,7 @@ from tests.support.stack import (
     EventLog,
     ServiceProcess,
     channels_env,
+    drop_database,
     for_the_session,
     free_port,
     service_env,
@@ -227,6 +228,4 @@ async def clocked(fake_twilio: FakeTwilio, mail_sink: MailSink) -> AsyncIterator
     finally:
         for p in processes.values():
             p.kill(signal.SIGTERM)
-        admin = await asyncpg.connect(BASE_DSN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(name)

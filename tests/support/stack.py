@@ -37,6 +37,7 @@ from tools.stack import ServiceProcess as ServiceProcess
 from tools.stack import Space as Space
 from tools.stack import create_space as create_space
 from tools.stack import delete_topics as delete_topics
+from tools.stack import drop_database as drop_database
 from tools.stack import drop_space as drop_space
 from tools.stack import free_port as free_port
 from tools.stack import wait_ready as wait_ready
@@ -62,9 +63,7 @@ async def database() -> AsyncIterator[str]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     yield with_database(BASE_DSN, name)
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await drop_database(name)
 
 
 @dataclass
