@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from types import TracebackType
 from typing import Self
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tools.local_server import LocalServer
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-class MailSink:
+class MailSink(LocalServer):
     """An SMTP server on loopback that accepts every message (unless scripted to refuse
     recipients: ``fail_next``) and records it."""
 
@@ -111,23 +112,6 @@ class MailSink:
         if server is not None:
             server.close()
             await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("MailSink not started")
-        return self._port
 
     @property
     def smtp_url(self) -> str:

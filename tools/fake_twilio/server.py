@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote
 
@@ -20,6 +19,8 @@ import httpx
 import orjson
 import uvicorn
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+
+from tools.local_server import LocalServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,7 +61,7 @@ class Sms:
         return self.status == 201
 
 
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     """Twilio's Messages API on loopback. Every POST is recorded as an ``Sms``; the answer:
 
     - a scripted failure first (``fail_next``: status, Twilio's error JSON);
@@ -134,23 +135,6 @@ class FakeTwilio:
         if server is not None:
             server.should_exit = True
             await server.shutdown()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeTwilio not started")
-        return self._port
 
     @property
     def api_url(self) -> str:

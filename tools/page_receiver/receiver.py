@@ -8,12 +8,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from types import TracebackType
 from typing import Any, Self
 
 import orjson
 import uvicorn
 
+from tools.local_server import LocalServer
 from tools.page_receiver.received import (
     Received,
     header_dict,
@@ -29,7 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class PageReceiver:
+class PageReceiver(LocalServer):
     """In-process webhook receiver; see tools/page_receiver/__init__.py.
 
     Status scripting, per exact request path, or for any path when ``path`` is None (an
@@ -109,23 +109,6 @@ class PageReceiver:
         if server is not None:
             server.should_exit = True
             await server.shutdown()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("PageReceiver not started")
-        return self._port
 
     def url(self, path: str = "/page") -> str:
         if not path.startswith("/"):
