@@ -17,6 +17,7 @@ from services.alerts.roster_schemas import (
     ClinicianIn,
     ClinicianOut,
     GapOut,
+    HandoffOut,
     OncallAt,
     OncallNow,
     OverrideIn,
@@ -148,6 +149,24 @@ async def delete_override(schedule_id: str, override_id: str, request: Request) 
 )
 async def schedule_oncall(schedule_id: str, request: Request, at: At = None) -> OncallAt:
     return await rosters.schedule_oncall(deps(request), schedule_id, at)
+
+
+@router.get(
+    "/schedules/{schedule_id}/handoffs",
+    response_model=list[HandoffOut],
+    responses=ERRORS,
+    tags=["on-call people"],
+    summary="A schedule's handoffs: each instant who is on call changes (default: 7 days)",
+    description="`from` defaults to now, `to` to 7 days after `from` and is capped at 92 "
+    "days after it; a `to` not after `from` is an empty window: no handoffs.",
+)
+async def schedule_handoffs(
+    schedule_id: str,
+    request: Request,
+    from_: Annotated[IsoInstantText | None, Query(alias="from")] = None,
+    to: Annotated[IsoInstantText | None, Query()] = None,
+) -> list[HandoffOut]:
+    return await rosters.schedule_handoffs(deps(request), schedule_id, from_, to)
 
 
 @router.get(

@@ -352,6 +352,12 @@ class OncallNow(BaseModel):
     tiers: list[TierNow]
 
 
+class HandoffOut(BaseModel):
+    at: datetime
+    before: list[str] = Field(description="the clinicians on call just before `at`")
+    after: list[str] = Field(description="the clinicians on call from `at`")
+
+
 class GapOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 

@@ -18,6 +18,7 @@ from services.alerts.roster_schemas import (
     ClinicianIn,
     ClinicianOut,
     GapOut,
+    HandoffOut,
     OncallAt,
     OncallNow,
     OverrideIn,
@@ -35,6 +36,7 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 GAPS_MAX = timedelta(days=92)  # the longest window /oncall/gaps looks at
+HANDOFFS_MAX = timedelta(days=92)  # the longest window /handoffs looks at
 
 
 # --- clinicians -------------------------------------------------------------------------
@@ -177,6 +179,29 @@ async def schedule_oncall(deps: Deps, schedule_id: str, at: datetime | None) -> 
             raise NotFound(f"no schedule {schedule_id}")
         overrides = (await repo.overrides_of(conn, [schedule_id], when)).get(schedule_id, [])
     return OncallAt(clinician_ids=list(rosters.oncall_at(row.schedule(overrides), when)))
+
+
+async def schedule_handoffs(
+    deps: Deps, schedule_id: str, start: datetime | None, end: datetime | None
+) -> list[HandoffOut]:
+    """Every instant in [from, to) at which who the schedule puts on call changes (its
+    rotations' handoffs and its overrides' edges); ``from`` defaults to now, ``to`` to 7 days
+    after it, capped at 92."""
+    frm = start or deps.clock()
+    to = min(end or frm + timedelta(days=7), frm + HANDOFFS_MAX)
+    if to <= frm:
+        return []
+    async with deps.pool.acquire() as conn:
+        row = await repo.get_schedule(conn, schedule_id)
+        if row is None:
+            raise NotFound(f"no schedule {schedule_id}")
+        # an override ending exactly at ``from`` still decides who was on just before it
+        just_before = frm - timedelta(microseconds=1)
+        overrides = (await repo.overrides_of(conn, [schedule_id], just_before)).get(schedule_id, [])
+    return [
+        HandoffOut(at=h.at, before=list(h.before), after=list(h.after))
+        for h in rosters.handoffs(row.schedule(overrides), frm, to)
+    ]
 
 
 # --- a site's tiers ---------------------------------------------------------------------
