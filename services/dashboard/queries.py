@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.dashboard import board, overview, patient, schedule
+from services.dashboard import board, oncall, overview, patient, schedule
 from services.dashboard.upstream import Down, Refused, Upstream
 from shared.clock import utcnow
 
@@ -142,3 +142,87 @@ async def patient_context(up: Upstream, patient_id: str) -> dict[str, Any]:
     ctx["hold"] = hold if isinstance(hold, dict) and hold.get("held") else None
     ctx["hold_down"] = hold if isinstance(hold, Down) else None
     return ctx
+
+
+async def _site_oncall(up: Upstream, site_id: str) -> tuple[Any, Any, Any]:
+    policy, now, gaps = await asyncio.gather(
+        up.get("alerts", f"/v1/sites/{site_id}/oncall"),
+        up.get("alerts", f"/v1/sites/{site_id}/oncall/now"),
+        up.get("alerts", f"/v1/sites/{site_id}/oncall/gaps"),  # the next 14 days
+    )
+    return policy, now, gaps
+
+
+async def oncall_context(up: Upstream, site_ids: list[str]) -> dict[str, Any]:
+    """The on-call page: ``site_ids`` only when given, else every site scheduling knows."""
+    sites, clinicians, schedules = await asyncio.gather(
+        up.get("scheduling", "/v1/sites"),
+        up.get("alerts", "/v1/clinicians"),
+        up.get("alerts", "/v1/schedules"),
+    )
+    for result in (clinicians, schedules):
+        if isinstance(result, Down | Refused):
+            return {"down": result if isinstance(result, Down) else Down("alerts", result.detail)}
+    known = {s["site_id"]: s for s in sites} if isinstance(sites, list) else {}
+    ids = site_ids or sorted(known)
+    names = {c["clinician_id"]: c["name"] for c in clinicians}
+    schedule_names = {s["schedule_id"]: s["name"] for s in schedules}
+    per_site, handoffs = await asyncio.gather(
+        asyncio.gather(*(_site_oncall(up, i) for i in ids)),
+        asyncio.gather(
+            *(up.get("alerts", f"/v1/schedules/{s['schedule_id']}/handoffs") for s in schedules)
+        ),
+    )
+    site_rows = []
+    for site_id, (policy, now, gaps) in zip(ids, per_site, strict=True):
+        info = known.get(site_id, {})
+        row: dict[str, Any] = {"site_id": site_id, "name": info.get("name"), "tiers": None}
+        row["timezone"] = info.get("timezone") or "UTC"
+        bad = next((r for r in (policy, now, gaps) if isinstance(r, Down | Refused)), None)
+        if isinstance(bad, Refused):
+            row["missing"] = bad.detail  # no on-call policy for the site
+        elif isinstance(bad, Down):
+            row["down"] = bad
+        else:
+            row["tiers"] = oncall.site_tiers(
+                policy, now, gaps, names, schedule_names, oncall.zone(row["timezone"])
+            )
+        site_rows.append(row)
+    schedule_rows = []
+    for s, h in zip(schedules, handoffs, strict=True):
+        tz = oncall.zone(s["timezone"])
+        schedule_rows.append(
+            {
+                **s,
+                "rotation_lines": [oncall.rotation_line(r, names) for r in s["rotations"]],
+                "rotations_text": oncall.rotations_text(s),
+                "handoffs": oncall.handoff_lines(h, names, tz) if isinstance(h, list) else None,
+                "handoffs_down": h if isinstance(h, Down | Refused) else None,
+                "override_rows": [
+                    {
+                        "override_id": o["override_id"],
+                        "window": oncall.window(o["from"], o["to"], tz),
+                        "who": oncall.name_of(names, o["clinician_id"]),
+                        "replaces": oncall.name_of(names, o["replaces"]) if o["replaces"] else None,
+                    }
+                    for o in s["overrides"]
+                ],
+            }
+        )
+    clinician_rows = [
+        {
+            **c,
+            "rules": oncall.rule_lines(c),
+            "methods_text": oncall.methods_text(c),
+            "rules_text": oncall.rules_text(c),
+        }
+        for c in clinicians
+    ]
+    return {
+        "down": None,
+        "sites": site_rows,
+        "sites_down": sites if isinstance(sites, Down) and not site_ids else None,
+        "site_filter": ",".join(site_ids),
+        "schedules": schedule_rows,
+        "clinicians": clinician_rows,
+    }

@@ -3,7 +3,7 @@ empty list that would read as "all clear")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,6 +26,8 @@ class Refused:
 
     status: int
     detail: str
+    # a 422's ``errors: [{field, message}]``, to show beside the form that sent it
+    errors: tuple[dict[str, str], ...] = field(default=())
 
 
 class Upstream:
@@ -48,6 +50,13 @@ class Upstream:
     async def post(self, service: str, path: str, body: dict[str, Any]) -> Any:
         return await self._call("POST", service, path, json=body)
 
+    async def put(self, service: str, path: str, body: dict[str, Any]) -> Any:
+        return await self._call("PUT", service, path, json=body)
+
+    async def delete(self, service: str, path: str) -> Any:
+        """``{}`` when done (a 204 has no body)."""
+        return await self._call("DELETE", service, path)
+
     async def _call(self, method: str, service: str, path: str, **kw: Any) -> Any:
         try:
             r = await self.http.request(
@@ -61,8 +70,8 @@ class Upstream:
         if r.status_code == 401:
             return Down(service, "refused our credentials (sign in again)")
         if r.status_code >= 400:
-            return Refused(r.status_code, _detail(r))
-        return orjson.loads(r.content)
+            return Refused(r.status_code, _detail(r), _errors(r))
+        return orjson.loads(r.content) if r.content else {}
 
 
 def _detail(r: httpx.Response) -> str:
@@ -75,3 +84,18 @@ def _detail(r: httpx.Response) -> str:
     if errors:
         return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
     return str(detail or body)[:200]
+
+
+def _errors(r: httpx.Response) -> tuple[dict[str, str], ...]:
+    try:
+        body = r.json()
+    except ValueError:
+        return ()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return ()
+    return tuple(
+        {"field": str(e.get("field") or ""), "message": str(e.get("message") or "")}
+        for e in errors
+        if isinstance(e, dict)
+    )
