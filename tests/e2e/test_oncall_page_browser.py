@@ -188,6 +188,27 @@ async def test_a_scheduler_sees_who_is_on_call_and_the_gaps_and_adds_an_override
     await expect(override).to_have_count(0)
     await expect(on_now).to_have_text("Dr. Ada Oncall")
 
+    # a new clinician from the form, then a schedule edit naming nobody known: the 422
+    # names the field beside the form, and the schedule is unchanged
+    dee = uid("c")
+    new = page.locator("form.put-clinician.new")
+    await page.locator("details:has(form.put-clinician.new) > summary").click()
+    await new.locator("input[name=clinician_id]").fill(dee)
+    await new.locator("input[name=name]").fill("Dr. Dee New")
+    await new.locator("input[name=timezone]").fill("Europe/Berlin")
+    await new.locator("textarea[name=contact_methods]").fill("cell sms +15555550199")
+    await new.locator("textarea[name=notification_rules]").fill("cell 0")
+    await new.locator("button[type=submit]").click()
+    await expect(page.locator(f"tr[data-clinician-id='{dee}']")).to_contain_text("+15555550199")
+
+    edit = page.locator(f"[data-schedule-id='{covered}'] form.put-schedule")
+    await page.locator(f"[data-schedule-id='{covered}'] details > summary").click()
+    await edit.locator("textarea[name=rotations]").fill("c-nobody-known daily 09:00 2026-01-01")
+    await edit.locator("button[type=submit]").click()
+    refused = page.locator(f"[data-errors-for='schedule:{covered}']")
+    await expect(refused).to_contain_text("rotations[0].participants[0]")
+    await expect(on_now).to_have_text("Dr. Ada Oncall")
+
 
 async def test_a_viewer_sees_the_page_without_any_form(
     dashboard: str, alerts: AlertsStack, browser: Browser
