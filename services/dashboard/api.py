@@ -96,13 +96,9 @@ async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
 # --- on-call people (docs/domain.md "On-call people") -------------------------------------
 
 
-def _sites(text: str | None) -> list[str]:
-    return [s for s in (text or "").split(",") if s.strip()][:50]
-
-
 @router.get("/oncall", response_class=HTMLResponse)
 async def oncall_page(request: Request, sites: str | None = None) -> HTMLResponse:
-    ctx = await queries.oncall_context(up(request), _sites(sites))
+    ctx = await queries.oncall_context(up(request), oncall.site_ids(sites))
     return _render(request, "oncall.html", {**ctx, "can_edit": may_edit_oncall(request)})
 
 
@@ -125,7 +121,7 @@ async def _oncall_answer(
         errors[key] = result
     else:
         message = {"kind": "ok", "text": done}
-    ctx = await queries.oncall_context(up(request), _sites(form.get("sites")))
+    ctx = await queries.oncall_context(up(request), oncall.site_ids(form.get("sites")))
     return _render(
         request,
         "_oncall.html",
@@ -151,7 +147,7 @@ async def put_clinician(request: Request) -> Response:
     cid = form.get("clinician_id", "").strip()
     key = f"clinician:{form.get('form_id', cid)}"
     body, errors = oncall.clinician_body(form)
-    if not cid:
+    if not oncall.is_id(cid):
         errors.insert(0, {"field": "clinician_id", "message": "an id, e.g. c-rivera"})
     result: object = errors or await up(request).put("alerts", f"/v1/clinicians/{cid}", body)
     return await _oncall_answer(request, form, key, result, f"Clinician {cid} saved.")
@@ -165,7 +161,7 @@ async def put_schedule(request: Request) -> Response:
     sid = form.get("schedule_id", "").strip()
     key = f"schedule:{form.get('form_id', sid)}"
     body, errors = oncall.schedule_body(form)
-    if not sid:
+    if not oncall.is_id(sid):
         errors.insert(0, {"field": "schedule_id", "message": "an id, e.g. psychiatry"})
     result: object = errors or await up(request).put("alerts", f"/v1/schedules/{sid}", body)
     return await _oncall_answer(request, form, key, result, f"Schedule {sid} saved.")

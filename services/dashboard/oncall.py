@@ -8,14 +8,27 @@ Pure: no I/O. A form that cannot be read gives errors in the API's own shape
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.validation import ID_MAX_LENGTH, ID_PATTERN
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Errors = list[dict[str, str]]
+
+
+def is_id(text: str) -> bool:
+    """An id the services accept (shared/validation.py): never a path of its own."""
+    return len(text) <= ID_MAX_LENGTH and re.fullmatch(ID_PATTERN, text) is not None
+
+
+def site_ids(text: str | None) -> list[str]:
+    """``?sites=a,b``: the ids in it (at most 50), anything else dropped."""
+    return [s for s in (p.strip() for p in (text or "").split(",")) if is_id(s)][:50]
 
 
 # --- showing ------------------------------------------------------------------------------

@@ -190,3 +190,10 @@ def test_contact_method_lines_round_trip(methods: list[tuple[str, str, str]]) ->
     body, errors = oncall.clinician_body({"contact_methods": oncall.methods_text(c)})
     assert errors == []
     assert body["contact_methods"] == c["contact_methods"]
+
+
+def test_site_ids_keep_only_ids_the_services_accept() -> None:
+    assert oncall.site_ids(" site-a, ,../alerts,site.b:2,a/b ") == ["site-a", "site.b:2"]
+    assert oncall.site_ids(None) == []
+    assert len(oncall.site_ids(",".join(f"s{i}" for i in range(80)))) == 50
+    assert not oncall.is_id("x" * 129)
