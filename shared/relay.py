@@ -252,6 +252,11 @@ class OutboxRelay:
                 if rest > 0:
                     await asyncio.sleep(rest)
         finally:
+            if not wait:
+                # this lane is done (stopped, even before its first pass): the lane
+                # waiting for its first pass must not wait for ever (a relay stopped just
+                # after it started hung its shutdown so, in fresh-clone CI)
+                first_pass.set()
             if leader is None:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)

@@ -125,3 +125,33 @@ async def test_a_routine_write_notifies_the_routine_lane_only(probe: Probe) -> N
         assert await asyncio.wait_for(payloads.get(), 10) == "safety"
     finally:
         await listener.close()
+
+
+async def test_a_relay_stopped_before_its_safety_lane_connected_stops() -> None:
+    """Stopped while its safety lane is still connecting (a SIGTERM right after a start):
+    the routine lane waits for the safety lane's first pass, which never comes, and must
+    not wait for ever (it did: the shutdown hung)."""
+    space = await create_space("relay")
+    await db.migrate(space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
+    connecting = asyncio.Event()
+
+    class SlowSafetyLane(OutboxRelay):
+        async def _connect(self, lane: str) -> asyncpg.Connection:
+            if lane == "safety":
+                connecting.set()
+                await self._stopping.wait()  # still connecting when the relay is stopped
+            return await super()._connect(lane)
+
+    config = RelayConfig(dsn=space.dsn, schema=probe_worker.SCHEMA, topic_prefix=space.prefix)
+    producer = idempotent_producer([KAFKA], "relay-test-stop")
+    await producer.start()
+    relay = SlowSafetyLane(config, producer)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.wait_for(connecting.wait(), 10)
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+    finally:
+        task.cancel()
+        await producer.stop()
+        await drop_space(space)
