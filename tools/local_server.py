@@ -5,7 +5,9 @@ one it listens on once started."""
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+import uvicorn
 
 
 class LocalServer:
@@ -33,3 +35,36 @@ class LocalServer:
         if self._port is None:
             raise RuntimeError(f"{type(self).__name__} not started")
         return self._port
+
+
+async def start_asgi(app: Any, host: str, port: int, name: str) -> tuple[uvicorn.Server, int]:
+    """An ASGI app served on ``host:port`` in the running loop; the server and its port,
+    once it accepts connections. Startup and shutdown are driven here rather than by
+    ``server.serve()``, which installs process-wide SIGINT/SIGTERM handlers that an
+    embedded stand-in must not (Ctrl-C in pytest would stop it, not the run)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        interface="asgi3",
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup()
+    except SystemExit:  # uvicorn exits when it cannot bind
+        raise OSError(f"{name} could not listen on {host}:{port}") from None
+    return server, int(server.servers[0].sockets[0].getsockname()[1])
+
+
+async def stop_asgi(server: uvicorn.Server | None) -> None:
+    if server is not None:
+        server.should_exit = True
+        await server.shutdown()

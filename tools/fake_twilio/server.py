@@ -20,7 +20,7 @@ import orjson
 import uvicorn
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from tools.local_server import LocalServer
+from tools.local_server import LocalServer, start_asgi, stop_asgi
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -99,30 +99,9 @@ class FakeTwilio(LocalServer):
         if self._server is not None:
             raise RuntimeError("FakeTwilio already started")
         self._changed = asyncio.Condition()
-        config = uvicorn.Config(
-            self._app,
-            host=self.host,
-            port=self._requested_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            interface="asgi3",
-            proxy_headers=False,
-            server_header=False,
-            date_header=False,
+        server, self._port = await start_asgi(
+            self._app, self.host, self._requested_port, "FakeTwilio"
         )
-        config.load()
-        server = uvicorn.Server(config)
-        # as PageReceiver does (tools/page_receiver/receiver.py): no serve(), so no
-        # process-wide signal handlers
-        server.lifespan = config.lifespan_class(config)
-        try:
-            await server.startup()
-        except SystemExit:
-            raise OSError(
-                f"FakeTwilio could not listen on {self.host}:{self._requested_port}"
-            ) from None
-        self._port = int(server.servers[0].sockets[0].getsockname()[1])
         self._server = server
         self._http = httpx.AsyncClient(timeout=10.0)
         return self
@@ -132,9 +111,7 @@ class FakeTwilio(LocalServer):
         if http is not None:
             await http.aclose()
         server, self._server = self._server, None
-        if server is not None:
-            server.should_exit = True
-            await server.shutdown()
+        await stop_asgi(server)
 
     @property
     def api_url(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Self
 import orjson
 import uvicorn
 
-from tools.local_server import LocalServer
+from tools.local_server import LocalServer, start_asgi, stop_asgi
 from tools.page_receiver.received import (
     Received,
     header_dict,
@@ -74,41 +74,15 @@ class PageReceiver(LocalServer):
         if self._server is not None:
             raise RuntimeError("PageReceiver already started")
         self._changed = asyncio.Condition()  # bound to the running loop
-        config = uvicorn.Config(
-            self._app,
-            host=self.host,
-            port=self._requested_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            interface="asgi3",
-            proxy_headers=False,
-            server_header=False,
-            date_header=False,
+        server, self._port = await start_asgi(
+            self._app, self.host, self._requested_port, "PageReceiver"
         )
-        config.load()
-        server = uvicorn.Server(config)
-        # Drive startup/shutdown ourselves instead of running ``server.serve()`` as a
-        # task: serve() installs process-wide SIGINT/SIGTERM handlers, which an embedded
-        # helper must not do (Ctrl-C in pytest would stop the receiver, not the run).
-        # startup() returns once the socket listens, so nothing needs to be awaited after.
-        server.lifespan = config.lifespan_class(config)
-        try:
-            await server.startup()
-        except SystemExit:  # uvicorn exits when it cannot bind
-            raise OSError(
-                f"PageReceiver could not listen on {self.host}:{self._requested_port}"
-            ) from None
-        sockets = server.servers[0].sockets
-        self._port = int(sockets[0].getsockname()[1])
         self._server = server
         return self
 
     async def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server.should_exit = True
-            await server.shutdown()
+        await stop_asgi(server)
 
     def url(self, path: str = "/page") -> str:
         if not path.startswith("/"):
