@@ -116,6 +116,8 @@ async def main(sections: list[str]) -> None:
         await intake_section(ins, kaf, fixed_s)
     if "cost" in sections or "intake" in sections:
         await cost.section(200, 5 if QUICK else 10)
+    if "cost" in sections or "mixed" in sections:
+        await cost.section_consumers(200, 5 if QUICK else 10)
     if "scheduling" in sections:
         await scheduling_section()
     if "dashboard" in sections:

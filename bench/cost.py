@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import resource
+import signal
 from pathlib import Path
 
 import orjson
@@ -51,7 +52,9 @@ def _snapshot(st: Stack) -> dict[str, float]:
     }
 
 
-async def _measure(st: Stack, label: str, bodies: list[bytes], path: str, rate: float) -> None:
+async def _measure(
+    st: Stack, label: str, bodies: list[bytes], path: str, rate: float
+) -> dict[str, float]:
     await st.settle()
     before = _snapshot(st)
     _, errors = await open_loop(st.urls["intake"], rate, len(bodies) / rate, bodies, path=path)
@@ -62,6 +65,7 @@ async def _measure(st: Stack, label: str, bodies: list[bytes], path: str, rate: 
     parts = "  ".join(f"{k} {v:.2f}" for k, v in per.items())
     print(f"  {label}: {total:.2f} ms CPU each (errors={errors}): {parts}")
     print(f"    => at most {2000 / total:.0f}/s on 2 cores with nothing else running")
+    return per
 
 
 async def section(rate: float = 200, seconds: float = 10) -> None:
@@ -78,3 +82,67 @@ async def section(rate: float = 200, seconds: float = 10) -> None:
             orjson.dumps(checkin_body(random.choice(patients), routine_phq9())) for _ in range(n)
         ]
         await _measure(st, "POST /v1/checkins", checkins, "/v1/checkins", rate)
+
+
+def _steady() -> list[int]:
+    """A patient doing well: a PHQ-9 of 0-8 that stays put (item 9 at 0)."""
+    return [random.randint(0, 1) for _ in range(8)] + [0]
+
+
+def _wobble(answers: list[int]) -> list[int]:
+    """The patient's answers with one item a point off: never 5 above their lowest (not
+    worsening, docs/domain.md), so these are the routine check-ins most of a day's are."""
+    out = list(answers)
+    i = random.randrange(8)
+    out[i] = min(3, max(0, out[i] + random.choice((-1, 1))))
+    return out
+
+
+def _checkins(steady: dict[str, list[int]], n: int) -> list[bytes]:
+    """``n`` routine check-ins of the steady patients, at random."""
+    pids = list(steady)
+    out = []
+    for _ in range(n):
+        pid = random.choice(pids)
+        out.append(orjson.dumps(checkin_body(pid, _wobble(steady[pid]))))
+    return out
+
+
+async def section_consumers(rate: float = 200, seconds: float = 10) -> None:
+    """Routine check-ins (steady patients: none worsening, none at risk) through the whole
+    stack (intake, scheduling, alerts), with the workers applying each event in a
+    transaction of its own (CONSUMER_BATCH_MAX=1, the baseline) and with a partition's
+    queued events applied together (the default; shared/processing.py process_batch).
+
+    Live, a worker that keeps up finds one event queued at a time, so both settings do
+    the same work; batching tells once events queue up (a worker behind: a burst, a
+    restart, the mixed load). So the second half stops both workers (SIGSTOP) while the
+    same load is accepted and measures what they spend, and how long they take, to
+    catch up on it."""
+    print(f"Check-ins through the whole stack ({rate:g}/s for {seconds:g}s, open loop):")
+    n = int(rate * seconds)
+    workers = ("alerts-worker", "scheduling-worker")
+    for label, env in (("one event per transaction", {"CONSUMER_BATCH_MAX": "1"}), ("batched", {})):
+        async with stack(("intake", "scheduling", "alerts"), env) as st:
+            await open_loop(st.urls["intake"], 100, 2)  # warm
+            admitted = [intake_body() for _ in range(300)]
+            await open_loop(st.urls["intake"], 100, 3, [orjson.dumps(b) for b in admitted])
+            steady = {b["patient"]["patient_id"]: _steady() for b in admitted}
+            await _measure(st, f"live, {label}", _checkins(steady, n), "/v1/checkins", rate)
+            await st.settle()
+            for w in workers:
+                os.kill(st.pids[w], signal.SIGSTOP)
+            try:
+                bodies = _checkins(steady, n)
+                await open_loop(st.urls["intake"], rate, seconds, bodies, path="/v1/checkins")
+            finally:
+                before = _snapshot(st)
+                for w in workers:
+                    os.kill(st.pids[w], signal.SIGCONT)
+            took = await st.settle()
+            after = _snapshot(st)
+            spent = "  ".join(
+                f"{k} {(after[k] - before[k]) * 1000 / n:.2f}"
+                for k in (*workers, "postgresql", "kafka broker")
+            )
+            print(f"  a backlog of {n}, {label}: caught up in {took:.1f} s; ms CPU each: {spent}")

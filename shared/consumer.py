@@ -91,11 +91,12 @@ class PartitionLanes:
     whose transient failure is retried holds back the rest of its own partition (its
     patient's order is kept) and nothing else. A message is acked once its lane has
     processed it; faust commits a partition's offset only up to its first unacked
-    message, so no offset is committed past an unprocessed one. A lane that backs up is
-    paused at the fetcher (LANE_PAUSE) instead of growing without bound. On revocation
-    the lanes of the revoked partitions are cancelled and dropped: what they had not
-    acked is read again, from the committed offset, by the partition's next owner (the
-    inbox makes a repeat a no-op).
+    message, so no offset is committed past an unprocessed one. A lane takes what queued
+    up while it worked, up to CONSUMER_BATCH_MAX (``EventProcessor.process_batch``). A
+    lane that backs up is paused at the fetcher (LANE_PAUSE) instead of growing without
+    bound. On revocation the lanes of the revoked partitions are cancelled and dropped:
+    what they had not acked is read again, from the committed offset, by the partition's
+    next owner (the inbox makes a repeat a no-op).
     """
 
     def __init__(self, app: faust.App, processor: EventProcessor) -> None:
@@ -120,21 +121,27 @@ class PartitionLanes:
             log.info("lane_paused", topic=tp.topic, partition=tp.partition, queued=queue.qsize())
 
     async def _run(self, tp: Any, queue: asyncio.Queue[Any]) -> None:
+        batch_max = self.processor.settings.consumer_batch_max
         while True:
-            event = await queue.get()
-            m = event.message
-            await self.processor.process(
-                Message(
-                    topic=tp.topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    key=m.key,
-                    value=m.value or b"",
-                    headers=_headers(m.headers),
-                )
+            batch = [await queue.get()]
+            while len(batch) < batch_max and not queue.empty():  # what queued meanwhile
+                batch.append(queue.get_nowait())
+            await self.processor.process_batch(
+                [
+                    Message(
+                        topic=tp.topic,
+                        partition=e.message.partition,
+                        offset=e.message.offset,
+                        key=e.message.key,
+                        value=e.message.value or b"",
+                        headers=_headers(e.message.headers),
+                    )
+                    for e in batch
+                ]
             )
-            event.ack()
-            _track_lag(self.app, self.processor.group, tp.topic, m)
+            for e in batch:
+                e.ack()
+            _track_lag(self.app, self.processor.group, tp.topic, batch[-1].message)
             if tp in self._paused and queue.qsize() <= LANE_RESUME:
                 self._paused.discard(tp)
                 self.app.consumer.resume_partitions([faust_tp(tp)])

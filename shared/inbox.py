@@ -16,3 +16,15 @@ async def first_time(conn: Conn, event_id: str, topic: str) -> bool:
         topic,
     )
     return bool(status == "INSERT 0 1")
+
+
+async def first_times(conn: Conn, ids: list[tuple[str, str]]) -> set[str]:
+    """``first_time`` for several events (event id, topic) in one statement: the ids not
+    processed before (an id twice in ``ids`` is in the answer once)."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (event_id, topic) SELECT * FROM unnest($1::text[], $2::text[]) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        [i for i, _ in ids],
+        [t for _, t in ids],
+    )
+    return {r["event_id"] for r in rows}

@@ -10,6 +10,12 @@ Every message ends in exactly one of
 - retried: a transient failure (database or broker away) is retried with capped
   exponential backoff, for as long as it takes, holding the partition's order.
 
+Under load a partition's lane hands over what queued up meanwhile
+(``EventProcessor.process_batch``): where the route allows it (``Route.batch``: its
+handler touches only its own patient's rows), consecutive events share one transaction,
+their inbox rows written by one statement. A batch that fails in any way rolls back and
+its events are applied one by one as above, so each ends as it would have alone.
+
 Nothing here knows how messages are fetched: the faust worker (shared/consumer.py) and
 the alerts safety lane (services/alerts/safety.py) hand each message to
 ``EventProcessor.process``. A service wires its handlers by payload type (``Reaction``).
@@ -53,6 +59,13 @@ Handler = Callable[[Conn, CloudEvent, Any], Awaitable[None]]
 CONSUMED = Counter("events_consumed_total", "Events consumed", ["topic", "outcome"])
 DEAD_LETTERED = Counter("events_dead_lettered_total", "Events sent to a .dlq", ["topic", "reason"])
 RETRIES = Counter("consumer_retries_total", "Transient failures retried", ["topic"])
+BATCHES = Counter(
+    "consumer_batches_total",
+    "Transactions that applied several events of a partition at once, by outcome "
+    "(committed, or split: rolled back and applied one by one)",
+    ["topic", "outcome"],
+)
+BATCHED = Counter("consumer_batched_events_total", "Events applied inside a batch", ["topic"])
 # Worth retrying: PostgreSQL not reachable (shared/db.py UNREACHABLE), a transaction that
 # lost a race, a server shutting down, the broker away. Anything else is the message's.
 TRANSIENT = (
@@ -75,6 +88,12 @@ class Route:
     topic: str
     handler: Handler
     event_type: str = ""
+    # whether an event (by its payload) may share a transaction with its neighbours on
+    # its partition (process_batch): only where its handler then locks no more than its
+    # own patient's rows, so the batch takes its locks in the order every other writer
+    # does (the patient first) and never waits on a lock while holding another
+    # patient's that the safety lane may want. None: every event alone.
+    batch: Callable[[Any], bool] | None = None
 
     @property
     def expected_type(self) -> str:
@@ -152,6 +171,68 @@ class EventProcessor:
             topic=msg.topic, partition=msg.partition, offset=msg.offset, event_id=event.id
         ):
             return await self._apply(route, msg, event)
+
+    async def process_batch(self, msgs: Sequence[Message]) -> list[str]:
+        """Apply one partition's messages in their order; their outcomes. Where the topic's
+        route allows it, consecutive messages that decode share one transaction (a message
+        that would be dead-lettered goes alone, between them). Never raises (but for
+        cancellation)."""
+        if not msgs:
+            return []
+        route = self.routes[msgs[0].topic]
+        if len(msgs) == 1 or route.batch is None:
+            return [await self.process(m) for m in msgs]
+        outcomes: list[str] = []
+        run: list[tuple[Message, CloudEvent, Any]] = []
+        for msg in msgs:
+            ready = _decoded(route, msg)
+            if ready is None or not route.batch(ready[1]):
+                # alone, in its place in the order (dead-lettered, or not batchable)
+                outcomes += await self._apply_together(route, run)
+                run = []
+                outcomes.append(await self.process(msg))
+            else:
+                run.append((msg, *ready))
+        outcomes += await self._apply_together(route, run)
+        return outcomes
+
+    async def _apply_together(
+        self, route: Route, run: list[tuple[Message, CloudEvent, Any]]
+    ) -> list[str]:
+        """``run`` in one transaction: the inbox rows by one statement, then each first-time
+        event's handler in order. Any failure: rolled back, and each applied alone."""
+        if len(run) <= 1:
+            return [await self.process(msg) for msg, _, _ in run]
+        topic = route.topic
+        try:
+            await self.start()
+            assert self._pool is not None
+            outcomes = []
+            with metrics.commit_scope():
+                async with self._pool.acquire() as conn, conn.transaction():
+                    fresh = await inbox.first_times(conn, [(e.id, topic) for _, e, _ in run])
+                    for msg, event, payload in run:
+                        if event.id not in fresh:
+                            outcomes.append("duplicate")
+                            continue
+                        fresh.discard(event.id)  # the same id twice in the batch: once
+                        with structlog.contextvars.bound_contextvars(
+                            topic=topic,
+                            partition=msg.partition,
+                            offset=msg.offset,
+                            event_id=event.id,
+                        ):
+                            await route.handler(conn, event, payload)
+                        outcomes.append("applied")
+        except Exception as exc:
+            BATCHES.labels(topic, "split").inc()
+            log.info("consumer_batch_split", topic=topic, size=len(run), error=repr(exc))
+            return [await self.process(msg) for msg, _, _ in run]
+        BATCHES.labels(topic, "committed").inc()
+        BATCHED.labels(topic).inc(len(run))
+        for outcome in outcomes:
+            CONSUMED.labels(topic, outcome).inc()
+        return outcomes
 
     async def _apply(self, route: Route, msg: Message, event: CloudEvent) -> str:
         if event.type != route.expected_type or event.type not in PAYLOADS:
@@ -277,6 +358,8 @@ class Reaction(Generic[P]):
 
     payload: type[P]
     fn: Callable[[Conn, Any, CloudEvent, P], Awaitable[None]]
+    # which of its events may share a transaction with their neighbours (Route.batch)
+    batch: Callable[[P], bool] | None = None
 
     @property
     def event_type(self) -> str:
@@ -309,6 +392,7 @@ def service_processor(
             topic=settings.topic(reaction.event_type),
             handler=handle,
             event_type=reaction.event_type,
+            batch=reaction.batch,
         )
 
     processor = EventProcessor(
@@ -318,6 +402,17 @@ def service_processor(
         routes=[route(r) for r in reactions],
     )
     return processor
+
+
+def _decoded(route: Route, msg: Message) -> tuple[CloudEvent, Any] | None:
+    """The message's event and payload, or None where ``process`` would dead-letter it."""
+    try:
+        event = CloudEvent.from_bytes(msg.value, tolerant=True)
+        if event.type != route.expected_type or event.type not in PAYLOADS:
+            return None
+        return event, event.payload(tolerant=True)
+    except ValidationError:
+        return None
 
 
 def _first_error(exc: ValidationError) -> str:

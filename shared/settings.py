@@ -80,6 +80,12 @@ class CommonSettings(ProcessSettings):
     # partitions this long before the group hands them on (faust's default was 60 s);
     # heartbeats go every 3 s. The broker refuses less than 6 s.
     consumer_session_timeout_s: float = Field(default=15.0, ge=6, le=300)
+    # A partition's lane applies at most this many of its queued events in one
+    # transaction, for the routes that allow it (shared/processing.py Route.batch); only
+    # what is already queued: an idle partition's event goes alone and at once. The
+    # batch holds its patients' rows until it commits, and the alerts safety lane may
+    # wait for one of them: keep it small (1: every event alone).
+    consumer_batch_max: int = Field(default=16, ge=1, le=500)
     # Where a consumer group with no committed offsets starts (tests use "latest").
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
 

@@ -79,10 +79,7 @@ async def on_intake_screened(
 ) -> None:
     now = deps.clock()
     await repo.lock_patient(conn, p.patient_id, p.site_id, now)
-    signals = policy.from_screen(
-        suicide_risk=p.suicide_risk, phq9_item9_positive=p.phq9_item9_positive, at=p.submitted_at
-    )
-    signals = await _unclaimed(conn, p.intake_id, event.type, signals)
+    signals = await _unclaimed(conn, p.intake_id, event.type, _screen_signals(p))
     await raise_all(conn, deps, p.patient_id, p.site_id, signals, event.id, now)
 
 
@@ -93,14 +90,7 @@ async def on_checkin_recorded(
     row = await repo.lock_patient(conn, p.patient_id, p.site_id, now)
     m = on_checkin(row.monitor(), p.submitted_at, deps.monitoring)
     await _save(conn, deps, p.patient_id, p.site_id, m, now)
-    signals = policy.from_checkin(
-        suicidal_ideation=p.suicidal_ideation,
-        phq9_item9_positive=p.phq9_item9_positive,
-        worsening=p.assessment.worsening,
-        worsening_reasons=p.assessment.worsening_reasons,
-        at=p.submitted_at,
-    )
-    signals = await _unclaimed(conn, p.checkin_id, event.type, signals)
+    signals = await _unclaimed(conn, p.checkin_id, event.type, _checkin_signals(p))
     await raise_all(conn, deps, p.patient_id, p.site_id, signals, event.id, now)
 
 
@@ -141,13 +131,50 @@ async def on_patient_discharged(
     log.info("monitoring_ended", patient_id=p.patient_id, site_id=p.site_id)
 
 
+def _screen_signals(p: events.IntakeScreened) -> list[policy.Signal]:
+    return policy.from_screen(
+        suicide_risk=p.suicide_risk, phq9_item9_positive=p.phq9_item9_positive, at=p.submitted_at
+    )
+
+
+def _checkin_signals(p: events.CheckinRecorded) -> list[policy.Signal]:
+    return policy.from_checkin(
+        suicidal_ideation=p.suicidal_ideation,
+        phq9_item9_positive=p.phq9_item9_positive,
+        worsening=p.assessment.worsening,
+        worsening_reasons=p.assessment.worsening_reasons,
+        at=p.submitted_at,
+    )
+
+
+# Which events may share a transaction with their partition's neighbours under load
+# (shared/processing.py Route.batch): those that raise nothing, whose handler then locks
+# its own patient's row (and monitoring) only. One that raises an alert also locks its
+# site's on-call clinicians (reply codes) and goes alone, so a batch never holds a
+# clinician's row while it waits for a patient the safety lane holds.
+def quiet_screen(p: events.IntakeScreened) -> bool:
+    return not _screen_signals(p)
+
+
+def quiet_checkin(p: events.CheckinRecorded) -> bool:
+    return not _checkin_signals(p)
+
+
+def quiet_appointment(p: events.AppointmentChanged) -> bool:
+    return not policy.from_appointment_change(status=p.status, kind=p.kind, at=p.changed_at)
+
+
+def always(_: object) -> bool:
+    return True
+
+
 # the worker's (services/alerts/app.py create_processor)
 REACTIONS: list[Reaction[Any]] = [
-    Reaction(events.IntakeScreened, on_intake_screened),
-    Reaction(events.CheckinRecorded, on_checkin_recorded),
-    Reaction(events.AppointmentChanged, on_appointment_changed),
-    Reaction(events.DoseDeferred, on_dose_deferred),
-    Reaction(events.PatientDischarged, on_patient_discharged),
+    Reaction(events.IntakeScreened, on_intake_screened, batch=quiet_screen),
+    Reaction(events.CheckinRecorded, on_checkin_recorded, batch=quiet_checkin),
+    Reaction(events.AppointmentChanged, on_appointment_changed, batch=quiet_appointment),
+    Reaction(events.DoseDeferred, on_dose_deferred),  # always raises
+    Reaction(events.PatientDischarged, on_patient_discharged, batch=always),
 ]
 
 # the safety lane's (services/alerts/safety.py create_safety_processor)

@@ -118,6 +118,14 @@ async def on_checkin_recorded(
     )
 
 
+def quiet_checkin(p: events.CheckinRecorded) -> bool:
+    """A check-in that changes nothing here (no risk, not worsening): its handler takes the
+    patient's lock and no other, so it may share a transaction with its partition's
+    neighbours under load (shared/processing.py Route.batch). Every other reaction here
+    may lock its site's calendar and goes alone."""
+    return not (p.suicidal_ideation or p.phq9_item9_positive or p.assessment.worsening)
+
+
 async def on_patient_discharged(
     conn: Conn, deps: Deps, event: events.CloudEvent, p: events.PatientDischarged
 ) -> None:
@@ -163,7 +171,7 @@ async def on_alert(
 REACTIONS = (
     Reaction(events.IntakeScreened, on_intake_screened),
     Reaction(events.IntakeReviewed, on_intake_reviewed),
-    Reaction(events.CheckinRecorded, on_checkin_recorded),
+    Reaction(events.CheckinRecorded, on_checkin_recorded, batch=quiet_checkin),
     Reaction(events.PatientDischarged, on_patient_discharged),
     # the hold while at risk (docs/domain.md, "Who is scheduled, and when")
     Reaction(events.AlertRaised, on_alert),

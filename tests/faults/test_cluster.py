@@ -17,9 +17,9 @@ brokers (the cluster and the session's own) share the two cores with two of ever
 service process, and with ``acks=all`` a produce waits for every replica still in sync,
 so one follower starved of CPU for a moment can hold up the safety lane's produce
 (until it catches up, or is dropped from the in-sync set after
-replica.lag.time.max.ms). Seen once in fresh-clone CI: a page 2.06 s after acceptance, outside the fault; the runs
-here: at most 0.23-0.40 s. A late page's timeline (outbox, alert, page, attempts) is
-printed with the failure.
+replica.lag.time.max.ms). Seen once in fresh-clone CI: a page 2.06 s after acceptance,
+outside the fault; the runs here: at most 0.23-0.40 s. A late page's timeline (outbox,
+alert, page, attempts) is printed with the failure.
 """
 
 from __future__ import annotations

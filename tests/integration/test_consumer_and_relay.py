@@ -19,7 +19,7 @@ from shared.processing import EventProcessor, Message, Route
 from shared.settings import CommonSettings
 from tests.support import probe_worker
 from tests.support.eventually import eventually
-from tests.support.probes import checkin_event, probe
+from tests.support.probes import checkin_event, probe, read_topic
 from tests.support.stack import (
     KAFKA,
     EventLog,
@@ -251,38 +251,3 @@ async def wait_committed(group: str, topic: str, expected: int, timeout: float =
         timeout=timeout,
         what=f"{expected} committed",
     )
-
-
-async def read_topic(topic: str, expected: int, timeout: float = 30) -> list[Message]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    out: list[Message] = []
-
-    async def more() -> int:
-        batch = await consumer.getmany(timeout_ms=200)
-        for msgs in batch.values():
-            out.extend(
-                Message(
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    m.key,
-                    m.value or b"",
-                    {k: bytes(v) for k, v in m.headers or []},
-                )
-                for m in msgs
-            )
-        return len(out)
-
-    try:
-        await eventually(
-            more, lambda n: n >= expected, timeout=timeout, what=f"{expected} on {topic}", every=0
-        )
-    finally:
-        await consumer.stop()
-    assert len(out) == expected, f"{len(out)} of {expected} on {topic}"
-    return out

@@ -4,7 +4,9 @@ Run as ``python -m tests.support.probe_worker`` with PROBE_TOPIC, PROBE_TYPE,
 PROBE_GROUP and DATABASE_URL set; it is the consumer the integration tests kill
 and restart. An event whose subject starts with ``reject-`` is refused (dead-lettered);
 one whose subject starts with ``stall-`` fails transiently (is retried) while that
-subject has a row in ``probe.gate``.
+subject has a row in ``probe.gate``. Events share a transaction with their partition's
+neighbours under load (shared/processing.py Route.batch), but for those whose subject
+starts with ``alone-``.
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ async def record(conn: Conn, event: CloudEvent, _: Any) -> None:
     )
 
 
+def batchable(payload: Any) -> bool:
+    return not str(getattr(payload, "patient_id", "")).startswith("alone-")
+
+
 def processor(settings: CommonSettings, topic: str, event_type: str, group: str) -> EventProcessor:
     return EventProcessor(
         settings=settings,
         schema=SCHEMA,
         group=group,
-        routes=[Route(topic=topic, handler=record, event_type=event_type)],
+        routes=[Route(topic=topic, handler=record, event_type=event_type, batch=batchable)],
     )
 
 

@@ -8,11 +8,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events import CheckinAssessment, CheckinRecorded, CloudEvent, new_event
+from shared.processing import Message
+from tests.support.eventually import eventually
 from tests.support.stack import (
     ARTIFACTS,
+    KAFKA,
     ServiceProcess,
     service_env,
 )
@@ -94,3 +97,37 @@ async def assigned_gauge(worker: ServiceProcess) -> int:
             if line.startswith("consumer_assigned_partitions{")
         )
     )
+
+
+async def read_topic(topic: str, expected: int, timeout: float = 30) -> list[Message]:
+    """The first ``expected`` messages on ``topic`` (exactly that many within ``timeout``)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[Message] = []
+
+    async def more() -> int:
+        batch = await consumer.getmany(timeout_ms=200)
+        for msgs in batch.values():
+            out.extend(
+                Message(
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    m.value or b"",
+                    {k: bytes(v) for k, v in m.headers or []},
+                )
+                for m in msgs
+            )
+        return len(out)
+
+    try:
+        await eventually(
+            more, lambda n: n >= expected, timeout=timeout, what=f"{expected} on {topic}", every=0
+        )
+    finally:
+        await consumer.stop()
+    assert len(out) == expected, f"{len(out)} of {expected} on {topic}"
+    return out
