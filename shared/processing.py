@@ -186,7 +186,7 @@ class EventProcessor:
         run: list[tuple[Message, CloudEvent, Any]] = []
         for msg in msgs:
             ready = _decoded(route, msg)
-            if ready is None or not route.batch(ready[1]):
+            if ready is None or not _shares(route, ready[1]):
                 # alone, in its place in the order (dead-lettered, or not batchable)
                 outcomes += await self._apply_together(route, run)
                 run = []
@@ -413,6 +413,16 @@ def _decoded(route: Route, msg: Message) -> tuple[CloudEvent, Any] | None:
         return event, event.payload(tolerant=True)
     except ValidationError:
         return None
+
+
+def _shares(route: Route, payload: Any) -> bool:
+    """Whether the route lets this event share a transaction; a predicate that raises
+    says no (the event goes alone, where its handler's own failure is dealt with)."""
+    try:
+        return route.batch is not None and bool(route.batch(payload))
+    except Exception:
+        log.exception("consumer_batch_predicate_failed", topic=route.topic)
+        return False
 
 
 def _first_error(exc: ValidationError) -> str:

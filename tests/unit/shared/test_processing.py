@@ -91,3 +91,18 @@ async def test_retries_share_one_backoff_made_at_the_first(
     p = Processor(monkeypatch, failures=3)
     assert await p.processor.process(message()) == "applied"
     assert (p.applied, p.backoffs) == (1, 1)
+
+
+async def test_a_batch_predicate_that_raises_sends_the_event_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """process_batch never raises: a route's batch predicate that fails is a no."""
+    p = Processor(monkeypatch, failures=0)
+
+    def broken(_: Any) -> bool:
+        raise RuntimeError("a bug in the predicate")
+
+    route = p.processor.routes[TOPIC]
+    p.processor.routes[TOPIC] = Route(route.topic, route.handler, route.event_type, batch=broken)
+    assert await p.processor.process_batch([message(), message()]) == ["applied", "applied"]
+    assert p.applied == 2
