@@ -4,8 +4,13 @@ one it listens on once started."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import uvicorn
 
@@ -35,6 +40,31 @@ class LocalServer:
         if self._port is None:
             raise RuntimeError(f"{type(self).__name__} not started")
         return self._port
+
+
+S = TypeVar("S", bound=LocalServer)
+
+
+def serve_until_signalled(make: Callable[[], S], banner: Callable[[S], str]) -> int:
+    """``python -m tools.<stand-in>``: start the server ``make()`` builds, print
+    ``banner(server)`` to stderr, serve until SIGINT or SIGTERM, then stop it; 0."""
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with make() as server:
+                print(banner(server), file=sys.stderr, flush=True)
+                await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
 
 
 async def start_asgi(app: Any, host: str, port: int, name: str) -> tuple[uvicorn.Server, int]:

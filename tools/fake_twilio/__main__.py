@@ -4,41 +4,15 @@ and print one line per text (the number masked)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
-import signal
 import sys
 
 from tools.fake_twilio.server import FakeTwilio, Sms, masked
+from tools.local_server import serve_until_signalled
 
 
 def summary(sms: Sms) -> str:
     return f"sms  to={masked(sms.to)} sid={sms.sid or '-'} body={sms.body!r} -> {sms.status}"
-
-
-async def _serve_forever(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    fake = FakeTwilio(
-        args.port,
-        host=args.host,
-        account_sid=args.sid,
-        auth_token=args.token,
-        on_receive=lambda s: print(summary(s), flush=True),
-    )
-    async with fake:
-        print(
-            f"fake Twilio on {fake.api_url} (SMS_API_URL), account {fake.account_sid}; "
-            "Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
-        )
-        await stop.wait()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +29,18 @@ def main(argv: list[str] | None = None) -> int:
         help="the auth token (default: $SMS_AUTH_TOKEN, else a random one)",
     )
     args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args))
-    return 0
+    return serve_until_signalled(
+        lambda: FakeTwilio(
+            args.port,
+            host=args.host,
+            account_sid=args.sid,
+            auth_token=args.token,
+            on_receive=lambda s: print(summary(s), flush=True),
+        ),
+        lambda fake: (
+            f"fake Twilio on {fake.api_url} (SMS_API_URL), account {fake.account_sid}; Ctrl-C stops"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -4,40 +4,12 @@ pages (webhook POSTs) locally and print one line per page."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
-import signal
 import sys
 
+from tools.local_server import serve_until_signalled
 from tools.page_receiver.received import summary
 from tools.page_receiver.receiver import PageReceiver
-
-
-async def _serve_forever(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    receiver = PageReceiver(
-        args.port,
-        host=args.host,
-        signing_secret=args.secret or None,
-        on_receive=lambda r: print(summary(r), flush=True),
-    )
-    if args.fail_first:
-        receiver.fail(None, args.fail_first)
-    async with receiver:
-        print(
-            f"page receiver listening on {receiver.url('/')} (POST to any path; Ctrl-C stops)"
-            + (" verifying signatures" if args.secret else "")
-            + (f"; the first {args.fail_first} request(s) get 500" if args.fail_first else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        await stop.wait()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,9 +33,26 @@ def main(argv: list[str] | None = None) -> int:
         help="answer 500 to the first N requests, then 200",
     )
     args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args))
-    return 0
+
+    def make() -> PageReceiver:
+        receiver = PageReceiver(
+            args.port,
+            host=args.host,
+            signing_secret=args.secret or None,
+            on_receive=lambda r: print(summary(r), flush=True),
+        )
+        if args.fail_first:
+            receiver.fail(None, args.fail_first)
+        return receiver
+
+    return serve_until_signalled(
+        make,
+        lambda receiver: (
+            f"page receiver listening on {receiver.url('/')} (POST to any path; Ctrl-C stops)"
+            + (" verifying signatures" if args.secret else "")
+            + (f"; the first {args.fail_first} request(s) get 500" if args.fail_first else "")
+        ),
+    )
 
 
 if __name__ == "__main__":
