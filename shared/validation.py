@@ -112,6 +112,14 @@ TEXT_PATTERN = f"^[^\\u0000]*[^{SPACE}\\u0000][^\\u0000]*$"
 """What the OpenAPI document says of short text that is stripped (``strip_whitespace``)
 and must not be empty: something besides whitespace (Python's, ``str.isspace``), no NUL."""
 
+Text = Annotated[
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
+    NoNul,
+    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
+]
+"""Short free text (a name, a reason): stripped, not empty, at most 200 characters."""
+
 
 def _whole_number(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():

@@ -23,20 +23,14 @@ from shared.validation import (
     HHMM_PATTERN,
     ID_MAX_LENGTH,
     ID_PATTERN,
-    TEXT_PATTERN,
     IsoDate,
     IsoInstant,
     NoNul,
+    Text,
     TimeZone,
     WholeNumber,
 )
 
-Text = Annotated[
-    str,
-    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
-    NoNul,
-    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
-]
 Id = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN),

@@ -33,17 +33,11 @@ from shared.validation import (
     ID_MAX_LENGTH,
     ID_PATTERN,
     SPACE,
-    TEXT_PATTERN,
     NoNul,
+    Text,
     WholeNumber,
 )
 
-Text = Annotated[
-    str,
-    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
-    NoNul,
-    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
-]
 Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
 StatusName = Literal["open", "acknowledged", "resolved"]
 SeverityName = Literal["critical", "high", "warning"]

@@ -28,11 +28,11 @@ from shared.clock import utcnow
 from shared.validation import (
     ID_MAX_LENGTH,
     ID_PATTERN,
-    TEXT_PATTERN,
     TIME_ZONE_SCHEMA,
     IsoDate,
     IsoInstant,
     NoNul,
+    Text,
     WholeNumber,
 )
 
@@ -43,12 +43,6 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 Id = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN),
-]
-Text = Annotated[
-    str,
-    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
-    NoNul,
-    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]
 Note = Annotated[str, StringConstraints(strict=True, max_length=5000), NoNul]
 Phq9Item = Annotated[int, Field(strict=True, ge=0, le=3), WholeNumber]

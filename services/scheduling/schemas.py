@@ -27,9 +27,9 @@ from services.scheduling.rows import (
 )
 from shared.validation import (
     HHMM_PATTERN,
-    TEXT_PATTERN,
     IsoInstant,
     NoNul,
+    Text,
     TimeZone,
     WholeNumber,
 )
@@ -37,12 +37,6 @@ from shared.validation import (
 _HHMM = re.compile(HHMM_PATTERN)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Text = Annotated[
-    str,
-    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
-    NoNul,
-    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
-]
 
 
 def _hours(value: list[str]) -> list[str]:
