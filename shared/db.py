@@ -67,8 +67,20 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10
+    dsn: str,
+    schema: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    idle_in_transaction_s: float = 0,
 ) -> asyncpg.Pool:
+    """``idle_in_transaction_s``: PostgreSQL ends a session whose transaction waited
+    this long for its client's next statement (0: never)."""
+    kwargs = connect_kwargs(dsn, schema)
+    if idle_in_transaction_s > 0:
+        kwargs.setdefault("server_settings", {})["idle_in_transaction_session_timeout"] = str(
+            int(idle_in_transaction_s * 1000)
+        )
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -76,7 +88,7 @@ async def create_pool(
         init=_init_connection,
         reset=_keep_session,
         command_timeout=30,
-        **connect_kwargs(dsn, schema),
+        **kwargs,
     )
     assert pool is not None
     return pool

@@ -2,7 +2,8 @@
 
 Every message ends in exactly one of
 - applied: the handler's effect and the event id (inbox) committed together;
-- skipped: the event id was already in the inbox (a redelivery);
+- duplicate: the event id was already in the inbox (a redelivery, or another instance
+  of the safety lane applied it: services/alerts/safety.py);
 - dead-lettered: a message that can never succeed (not a CloudEvent, wrong type,
   invalid payload, a handler that raised a non-transient error) is written to
   ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
@@ -73,6 +74,8 @@ TRANSIENT = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
+    # our own transaction ended by PostgreSQL (CONSUMER_IDLE_IN_TRANSACTION_S): try again
+    asyncpg.IdleInTransactionSessionTimeoutError,
     KafkaError,
 )
 
@@ -139,6 +142,7 @@ class EventProcessor:
                     self.schema,
                     min_size=1,
                     max_size=self.settings.db_pool_max,
+                    idle_in_transaction_s=self.settings.consumer_idle_in_transaction_s,
                 )
             if self._producer is None:
                 self._producer = idempotent_producer(

@@ -55,6 +55,11 @@ class CommonSettings(ProcessSettings):
     routine_concurrency: int = Field(default=8, ge=1)
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
+    # A consumer's transaction left idle this long (its process frozen or starved of CPU
+    # mid-transaction) is ended by PostgreSQL, so the patient, inbox and clinician rows
+    # it locked hold up the safety lane (or another instance) behind it no longer than
+    # this; the message is then handled again. 0 turns it off.
+    consumer_idle_in_transaction_s: float = Field(default=5.0, ge=0)
     # The relay is woken by LISTEN/NOTIFY; this poll is only the safety net.
     outbox_poll_interval_s: float = Field(default=5.0, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1)

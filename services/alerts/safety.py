@@ -5,8 +5,8 @@ second, even while the rest of the system is overloaded. Every stage of its path
 own: intake writes a ``safety.signal`` event in the transaction of the check-in or
 intake (outbox priority SAFETY, published before any routine row: shared/relay.py); it
 has its own topic; this process, apart from the routine worker and its backlog, consumes
-only that topic (its own consumer group, one task per partition, so a retrying message
-holds only its partition); the alert is raised in one short transaction (the claim in
+only that topic (one task per partition, so a retrying message holds only its partition);
+the alert is raised in one short transaction (the claim in
 ``signal_claims`` makes the signal's ordinary event a no-op for it, whichever comes
 first); its pages are inserted by that transaction already leased to this process, and
 their first delivery attempt is made here straight after the commit, rather than waiting
@@ -15,6 +15,15 @@ whose lease ran out because this process died before its POST). When the routine
 of the same check-in was handled first (its transaction raised the alert and holds the
 patient's lock until it commits), the lane, having waited for that lock, POSTs the
 pages that transaction queued just the same.
+
+Every lane consumes every partition, by assignment rather than as a member of a consumer
+group: a lane that joins, leaves, dies or freezes never pauses the others for a rebalance
+or a session timeout. With two lanes running, each signal is handled by both; the event
+id (the inbox) and the signal claim make the second one's transaction a no-op, and only
+the lane whose transaction applied the signal POSTs its pages. The group id
+(``<ALERTS_CONSUMER_GROUP>-safety``) holds only the committed offsets, which the lanes
+share: a lane (re)starts where the lanes have got to, and the lag exporter and watchdog
+watch them there.
 
 Guarantees: at least once per signal, in order per partition (the offset is committed
 only after the message was applied or dead-lettered), one alert occurrence per signal.
@@ -173,24 +182,49 @@ class SafetyLane:
             with contextlib.suppress(Exception):  # revoked meanwhile: nothing to resume
                 consumer.resume(tp)
 
+    def wanted(self, consumer: AIOKafkaConsumer) -> set[TopicPartition] | None:
+        """Every partition of the signal and heartbeat topics, as the consumer's metadata
+        knows them; None while it does not know both topics yet."""
+        out: set[TopicPartition] = set()
+        for topic in (self.topic, self.heartbeat_topic):
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                return None
+            out.update(TopicPartition(topic, p) for p in parts)
+        return out
+
+    def assign(
+        self,
+        consumer: AIOKafkaConsumer,
+        want: set[TopicPartition],
+        busy: dict[TopicPartition, asyncio.Task[None]],
+    ) -> None:
+        """Consume ``want``: every partition, each from the lanes' committed offset. A
+        partition whose batch is still being handled stays paused until that batch is
+        committed (``partition`` resumes it), so nothing is handled out of its order."""
+        consumer.assign(sorted(want))
+        for tp in busy:
+            if tp in want:
+                consumer.pause(tp)
+        ASSIGNED.set(sum(tp.topic == self.topic for tp in want))
+        log.info("safety_lane_assigned", partitions=len(want), topic=self.topic)
+
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            self.topic,
-            self.heartbeat_topic,
             bootstrap_servers=self.settings.kafka_servers,
+            # the lanes' shared committed offsets; never joined as a member (module doc)
             group_id=self.processor.group,
             client_id=f"{self.processor.group}-{id(self)}",
             enable_auto_commit=False,
             auto_offset_reset=self.settings.consumer_offset_reset,
-            # a lane started while the broker was away learns its topic within seconds
+            # a lane started while the broker was away, or before the topics existed,
+            # learns their partitions (and partitions added later) within seconds
             metadata_max_age_ms=3000,
-            # a lane killed outright hands its partitions on after this; 6 s (the broker's
-            # minimum) expired sessions of live lanes on a loaded 2-core machine
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=1000,
             fetch_max_wait_ms=100,
-            group_instance_id=self.settings.alerts_safety_instance_id or None,
         )
+        # partition 0 of each topic until the metadata gives them all: tracking the
+        # topics is what makes the consumer fetch their metadata
+        consumer.assign([TopicPartition(self.topic, 0), TopicPartition(self.heartbeat_topic, 0)])
         # at most RECONNECT_MAX_S (1 s) between tries: the lane must be consuming within
         # seconds of the broker's return (a connection attempt costs nothing)
         await until_done(
@@ -210,9 +244,11 @@ class SafetyLane:
         busy: dict[TopicPartition, asyncio.Task[None]] = {}
         try:
             while not stop.is_set():
+                want = self.wanted(consumer)
+                if want is not None and want != consumer.assignment():
+                    self.assign(consumer, want, busy)
                 try:
                     batch = await consumer.getmany(timeout_ms=200, max_records=500)
-                    ASSIGNED.set(sum(tp.topic == self.topic for tp in consumer.assignment()))
                 except KafkaError as exc:
                     log.warning("safety_fetch_retry", error=repr(exc))
                     await asyncio.sleep(0.5)

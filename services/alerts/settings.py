@@ -76,12 +76,6 @@ class AlertsSettings(PhiKeySettings):
     alerts_timers_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # The safety lane (python -m services.alerts safety) serves /metrics on this port.
     alerts_safety_metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    # Its static group membership (Kafka KIP-345): an id that stays the same across this
-    # process's restarts and is unique among the running lanes (deploy/supervisord.conf
-    # gives host, program and process number). A lane restarted while the broker was away
-    # then takes its partitions back at once, instead of waiting out its predecessor's
-    # session. Empty: dynamic membership.
-    alerts_safety_instance_id: str = ""
 
     # The pipeline watchdog (python -m services.alerts watchdog, services/alerts/watchdog.py):
     # a stage without progress this long raises pipeline_stalled (docs/domain.md).

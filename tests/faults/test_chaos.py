@@ -53,8 +53,10 @@ async def _faults(stack: Stack, receiver: PageReceiver, load: Load) -> None:
     first = stack.instances[0]
     for service in ("intake", "scheduling", "alerts"):
         await asyncio.sleep(gap)
-        # the other instance takes the dead one's partitions once its session expires
-        # (the safety lane's: 10 s) and its relay's lock at its next poll (1 s)
+        # the other instance's workers take the dead one's partitions once its session
+        # expires, its relay the outbox lock at its next poll (1 s); the other safety
+        # lane consumes every partition already, but a page the dead lane had leased and
+        # not yet POSTed waits for its lease (PAGE_TIMEOUT_S + 10 s) and the timers
         async with load.fault(f"kill -9 every {service} process of instance 1", 15.0):
             first.kill(service)
             await asyncio.sleep(1.0)

@@ -1,7 +1,8 @@
 """A real cluster: three brokers (deploy/bin/kafka-cluster.sh, on free ports beside the
 shared broker), every topic replicated three times with min.insync.replicas=2, two
 instances of every service process under a steady mixed load; mid-run the broker that
-coordinates the safety lane's consumer group is killed with SIGKILL, and started again
+coordinates the safety lanes' group (their committed offsets) is killed with SIGKILL,
+and started again
 a few seconds later. Afterwards every check of tests/support/chaos.py holds (nothing
 accepted lost or duplicated, one alert and delivered page per suicidal-ideation
 check-in, each page within its bound, lag 0), and every partition is back to three
@@ -140,8 +141,8 @@ async def _partitions(stack: Stack) -> list[dict[str, Any]]:
 
 
 async def _coordinator(stack: Stack) -> int:
-    """The broker coordinating the safety lane's consumer group (the group the pages wait
-    on): killing it moves the group's coordinator as well as partitions' leaders."""
+    """The broker coordinating the safety lanes' group (where they commit their offsets):
+    killing it moves the group's coordinator as well as partitions' leaders."""
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.servers)
     await admin.start()
     try:

@@ -12,6 +12,8 @@ import asyncpg
 import pytest
 
 from shared import db
+from shared.processing import TRANSIENT, EventProcessor
+from shared.settings import CommonSettings
 from tests.support.eventually import eventually
 from tools.stack import BASE_DSN
 
@@ -114,3 +116,49 @@ async def test_warming_opens_the_connections_and_fails_the_start_on_a_broken_sta
     assert pool.get_size() == 3  # opened before any request needed them
     with pytest.raises(asyncpg.UndefinedTableError):  # at start, not at the first request
         await db.warm_pool(pool, ["SELECT * FROM no_such_table"], 1)
+
+
+async def test_a_transaction_left_idle_is_ended_and_its_row_locks_freed() -> None:
+    """A consumer frozen mid-transaction (CONSUMER_IDLE_IN_TRANSACTION_S) does not hold
+    the rows it locked for good: PostgreSQL ends its session, a waiter gets the row, and
+    the frozen one's next statement fails with an error the processor retries."""
+    table = f"idle_{uuid.uuid4().hex[:8]}"
+    frozen = await db.create_pool(
+        BASE_DSN, "public", min_size=1, max_size=1, idle_in_transaction_s=0.5
+    )
+    other = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
+    try:
+        await other.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+        await other.execute(f"INSERT INTO {table} VALUES (1)")
+
+        async def hold_while_another_waits(conn: db.Conn) -> None:
+            async with conn.transaction():
+                await conn.execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
+                # the waiter gets the row once the frozen session is ended, not before
+                async with other.transaction():
+                    await other.execute("SET LOCAL lock_timeout = '5s'")
+                    await other.execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
+                await conn.execute("SELECT 1")
+
+        async with frozen.acquire() as conn:
+            with pytest.raises(TRANSIENT):
+                await hold_while_another_waits(conn)
+        # the pool replaces the ended connection
+        async with frozen.acquire() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await other.execute(f"DROP TABLE IF EXISTS {table}")
+        await other.close()
+        await frozen.close()
+
+
+async def test_a_processors_connections_carry_the_idle_in_transaction_timeout() -> None:
+    settings = CommonSettings(database_url=BASE_DSN, consumer_idle_in_transaction_s=7)
+    processor = EventProcessor(settings=settings, schema="public", group="t", routes=[])
+    await processor.start()
+    try:
+        assert processor.pool is not None
+        async with processor.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "7s"
+    finally:
+        await processor.stop()

@@ -8,6 +8,7 @@ arriving later never makes a second occurrence or a second page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import statistics
@@ -37,6 +38,7 @@ from tests.support.stack import (
     IntakeStack,
     ServiceProcess,
     free_port,
+    lane_assigned,
     service_env,
     wait_ready,
 )
@@ -68,6 +70,16 @@ def event_id_of(event_log: EventLog, topic: str, **match: Any) -> str | None:
         if all(event["data"].get(k) == v for k, v in match.items()):
             return str(event["id"])
     return None
+
+
+async def metric(proc: ServiceProcess, sample: str) -> float:
+    """A sample's value on the process's /metrics (0 when absent or unreachable)."""
+    with contextlib.suppress(httpx.HTTPError):
+        async with httpx.AsyncClient(timeout=5) as client:
+            for line in (await client.get(proc.metrics_url)).text.splitlines():
+                if line.startswith(sample + " "):
+                    return float(line.split()[-1])
+    return 0.0
 
 
 async def applied(dsn: str, event_id: str) -> None:
@@ -187,6 +199,97 @@ async def test_the_lane_pages_a_signal_the_routine_path_raised_first(
             proc.proc.send_signal(signal.SIGCONT)
     assert len(pages_to(receiver, "/r1", alert["alert_id"])) == 1
     await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. r1"})
+
+
+async def test_a_lane_frozen_joining_or_killed_never_holds_up_a_page(
+    api: httpx.AsyncClient,
+    alerts: AlertsStack,
+    intake_http: httpx.AsyncClient,
+    receiver: PageReceiver,
+    event_log: EventLog,
+) -> None:
+    """Every lane consumes every partition (services/alerts/safety.py): with one of the
+    two lanes frozen, a third one starting, then that one killed, each signal still pages
+    within the bound through a running lane, with no wait for a rebalance or a session
+    to expire. The routine workers are frozen throughout, so only a lane can page."""
+    site_id = await new_site(api, tiers(receiver, "/f1", escalate_after_s=600))
+    patients = []
+    for _ in range(9):
+        pid, body = await new_patient(intake_http, site_id)
+        patients.append(pid)
+        # applied by the routine worker before it is frozen: a worker frozen inside a
+        # patient's transaction would hold that patient's signal up to
+        # CONSUMER_IDLE_IN_TRANSACTION_S, which is not what this test is about
+        screened = await eventually(
+            lambda body=body: event_id_of(
+                event_log, "intake.screened", intake_id=body["intake_id"]
+            ),
+            lambda event_id: event_id is not None,
+            what="intake.screened",
+        )
+        await applied(alerts.dsn, screened)
+    late: dict[str, float] = {}
+    checkins: set[str] = set()
+
+    async def signal_pages(pid: str) -> None:
+        sent = time.monotonic()
+        body = await checkin(intake_http, pid, SUICIDAL, suicidal_ideation=True)
+        checkins.add(body["checkin_id"])
+        page = await receiver.wait_for_request(
+            lambda r: r.path == "/f1" and r.json["patient_id"] == pid,
+            timeout=30,
+            what=f"the page for {pid}",
+        )
+        if page.received_mono - sent >= BOUND_S:
+            late[pid] = page.received_mono - sent
+
+    run = uuid.uuid4().hex[:6]
+    joining = ServiceProcess(
+        "alerts-safety-joining",
+        ["services.alerts", "safety"],
+        alerts.safety[0].env,
+        ARTIFACTS / "logs" / f"alerts-safety-joining-{run}.log",
+    ).with_metrics("ALERTS_SAFETY_METRICS_PORT")
+    frozen = [*alerts.workers, alerts.safety[0]]
+    for proc in frozen:
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGSTOP)
+    try:
+        # one lane frozen: the other pages every partition's signals
+        await asyncio.gather(*(signal_pages(pid) for pid in patients[:3]))
+        # a lane joining: the running one goes on
+        joining.start()
+        await asyncio.gather(*(signal_pages(pid) for pid in patients[3:6]))
+        await lane_assigned([joining])
+        joining.kill(signal.SIGKILL)  # a lane dying: nothing to take over
+        await asyncio.gather(*(signal_pages(pid) for pid in patients[6:]))
+    finally:
+        joining.kill(signal.SIGKILL)
+        for proc in frozen:
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGCONT)
+    assert late == {}
+    # the frozen lane, back, handles the same signals: no second occurrence, no second page
+    await eventually(
+        lambda: metric(alerts.safety[0], 'safety_signals_total{outcome="duplicate"}'),
+        lambda n: n >= len(patients),
+        timeout=30,
+        what="the resumed lane skipping the signals the other one applied",
+    )
+    conn = await asyncpg.connect(alerts.dsn)
+    try:
+        via = await conn.fetch(
+            "SELECT via FROM alerts.signal_claims WHERE signal_id = ANY($1::text[])",
+            list(checkins),
+        )
+    finally:
+        await conn.close()
+    assert [r["via"] for r in via] == ["safety.signal"] * len(patients)
+    for pid in patients:
+        [alert] = await alerts_of(api, pid, kind="suicide_risk")
+        assert alert["occurrences"] == 1
+        assert len(pages_to(receiver, "/f1", alert["alert_id"])) == 1
+        await api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"by": "Dr. f1"})
 
 
 async def test_a_high_risk_intake_pages_through_the_lane(

@@ -162,7 +162,7 @@ class Load:
     retries: int = 0
     faults: list[str] = field(default_factory=list)
     # (start, end, recovery s) of each fault: the stack has recovered from it by
-    # end + recovery (e.g. a killed lane's partitions reassigned after its session timeout)
+    # end + recovery (e.g. a killed worker's partitions reassigned after its session timeout)
     windows: list[tuple[float, float, float]] = field(default_factory=list)
 
     def deadline(self, accepted_at: float) -> float:
@@ -170,8 +170,8 @@ class Load:
         (PAGE_BOUND_S unless the test says otherwise) later,
         unless a fault struck while it was still due (before it was paged, or accepted
         during the fault's recovery): then by that fault's end + recovery. Faults are
-        taken in order, so a page held up by one fault and then by the next (the lane's
-        failover, then the receiver down) gets both."""
+        taken in order, so a page held up by one fault and then by the next (a killed
+        lane's leased page, then the receiver down) gets both."""
         due = accepted_at + self.page_bound_s
         for start, end, recovery in sorted(self.windows):
             if start - self.page_bound_s <= due and accepted_at <= end + recovery:
@@ -307,16 +307,23 @@ async def settled(stack: Stack, *, members: int, timeout: float = 90) -> None:
     every instance have joined and been given their partitions. A stack whose APIs answer
     can still be rebalancing its groups as the second instance's workers join (seconds in
     which nothing is consumed); the load starts on a stack that has settled, so the faults
-    the tests make are the only ones the pages' bounds allow for."""
+    the tests make are the only ones the pages' bounds allow for. The safety lanes are
+    never members (each consumes every partition: services/alerts/safety.py); their group
+    is Empty once they have committed offsets, i.e. consumed the pipeline heartbeats."""
     started = time.monotonic()
+    lanes = stack.groups["alerts-safety"]
+
+    def ready(g: dict[str, tuple[str, int]]) -> bool:
+        return len(g) == len(stack.groups) and all(
+            (state, n) == (("Empty", 0) if group == lanes else ("Stable", members))
+            for group, (state, n) in g.items()
+        )
+
     await eventually(
         lambda: groups(stack),
-        lambda g: (
-            len(g) == len(stack.groups)
-            and all(state == "Stable" and n == members for state, n in g.values())
-        ),
+        ready,
         timeout=timeout,
-        what=f"every consumer group Stable with {members} members",
+        what=f"every consumer group Stable with {members} members, the lanes' Empty",
         every=0.5,
     )
     print(f"consumer groups settled {time.monotonic() - started:.1f} s after the APIs were ready")

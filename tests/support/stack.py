@@ -338,20 +338,28 @@ ALERTS_KNOBS = {
 
 
 async def lane_assigned(safety: list[ServiceProcess], partitions: int = 6) -> None:
-    """Wait until the safety lane's processes share every partition of safety.signal
-    (their consumer group has formed): from then on a signal is consumed at once."""
+    """Wait until every safety lane process consumes every partition of safety.signal
+    (each is assigned them all: services/alerts/safety.py): from then on a signal is
+    consumed at once."""
 
-    async def assigned() -> int:
-        total = 0
+    async def assigned() -> list[int]:
+        counts = []
         async with httpx.AsyncClient(timeout=5) as client:
             for proc in safety:
+                n = 0
                 with contextlib.suppress(httpx.HTTPError):
                     for line in (await client.get(proc.metrics_url)).text.splitlines():
                         if line.startswith("safety_lane_assigned_partitions "):
-                            total += int(float(line.split()[1]))
-        return total
+                            n = int(float(line.split()[1]))
+                counts.append(n)
+        return counts
 
-    await eventually(assigned, lambda n: n == partitions, timeout=60, what="safety lane assigned")
+    await eventually(
+        assigned,
+        lambda counts: all(n == partitions for n in counts),
+        timeout=60,
+        what="every safety lane assigned every partition",
+    )
 
 
 @dataclass
