@@ -213,6 +213,16 @@ async def test_a_lane_frozen_joining_or_killed_never_holds_up_a_page(
     within the bound through a running lane, with no wait for a rebalance or a session
     to expire. The routine workers are frozen throughout, so only a lane can page."""
     site_id = await new_site(api, tiers(receiver, "/f1", escalate_after_s=600))
+
+    async def applied_by_the_routine_worker(intake_id: str) -> None:
+        await eventually(
+            lambda: event_id_of(event_log, "intake.screened", intake_id=intake_id) is not None,
+            what="intake.screened",
+        )
+        screened = event_id_of(event_log, "intake.screened", intake_id=intake_id)
+        assert screened is not None
+        await applied(alerts.dsn, screened)
+
     patients = []
     for _ in range(9):
         pid, body = await new_patient(intake_http, site_id)
@@ -220,14 +230,7 @@ async def test_a_lane_frozen_joining_or_killed_never_holds_up_a_page(
         # applied by the routine worker before it is frozen: a worker frozen inside a
         # patient's transaction would hold that patient's signal up to
         # CONSUMER_IDLE_IN_TRANSACTION_S, which is not what this test is about
-        screened = await eventually(
-            lambda body=body: event_id_of(
-                event_log, "intake.screened", intake_id=body["intake_id"]
-            ),
-            lambda event_id: event_id is not None,
-            what="intake.screened",
-        )
-        await applied(alerts.dsn, screened)
+        await applied_by_the_routine_worker(body["intake_id"])
     late: dict[str, float] = {}
     checkins: set[str] = set()
 
