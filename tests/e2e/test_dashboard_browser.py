@@ -128,6 +128,12 @@ async def test_a_critical_alert_arrives_live_and_is_acknowledged_from_the_page(
         await row.locator("button.ack").click()
         await expect(row).to_have_attribute("data-status", "acknowledged", timeout=10_000)
         await expect(page.locator(".message.ok")).to_contain_text("acknowledged by Dr. Browser")
+        # the board's next refresh (every second) keeps the outcome on the page
+        await page.evaluate(
+            "() => new Promise(done => document.getElementById('board')"
+            ".addEventListener('htmx:afterSwap', done, {once: true}))"
+        )
+        await expect(page.locator(".message.ok")).to_contain_text("acknowledged by Dr. Browser")
         await page.screenshot(path=str(SHOTS / "dashboard-acknowledged.png"), full_page=True)
 
         alert_id = await row.get_attribute("data-alert-id")
