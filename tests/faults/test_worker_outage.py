@@ -1,4 +1,4 @@
-"""A worker started while the broker is down consumes within 10 s of its return.
+"""A worker and a safety lane started while the broker is down consume soon after it returns.
 
 Stops the shared local broker for a few seconds (as test_z_broker_outage.py does), so
 it runs late in the session (file name). TEST_BROKER_CTL=<script taking stop|start>
@@ -36,6 +36,7 @@ from tests.support.stack import (
     ServiceProcess,
     delete_topics,
     service_env,
+    stop_all,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -45,73 +46,38 @@ ASSIGNED = "safety_lane_assigned_partitions "  # services/alerts/safety.py, on i
 broker = servers.broker
 
 
-async def test_a_worker_started_while_the_broker_is_down_consumes_within_10s_of_its_return(
+async def assigned(p: ServiceProcess) -> float:
+    """The lane's safety_lane_assigned_partitions (-1 while it does not answer)."""
+    try:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(p.metrics_url)).text
+    except httpx.HTTPError:
+        return -1
+    return next((float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(ASSIGNED)), -1)
+
+
+async def test_a_worker_and_a_safety_lane_started_during_an_outage_consume_soon_after_it(
     database: str,
 ) -> None:
+    """One outage of the broker (each stop and start of it costs tens of seconds, so the
+    two checks share it):
+
+    - a worker started while the broker is down stays up, answers /readyz 503 "waiting
+      for the broker", and consumes within 10 s of the broker's return;
+    - a safety lane restarted while the broker is away (its predecessor could not say
+      goodbye) raises a signal's alert within 5 s of the broker's return: lanes are
+      assigned every partition and never join a group (services/alerts/safety.py), so
+      there is no predecessor's session to wait out and no rebalance."""
     if not servers.broker_is_ours():
         pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
     await db.migrate(database, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
-    topic = f"test.probe.outage.{uuid.uuid4().hex[:8]}"
-    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=3)
-    group = f"probe-{uuid.uuid4().hex[:8]}"
     run = uuid.uuid4().hex[:6]
-    worker = metered_probe(database, topic, group)
-    await broker("stop")
-    try:
-        worker.start()
-        _, body = await eventually(
-            lambda: readyz(worker),
-            lambda s: s[0] == 503,
-            timeout=30,
-            what="readyz 503 without a broker",
-        )
-        assert body["reason"] == "waiting for the broker", body
-        await asyncio.sleep(3)  # it has been up a while with no broker; still running
-        assert worker.proc is not None
-        assert worker.proc.poll() is None, worker.logs()[-3000:]
-        assert (await readyz(worker))[0] == 503
-    finally:
-        await broker("start")
-    back = time.monotonic()
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all")
-    await producer.start()
-    try:
-        for i in range(3):
-            await send(producer, topic, f"s-{run}-{i}", partition=i)
-        await eventually(
-            lambda: applied_in_order(database, f"s-{run}-"),
-            lambda rows: len(rows) == 3,
-            timeout=10,
-            what="the events applied within 10 s of the broker's return",
-        )
-        took = time.monotonic() - back
-        assert took < 10, took
-        await eventually(
-            lambda: assigned_gauge(worker), lambda n: n == 3, timeout=3, what="3 assigned"
-        )
-        await eventually(
-            lambda: readyz(worker), lambda s: s[0] == 200, timeout=5, what="readyz 200"
-        )
-        print(f"\nconsumed {took:.1f} s after the broker was back")
-    finally:
-        await producer.stop()
-        worker.kill(signal.SIGTERM)
-        await delete_topics([topic, dlq_topic(topic)])
-
-
-async def test_a_safety_lane_restarted_during_an_outage_consumes_at_once(
-    database: str,
-) -> None:
-    """A safety lane restarted while the broker is away (its predecessor could not say
-    goodbye) consumes within 5 s of the broker's return: lanes are assigned every
-    partition and never join a group (services/alerts/safety.py), so there is no
-    predecessor's session to wait out and no rebalance."""
-    if not servers.broker_is_ours():
-        pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not ours to stop")
-    run = uuid.uuid4().hex[:6]
+    topic = f"test.probe.outage.{run}"
     prefix = f"lane-{run}."
-    topics = [prefix + t for t in ALL_TOPICS]
-    await ensure_topics([KAFKA], topics)
+    topics = [topic, dlq_topic(topic), *(prefix + t for t in ALL_TOPICS)]
+    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=3)
+    await ensure_topics([KAFKA], [prefix + t for t in ALL_TOPICS])
+    worker = metered_probe(database, topic, f"probe-{run}")
     env = service_env(database, ALERTS_CONSUMER_GROUP=f"lane-{run}")
     env.update(KAFKA_TOPIC_PREFIX=prefix)
 
@@ -120,16 +86,6 @@ async def test_a_safety_lane_restarted_during_an_outage_consumes_at_once(
         return ServiceProcess(
             "alerts-safety", ["services.alerts", "safety"], env, log
         ).with_metrics("ALERTS_SAFETY_METRICS_PORT")
-
-    async def assigned(p: ServiceProcess) -> float:
-        try:
-            async with httpx.AsyncClient() as http:
-                text = (await http.get(p.metrics_url)).text
-        except httpx.HTTPError:
-            return -1
-        return next(
-            (float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(ASSIGNED)), -1
-        )
 
     first, second = lane(1), lane(2)
     first.start()
@@ -141,7 +97,18 @@ async def test_a_safety_lane_restarted_during_an_outage_consumes_at_once(
         try:
             first.kill(signal.SIGTERM)  # stopped while the broker is away
             second.start()
-            await asyncio.sleep(2)
+            worker.start()
+            _, body = await eventually(
+                lambda: readyz(worker),
+                lambda s: s[0] == 503,
+                timeout=30,
+                what="readyz 503 without a broker",
+            )
+            assert body["reason"] == "waiting for the broker", body
+            await asyncio.sleep(3)  # it has been up a while with no broker; still running
+            assert worker.proc is not None
+            assert worker.proc.poll() is None, worker.logs()[-3000:]
+            assert (await readyz(worker))[0] == 503
         finally:
             await broker("start")
         back = time.monotonic()
@@ -159,6 +126,8 @@ async def test_a_safety_lane_restarted_during_an_outage_consumes_at_once(
         await producer.start()
         try:
             await producer.send_and_wait(prefix + "safety.signal", event.to_bytes(), pid.encode())
+            for i in range(3):
+                await send(producer, topic, f"s-{run}-{i}", partition=i)
         finally:
             await producer.stop()
         conn = await asyncpg.connect(database)
@@ -173,10 +142,24 @@ async def test_a_safety_lane_restarted_during_an_outage_consumes_at_once(
             )
         finally:
             await conn.close()
+        lane_took = time.monotonic() - back
+        print(f"\nthe restarted lane raised the alert {lane_took:.1f} s after the broker was back")
+        assert lane_took < 5, (lane_took, second.logs()[-3000:])
+        await eventually(
+            lambda: applied_in_order(database, f"s-{run}-"),
+            lambda rows: len(rows) == 3,
+            timeout=10,
+            what="the events applied within 10 s of the broker's return",
+        )
         took = time.monotonic() - back
-        print(f"\nthe restarted lane raised the alert {took:.1f} s after the broker was back")
-        assert took < 5, (took, second.logs()[-3000:])
+        print(f"the worker consumed {took:.1f} s after the broker was back")
+        assert took < 10, took
+        await eventually(
+            lambda: assigned_gauge(worker), lambda n: n == 3, timeout=3, what="3 assigned"
+        )
+        await eventually(
+            lambda: readyz(worker), lambda s: s[0] == 200, timeout=5, what="readyz 200"
+        )
     finally:
-        second.kill(signal.SIGTERM)
-        first.kill(signal.SIGTERM)
+        stop_all((worker, second, first))
         await delete_topics(topics)

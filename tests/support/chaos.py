@@ -42,7 +42,7 @@ from tests.support.eventually import eventually
 from tests.support.stack import ARTIFACTS, KAFKA, ServiceProcess, free_port, wait_ready
 from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
-from tools.stack import create_space, drop_space
+from tools.stack import create_space, drop_space, stop_all
 
 SUICIDAL_SHARE = 0.1
 
@@ -143,9 +143,7 @@ async def two_of_everything(
         await settled(stack, members=len(instances))
         yield stack
     finally:
-        for inst in instances:
-            for p in inst.procs.values():
-                p.kill(signal.SIGTERM)
+        stop_all(p for inst in instances for p in inst.procs.values())
         await drop_space(space)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +42,7 @@ from tests.support.stack import (
     for_the_session,
     free_port,
     service_env,
+    stop_all,
     topic_log,
     wait_ready,
     with_database,
@@ -226,6 +226,5 @@ async def clocked(fake_twilio: FakeTwilio, mail_sink: MailSink) -> AsyncIterator
             print(f"clocked stack on its clock {time.monotonic() - started:.1f}s after its APIs")
             yield stack
     finally:
-        for p in processes.values():
-            p.kill(signal.SIGTERM)
+        stop_all(processes.values())
         await drop_database(name)

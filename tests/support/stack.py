@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from tools.stack import delete_topics as delete_topics
 from tools.stack import drop_database as drop_database
 from tools.stack import drop_space as drop_space
 from tools.stack import free_port as free_port
+from tools.stack import stop_all as stop_all
 from tools.stack import wait_ready as wait_ready
 from tools.stack import with_database as with_database
 
@@ -243,8 +243,7 @@ async def intake(database: str, event_log: EventLog) -> AsyncIterator[IntakeStac
     relay.start()
     for_the_session(api, relay)
     yield IntakeStack(url=url, dsn=database, api=api, relay=relay)
-    for p in (api, relay):
-        p.kill(signal.SIGTERM)
+    stop_all((api, relay))
 
 
 @pytest.fixture
@@ -307,8 +306,7 @@ async def scheduling(database: str, intake: IntakeStack) -> AsyncIterator[Schedu
         w.start()
     for_the_session(api, relay, *workers)
     yield SchedulingStack(url=url, dsn=database, api=api, relay=relay, workers=workers)
-    for p in (api, relay, *workers):
-        p.kill(signal.SIGTERM)
+    stop_all((api, relay, *workers))
 
 
 @pytest.fixture
@@ -459,8 +457,7 @@ async def alerts(
         safety=safety,
         watchdog=watchdog,
     )
-    for p in (api, relay, *workers, *timers, *safety, watchdog):
-        p.kill(signal.SIGTERM)
+    stop_all((api, relay, *workers, *timers, *safety, watchdog))
 
 
 @pytest.fixture
