@@ -98,6 +98,15 @@ async def applied(dsn: str, event_id: str) -> None:
         await conn.close()
 
 
+async def routine_event_applied(event_log: EventLog, dsn: str, topic: str, **match: Any) -> None:
+    """Wait until the routine event matching ``match`` is on ``topic`` and applied by the
+    alerts service."""
+    await eventually(lambda: event_id_of(event_log, topic, **match) is not None, what=topic)
+    event_id = event_id_of(event_log, topic, **match)
+    assert event_id is not None
+    await applied(dsn, event_id)
+
+
 async def test_an_ideation_checkin_pages_once_through_the_lane_while_the_worker_is_stalled(
     api: httpx.AsyncClient,
     alerts: AlertsStack,
@@ -138,15 +147,9 @@ async def test_an_ideation_checkin_pages_once_through_the_lane_while_the_worker_
             assert w.proc is not None
             w.proc.send_signal(signal.SIGCONT)
     # the routine event of the same check-in comes later: still one occurrence, one page
-    await eventually(
-        lambda: (
-            event_id_of(event_log, "checkin.recorded", checkin_id=body["checkin_id"]) is not None
-        ),
-        what="checkin.recorded",
+    await routine_event_applied(
+        event_log, alerts.dsn, "checkin.recorded", checkin_id=body["checkin_id"]
     )
-    routine = event_id_of(event_log, "checkin.recorded", checkin_id=body["checkin_id"])
-    assert routine is not None
-    await applied(alerts.dsn, routine)
     [alert] = await alerts_of(api, pid, kind="suicide_risk")
     assert alert["occurrences"] == 1
     assert len(pages_to(receiver, "/s1", alert["alert_id"])) == 1
@@ -214,15 +217,6 @@ async def test_a_lane_frozen_joining_or_killed_never_holds_up_a_page(
     to expire. The routine workers are frozen throughout, so only a lane can page."""
     site_id = await new_site(api, tiers(receiver, "/f1", escalate_after_s=600))
 
-    async def applied_by_the_routine_worker(intake_id: str) -> None:
-        await eventually(
-            lambda: event_id_of(event_log, "intake.screened", intake_id=intake_id) is not None,
-            what="intake.screened",
-        )
-        screened = event_id_of(event_log, "intake.screened", intake_id=intake_id)
-        assert screened is not None
-        await applied(alerts.dsn, screened)
-
     patients = []
     for _ in range(9):
         pid, body = await new_patient(intake_http, site_id)
@@ -230,7 +224,9 @@ async def test_a_lane_frozen_joining_or_killed_never_holds_up_a_page(
         # applied by the routine worker before it is frozen: a worker frozen inside a
         # patient's transaction would hold that patient's signal up to
         # CONSUMER_IDLE_IN_TRANSACTION_S, which is not what this test is about
-        await applied_by_the_routine_worker(body["intake_id"])
+        await routine_event_applied(
+            event_log, alerts.dsn, "intake.screened", intake_id=body["intake_id"]
+        )
     late: dict[str, float] = {}
     checkins: set[str] = set()
 
@@ -320,13 +316,9 @@ async def test_a_high_risk_intake_pages_through_the_lane(
     )
     lane = next(d for d in event_log.data("safety.signal") if d["signal_id"] == body["intake_id"])
     assert (lane["source"], lane["reasons"]) == ("intake", ["cssrs_high"])
-    await eventually(
-        lambda: event_id_of(event_log, "intake.screened", intake_id=body["intake_id"]) is not None,
-        what="intake.screened",
+    await routine_event_applied(
+        event_log, alerts.dsn, "intake.screened", intake_id=body["intake_id"]
     )
-    routine = event_id_of(event_log, "intake.screened", intake_id=body["intake_id"])
-    assert routine is not None
-    await applied(alerts.dsn, routine)
     [alert] = await alerts_of(api, pid, kind="suicide_risk")
     assert alert["occurrences"] == 1
     assert len(pages_to(receiver, "/s2", alert["alert_id"])) == 1
