@@ -63,7 +63,7 @@ status:
 
 # the local broker and database, or the images of the containers the suite starts
 test: $(if $(filter 1,$(INTERVAL_TESTCONTAINERS)),images,infra)
-	$(VENV_BIN)/python -m pytest $(PYTEST_ARGS)
+	$(VENV_BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 faults: infra
 	FAULT_SECONDS=$${FAULT_SECONDS:-600} $(VENV_BIN)/python -m pytest -s tests/faults/test_chaos.py $(PYTEST_ARGS)
