@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -35,25 +34,15 @@ from tests.support.stack import (
     KAFKA,
     ServiceProcess,
     delete_topics,
+    lane_assigned,
     service_env,
     stop_all,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ASSIGNED = "safety_lane_assigned_partitions "  # services/alerts/safety.py, on its metrics port
 
 broker = servers.broker
-
-
-async def assigned(p: ServiceProcess) -> float:
-    """The lane's safety_lane_assigned_partitions (-1 while it does not answer)."""
-    try:
-        async with httpx.AsyncClient() as http:
-            text = (await http.get(p.metrics_url)).text
-    except httpx.HTTPError:
-        return -1
-    return next((float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(ASSIGNED)), -1)
 
 
 async def test_a_worker_and_a_safety_lane_started_during_an_outage_consume_soon_after_it(
@@ -90,9 +79,7 @@ async def test_a_worker_and_a_safety_lane_started_during_an_outage_consume_soon_
     first, second = lane(1), lane(2)
     first.start()
     try:
-        await eventually(
-            lambda: assigned(first), lambda n: n == 6, timeout=60, what="the first lane consuming"
-        )
+        await lane_assigned([first])
         await broker("stop")
         try:
             first.kill(signal.SIGTERM)  # stopped while the broker is away

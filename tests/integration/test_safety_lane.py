@@ -8,7 +8,6 @@ arriving later never makes a second occurrence or a second page.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import statistics
@@ -39,6 +38,7 @@ from tests.support.stack import (
     ServiceProcess,
     free_port,
     lane_assigned,
+    metric,
     service_env,
     wait_ready,
 )
@@ -70,16 +70,6 @@ def event_id_of(event_log: EventLog, topic: str, **match: Any) -> str | None:
         if all(event["data"].get(k) == v for k, v in match.items()):
             return str(event["id"])
     return None
-
-
-async def metric(proc: ServiceProcess, sample: str) -> float:
-    """A sample's value on the process's /metrics (0 when absent or unreachable)."""
-    with contextlib.suppress(httpx.HTTPError):
-        async with httpx.AsyncClient(timeout=5) as client:
-            for line in (await client.get(proc.metrics_url)).text.splitlines():
-                if line.startswith(sample + " "):
-                    return float(line.split()[-1])
-    return 0.0
 
 
 async def applied(dsn: str, event_id: str) -> None:

@@ -335,22 +335,24 @@ ALERTS_KNOBS = {
 }
 
 
+async def metric(proc: ServiceProcess, sample: str) -> float:
+    """A sample's value on the process's /metrics, e.g. ``safety_lane_assigned_partitions``
+    or ``name{label="x"}`` (0 when it is absent or the process does not answer)."""
+    with contextlib.suppress(httpx.HTTPError):
+        async with httpx.AsyncClient(timeout=5) as client:
+            for line in (await client.get(proc.metrics_url)).text.splitlines():
+                if line.startswith(sample + " "):
+                    return float(line.split()[-1])
+    return 0.0
+
+
 async def lane_assigned(safety: list[ServiceProcess], partitions: int = 6) -> None:
     """Wait until every safety lane process consumes every partition of safety.signal
     (each is assigned them all: services/alerts/safety.py): from then on a signal is
     consumed at once."""
 
-    async def assigned() -> list[int]:
-        counts = []
-        async with httpx.AsyncClient(timeout=5) as client:
-            for proc in safety:
-                n = 0
-                with contextlib.suppress(httpx.HTTPError):
-                    for line in (await client.get(proc.metrics_url)).text.splitlines():
-                        if line.startswith("safety_lane_assigned_partitions "):
-                            n = int(float(line.split()[1]))
-                counts.append(n)
-        return counts
+    async def assigned() -> list[float]:
+        return [await metric(p, "safety_lane_assigned_partitions") for p in safety]
 
     await eventually(
         assigned,
