@@ -208,12 +208,36 @@ def session_stacks_survive() -> Iterator[None]:
     again: one test's failure must not take every later test with it."""
     yield
     dead = [p for p in SESSION_PROCESSES if p.proc is not None and p.proc.poll() is not None]
+    # why each one ended, from its log: the only trace a CI run prints of it
+    why = {p.name: last_words(p) for p in dead}
     for p in dead:
         p.start()
     if dead:
         pytest.fail(
-            "left stopped (started again): " + ", ".join(p.name for p in dead), pytrace=False
+            "left stopped (started again): "
+            + ", ".join(p.name for p in dead)
+            + "".join(f"\n--- the end of {name}'s log:\n{tail}" for name, tail in why.items()),
+            pytrace=False,
         )
+
+
+def last_words(proc: ServiceProcess) -> str:
+    """Why a process ended, from its log: its last errors (the event and the end of its
+    exception) and its last lines, with its exit code."""
+
+    def short(line: str) -> str:
+        try:
+            rec = json.loads(line[line.index("{") :])
+        except ValueError:
+            return line[-600:]
+        exc = str(rec.get("exception", ""))[-600:]
+        return f"{rec.get('level')} {rec.get('event')}" + (f"\n    ...{exc}" if exc else "")
+
+    lines = proc.logs().splitlines()[-300:]
+    errors = [ln for ln in lines if '"level": "error"' in ln or '"level": "critical"' in ln]
+    code = proc.proc.poll() if proc.proc is not None else None
+    shown = [short(ln) for ln in errors[-3:]] + ["..."] + [short(ln) for ln in lines[-3:]]
+    return "\n".join([*shown, f"(exit code {code})"])
 
 
 @pytest.fixture(scope="session")
