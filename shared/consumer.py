@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -26,10 +27,11 @@ import uvloop
 from faust.types import TP
 from prometheus_client import Gauge
 
-from shared import devclock, kafka, metrics
+from shared import db, devclock, kafka, metrics
 from shared.logging import configure_logging, get_logger
-from shared.processing import EventProcessor, Message
+from shared.processing import TRANSIENT, EventProcessor, Message
 from shared.readiness import GroupLag, Readiness
+from shared.retry import until_done
 from shared.settings import CommonSettings
 from shared.uncommitted import seek_uncommitted_to_start
 
@@ -66,7 +68,8 @@ def _track_lag(app: faust.App, group: str, topic: str, message: Any) -> None:
 Timer = tuple[float, Callable[[], Awaitable[None]]]
 
 # A partition's lane holds at most this many fetched messages before the partition is
-# paused (fetching from it stops); it is resumed once the lane is down to LANE_RESUME.
+# paused (fetching from it stops); it is resumed once the lane is down to LANE_RESUME,
+# from the offset after the last message it was handed (PartitionLanes.put).
 LANE_PAUSE = 200
 LANE_RESUME = 50
 # How often the worker checks its subscription against the broker's metadata and its
@@ -94,7 +97,12 @@ class PartitionLanes:
     message, so no offset is committed past an unprocessed one. A lane takes what queued
     up while it worked, up to CONSUMER_BATCH_MAX (``EventProcessor.process_batch``). A
     lane that backs up is paused at the fetcher (LANE_PAUSE) instead of growing without
-    bound. On revocation the lanes of the revoked partitions are cancelled and dropped:
+    bound, and resumed by a seek to the offset after the last message it was handed:
+    faust drops the paused partition's records it had already fetched, and on resume it
+    took the jump in offsets for a gap and counted the dropped records as acked, so the
+    partition's offset was committed past messages never applied (a lost event for each;
+    tests/integration/test_worker_liveness.py). On revocation the lanes of the revoked
+    partitions are cancelled and dropped:
     what they had not acked is read again, from the committed offset, by the partition's
     next owner (the inbox makes a repeat a no-op).
     """
@@ -105,9 +113,11 @@ class PartitionLanes:
         self._queues: dict[Any, asyncio.Queue[Any]] = {}
         self._tasks: dict[Any, asyncio.Task[None]] = {}
         self._paused: set[Any] = set()
+        self._handed: dict[Any, int] = {}  # the last offset each lane was handed
 
     def put(self, event: Any) -> None:
         tp = event.message.tp
+        self._handed[tp] = max(event.message.offset, self._handed.get(tp, -1))
         queue = self._queues.get(tp)
         if queue is None:
             queue = self._queues[tp] = asyncio.Queue()
@@ -143,14 +153,38 @@ class PartitionLanes:
                 e.ack()
             _track_lag(self.app, self.processor.group, tp.topic, batch[-1].message)
             if tp in self._paused and queue.qsize() <= LANE_RESUME:
-                self._paused.discard(tp)
-                self.app.consumer.resume_partitions([faust_tp(tp)])
+                await self._resume(tp, queue)
+
+    async def _resume(self, tp: Any, queue: asyncio.Queue[Any]) -> None:
+        """Fetch the partition again from the offset after the last message this lane was
+        handed (what faust dropped while it was paused is fetched again; a message handed
+        twice is applied once, the inbox)."""
+        offset = self._handed[tp] + 1
+        backoff = self.processor.settings.backoff()
+        while True:  # a partition no longer assigned is revoked, which cancels this lane
+            try:
+                await self.app.consumer.seek(faust_tp(tp), offset)
+                break
+            except Exception as exc:
+                delay = backoff.delay()
+                log.warning("lane_seek_failed", topic=tp.topic, error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+        self._paused.discard(tp)
+        self.app.consumer.resume_partitions([faust_tp(tp)])
+        log.info(
+            "lane_resumed",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            queued=queue.qsize(),
+        )
 
     async def revoke(self, tps: Iterable[Any]) -> None:
         tasks = []
         for tp in tps:
             self._queues.pop(tp, None)
             self._paused.discard(tp)
+            self._handed.pop(tp, None)
             task = self._tasks.pop(tp, None)
             if task is not None:
                 task.cancel()
@@ -209,7 +243,18 @@ def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> 
     async def _start() -> None:
         # before the group's first rebalance (it runs as the app starts)
         seek_uncommitted_to_start(app.consumer, settings.consumer_offset_reset)
-        await processor.start()
+        # A failure here would crash the whole worker (faust stops the app when a task
+        # raises): the database out of connection slots or restarting, the broker gone
+        # between _wait_for_broker and the producer's start. Wait them out instead; a
+        # message arriving meanwhile waits the same way (EventProcessor._apply).
+        await until_done(
+            processor.start,
+            retry_on=TRANSIENT,
+            backoff=settings.backoff(initial_s=0.2, max_s=settings.reconnect_max_s),
+            on_retry=lambda exc, delay: log.warning(
+                "worker_waiting_for_dependencies", error=repr(exc), retry_in_s=delay
+            ),
+        )
 
     app.task(_start)
     app.timer(WATCH_INTERVAL_S)(watch)
@@ -372,16 +417,28 @@ async def _wait_for_broker(settings: CommonSettings, readiness: Readiness) -> No
         await backoff.sleep()
 
 
-def run_worker(app: WorkerApp, service: str, settings: CommonSettings) -> None:
-    """Run the faust worker in the foreground until SIGTERM/SIGINT.
+def run_worker(
+    app: WorkerApp,
+    service: str,
+    settings: CommonSettings,
+    *,
+    schema: str,
+    migrations: Path,
+) -> None:
+    """Apply the service's migrations (``schema``, ``migrations``: its directory) once
+    PostgreSQL answers, then run the faust worker in the foreground until SIGTERM/SIGINT.
 
     Its metrics port serves /metrics and /readyz (200 once in its group with a working
     database pool, and with a partition assigned or no lag on its group's topics; 503
-    with the reason as JSON otherwise). Nothing to close on the way out: dead letters
-    are written synchronously and the database connections end with the process.
+    with the reason as JSON otherwise) from the start, also while it waits for the
+    database or the broker. Nothing to close on the way out: dead letters are written
+    synchronously and the database connections end with the process.
     """
     metrics.serve_metrics(settings.worker_metrics_port, settings.http_host, app.readiness.answer)
     loop = uvloop.new_event_loop()
+    app.readiness.set(False, reason="waiting for the database")
+    loop.run_until_complete(db.migrate_when_up(settings.database_url, schema, migrations, service))
+    app.readiness.set(False, reason="starting")
     loop.run_until_complete(_wait_for_broker(settings, app.readiness))
     worker = _Worker(
         app,

@@ -9,7 +9,11 @@ Every message ends in exactly one of
   ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
   broker before we move on;
 - retried: a transient failure (database or broker away) is retried with capped
-  exponential backoff, for as long as it takes, holding the partition's order.
+  exponential backoff, for as long as it takes, holding the partition's order. So is
+  any failure outside the handler (taking a connection, BEGIN, the inbox row, COMMIT):
+  that is never the message's fault. A chaos run dead-lettered an eligible patient's
+  decision event when BEGIN on a connection broken by a PostgreSQL restart raised
+  asyncpg's InternalClientError, and the patient was never offered a series.
 
 Under load a partition's lane hands over what queued up meanwhile
 (``EventProcessor.process_batch``): where the route allows it (``Route.batch``: its
@@ -68,12 +72,14 @@ BATCHES = Counter(
 )
 BATCHED = Counter("consumer_batched_events_total", "Events applied inside a batch", ["topic"])
 # Worth retrying: PostgreSQL not reachable (shared/db.py UNREACHABLE), a transaction that
-# lost a race, a server shutting down, the broker away. Anything else is the message's.
+# lost a race, a server shutting down, a connection the driver lost track of, the broker
+# away. Anything else a handler raises is the message's.
 TRANSIENT = (
     *UNREACHABLE,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
     # our own transaction ended by PostgreSQL (CONSUMER_IDLE_IN_TRANSACTION_S): try again
     asyncpg.IdleInTransactionSessionTimeoutError,
     KafkaError,
@@ -82,6 +88,11 @@ TRANSIENT = (
 
 class PermanentError(Exception):
     """Raised by a handler for an event that can never be applied; it is dead-lettered."""
+
+
+class _HandlerFailed(Exception):
+    """A handler raised something neither transient nor a refusal (``__cause__``): the
+    one failure, with PermanentError, that dead-letters a decodable event."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,17 @@ class Message:
     key: bytes | None
     value: bytes
     headers: dict[str, bytes]
+
+
+async def _run_handler(handler: Handler, conn: Conn, event: CloudEvent, payload: Any) -> None:
+    """The handler, its failures sorted: transient ones and refusals as they are, any
+    other as ``_HandlerFailed`` (the message's fault: dead-lettered)."""
+    try:
+        await handler(conn, event, payload)
+    except (*TRANSIENT, PermanentError):
+        raise
+    except Exception as exc:
+        raise _HandlerFailed from exc
 
 
 class EventProcessor:
@@ -145,12 +167,19 @@ class EventProcessor:
                     idle_in_transaction_s=self.settings.consumer_idle_in_transaction_s,
                 )
             if self._producer is None:
-                self._producer = idempotent_producer(
+                producer = idempotent_producer(
                     self.settings.kafka_servers,
                     f"{self.group}-dlq",
                     self.settings.kafka_request_timeout_ms,
                 )
-                await self._producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    # never kept half-started: the next start() makes a new one
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise
+                self._producer = producer
 
     @property
     def pool(self) -> asyncpg.Pool | None:
@@ -263,11 +292,21 @@ class EventProcessor:
                         if not await inbox.first_time(conn, event.id, msg.topic):
                             outcome = "duplicate"
                         else:
-                            await route.handler(conn, event, payload)
+                            await _run_handler(route.handler, conn, event, payload)
                             outcome = "applied"
                 CONSUMED.labels(msg.topic, outcome).inc()
                 return outcome
-            except TRANSIENT as exc:
+            except PermanentError as exc:
+                return await self._dead_letter(msg, "rejected", str(exc), event.id)
+            except _HandlerFailed as failed:
+                bug = failed.__cause__
+                log.error(
+                    "consumer_handler_failed", topic=msg.topic, event_id=event.id, exc_info=bug
+                )
+                return await self._dead_letter(msg, "handler_error", repr(bug), event.id)
+            except Exception as exc:
+                # transient, or outside the handler (the pool, BEGIN, the inbox, COMMIT):
+                # never the message's fault, so it waits; a fault that lasts shows as lag
                 RETRIES.labels(msg.topic).inc()
                 backoff = backoff or self._backoff()
                 delay = backoff.delay()
@@ -277,13 +316,9 @@ class EventProcessor:
                     event_id=event.id,
                     error=repr(exc),
                     retry_in_s=delay,
+                    transient=isinstance(exc, TRANSIENT),
                 )
                 await asyncio.sleep(delay)
-            except PermanentError as exc:
-                return await self._dead_letter(msg, "rejected", str(exc), event.id)
-            except Exception as exc:
-                log.exception("consumer_handler_failed", topic=msg.topic, event_id=event.id)
-                return await self._dead_letter(msg, "handler_error", repr(exc), event.id)
 
     def _backoff(self) -> Backoff:
         return self.settings.backoff(

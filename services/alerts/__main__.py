@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 import uvloop
@@ -27,7 +26,6 @@ from services.alerts.safety import serve_safety
 from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import serve_timers
 from services.alerts.watchdog import serve_watchdog
-from shared import db
 from shared.consumer import build_faust_app, run_worker
 from shared.crypto import PhiKeyError, new_key
 from shared.encrypted import rotate_main
@@ -105,9 +103,8 @@ def _serve(role: str, service: str, settings: AlertsSettings) -> int:
     elif role == "watchdog":
         uvloop.run(serve_watchdog(settings, MIGRATIONS))
     else:
-        asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
         app = build_faust_app(create_processor(settings))
-        run_worker(app, service, settings)
+        run_worker(app, service, settings, schema=SCHEMA, migrations=MIGRATIONS)
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 import uvloop
@@ -11,7 +10,6 @@ import uvloop
 from services.scheduling.app import MIGRATIONS, create_app, create_processor, worker_timers
 from services.scheduling.repository.calendars import CalendarCache
 from services.scheduling.settings import SCHEMA, SchedulingSettings
-from shared import db
 from shared.consumer import build_faust_app, run_worker
 from shared.logging import configure_logging
 from shared.priority import yield_to_safety
@@ -33,12 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.role == "relay":
         uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
     else:
-        asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
         calendars = CalendarCache()  # the worker process's one, for reactions and timers
         processor = create_processor(settings, calendars=calendars)
         timers = worker_timers(settings, processor, calendars=calendars)
         app = build_faust_app(processor, timers)
-        run_worker(app, service, settings)
+        run_worker(app, service, settings, schema=SCHEMA, migrations=MIGRATIONS)
     return 0
 
 

@@ -194,3 +194,36 @@ async def test_events_that_may_not_share_a_transaction_go_alone(
     assert tx[0] == tx[1]
     assert tx[3] == tx[4]
     assert len({tx[0], tx[2], tx[3]}) == 3
+
+
+async def test_a_failure_outside_the_handler_is_retried_and_only_a_handler_bug_dead_letters(
+    processor: EventProcessor, topic: str, conn: asyncpg.Connection
+) -> None:
+    """What fails around the handler (taking a connection, BEGIN, the inbox row, COMMIT)
+    is never the message's fault: it waits until that is mended, here the inbox table
+    renamed away from under the worker. A bug in the handler itself dead-letters."""
+    run = uuid.uuid4().hex[:6]
+    part = Partition(topic)
+    kept = checkin_event(f"kept-{run}")
+    before = retries(topic)
+    await conn.execute("ALTER TABLE probe.inbox RENAME TO inbox_away")
+    try:
+        task = asyncio.create_task(processor.process(part.message(kept)))
+        await eventually(
+            lambda: asyncio.sleep(0.05, retries(topic)),
+            lambda n: n >= before + 2,
+            timeout=10,
+            what="the event retried while the inbox is away",
+        )
+        assert not task.done()
+    finally:
+        await conn.execute("ALTER TABLE probe.inbox_away RENAME TO inbox")
+    assert await asyncio.wait_for(task, 10) == "applied"
+    assert [s for s, _ in await applied(conn, run)] == [f"kept-{run}"]
+
+    crash = part.message(checkin_event(f"crash-{run}"))
+    assert await processor.process(crash) == "dead_lettered"
+    (record,) = await read_topic(dlq_topic(topic), expected=1)
+    assert record.headers["dlq.reason"] == b"handler_error"
+    assert b"RuntimeError" in record.headers["dlq.detail"]
+    assert [s for s, _ in await applied(conn, run)] == [f"kept-{run}"]

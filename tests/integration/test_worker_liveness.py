@@ -20,13 +20,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import db
+from shared.consumer import LANE_PAUSE
 from shared.events import dlq_topic
 from shared.kafka import ensure_topics
 from tests.support import probe_worker
+from tests.support.dblink import DbLink
 from tests.support.eventually import eventually
 from tests.support.probes import (
     applied_in_order,
     assigned_gauge,
+    checkin_event,
     metered_probe,
     readyz,
     send,
@@ -109,6 +112,62 @@ async def test_a_worker_started_before_its_topic_exists_consumes_within_10s_of_i
         print(f"\nconsumed {took:.1f} s after the topic was created")
     finally:
         worker.kill(signal.SIGTERM)
+        await delete_topics([topic, dlq_topic(topic)])
+
+
+async def test_a_worker_whose_database_refuses_it_at_start_waits_and_then_consumes(
+    probe_db: str, producer: AIOKafkaProducer
+) -> None:
+    """A worker used to exit when PostgreSQL refused it at start (restarting, or out of
+    connection slots: seen in CI as a worker gone mid-test), first in its migrations,
+    then in its pool's first connection, which crashed the faust app. It now waits,
+    says why on /readyz, and consumes once the database lets it in."""
+    topic = f"test.probe.nodb.{uuid.uuid4().hex[:8]}"
+    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=1)
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:6]
+    link = DbLink(probe_db)
+    worker = metered_probe(await link.start(), topic, group)
+    link.cut()  # every connection refused
+    worker.start()
+    try:
+        for i in range(3):
+            await send(producer, topic, f"s-{run}-{i}")
+        _, body = await eventually(
+            lambda: readyz(worker),
+            lambda s: s[0] == 503 and link.refused >= 2,
+            timeout=30,
+            what="readyz 503 while its migrations are refused, twice",
+        )
+        assert body["reason"] == "waiting for the database", body
+        assert worker.proc is not None
+        assert worker.proc.poll() is None, "the worker exited"
+
+        link.admit(1)  # the migrations' connection only: its pool's are refused
+        refused = link.refused
+        await eventually(
+            lambda: asyncio.sleep(0.2, worker.logs()),
+            lambda logs: "worker_waiting_for_dependencies" in logs and link.refused >= refused + 2,
+            timeout=30,
+            what="the pool's connections refused, twice",
+        )
+        assert worker.proc.poll() is None, "the worker exited"
+        assert (await readyz(worker))[0] == 503
+
+        link.mend()
+        rows = await eventually(
+            lambda: applied_in_order(probe_db, f"s-{run}-"),
+            lambda r: len(r) == 3,
+            timeout=30,
+            what="the events applied once the database lets it in",
+        )
+        assert [s for s, _ in rows] == [f"s-{run}-{i}" for i in range(3)]
+        await eventually(
+            lambda: readyz(worker), lambda s: s[0] == 200, timeout=15, what="readyz 200"
+        )
+    finally:
+        worker.kill(signal.SIGTERM)
+        await link.close()
         await delete_topics([topic, dlq_topic(topic)])
 
 
@@ -245,6 +304,57 @@ async def test_a_message_retried_on_one_partition_does_not_delay_another_partiti
             what="partition 0 committed after both",
         )
         print(f"\npartition 1 applied {took:.2f} s after sending while partition 0 retried")
+    finally:
+        await conn.close()
+        worker.kill(signal.SIGTERM)
+        await delete_topics([topic, dlq_topic(topic)])
+
+
+async def test_a_lane_paused_behind_a_retried_event_loses_nothing_when_it_resumes(
+    probe_db: str, producer: AIOKafkaProducer
+) -> None:
+    """A partition whose lane backs up past LANE_PAUSE is paused at the fetcher. faust
+    then drops the records of that partition it had already fetched (they are not in its
+    active set any more), and on resume it takes the jump in offsets for a gap it treats
+    as acked: without a seek back, those records were never applied and the partition's
+    offset was committed past them."""
+    topic = f"test.probe.pause.{uuid.uuid4().hex[:8]}"
+    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=1)
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:6]
+    total = LANE_PAUSE * 4
+    worker = metered_probe(probe_db, topic, group)
+    conn = await asyncpg.connect(probe_db)
+    stalled = f"stall-{run}"
+    await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
+    worker.start()
+    try:
+        await eventually(
+            lambda: readyz(worker), lambda s: s[0] == 200, timeout=60, what="the worker ready"
+        )
+        await send(producer, topic, stalled)
+        batch = [checkin_event(f"s-{run}-{i:04d}") for i in range(total)]
+        for e in batch:
+            await producer.send(topic, e.to_bytes(), key=e.key.encode(), partition=0)
+        await producer.flush()
+        await eventually(
+            lambda: asyncio.sleep(0.2, worker.logs()),
+            lambda logs: "lane_paused" in logs,
+            timeout=30,
+            what="the lane paused behind the retried event",
+        )
+        await conn.execute("DELETE FROM probe.gate WHERE subject = $1", stalled)
+        await eventually(
+            lambda: committed_offsets(group, topic),
+            lambda o: o.get(0) == total + 1,
+            timeout=60,
+            what="everything committed",
+        )
+        rows = await applied_in_order(probe_db, f"s-{run}-")
+        assert [s for s, _ in rows] == [f"s-{run}-{i:04d}" for i in range(total)], (
+            f"{len(rows)} of {total} applied, in order"
+        )
+        assert "lane_resumed" in worker.logs()
     finally:
         await conn.close()
         worker.kill(signal.SIGTERM)

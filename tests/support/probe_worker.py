@@ -2,7 +2,8 @@
 
 Run as ``python -m tests.support.probe_worker`` with PROBE_TOPIC, PROBE_TYPE,
 PROBE_GROUP and DATABASE_URL set; it is the consumer the integration tests kill
-and restart. An event whose subject starts with ``reject-`` is refused (dead-lettered);
+and restart. An event whose subject starts with ``reject-`` is refused, one whose subject
+starts with ``crash-`` meets a bug in the handler (both dead-lettered);
 one whose subject starts with ``stall-`` fails transiently (is retried) while that
 subject has a row in ``probe.gate``. Events share a transaction with their partition's
 neighbours under load (shared/processing.py Route.batch), but for those whose subject
@@ -11,12 +12,10 @@ starts with ``alone-``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
-from shared import db
 from shared.consumer import build_faust_app, run_worker
 from shared.db import Conn
 from shared.events import CloudEvent
@@ -31,6 +30,8 @@ MIGRATIONS = Path(__file__).parent / "probe_migrations"
 async def record(conn: Conn, event: CloudEvent, _: Any) -> None:
     if event.subject.startswith("reject-"):
         raise PermanentError("this patient id is refused by the probe")
+    if event.subject.startswith("crash-"):
+        raise RuntimeError("the probe's handler has a bug for this subject")
     if event.subject.startswith("stall-") and await conn.fetchval(
         "SELECT 1 FROM gate WHERE subject = $1", event.subject
     ):
@@ -59,11 +60,12 @@ def processor(settings: CommonSettings, topic: str, event_type: str, group: str)
 def main() -> None:
     settings = CommonSettings()
     configure_logging("probe-worker", "INFO")
-    asyncio.run(db.migrate(settings.database_url, SCHEMA, db.migration_files(MIGRATIONS)))
     proc = processor(
         settings, os.environ["PROBE_TOPIC"], os.environ["PROBE_TYPE"], os.environ["PROBE_GROUP"]
     )
-    run_worker(build_faust_app(proc), "probe-worker", settings)
+    run_worker(
+        build_faust_app(proc), "probe-worker", settings, schema=SCHEMA, migrations=MIGRATIONS
+    )
 
 
 if __name__ == "__main__":
