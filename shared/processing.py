@@ -71,14 +71,21 @@ BATCHES = Counter(
     ["topic", "outcome"],
 )
 BATCHED = Counter("consumer_batched_events_total", "Events applied inside a batch", ["topic"])
-# Worth retrying: PostgreSQL not reachable (shared/db.py UNREACHABLE), a transaction that
-# lost a race, a server shutting down, a connection the driver lost track of, the broker
-# away. Anything else a handler raises is the message's.
+# Worth retrying: PostgreSQL not reachable (shared/db.py UNREACHABLE), the state of the
+# server rather than of the event (SQLSTATE class 40, a transaction rolled back: lost a
+# race, deadlock; 53, out of disk, memory or connections; 57, an operator or a timeout
+# stopped it, or the server is shutting down; 58, an I/O error; 55P03, a lock not
+# available), a connection the driver lost track of, the broker away. Anything else a
+# handler raises is the message's. Retrying is the safe side: a fault that lasts stalls
+# its partition, which shows as lag and on the pipeline watchdog; a dead letter would be
+# an event lost.
 TRANSIENT = (
     *UNREACHABLE,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.AdminShutdownError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.PostgresSystemError,
+    asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.InternalClientError,
     # our own transaction ended by PostgreSQL (CONSUMER_IDLE_IN_TRANSACTION_S): try again
     asyncpg.IdleInTransactionSessionTimeoutError,

@@ -1,6 +1,7 @@
 """shared/processing.py ``EventProcessor._apply`` without a broker or database: a
 message applied at the first try makes no backoff; a transient failure makes one, the
-first time it retries, and the message is applied after the wait."""
+first time it retries, and the message is applied after the wait; which errors are the
+server's state (retried) and which the event's (dead-lettered)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from shared import events
 from shared.events import CloudEvent
-from shared.processing import EventProcessor, Message, Route
+from shared.processing import TRANSIENT, EventProcessor, Message, Route
 from shared.retry import Backoff
 from shared.settings import CommonSettings
 
@@ -106,3 +107,42 @@ async def test_a_batch_predicate_that_raises_sends_the_event_alone(
     p.processor.routes[TOPIC] = Route(route.topic, route.handler, route.event_type, batch=broken)
     assert await p.processor.process_batch([message(), message()]) == ["applied", "applied"]
     assert p.applied == 2
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.SerializationError,  # 40001: lost a race
+        asyncpg.DeadlockDetectedError,  # 40P01
+        asyncpg.exceptions.DiskFullError,  # 53100
+        asyncpg.exceptions.OutOfMemoryError,  # 53200
+        asyncpg.TooManyConnectionsError,  # 53300
+        asyncpg.AdminShutdownError,  # 57P01
+        asyncpg.exceptions.CrashShutdownError,  # 57P02
+        asyncpg.exceptions.QueryCanceledError,  # 57014: statement_timeout, a cancel
+        asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout
+        asyncpg.IdleInTransactionSessionTimeoutError,  # 25P03
+        asyncpg.exceptions.PostgresIOError,  # 58030
+        asyncpg.exceptions.InternalClientError,  # the driver lost track of a connection
+        asyncpg.InterfaceError,
+        ConnectionResetError,
+        TimeoutError,
+    ],
+)
+def test_the_servers_state_is_retried_never_dead_lettered(error: type[Exception]) -> None:
+    assert issubclass(error, TRANSIENT)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.UniqueViolationError,  # 23505: what the event asks contradicts the data
+        asyncpg.exceptions.CheckViolationError,
+        asyncpg.exceptions.DataError,
+        asyncpg.exceptions.UndefinedColumnError,  # a handler's bug
+        ValueError,
+        KeyError,
+    ],
+)
+def test_what_the_handler_raises_of_the_event_is_the_events(error: type[Exception]) -> None:
+    assert not issubclass(error, TRANSIENT)
