@@ -25,7 +25,7 @@ from typing import Any
 import faust
 import uvloop
 from faust.types import TP
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from shared import db, devclock, kafka, metrics
 from shared.logging import configure_logging, get_logger
@@ -41,6 +41,12 @@ LAG = Gauge(
     "consumer_lag",
     "Messages on the partition after the last one this worker processed (highwater - offset - 1)",
     ["group", "topic", "partition"],
+)
+SKIPS = Counter(
+    "consumer_offset_skips_total",
+    "Times a partition's next message came past the offset after the last one handed to "
+    "its lane (faust skipped some): the partition was fetched again from the first missing",
+    ["group", "topic"],
 )
 ASSIGNED = Gauge(
     "consumer_assigned_partitions",
@@ -114,10 +120,14 @@ class PartitionLanes:
         self._tasks: dict[Any, asyncio.Task[None]] = {}
         self._paused: set[Any] = set()
         self._handed: dict[Any, int] = {}  # the last offset each lane was handed
+        # a partition being fetched again after a skip: the offset awaited, and the seek
+        self._refetch: dict[Any, tuple[int, asyncio.Task[None]]] = {}
 
     def put(self, event: Any) -> None:
-        tp = event.message.tp
-        self._handed[tp] = max(event.message.offset, self._handed.get(tp, -1))
+        tp, offset = event.message.tp, event.message.offset
+        if not self._in_sequence(tp, offset):
+            return
+        self._handed[tp] = max(offset, self._handed.get(tp, -1))
         queue = self._queues.get(tp)
         if queue is None:
             queue = self._queues[tp] = asyncio.Queue()
@@ -155,20 +165,72 @@ class PartitionLanes:
             if tp in self._paused and queue.qsize() <= LANE_RESUME:
                 await self._resume(tp, queue)
 
+    def _in_sequence(self, tp: Any, offset: int) -> bool:
+        """Whether to hand this message to its lane. Our topics' offsets have no gaps (no
+        transactions, no compaction), so a message past the one after the last handed
+        means faust skipped some: they would never be applied, and their offsets would
+        be committed with the next ones. The partition is then paused, sought back to the
+        first one missing and resumed; what arrives past it meanwhile (fetched before
+        the pause) is dropped, to come again. Still a jump after the seek: the records
+        are gone from the broker (retention), and the lane goes on from there."""
+        pending = self._refetch.get(tp)
+        if pending is not None:
+            want, seek = pending
+            if offset <= want:
+                if offset == want:
+                    del self._refetch[tp]
+                return True  # the one awaited, or one handed before (the inbox drops it)
+            if not seek.done():
+                return False
+            del self._refetch[tp]
+            log.error(
+                "consumer_offsets_gone",
+                topic=tp.topic,
+                partition=tp.partition,
+                first=want,
+                resumed_at=offset,
+            )
+            return True
+        last = self._handed.get(tp)
+        if last is None or offset <= last + 1:
+            return True
+        SKIPS.labels(self.processor.group, tp.topic).inc()
+        log.error(
+            "consumer_offset_skip",
+            topic=tp.topic,
+            partition=tp.partition,
+            expected=last + 1,
+            got=offset,
+        )
+        self.app.consumer.pause_partitions([faust_tp(tp)])
+        task = asyncio.get_running_loop().create_task(
+            self._refetch_from(tp, last + 1), name=f"refetch {tp.topic}[{tp.partition}]"
+        )
+        self._refetch[tp] = (last + 1, task)
+        return False
+
+    async def _refetch_from(self, tp: Any, offset: int) -> None:
+        await self._seek(tp, offset)
+        if tp not in self._paused:  # else its lane resumes it once it has room
+            self.app.consumer.resume_partitions([faust_tp(tp)])
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        backoff = self.processor.settings.backoff()
+        while True:  # a partition no longer assigned is revoked, which cancels this task
+            try:
+                await self.app.consumer.seek(faust_tp(tp), offset)
+                return
+            except Exception as exc:
+                delay = backoff.delay()
+                log.warning("lane_seek_failed", topic=tp.topic, error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+
     async def _resume(self, tp: Any, queue: asyncio.Queue[Any]) -> None:
         """Fetch the partition again from the offset after the last message this lane was
         handed (what faust dropped while it was paused is fetched again; a message handed
         twice is applied once, the inbox)."""
         offset = self._handed[tp] + 1
-        backoff = self.processor.settings.backoff()
-        while True:  # a partition no longer assigned is revoked, which cancels this lane
-            try:
-                await self.app.consumer.seek(faust_tp(tp), offset)
-                break
-            except Exception as exc:
-                delay = backoff.delay()
-                log.warning("lane_seek_failed", topic=tp.topic, error=repr(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
+        await self._seek(tp, offset)
         self._paused.discard(tp)
         self.app.consumer.resume_partitions([faust_tp(tp)])
         log.info(
@@ -185,10 +247,11 @@ class PartitionLanes:
             self._queues.pop(tp, None)
             self._paused.discard(tp)
             self._handed.pop(tp, None)
-            task = self._tasks.pop(tp, None)
-            if task is not None:
-                task.cancel()
-                tasks.append(task)
+            refetch = self._refetch.pop(tp, None)
+            for task in (self._tasks.pop(tp, None), refetch[1] if refetch else None):
+                if task is not None:
+                    task.cancel()
+                    tasks.append(task)
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
