@@ -64,7 +64,7 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
         ["--config-file", str(ROOT / "pyproject.toml"), "--no-error-summary", str(source)]
     )
     lines = WIRING.splitlines()
-    statement = {}  # line number -> the name its statement assigns
+    statement: dict[int, str] = {}  # line number -> the name its statement assigns
     name = ""
     for number, line in enumerate(lines, start=1):
         if line and not line[0].isspace() and line[0] not in ")]":
@@ -72,8 +72,8 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
         statement[number] = name
     errors: dict[str, list[str]] = {}
     for line in out.splitlines():
-        _, number, rest = line.split(":", 2)
-        errors.setdefault(statement[int(number)], []).append(rest)
+        _, at, rest = line.split(":", 2)
+        errors.setdefault(statement[int(at)], []).append(rest)
     return errors
 
 
