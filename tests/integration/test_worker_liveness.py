@@ -13,6 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -51,6 +52,28 @@ async def producer() -> AsyncIterator[AIOKafkaProducer]:
 async def probe_db(database: str) -> str:
     await db.migrate(database, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
     return database
+
+
+@dataclass
+class Gated:
+    """A topic of the test's own and a consumer group, with the probe's gate closed for
+    the run's ``stall-`` subject (held by ``conn``)."""
+
+    topic: str
+    group: str
+    run: str
+    conn: asyncpg.Connection
+    stalled: str
+
+
+async def gated(dsn: str, kind: str, partitions: int) -> Gated:
+    topic = f"test.probe.{kind}.{uuid.uuid4().hex[:8]}"
+    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=partitions)
+    run = uuid.uuid4().hex[:6]
+    conn = await asyncpg.connect(dsn)
+    stalled = f"stall-{run}"
+    await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
+    return Gated(topic, f"probe-{uuid.uuid4().hex[:8]}", run, conn, stalled)
 
 
 async def committed_offsets(group: str, topic: str) -> dict[int, int]:
@@ -174,15 +197,10 @@ async def test_a_worker_whose_database_refuses_it_at_start_waits_and_then_consum
 async def test_a_worker_with_nothing_assigned_while_its_group_lags_is_not_ready(
     probe_db: str, producer: AIOKafkaProducer
 ) -> None:
-    topic = f"test.probe.one.{uuid.uuid4().hex[:8]}"
-    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=1)
-    group = f"probe-{uuid.uuid4().hex[:8]}"
-    run = uuid.uuid4().hex[:6]
+    g = await gated(probe_db, "one", partitions=1)
+    topic, group, run, conn, stalled = g.topic, g.group, g.run, g.conn, g.stalled
     first = metered_probe(probe_db, topic, group)
     second = metered_probe(probe_db, topic, group)
-    conn = await asyncpg.connect(probe_db)
-    stalled = f"stall-{run}"
-    await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
     first.start()
     try:
         await eventually(
@@ -237,14 +255,9 @@ async def test_a_worker_with_nothing_assigned_while_its_group_lags_is_not_ready(
 async def test_a_message_retried_on_one_partition_does_not_delay_another_partition(
     probe_db: str, producer: AIOKafkaProducer
 ) -> None:
-    topic = f"test.probe.lanes.{uuid.uuid4().hex[:8]}"
-    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=3)
-    group = f"probe-{uuid.uuid4().hex[:8]}"
-    run = uuid.uuid4().hex[:6]
+    g = await gated(probe_db, "lanes", partitions=3)
+    topic, group, run, conn, stalled = g.topic, g.group, g.run, g.conn, g.stalled
     worker = metered_probe(probe_db, topic, group)
-    conn = await asyncpg.connect(probe_db)
-    stalled = f"stall-{run}"
-    await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
     worker.start()
     try:
         await eventually(
@@ -318,15 +331,10 @@ async def test_a_lane_paused_behind_a_retried_event_loses_nothing_when_it_resume
     active set any more), and on resume it takes the jump in offsets for a gap it treats
     as acked: without a seek back, those records were never applied and the partition's
     offset was committed past them."""
-    topic = f"test.probe.pause.{uuid.uuid4().hex[:8]}"
-    await ensure_topics([KAFKA], [topic, dlq_topic(topic)], partitions=1)
-    group = f"probe-{uuid.uuid4().hex[:8]}"
-    run = uuid.uuid4().hex[:6]
+    g = await gated(probe_db, "pause", partitions=1)
+    topic, group, run, conn, stalled = g.topic, g.group, g.run, g.conn, g.stalled
     total = LANE_PAUSE * 4
     worker = metered_probe(probe_db, topic, group)
-    conn = await asyncpg.connect(probe_db)
-    stalled = f"stall-{run}"
-    await conn.execute("INSERT INTO probe.gate (subject) VALUES ($1)", stalled)
     worker.start()
     try:
         await eventually(
