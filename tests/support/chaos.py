@@ -29,7 +29,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -41,10 +41,24 @@ from shared.db import connect_kwargs
 from tests.support.eventually import eventually
 from tests.support.stack import ARTIFACTS, KAFKA, ServiceProcess, free_port, wait_ready
 from tools.factories import checkin_body, intake_body
-from tools.page_receiver import PageReceiver
+from tools.page_receiver import Received
 from tools.stack import create_space, drop_space, stop_all
 
 SUICIDAL_SHARE = 0.1
+
+
+class Pages(Protocol):
+    """A page receiver, in the test's process (tools/page_receiver PageReceiver) or in
+    one of its own (tools/page_receiver/process.py ReceiverProcess)."""
+
+    def url(self, path: str = "/page") -> str: ...
+
+    def requests(self, path: str | None = None) -> list[Received]: ...
+
+    def delivered(self, path: str | None = None) -> list[Received]: ...
+
+    def unique_deliveries(self, path: str | None = None) -> dict[str, Received]: ...
+
 
 # docs/domain.md, "Safety signals first": a suicide-risk signal pages within a second of
 # being accepted; allowed twice that here (a loaded 2-core machine). A signal accepted
@@ -243,7 +257,7 @@ async def generate(stack: Stack, site_id: str, load: Load, until: float, rate: f
         await asyncio.gather(*tasks)
 
 
-async def open_site(stack: Stack, receiver: PageReceiver) -> str:
+async def open_site(stack: Stack, receiver: Pages) -> str:
     """A site open all week with room for the whole load, its on-call paging ``receiver``."""
     site_id = f"site-{uuid.uuid4().hex[:6]}"
     hours = {d: ["06:00", "22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -375,7 +389,7 @@ class Outcome:
     page_delays: list[float]  # signal -> page (s), every signal
 
 
-async def verify(stack: Stack, load: Load, receiver: PageReceiver) -> Outcome:
+async def verify(stack: Stack, load: Load, receiver: Pages) -> Outcome:
     """Every check of the module docstring; assertion errors name what broke."""
     conn = await asyncpg.connect(stack.dsn, **connect_kwargs(stack.dsn))
     try:
@@ -468,9 +482,7 @@ async def _one_series_each(stack: Stack, conn: asyncpg.Connection, load: Load) -
     return sum(counts.values()), int(overlaps)
 
 
-async def _one_alert_each(
-    conn: asyncpg.Connection, load: Load, receiver: PageReceiver
-) -> tuple[int, int]:
+async def _one_alert_each(conn: asyncpg.Connection, load: Load, receiver: Pages) -> tuple[int, int]:
     async def alerts() -> tuple[Any, bool]:
         rows = await conn.fetch(
             "SELECT patient_id, count(*) AS n FROM alerts.alerts "
@@ -552,7 +564,7 @@ async def _timelines(conn: asyncpg.Connection, load: Load, late: dict[str, float
     return "\n".join(lines)
 
 
-def _pages_in_time(load: Load, receiver: PageReceiver) -> tuple[list[float], list[float]]:
+def _pages_in_time(load: Load, receiver: Pages) -> tuple[list[float], list[float]]:
     """Every suicide-risk signal paged within its bound, faults or not; the delays of
     the signals no fault held up, and of all."""
     first_page: dict[str, float] = {}

@@ -1,5 +1,6 @@
-"""``python -m tools.page_receiver --port 9900 [--secret S] [--fail-first N]``: receive
-pages (webhook POSTs) locally and print one line per page."""
+"""``python -m tools.page_receiver --port 9900 [--secret S] [--fail-first N] [--record F]``:
+receive pages (webhook POSTs) locally and print one line per page (and append each, as a
+JSON line, to F: ``ReceiverProcess`` reads them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 
 from tools.local_server import serve_until_signalled
-from tools.page_receiver.received import summary
+from tools.page_receiver.received import Received, summary, to_line
 from tools.page_receiver.receiver import PageReceiver
 
 
@@ -32,14 +33,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="answer 500 to the first N requests, then 200",
     )
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="append every request to FILE as a JSON line, as it arrives",
+    )
     args = parser.parse_args(argv)
+    record = open(args.record, "ab", buffering=0) if args.record else None  # noqa: SIM115
+
+    def on_receive(r: Received) -> None:
+        if record is not None:
+            record.write(to_line(r))
+        print(summary(r), flush=True)
 
     def make() -> PageReceiver:
         receiver = PageReceiver(
             args.port,
             host=args.host,
             signing_secret=args.secret or None,
-            on_receive=lambda r: print(summary(r), flush=True),
+            on_receive=on_receive,
         )
         if args.fail_first:
             receiver.fail(None, args.fail_first)

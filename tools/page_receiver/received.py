@@ -64,6 +64,42 @@ class Received:
         return None
 
 
+def to_line(r: Received) -> bytes:
+    """``r`` as one JSON line (``from_line`` reads it back): how a receiver in a process
+    of its own hands its requests to another (``__main__.py --record``)."""
+    return (
+        orjson.dumps(
+            {
+                "path": r.path,
+                "headers": r.headers,
+                "body": r.body.decode("utf-8", "replace"),
+                "received_at": r.received_at,
+                "received_mono": r.received_mono,
+                "status": r.status,
+                "signature_ok": r.signature_ok,
+                "webhook_signature_ok": r.webhook_signature_ok,
+            }
+        )
+        + b"\n"
+    )
+
+
+def from_line(line: bytes) -> Received:
+    d = orjson.loads(line)
+    body = d["body"].encode()
+    return Received(
+        path=d["path"],
+        headers=d["headers"],
+        body=body,
+        json=parsed_json(body),
+        received_at=d["received_at"],
+        received_mono=d["received_mono"],
+        status=d["status"],
+        signature_ok=d["signature_ok"],
+        webhook_signature_ok=d["webhook_signature_ok"],
+    )
+
+
 def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """An ASGI scope's headers by lower-cased name (repeats joined with ", ")."""
     headers: dict[str, str] = {}

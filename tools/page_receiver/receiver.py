@@ -29,7 +29,30 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class PageReceiver(LocalServer):
+class ReceivedViews:
+    """What a receiver got, by path: every request, those answered 2xx, one per
+    idempotency key. ``received`` is the requests in arrival order."""
+
+    received: list[Received]
+
+    def requests(self, path: str | None = None) -> list[Received]:
+        return [r for r in self.received if path is None or r.path == path]
+
+    def delivered(self, path: str | None = None) -> list[Received]:
+        """Requests (to ``path``, if given) that were answered 2xx."""
+        return [r for r in self.requests(path) if r.delivered]
+
+    def unique_deliveries(self, path: str | None = None) -> dict[str, Received]:
+        """Idempotency key -> the first delivered request with it (keyless ones left out)."""
+        out: dict[str, Received] = {}
+        for r in self.delivered(path):
+            key = r.idempotency_key
+            if key is not None and key not in out:
+                out[key] = r
+        return out
+
+
+class PageReceiver(LocalServer, ReceivedViews):
     """In-process webhook receiver; see tools/page_receiver/__init__.py.
 
     Status scripting, per exact request path, or for any path when ``path`` is None (an
@@ -132,24 +155,6 @@ class PageReceiver(LocalServer):
             if key in self._standing:
                 return self._standing[key]
         return 200
-
-    # -- views -------------------------------------------------------------------------
-
-    def requests(self, path: str | None = None) -> list[Received]:
-        return [r for r in self.received if path is None or r.path == path]
-
-    def delivered(self, path: str | None = None) -> list[Received]:
-        """Requests (to ``path``, if given) that were answered 2xx."""
-        return [r for r in self.requests(path) if r.delivered]
-
-    def unique_deliveries(self, path: str | None = None) -> dict[str, Received]:
-        """Idempotency key -> the first delivered request with it (keyless ones left out)."""
-        out: dict[str, Received] = {}
-        for r in self.delivered(path):
-            key = r.idempotency_key
-            if key is not None and key not in out:
-                out[key] = r
-        return out
 
     # -- waiting -----------------------------------------------------------------------
 

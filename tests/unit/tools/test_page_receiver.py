@@ -12,6 +12,7 @@ import pytest
 
 from services.alerts.channels import standard_webhook_headers
 from tools.page_receiver import PageReceiver, Received, sign, summary
+from tools.page_receiver.process import ReceiverProcess
 
 
 def page(alert_id: str = "a-1", key: str | None = "a-1:t1:r0") -> dict[str, object]:
@@ -192,3 +193,28 @@ async def test_standard_webhook_headers_can_be_required() -> None:
             headers=standard_webhook_headers("s3cret", "k", int(time.time()), body),
         )
     assert (unsigned.status_code, signed.status_code) == (401, 200)
+
+
+async def test_a_receiver_in_its_own_process_records_what_it_was_sent() -> None:
+    """ReceiverProcess (tools/page_receiver/process.py): pages posted to it come back as
+    the same Received requests an in-process receiver records, stamped on arrival in
+    its own process (time.monotonic is system-wide, so comparable with ours)."""
+    body = orjson.dumps({"patient_id": "p-1", "idempotency_key": "k-1"})
+    async with ReceiverProcess() as rx:
+        assert rx.received == []
+        before = time.monotonic()
+        async with httpx.AsyncClient() as http:
+            for _ in range(2):
+                r = await http.post(rx.url("/page"), content=body)
+                assert r.status_code == 200
+            r = await http.post(rx.url("/other"), content=b"not json")
+        after = time.monotonic()
+        pages = rx.requests("/page")
+        assert [p.json for p in pages] == [{"patient_id": "p-1", "idempotency_key": "k-1"}] * 2
+        assert all(before <= p.received_mono <= after for p in pages)
+        assert list(rx.unique_deliveries("/page")) == ["k-1"]
+        (other,) = rx.requests("/other")
+        assert other.body == b"not json"
+        assert other.json is None
+    assert rx.proc is not None
+    assert rx.proc.poll() is not None  # stopped with the block
