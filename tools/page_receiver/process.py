@@ -13,19 +13,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from tools.local_server import LocalServer
 from tools.page_receiver.received import Received, from_line
 from tools.page_receiver.receiver import ReceivedViews
 from tools.ports import free_port
 
 
-class ReceiverProcess(ReceivedViews):
+class ReceiverProcess(LocalServer, ReceivedViews):
     """Answers 200 to every POST; ``received`` is read from its record file."""
 
     def __init__(self, log_path: Path | None = None) -> None:
-        self.port = free_port()
+        self._port = free_port()
         self.host = "127.0.0.1"
         self._dir = tempfile.TemporaryDirectory(prefix="page-receiver-")
         self.record = Path(self._dir.name) / "received.jsonl"
@@ -79,14 +79,3 @@ class ReceiverProcess(ReceivedViews):
                 self.proc.kill()
                 self.proc.wait()
         self._dir.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
