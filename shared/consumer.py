@@ -210,29 +210,27 @@ class PartitionLanes:
         return False
 
     async def _refetch_from(self, tp: Any, offset: int) -> None:
-        await self._seek(tp, offset)
-        if tp not in self._paused:  # else its lane resumes it once it has room
-            self.app.consumer.resume_partitions([faust_tp(tp)])
-
-    async def _seek(self, tp: Any, offset: int) -> None:
+        """Seek the partition to ``offset``, then resume it unless its lane is full (its
+        lane resumes it once it has room)."""
         backoff = self.processor.settings.backoff()
         while True:  # a partition no longer assigned is revoked, which cancels this task
             try:
                 await self.app.consumer.seek(faust_tp(tp), offset)
-                return
+                break
             except Exception as exc:
                 delay = backoff.delay()
                 log.warning("lane_seek_failed", topic=tp.topic, error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
+        if tp not in self._paused:
+            self.app.consumer.resume_partitions([faust_tp(tp)])
 
     async def _resume(self, tp: Any, queue: asyncio.Queue[Any]) -> None:
         """Fetch the partition again from the offset after the last message this lane was
         handed (what faust dropped while it was paused is fetched again; a message handed
         twice is applied once, the inbox)."""
         offset = self._handed[tp] + 1
-        await self._seek(tp, offset)
         self._paused.discard(tp)
-        self.app.consumer.resume_partitions([faust_tp(tp)])
+        await self._refetch_from(tp, offset)
         log.info(
             "lane_resumed",
             topic=tp.topic,
