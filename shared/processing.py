@@ -4,6 +4,9 @@ Every message ends in exactly one of
 - applied: the handler's effect and the event id (inbox) committed together;
 - duplicate: the event id was already in the inbox (a redelivery, or another instance
   of the safety lane applied it: services/alerts/safety.py);
+- ignored: an event the service has nothing to do with (``Route.ignore``, e.g. a calm
+  check-in for scheduling): its id goes into the inbox by one statement of its own, no
+  transaction, no lock, no handler, so it never waits behind another event's locks;
 - dead-lettered: a message that can never succeed (not a CloudEvent, wrong type,
   invalid payload, a handler that raised a non-transient error) is written to
   ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
@@ -115,6 +118,9 @@ class Route:
     # does (the patient first) and never waits on a lock while holding another
     # patient's that the safety lane may want. None: every event alone.
     batch: Callable[[Any], bool] | None = None
+    # events (by payload) the handler would do nothing with: only their id is recorded
+    # (the inbox says the service saw them), without a transaction or the handler
+    ignore: Callable[[Any], bool] | None = None
 
     @property
     def expected_type(self) -> str:
@@ -256,6 +262,9 @@ class EventProcessor:
                             outcomes.append("duplicate")
                             continue
                         fresh.discard(event.id)  # the same id twice in the batch: once
+                        if _ignored(route, payload):
+                            outcomes.append("ignored")
+                            continue
                         with structlog.contextvars.bound_contextvars(
                             topic=topic,
                             partition=msg.partition,
@@ -293,6 +302,13 @@ class EventProcessor:
                 continue
             assert self._pool is not None
             try:
+                if _ignored(route, payload):
+                    # nothing to apply: the id alone, committed by its own statement
+                    async with self._pool.acquire() as conn:
+                        first = await inbox.first_time(conn, event.id, msg.topic)
+                    outcome = "ignored" if first else "duplicate"
+                    CONSUMED.labels(msg.topic, outcome).inc()
+                    return outcome
                 # the handlers' business counters move only once the transaction committed
                 with metrics.commit_scope():
                     async with self._pool.acquire() as conn, conn.transaction():
@@ -406,6 +422,8 @@ class Reaction(Generic[P]):
     fn: Callable[[Conn, Any, CloudEvent, P], Awaitable[None]]
     # which of its events may share a transaction with their neighbours (Route.batch)
     batch: Callable[[P], bool] | None = None
+    # which of its events ``fn`` would do nothing with: recorded, never handled (Route.ignore)
+    ignore: Callable[[P], bool] | None = None
 
     @property
     def event_type(self) -> str:
@@ -439,6 +457,7 @@ def service_processor(
             handler=handle,
             event_type=reaction.event_type,
             batch=reaction.batch,
+            ignore=reaction.ignore,
         )
 
     processor = EventProcessor(
@@ -448,6 +467,16 @@ def service_processor(
         routes=[route(r) for r in reactions],
     )
     return processor
+
+
+def _ignored(route: Route, payload: Any) -> bool:
+    """Whether the route has nothing to do with this event; a predicate that raises says
+    no (the handler then sees the event, and its own failure is dealt with there)."""
+    try:
+        return route.ignore is not None and bool(route.ignore(payload))
+    except Exception:
+        log.exception("consumer_ignore_predicate_failed", topic=route.topic)
+        return False
 
 
 def _decoded(route: Route, msg: Message) -> tuple[CloudEvent, Any] | None:

@@ -227,3 +227,42 @@ async def test_a_failure_outside_the_handler_is_retried_and_only_a_handler_bug_d
     assert record.headers["dlq.reason"] == b"handler_error"
     assert b"RuntimeError" in record.headers["dlq.detail"]
     assert [s for s, _ in await applied(conn, run)] == [f"kept-{run}"]
+
+
+async def test_an_ignored_event_is_recorded_once_and_never_waits_on_its_handlers_locks(
+    processor: EventProcessor, topic: str, conn: asyncpg.Connection
+) -> None:
+    """An event the service has nothing to do with (Route.ignore: a calm check-in for
+    scheduling) goes into the inbox by a statement of its own: while another transaction
+    holds the table its handler writes to, it is still recorded at once; the handler
+    never runs for it; a redelivery is a duplicate; in a batch it keeps its place."""
+    run = uuid.uuid4().hex[:6]
+    part = Partition(topic)
+    skipped = checkin_event(f"skip-{run}")
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE probe.applied IN EXCLUSIVE MODE")
+        outcome = await asyncio.wait_for(processor.process(part.message(skipped)), 5)
+    assert outcome == "ignored"
+    assert await processor.process(part.message(skipped)) == "duplicate"
+    assert await conn.fetchval("SELECT count(*) FROM probe.inbox WHERE event_id = $1", skipped.id)
+
+    subjects = [f"a-{run}", f"skip-b-{run}", f"c-{run}", f"skip-d-{run}"]
+    batch = [checkin_event(s) for s in subjects]
+    outcomes = await processor.process_batch([part.message(e) for e in batch])
+    assert outcomes == ["applied", "ignored", "applied", "ignored"]
+    rows = await applied(conn, run)
+    assert [s for s, _ in rows] == [f"a-{run}", f"c-{run}"]
+    assert rows[0][1] == rows[1][1], "the batch took more than one transaction"
+    seen = await conn.fetchval(
+        "SELECT count(*) FROM probe.inbox WHERE event_id = ANY($1::text[])", [e.id for e in batch]
+    )
+    assert seen == 4
+
+
+async def test_an_ignore_predicate_that_raises_leaves_the_event_to_its_handler(
+    processor: EventProcessor, topic: str, conn: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    part = Partition(topic)
+    assert await processor.process(part.message(checkin_event(f"oops-{run}"))) == "applied"
+    assert [s for s, _ in await applied(conn, run)] == [f"oops-{run}"]

@@ -7,7 +7,8 @@ starts with ``crash-`` meets a bug in the handler (both dead-lettered);
 one whose subject starts with ``stall-`` fails transiently (is retried) while that
 subject has a row in ``probe.gate``. Events share a transaction with their partition's
 neighbours under load (shared/processing.py Route.batch), but for those whose subject
-starts with ``alone-``.
+starts with ``alone-``. Those whose subject starts with ``skip-`` are ignored (Route.ignore:
+recorded, never handled); for ``oops-`` ones the ignore predicate itself raises.
 """
 
 from __future__ import annotations
@@ -48,12 +49,27 @@ def batchable(payload: Any) -> bool:
     return not str(getattr(payload, "patient_id", "")).startswith("alone-")
 
 
+def ignored(payload: Any) -> bool:
+    subject = str(getattr(payload, "patient_id", ""))
+    if subject.startswith("oops-"):
+        raise ValueError("the probe's ignore predicate has a bug for this subject")
+    return subject.startswith("skip-")
+
+
 def processor(settings: CommonSettings, topic: str, event_type: str, group: str) -> EventProcessor:
     return EventProcessor(
         settings=settings,
         schema=SCHEMA,
         group=group,
-        routes=[Route(topic=topic, handler=record, event_type=event_type, batch=batchable)],
+        routes=[
+            Route(
+                topic=topic,
+                handler=record,
+                event_type=event_type,
+                batch=batchable,
+                ignore=ignored,
+            )
+        ],
     )
 
 
