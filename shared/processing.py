@@ -307,16 +307,8 @@ class EventProcessor:
                     async with self._pool.acquire() as conn:
                         first = await inbox.first_time(conn, event.id, msg.topic)
                     outcome = "ignored" if first else "duplicate"
-                    CONSUMED.labels(msg.topic, outcome).inc()
-                    return outcome
-                # the handlers' business counters move only once the transaction committed
-                with metrics.commit_scope():
-                    async with self._pool.acquire() as conn, conn.transaction():
-                        if not await inbox.first_time(conn, event.id, msg.topic):
-                            outcome = "duplicate"
-                        else:
-                            await _run_handler(route.handler, conn, event, payload)
-                            outcome = "applied"
+                else:
+                    outcome = await self._apply_once(route, event, payload, msg.topic)
                 CONSUMED.labels(msg.topic, outcome).inc()
                 return outcome
             except PermanentError as exc:
@@ -342,6 +334,17 @@ class EventProcessor:
                     transient=isinstance(exc, TRANSIENT),
                 )
                 await asyncio.sleep(delay)
+
+    async def _apply_once(self, route: Route, event: CloudEvent, payload: Any, topic: str) -> str:
+        """The event's effect and its inbox row in one transaction: applied or duplicate.
+        The handlers' business counters move only once the transaction committed."""
+        assert self._pool is not None
+        with metrics.commit_scope():
+            async with self._pool.acquire() as conn, conn.transaction():
+                if not await inbox.first_time(conn, event.id, topic):
+                    return "duplicate"
+                await _run_handler(route.handler, conn, event, payload)
+                return "applied"
 
     def _backoff(self) -> Backoff:
         return self.settings.backoff(
@@ -469,14 +472,20 @@ def service_processor(
     return processor
 
 
-def _ignored(route: Route, payload: Any) -> bool:
-    """Whether the route has nothing to do with this event; a predicate that raises says
-    no (the handler then sees the event, and its own failure is dealt with there)."""
+def _asks(route: Route, predicate: Callable[[Any], bool] | None, payload: Any) -> bool:
+    """A route's predicate (``batch``, ``ignore``) on the payload; one that is missing or
+    raises says no (the event then goes alone to its handler, where its own failure is
+    dealt with)."""
     try:
-        return route.ignore is not None and bool(route.ignore(payload))
+        return predicate is not None and bool(predicate(payload))
     except Exception:
-        log.exception("consumer_ignore_predicate_failed", topic=route.topic)
+        log.exception("consumer_route_predicate_failed", topic=route.topic)
         return False
+
+
+def _ignored(route: Route, payload: Any) -> bool:
+    """Whether the route has nothing to do with this event (Route.ignore)."""
+    return _asks(route, route.ignore, payload)
 
 
 def _decoded(route: Route, msg: Message) -> tuple[CloudEvent, Any] | None:
@@ -491,13 +500,8 @@ def _decoded(route: Route, msg: Message) -> tuple[CloudEvent, Any] | None:
 
 
 def _shares(route: Route, payload: Any) -> bool:
-    """Whether the route lets this event share a transaction; a predicate that raises
-    says no (the event goes alone, where its handler's own failure is dealt with)."""
-    try:
-        return route.batch is not None and bool(route.batch(payload))
-    except Exception:
-        log.exception("consumer_batch_predicate_failed", topic=route.topic)
-        return False
+    """Whether the route lets this event share a transaction (Route.batch)."""
+    return _asks(route, route.batch, payload)
 
 
 def _first_error(exc: ValidationError) -> str:
