@@ -7,10 +7,10 @@ and their ends are sorted and one ``bisect`` finds the only candidate conflict.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from services.scheduling.domain.model import Busy, PlannedSession
 
@@ -79,11 +79,74 @@ class Timeline:
 _EMPTY = Timeline()
 
 
+class BusySpans:
+    """Disjoint, sorted half-open spans [low, high) in which no session of some length
+    can start on any resource of some set: every one of them is busy somewhere in it."""
+
+    def __init__(self) -> None:
+        self.lows: list[datetime] = []
+        self.highs: list[datetime] = []
+
+    def end_of(self, moment: datetime) -> datetime | None:
+        """The end of the span holding ``moment``; None when no span does."""
+        i = bisect_right(self.lows, moment) - 1
+        if i >= 0 and moment < self.highs[i]:
+            return self.highs[i]
+        return None
+
+    def add(self, low: datetime, high: datetime) -> None:
+        """Note [low, high), merged with the spans it overlaps or touches."""
+        if low >= high:
+            return
+        i = bisect_left(self.highs, low)  # the first span ending at or after low
+        j = bisect_right(self.lows, high)  # past the last span starting at or before high
+        if i < j:
+            low, high = min(low, self.lows[i]), max(high, self.highs[j - 1])
+        self.lows[i:j] = [low]
+        self.highs[i:j] = [high]
+
+    def __len__(self) -> int:
+        return len(self.lows)
+
+
+class Known:
+    """What searches learned about one site's calendar that stays true while bookings
+    are only added, kept across searches: the site-local days with no free room for a
+    dose, and the spans in which every resource of a kind is busy for a session's length.
+
+    Each fact is kept under the key of what it depends on besides the bookings (the
+    site, the resources, the session's length, the slot step). Whoever holds the
+    calendar must call ``forget`` when a booking is removed or moved
+    (services/scheduling/repository/calendars.py does), or freed time stays skipped.
+    """
+
+    def __init__(self) -> None:
+        self._days: dict[Hashable, set[date]] = {}
+        self._spans: dict[Hashable, BusySpans] = {}
+
+    def full_days(self, key: Hashable) -> set[date]:
+        """The (mutable) set of full days under ``key``."""
+        return self._days.setdefault(key, set())
+
+    def busy_spans(self, key: Hashable) -> BusySpans:
+        """The (mutable) busy spans under ``key``."""
+        return self._spans.setdefault(key, BusySpans())
+
+    def forget(self) -> None:
+        self._days.clear()
+        self._spans.clear()
+
+
 @dataclass(frozen=True)
 class Calendar:
-    """Busy time per resource id ("room-1", "therapist-2", ...); unknown ids are free."""
+    """Busy time per resource id ("room-1", "therapist-2", ...); unknown ids are free.
+
+    ``known``, when given, holds what searches learned about this calendar (or about
+    an earlier one that held no more than it); a calendar built from it by
+    ``with_booked`` starts without it."""
 
     timelines: Mapping[str, Timeline] = field(default_factory=dict)
+    known: Known | None = field(default=None, compare=False)
 
     @classmethod
     def from_busy(cls, busy: Iterable[Busy]) -> Calendar:

@@ -112,6 +112,7 @@ class _DaySlots:
         self, zone: ZoneInfo, day: date, hours: tuple[time, time] | None, minutes: int, step: int
     ) -> None:
         self.found: list[Slot] = []
+        self._starts: list[datetime] | None = None
         self._zone, self._day, self._step = zone, day, step
         self._duration = timedelta(minutes=minutes)
         self._next: int | None = None
@@ -130,6 +131,15 @@ class _DaySlots:
         while i < len(self.found) or self._extend():
             yield self.found[i]
             i += 1
+
+    def complete(self) -> tuple[list[Slot], list[datetime]]:
+        """Every slot of the day, built to the end, and their starts (sorted: wall
+        times rise through the day and a repeated hour is taken once), for bisection."""
+        if self._starts is None:
+            while self._extend():
+                pass
+            self._starts = [slot.start for slot in self.found]
+        return self.found, self._starts
 
     def _extend(self) -> bool:
         """Build the next slot that fits; False when the day has no more."""
@@ -177,12 +187,20 @@ class Grid:
 
     def slots(self, day: date, minutes: int) -> Iterator[Slot]:
         """Every session of ``minutes`` that fits the opening hours of local ``day``, in order."""
+        return iter(self._day(day, minutes))
+
+    def indexed(self, day: date, minutes: int) -> tuple[list[Slot], list[datetime]]:
+        """``slots`` as a list, with the list of their starts: a search that learns no
+        session can start before some moment bisects to it instead of stepping there."""
+        return self._day(day, minutes).complete()
+
+    def _day(self, day: date, minutes: int) -> _DaySlots:
         key = (day, minutes)
         found = self._cache.get(key)
         if found is None:
             hours = self._hours.get(day.weekday())
             found = self._cache[key] = _day_slots(self.zone, day, hours, minutes, self._step)
-        return iter(found)
+        return found
 
 
 @functools.lru_cache(maxsize=8192)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 
 from services.scheduling.domain.calendar import Calendar, Interval, Timeline, utc
 from services.scheduling.domain.grid import ONE_DAY, DayFilter, Grid, Slot
@@ -140,10 +140,17 @@ class Searcher:
         self.protocol = protocol
         self.spacing = Spacing(protocol, patient_doses)
         self.grid = Grid(site, protocol.slot_step_minutes)
-        self.rooms = ResourcePool(site.room_ids(), calendar)
-        self.therapists = ResourcePool(site.therapist_ids(), calendar)
+        self.rooms = ResourcePool(site.room_ids(), calendar, protocol.dosing_minutes)
+        self.therapists = ResourcePool(site.therapist_ids(), calendar, protocol.integration_minutes)
         self.patient = Timeline.of(patient_busy)
         self.earliest = (now + protocol.min_lead).astimezone(UTC)
+        self._has_room: dict[date, bool] = {}
+        known = calendar.known
+        self._full = (
+            set()
+            if known is None
+            else known.full_days((site, protocol.dosing_minutes, protocol.slot_step_minutes))
+        )
 
     def _patient_free(self, slot: Slot, placed: Sequence[PlannedSession]) -> bool:
         if self.patient.conflict_end(slot.start, slot.end) is not None:
@@ -182,30 +189,54 @@ class Searcher:
         placed: Sequence[PlannedSession],
         spaced: Callable[[datetime], datetime] | None,
     ) -> Iterator[tuple[Slot, str]]:
-        skip_until = not_before
-        # Every start on local ``day`` is before this (UTC offsets lie within +-14 h).
-        day_bound = datetime.combine(day + 2 * ONE_DAY, time(0), tzinfo=UTC)
-        for slot in self.grid.slots(day, self.protocol.dosing_minutes):
-            if slot.start < skip_until:
-                continue
+        slots, starts = self.grid.indexed(day, self.protocol.dosing_minutes)
+        i = bisect_left(starts, not_before)
+        while i < len(slots):
+            slot = slots[i]
             if slot.start >= until:
                 return
             if not level.allows_slot(slot) or not self._patient_free(slot, placed):
+                i += 1
                 continue
             if spaced is not None:
                 allowed = spaced(slot.start)
                 if allowed > slot.start:  # no dose may start before ``allowed``
-                    skip_until = allowed
-                    if skip_until >= day_bound:
-                        return
+                    i = bisect_left(starts, allowed, i + 1)
                     continue
             room, soonest = self.rooms.first_free(slot)
-            if room is None:
-                skip_until = soonest or skip_until  # every room is busy until then
-                if skip_until >= day_bound:
-                    return
+            if room is None:  # every room is busy until ``soonest``
+                i = i + 1 if soonest is None else bisect_left(starts, soonest, i + 1)
                 continue
             yield slot, room
+            i += 1
+
+    def has_room(self, day: date) -> bool:
+        """Some dose slot of local ``day``, from the earliest start on, has a free room.
+
+        When none has, no series can begin on ``day`` at any preference level, for any
+        patient: the answer depends on the calendar alone and is kept for the search;
+        a whole day found full is also noted in the calendar's ``known``, for later
+        searches on the same (or a fuller) calendar.
+        """
+        found = self._has_room.get(day)
+        if found is None:
+            if day in self._full:
+                found = False
+            else:
+                slots, starts = self.grid.indexed(day, self.protocol.dosing_minutes)
+                i = bisect_left(starts, self.earliest)
+                whole_day = i == 0
+                found = False
+                while i < len(slots):
+                    room, soonest = self.rooms.first_free(slots[i])
+                    if room is not None:
+                        found = True
+                        break
+                    i = i + 1 if soonest is None else bisect_left(starts, soonest, i + 1)
+                if not found and whole_day:
+                    self._full.add(day)
+            self._has_room[day] = found
+        return found
 
     def _integration_slots(
         self, dose_day: date, level: DayFilter, placed: Sequence[PlannedSession]

@@ -100,7 +100,7 @@ def _first_series(searcher: Searcher, level: Level, until: datetime) -> list[Pla
     day: date = searcher.grid.local_date(searcher.earliest)
     last = searcher.grid.local_date(until)
     while day <= last:
-        if level.doses.allows_day(day) and searcher.grid.is_open(day):
+        if level.doses.allows_day(day) and searcher.grid.is_open(day) and searcher.has_room(day):
             found = searcher.series_from(day, level.doses, level.integrations, until)
             if found is not None:
                 return found

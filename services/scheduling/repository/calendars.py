@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.scheduling.domain.calendar import Calendar, Timeline
+from services.scheduling.domain.calendar import Calendar, Known, Timeline
 from services.scheduling.repository.appointments import OCCUPYING
 from services.scheduling.rows import BookingRow
 from shared.db import Conn
@@ -62,6 +62,7 @@ async def change_high_water(conn: Conn) -> int:
 class _Entry:
     bookings: dict[str, dict[str, tuple[datetime, datetime]]] = field(default_factory=dict)
     timelines: dict[str, Timeline] = field(default_factory=dict)
+    known: Known = field(default_factory=Known)  # what searches learned; see _apply
     high_water: int = 0
     loaded_at: float = 0.0
 
@@ -90,17 +91,22 @@ class CalendarCache:
         for resource in changed:
             spans = entry.bookings.get(resource, {})
             entry.timelines[resource] = Timeline.of(spans.values())
-        return Calendar(dict(entry.timelines))
+        return Calendar(dict(entry.timelines), known=entry.known)
 
     @staticmethod
     def _apply(entry: _Entry, rows: list[BookingRow]) -> set[str]:
         changed: set[str] = set()
         for r in rows:
             booked = entry.bookings.setdefault(r.resource, {})
+            before = booked.get(r.appointment_id)
             if r.status in OCCUPYING:
                 booked[r.appointment_id] = (r.start, r.end)
             else:
                 booked.pop(r.appointment_id, None)
+            if before is not None and booked.get(r.appointment_id) != before:
+                # Time was freed (a booking ended or moved): what searches learned
+                # from the fuller calendar may no longer hold (domain/calendar.py Known).
+                entry.known.forget()
             entry.high_water = max(entry.high_water, r.change_seq)
             changed.add(r.resource)
         return changed
