@@ -169,6 +169,7 @@ SITES = 10
 async def scheduling_section() -> None:
     print("Scheduling:")
     scheduling.slot_search(100 if QUICK else 300)
+    scheduling.filling_site(1000 if QUICK else 2500)
     async with stack(("intake", "scheduling")) as st:
         await scheduling.series_latency(st, 10, 5)  # warm-up: the worker joins its group
         seconds = 10 if QUICK else 20

@@ -222,8 +222,13 @@ async def _effects(
         )
         alerts = await db.fetchval("SELECT count(*) FROM alerts.alerts WHERE kind = 'suicide_risk'")
         intakes = await db.fetchval("SELECT count(*) FROM intake.intakes")
+        reasons = await db.fetch(
+            "SELECT reason, count(*) AS n FROM scheduling.waitlist GROUP BY reason ORDER BY n DESC"
+        )
     finally:
         await db.close()
+    if reasons:
+        print("  waitlisted because: " + ", ".join(f"{r['reason']} {r['n']}" for r in reasons))
     return page_lat, {
         "intakes accepted": len(load.accepted),
         "stored": intakes,

@@ -16,8 +16,16 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.load import pct
 from bench.stack import Stack
-from services.scheduling.domain.calendar import Calendar
-from services.scheduling.domain.model import STANDARD, WEEKDAYS, Busy, Kind, Preferences, Site
+from services.scheduling.domain.calendar import Calendar, Known
+from services.scheduling.domain.model import (
+    STANDARD,
+    WEEKDAYS,
+    Busy,
+    Kind,
+    NoFit,
+    Preferences,
+    Site,
+)
 from services.scheduling.domain.slots import find_series, find_single
 from shared.events import CloudEvent
 from tools.factories import intake_body
@@ -119,6 +127,39 @@ def slot_search(n: int = 300) -> None:
         " (goal p99 < 5 ms)",
     )
     _figures("find_single, worsening within 7 days, 3 other doses", _timed(n, single))
+
+
+def filling_site(series: int = 2500, every: int = 500) -> None:
+    """The search as a site fills: one site like the mixed load's (60 rooms, 40
+    therapists, open 06:00-22:00 daily), series after series for patients who prefer
+    weekdays 08:00-18:00, each booked before the next search, the calendar's ``Known``
+    kept between searches as the worker's cache keeps it. The search starts at the
+    first day, so a full calendar is where its cost shows (docs/performance.md)."""
+    site = Site(
+        site_id="fill",
+        timezone="UTC",
+        hours=tuple((d, dtime(6), dtime(22)) for d in DAYS),
+        rooms=60,
+        therapists=40,
+    )
+    prefs = Preferences(weekdays=frozenset(DAYS[:5]), earliest=dtime(8), latest=dtime(18))
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    known = Known()
+    timelines = Calendar().timelines
+    window: list[float] = []
+    print(f"Slot search filling one site ({series:,} series, 60 rooms, 40 therapists):")
+    for i in range(series):
+        calendar = Calendar(timelines, known=known)
+        t = time.perf_counter()
+        plan = find_series(site, calendar, STANDARD, prefs, now + timedelta(seconds=i / 10))
+        window.append(time.perf_counter() - t)
+        if isinstance(plan, NoFit):
+            print(f"  series {i + 1}: no fit ({plan.reason})")
+            return
+        timelines = calendar.with_booked(plan.sessions).timelines
+        if (i + 1) % every == 0:
+            _figures(f"series {i + 2 - every:,}-{i + 1:,}", window)
+            window = []
 
 
 SITE = {
