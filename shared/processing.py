@@ -5,8 +5,9 @@ Every message ends in exactly one of
 - duplicate: the event id was already in the inbox (a redelivery, or another instance
   of the safety lane applied it: services/alerts/safety.py);
 - ignored: an event the service has nothing to do with (``Route.ignore``, e.g. a calm
-  check-in for scheduling): its id goes into the inbox by one statement of its own, no
-  transaction, no lock, no handler, so it never waits behind another event's locks;
+  check-in for scheduling): nothing is written, not even its id (a redelivery is ignored
+  again, with the same lack of effect), so it costs no statement, never waits behind
+  another event's locks, and does not grow the inbox;
 - dead-lettered: a message that can never succeed (not a CloudEvent, wrong type,
   invalid payload, a handler that raised a non-transient error) is written to
   ``<topic>.dlq`` with the reason and its origin in headers, acknowledged by the
@@ -118,8 +119,8 @@ class Route:
     # does (the patient first) and never waits on a lock while holding another
     # patient's that the safety lane may want. None: every event alone.
     batch: Callable[[Any], bool] | None = None
-    # events (by payload) the handler would do nothing with: only their id is recorded
-    # (the inbox says the service saw them), without a transaction or the handler
+    # events (by payload) the handler would do nothing with: counted, nothing written,
+    # no transaction, no handler (a predicate that raises leaves the event to the handler)
     ignore: Callable[[Any], bool] | None = None
 
     @property
@@ -228,19 +229,27 @@ class EventProcessor:
         route = self.routes[msgs[0].topic]
         if len(msgs) == 1 or route.batch is None:
             return [await self.process(m) for m in msgs]
-        outcomes: list[str] = []
-        run: list[tuple[Message, CloudEvent, Any]] = []
-        for msg in msgs:
+        outcomes: list[str | None] = [None] * len(msgs)
+        run: list[tuple[int, Message, CloudEvent, Any]] = []
+
+        async def flush() -> None:
+            together = await self._apply_together(route, [(m, e, p) for _, m, e, p in run])
+            for (i, *_), outcome in zip(run, together, strict=True):
+                outcomes[i] = outcome
+            run.clear()
+
+        for i, msg in enumerate(msgs):
             ready = _decoded(route, msg)
-            if ready is None or not _shares(route, ready[1]):
+            if ready is not None and _ignored(route, ready[1]):
+                outcomes[i] = _count(msg.topic, "ignored")  # no effect: order is moot
+            elif ready is None or not _shares(route, ready[1]):
                 # alone, in its place in the order (dead-lettered, or not batchable)
-                outcomes += await self._apply_together(route, run)
-                run = []
-                outcomes.append(await self.process(msg))
+                await flush()
+                outcomes[i] = await self.process(msg)
             else:
-                run.append((msg, *ready))
-        outcomes += await self._apply_together(route, run)
-        return outcomes
+                run.append((i, msg, *ready))
+        await flush()
+        return [outcome or "" for outcome in outcomes]
 
     async def _apply_together(
         self, route: Route, run: list[tuple[Message, CloudEvent, Any]]
@@ -262,9 +271,6 @@ class EventProcessor:
                             outcomes.append("duplicate")
                             continue
                         fresh.discard(event.id)  # the same id twice in the batch: once
-                        if _ignored(route, payload):
-                            outcomes.append("ignored")
-                            continue
                         with structlog.contextvars.bound_contextvars(
                             topic=topic,
                             partition=msg.partition,
@@ -290,6 +296,8 @@ class EventProcessor:
             payload = event.payload(tolerant=True)  # unknown fields: docs/events.md
         except ValidationError as exc:
             return await self._dead_letter(msg, "invalid_payload", _first_error(exc))
+        if _ignored(route, payload):
+            return _count(msg.topic, "ignored")  # nothing to apply, nothing to record
         backoff: Backoff | None = None  # made at the first retry: most messages need none
         while True:
             try:
@@ -302,13 +310,7 @@ class EventProcessor:
                 continue
             assert self._pool is not None
             try:
-                if _ignored(route, payload):
-                    # nothing to apply: the id alone, committed by its own statement
-                    async with self._pool.acquire() as conn:
-                        first = await inbox.first_time(conn, event.id, msg.topic)
-                    outcome = "ignored" if first else "duplicate"
-                else:
-                    outcome = await self._apply_once(route, event, payload, msg.topic)
+                outcome = await self._apply_once(route, event, payload, msg.topic)
                 CONSUMED.labels(msg.topic, outcome).inc()
                 return outcome
             except PermanentError as exc:
@@ -425,7 +427,7 @@ class Reaction(Generic[P]):
     fn: Callable[[Conn, Any, CloudEvent, P], Awaitable[None]]
     # which of its events may share a transaction with their neighbours (Route.batch)
     batch: Callable[[P], bool] | None = None
-    # which of its events ``fn`` would do nothing with: recorded, never handled (Route.ignore)
+    # which of its events ``fn`` would do nothing with: counted, never handled (Route.ignore)
     ignore: Callable[[P], bool] | None = None
 
     @property
@@ -481,6 +483,11 @@ def _asks(route: Route, predicate: Callable[[Any], bool] | None, payload: Any) -
     except Exception:
         log.exception("consumer_route_predicate_failed", topic=route.topic)
         return False
+
+
+def _count(topic: str, outcome: str) -> str:
+    CONSUMED.labels(topic, outcome).inc()
+    return outcome
 
 
 def _ignored(route: Route, payload: Any) -> bool:

@@ -120,9 +120,10 @@ async def on_checkin_recorded(
 
 def quiet_checkin(p: events.CheckinRecorded) -> bool:
     """A check-in that changes nothing here (no risk, not worsening), as most are: the
-    worker records only that it saw it (shared/processing.py Route.ignore), without a
-    transaction or the patient's lock, so it never waits behind a series being proposed
-    for the same patient. Every other reaction here may lock its site's calendar."""
+    worker only counts it (shared/processing.py Route.ignore), without a statement or the
+    patient's lock, so it never waits behind a series being proposed for the same
+    patient. The others go one at a time: every other reaction here may lock its site's
+    calendar."""
     return not (p.suicidal_ideation or p.phq9_item9_positive or p.assessment.worsening)
 
 
@@ -171,9 +172,7 @@ async def on_alert(
 REACTIONS = (
     Reaction(events.IntakeScreened, on_intake_screened),
     Reaction(events.IntakeReviewed, on_intake_reviewed),
-    Reaction(
-        events.CheckinRecorded, on_checkin_recorded, batch=quiet_checkin, ignore=quiet_checkin
-    ),
+    Reaction(events.CheckinRecorded, on_checkin_recorded, ignore=quiet_checkin),
     Reaction(events.PatientDischarged, on_patient_discharged),
     # the hold while at risk (docs/domain.md, "Who is scheduled, and when")
     Reaction(events.AlertRaised, on_alert),

@@ -7,8 +7,9 @@ starts with ``crash-`` meets a bug in the handler (both dead-lettered);
 one whose subject starts with ``stall-`` fails transiently (is retried) while that
 subject has a row in ``probe.gate``. Events share a transaction with their partition's
 neighbours under load (shared/processing.py Route.batch), but for those whose subject
-starts with ``alone-``. Those whose subject starts with ``skip-`` are ignored (Route.ignore:
-recorded, never handled); for ``oops-`` ones the ignore predicate itself raises.
+starts with ``alone-``. Those whose subject starts with ``skip-`` are ignored
+(Route.ignore: counted, never handled, nothing written); for ``oops-`` ones the ignore
+predicate itself raises.
 """
 
 from __future__ import annotations
