@@ -19,6 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
+from services.scheduling.reactions import quiet_checkin
+from shared.events import CheckinRecorded, CloudEvent
 from tests.support.clocked import ClockedStack
 from tests.support.eventually import eventually
 from tools.factories import checkin_body, intake_body
@@ -123,18 +125,28 @@ def assert_spaced(starts: list[datetime], gap: timedelta = timedelta(hours=48)) 
 
 async def handled_checkins(clocked: ClockedStack) -> None:
     """Wait until the scheduling worker has handled every check-in intake has published
-    (their event ids are in scheduling's inbox): what they did, or did not do, is final."""
+    that it acts on (their event ids are in scheduling's inbox; a calm one it ignores
+    and records nowhere: services/scheduling/reactions.py ``quiet_checkin``): what they
+    did, or did not do, is final."""
     conn = await asyncpg.connect(clocked.dsn)
-    try:
-        await eventually(
-            lambda: conn.fetchval(
-                "SELECT count(*) FROM intake.outbox o WHERE o.topic LIKE '%checkin.recorded' "
-                "AND NOT EXISTS (SELECT 1 FROM scheduling.inbox i "
-                "WHERE i.event_id = o.event_id::text)"
-            ),
-            lambda n: n == 0,
-            what="scheduling handled the check-ins",
+
+    async def unhandled() -> int:
+        rows = await conn.fetch(
+            "SELECT o.value, EXISTS (SELECT 1 FROM scheduling.inbox i "
+            "WHERE i.event_id = o.event_id::text) AS seen "
+            "FROM intake.outbox o WHERE o.topic LIKE '%checkin.recorded'"
         )
+        acted_on = [
+            r
+            for r in rows
+            if not quiet_checkin(
+                CheckinRecorded.model_validate(CloudEvent.from_bytes(r["value"]).data)
+            )
+        ]
+        return len([r for r in acted_on if not r["seen"]])
+
+    try:
+        await eventually(unhandled, lambda n: n == 0, what="scheduling handled the check-ins")
     finally:
         await conn.close()
 
