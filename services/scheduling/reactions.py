@@ -40,16 +40,15 @@ async def on_intake_screened(
     """The patient's latest intake decides whether they may be scheduled; an older one
     arriving late changes nothing. A cleared one starts a course if none is running."""
     await patients.serialize_patient(conn, p.patient_id)
-    await patients.ensure_patient(conn, p.patient_id, p.site_id)
-    patient = await patients.lock_patient(conn, p.patient_id)
-    assert patient is not None
+    patient = await patients.locked_patient(conn, p.patient_id, p.site_id)
     if not is_newer_intake(
         p.submitted_at, p.intake_id, patient.intake_submitted_at, patient.intake_id
     ):
         log.info("older_intake_ignored", patient_id=p.patient_id, intake_id=p.intake_id)
         return
-    await patients.upsert_patient(conn, p.patient_id, p.site_id, _prefs(p))
-    await patients.set_latest_intake(conn, p.patient_id, p.intake_id, p.submitted_at, p.decision)
+    await patients.take_intake(
+        conn, p.patient_id, p.site_id, _prefs(p), p.intake_id, p.submitted_at, p.decision
+    )
     await _start_course(conn, deps, p.patient_id, p.site_id, p.intake_id, p.submitted_at)
 
 
@@ -86,9 +85,9 @@ async def _start_course(
     if not starts_new_course(standing.discharged_at, has_induction):
         log.info("induction_exists", patient_id=patient_id)
         return
-    await patients.start_course(conn, patient_id, started_at)
+    standing = await patients.start_course(conn, patient_id, started_at)
     proposal = Proposal(patient_id, site_id, standing.preferences, "induction", deps.clock())
-    await propose_series(conn, deps, proposal, intake_id=intake_id)
+    await propose_series(conn, deps, proposal, intake_id=intake_id, standing=standing)
 
 
 async def on_checkin_recorded(

@@ -29,7 +29,7 @@ from services.scheduling.domain.model import (
     protocol_numbers,
 )
 from services.scheduling.planner.store import Store
-from services.scheduling.rows import NewSeries, NewSession, Place, SlotTaken
+from services.scheduling.rows import NewSeries, NewSession, Place, SlotTaken, StandingRow
 from services.scheduling.settings import SOURCE
 from shared import events, metrics, outbox
 from shared.db import Conn
@@ -105,8 +105,7 @@ async def _patient_times(
 ) -> tuple[PatientBusy, list[datetime]]:
     """(the patient's busy spans from ``since``, every dose start): read under the
     patient's lock, before the site's, so the site's lock is held for less."""
-    mine = await store.appointments.patient_busy(conn, patient_id, since)
-    return mine, await store.appointments.patient_doses(conn, patient_id, ignoring)
+    return await store.appointments.patient_times(conn, patient_id, since, ignoring)
 
 
 async def waitlist_patient(
@@ -242,6 +241,7 @@ async def plan_and_book(
     *,
     protocol: Protocol | None = None,
     ignoring: str | None = None,
+    standing: StandingRow | None = None,
     store: Store,
 ) -> Outcome:
     """Plan on the current calendar and book; re-plan after losing a race; else waitlist.
@@ -249,8 +249,11 @@ async def plan_and_book(
     Every automatic proposal passes here, so this is where clearance and the hold are
     checked (services/scheduling/domain/clearance.py): a patient who may not be
     scheduled gets nothing; a held one waits on the waitlist until the hold lifts.
+    ``standing``: the patient's as the caller just read it under their lock (else read
+    here).
     """
-    standing = await store.patients.standing(conn, p.patient_id)
+    if standing is None:
+        standing = await store.patients.standing(conn, p.patient_id)
     reason = withheld(standing.as_standing() if standing is not None else None)
     if reason is not None:
         log.info(

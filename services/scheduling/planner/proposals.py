@@ -32,7 +32,7 @@ from services.scheduling.planner.booking import (
     waitlist_patient,
 )
 from services.scheduling.planner.store import REPOSITORY, Store
-from services.scheduling.rows import Place
+from services.scheduling.rows import Place, StandingRow
 from shared.db import Conn
 
 
@@ -42,9 +42,11 @@ async def propose_series(
     p: Proposal,
     *,
     intake_id: str | None = None,
+    standing: StandingRow | None = None,
     store: Store = REPOSITORY,
 ) -> Outcome:
-    """Plan and book a whole induction series, or waitlist the patient with the reason."""
+    """Plan and book a whole induction series, or waitlist the patient with the reason.
+    ``standing``: the patient's, when the caller has just read it under their lock."""
 
     def plan(
         site: Site, protocol: Protocol, calendar: Calendar, mine: PatientBusy, doses: list[datetime]
@@ -62,7 +64,8 @@ async def propose_series(
         )
 
     wait = partial(waitlist_patient, conn, p, not_before=None, place=None, store=store)
-    return await plan_and_book(conn, deps, p, plan, wait, Into(intake_id=intake_id), store=store)
+    into = Into(intake_id=intake_id)
+    return await plan_and_book(conn, deps, p, plan, wait, into, standing=standing, store=store)
 
 
 async def propose_single(

@@ -60,13 +60,9 @@ class Appointments(Protocol):
         self, conn: Conn, patient_id: str, now: datetime
     ) -> datetime | None: ...
 
-    async def patient_busy(
-        self, conn: Conn, patient_id: str, since: datetime
-    ) -> list[tuple[datetime, datetime]]: ...
-
-    async def patient_doses(
-        self, conn: Conn, patient_id: str, ignoring: str | None = None
-    ) -> list[datetime]: ...
+    async def patient_times(
+        self, conn: Conn, patient_id: str, since: datetime, ignoring: str | None = None
+    ) -> tuple[list[tuple[datetime, datetime]], list[datetime]]: ...
 
 
 class Patients(Protocol):

@@ -190,32 +190,29 @@ async def last_dose_started(conn: Conn, patient_id: str, now: datetime) -> datet
     return result
 
 
-async def patient_busy(
-    conn: Conn, patient_id: str, since: datetime
-) -> list[tuple[datetime, datetime]]:
-    """The patient's sessions that take their time (lifecycle.OCCUPYING) ending after ``since``."""
+async def patient_times(
+    conn: Conn, patient_id: str, since: datetime, ignoring: str | None = None
+) -> tuple[list[tuple[datetime, datetime]], list[datetime]]:
+    """What the search needs of the patient, by one read (lifecycle.OCCUPYING: proposed,
+    confirmed, completed): their sessions that take their time and end after ``since``,
+    and the starts of every dose that was or will be given (every series, maintenance
+    included) but ``ignoring`` (a dose about to be moved), in order: the spacing rule
+    counts them all."""
     rows = await conn.fetch(
-        "SELECT start_at, end_at FROM appointments WHERE patient_id = $1 "
-        "AND status = ANY($2::text[]) AND end_at > $3",
+        "SELECT appointment_id, kind, start_at, end_at FROM appointments WHERE patient_id = $1 "
+        "AND status = ANY($2::text[]) AND (end_at > $3 OR kind <> 'integration') "
+        "ORDER BY start_at",
         patient_id,
         list(OCCUPYING),
         since,
     )
-    return [(r["start_at"], r["end_at"]) for r in rows]
-
-
-async def patient_doses(conn: Conn, patient_id: str, ignoring: str | None = None) -> list[datetime]:
-    """Starts of every dose of the patient that was or will be given (lifecycle.OCCUPYING:
-    proposed, confirmed, completed; every series, maintenance included), but ``ignoring``
-    (a dose about to be moved): the spacing rule counts them all."""
-    rows = await conn.fetch(
-        "SELECT start_at FROM appointments WHERE patient_id = $1 AND kind <> 'integration' "
-        "AND status = ANY($2::text[]) AND appointment_id IS DISTINCT FROM $3 ORDER BY start_at",
-        patient_id,
-        list(OCCUPYING),
-        ignoring,
-    )
-    return [r["start_at"] for r in rows]
+    busy = [(r["start_at"], r["end_at"]) for r in rows if r["end_at"] > since]
+    doses = [
+        r["start_at"]
+        for r in rows
+        if r["kind"] != "integration" and r["appointment_id"] != ignoring
+    ]
+    return busy, doses
 
 
 async def booked_spans(conn: Conn, site_id: str, since: datetime, until: datetime) -> list[SpanRow]:

@@ -38,50 +38,69 @@ async def lock_patient(conn: Conn, patient_id: str) -> PatientRow | None:
     return None if row is None else PatientRow(*row)
 
 
-async def upsert_patient(
-    conn: Conn, patient_id: str, site_id: str, preferences: dict[str, Any] | None
+_LOCKED = (
+    "INSERT INTO patients (patient_id, site_id) VALUES ($1, $2) "  # noqa: S608 (constants)
+    "ON CONFLICT (patient_id) DO UPDATE SET site_id = patients.site_id "
+    f"RETURNING {_COLUMNS}"
+)
+
+
+async def locked_patient(conn: Conn, patient_id: str, site_id: str) -> PatientRow:
+    """The patient's row, created at ``site_id`` when new, locked (as ``lock_patient``):
+    one statement (an upsert that changes nothing locks the row it finds)."""
+    row = await conn.fetchrow(_LOCKED, patient_id, site_id)
+    assert row is not None
+    return PatientRow(*row)
+
+
+async def take_intake(
+    conn: Conn,
+    patient_id: str,
+    site_id: str,
+    preferences: dict[str, Any] | None,
+    intake_id: str,
+    submitted_at: datetime,
+    decision: str,
 ) -> None:
-    """Create the patient, or take the site and preferences of their latest intake
-    (the caller has checked that it is the latest). Never touches the discharge."""
+    """The patient's latest intake (the caller has checked that it is the latest): its
+    site, preferences and decision. Never touches the discharge."""
     await conn.execute(
-        "INSERT INTO patients (patient_id, site_id, preferences) VALUES ($1, $2, $3) "
-        "ON CONFLICT (patient_id) DO UPDATE SET site_id = EXCLUDED.site_id, "
-        "preferences = EXCLUDED.preferences",
+        "UPDATE patients SET site_id = $2, preferences = $3, intake_id = $4, "
+        "intake_submitted_at = $5, decision = $6 WHERE patient_id = $1",
         patient_id,
         site_id,
         preferences,
-    )
-
-
-async def ensure_patient(conn: Conn, patient_id: str, site_id: str) -> None:
-    await conn.execute(
-        "INSERT INTO patients (patient_id, site_id) VALUES ($1, $2) "
-        "ON CONFLICT (patient_id) DO NOTHING",
-        patient_id,
-        site_id,
-    )
-
-
-async def set_latest_intake(
-    conn: Conn, patient_id: str, intake_id: str, submitted_at: datetime, decision: str
-) -> None:
-    await conn.execute(
-        "UPDATE patients SET intake_id = $2, intake_submitted_at = $3, decision = $4 "
-        "WHERE patient_id = $1",
-        patient_id,
         intake_id,
         submitted_at,
         decision,
     )
 
 
-async def start_course(conn: Conn, patient_id: str, started_at: datetime) -> None:
-    """A new course of treatment: the discharge (if any) is over."""
-    await conn.execute(
-        "UPDATE patients SET discharged_at = NULL, course_started_at = $2 WHERE patient_id = $1",
-        patient_id,
-        started_at,
+# The patient's standing (``standing``) from ``{source}``: the table, or a CTE of the row.
+_STANDING_OF = """
+    SELECT p.patient_id, p.site_id, p.preferences, p.discharged_at, p.decision,
+           r.outcome AS review,
+           (SELECT min(h.since) FROM holds h
+             WHERE h.patient_id = p.patient_id AND h.resolved_at IS NULL) AS held_since
+    FROM {source} p LEFT JOIN intake_reviews r ON r.intake_id = p.intake_id
+    WHERE p.patient_id = $1
+"""
+_STANDING = _STANDING_OF.format(source="patients")
+_START_COURSE = """
+    WITH p AS (
+        UPDATE patients SET discharged_at = NULL, course_started_at = $2
+        WHERE patient_id = $1
+        RETURNING patient_id, site_id, preferences, discharged_at, decision, intake_id
     )
+    """ + _STANDING_OF.format(source="p")  # noqa: S608 (constants)
+
+
+async def start_course(conn: Conn, patient_id: str, started_at: datetime) -> StandingRow:
+    """A new course of treatment: the discharge (if any) is over. Returns the patient's
+    standing as it now is (``standing``), read by the same statement."""
+    row = await conn.fetchrow(_START_COURSE, patient_id, started_at)
+    assert row is not None, "start_course: the caller holds the patient's row"
+    return StandingRow(*row)
 
 
 async def discharge(conn: Conn, patient_id: str, at: datetime) -> None:
@@ -103,16 +122,6 @@ async def record_review(
         outcome,
         at,
     )
-
-
-_STANDING = """
-    SELECT p.patient_id, p.site_id, p.preferences, p.discharged_at, p.decision,
-           r.outcome AS review,
-           (SELECT min(h.since) FROM holds h
-             WHERE h.patient_id = p.patient_id AND h.resolved_at IS NULL) AS held_since
-    FROM patients p LEFT JOIN intake_reviews r ON r.intake_id = p.intake_id
-    WHERE p.patient_id = $1
-"""
 
 
 async def standing(conn: Conn, patient_id: str) -> StandingRow | None:

@@ -192,23 +192,15 @@ class FakeScheduling:
             default=None,
         )
 
-    async def patient_busy(
-        self, conn: Conn, patient_id: str, since: datetime
-    ) -> list[tuple[datetime, datetime]]:
-        return [
-            (a.start, a.end)
-            for a in self.of(patient_id)
-            if a.status in _OCCUPYING and a.end > since
-        ]
-
-    async def patient_doses(
-        self, conn: Conn, patient_id: str, ignoring: str | None = None
-    ) -> list[datetime]:
-        return sorted(
-            a.start
-            for a in self.of(patient_id)
-            if a.kind != "integration" and a.status in _OCCUPYING and a.appointment_id != ignoring
+    async def patient_times(
+        self, conn: Conn, patient_id: str, since: datetime, ignoring: str | None = None
+    ) -> tuple[list[tuple[datetime, datetime]], list[datetime]]:
+        live = [a for a in self.of(patient_id) if a.status in _OCCUPYING]
+        busy = [(a.start, a.end) for a in live if a.end > since]
+        doses = sorted(
+            a.start for a in live if a.kind != "integration" and a.appointment_id != ignoring
         )
+        return busy, doses
 
     # --- patients ---
 
