@@ -111,6 +111,13 @@ async def stack() -> AsyncIterator[Stack]:
         watchdog.env = {**watchdog.env, "DATABASE_URL": watchdog_dsn}  # through the link
         procs["alerts-watchdog"] = watchdog
         watchdog.start()
+        # and looking: it has read the stages and the on-call from the database once (a
+        # watchdog that starts into a database that hangs pages nobody: it has no list)
+        await eventually(
+            lambda: _looked(watchdog.metrics_url),
+            timeout=60,
+            what="the watchdog's first look at the database",
+        )
         try:
             yield Stack(urls["alerts"], urls["intake"], procs, rx, db_link)
         finally:
@@ -121,6 +128,15 @@ async def stack() -> AsyncIterator[Stack]:
                 await asyncio.to_thread(p.kill, signal.SIGTERM)
             await db_link.close()
     await drop_space(space)
+
+
+async def _looked(url: str) -> bool:
+    async with httpx.AsyncClient(timeout=3) as client:
+        try:
+            text = (await client.get(url)).text
+        except httpx.HTTPError:
+            return False
+    return "pipeline_stage_progress_age_seconds{" in text
 
 
 async def beats(dsn: str) -> int:
