@@ -20,10 +20,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import uvloop
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from prometheus_client import Counter, Gauge
 
@@ -277,10 +278,38 @@ def _subscription_gaps(thread: Any) -> Callable[[], Awaitable[list[str]]]:
     return check
 
 
+class _FetchingThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, its aiokafka consumer fetching as the settings say
+    (``CONSUMER_FETCH_MIN_BYTES``, ``CONSUMER_FETCH_MAX_WAIT_MS``): faust passes neither
+    (it fixes the wait at 1.5 s and leaves the minimum at 1 byte). aiokafka reads both
+    when the consumer starts, after this."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        settings: CommonSettings = cast(WorkerApp, self.app).fetch_settings
+        consumer._fetch_min_bytes = settings.consumer_fetch_min_bytes
+        consumer._fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+        return consumer
+
+
+class _FetchingConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _FetchingThread:
+        return _FetchingThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _FetchingTransport(faust_aiokafka.Transport):
+    Consumer = _FetchingConsumer
+
+
 class WorkerApp(faust.App):
-    """A worker's faust app, with the readiness its /readyz answers from."""
+    """A worker's faust app, with the readiness its /readyz answers from, consuming
+    through ``_FetchingTransport``."""
 
     readiness: Readiness
+    fetch_settings: CommonSettings
+
+    def _new_transport(self) -> Any:
+        return _FetchingTransport(self.conf.broker_consumer, self)
 
 
 def build_faust_app(processor: EventProcessor, timers: Sequence[Timer] = ()) -> WorkerApp:
@@ -339,7 +368,7 @@ def _periodic(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]
 
 
 def _faust_app(settings: CommonSettings, group: str) -> WorkerApp:
-    return WorkerApp(
+    app = WorkerApp(
         group,
         broker=[f"kafka://{s}" for s in settings.kafka_servers],
         store="memory://",
@@ -357,6 +386,8 @@ def _faust_app(settings: CommonSettings, group: str) -> WorkerApp:
         # drops them instead (unacked: read again by the partition's next owner).
         stream_wait_empty=False,
     )
+    app.fetch_settings = settings
+    return app
 
 
 def _subscribe(app: faust.App, processor: EventProcessor, lanes: PartitionLanes) -> None:

@@ -91,6 +91,13 @@ class CommonSettings(ProcessSettings):
     # batch holds its patients' rows until it commits, and the alerts safety lane may
     # wait for one of them: keep it small (1: every event alone).
     consumer_batch_max: int = Field(default=16, ge=1, le=500)
+    # The workers' fetches (faust's consumer): the broker answers once it holds this many
+    # bytes for them or this many ms have passed. aiokafka's defaults (1 byte, at once)
+    # made a fetch round trip per trickle of events, each one decoding every assigned
+    # partition: a third of a worker's CPU at a quarter of the target load
+    # (docs/performance.md). The alerts safety lane fetches on its own, at once.
+    consumer_fetch_min_bytes: int = Field(default=65536, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=0, le=1000)
     # Where a consumer group with no committed offsets starts (tests use "latest").
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
 
