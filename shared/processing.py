@@ -249,7 +249,9 @@ class EventProcessor:
             else:
                 run.append((i, msg, *ready))
         await flush()
-        return [outcome or "" for outcome in outcomes]
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(msgs), "every message of the batch has its outcome"
+        return done
 
     async def _apply_together(
         self, route: Route, run: list[tuple[Message, CloudEvent, Any]]
