@@ -100,14 +100,6 @@ Outcome = Booked | Waitlisted | NotProposed
 Wait = Callable[[str], Awaitable[Waitlisted]]
 
 
-async def _patient_times(
-    conn: Conn, patient_id: str, since: datetime, ignoring: str | None, *, store: Store
-) -> tuple[PatientBusy, list[datetime]]:
-    """(the patient's busy spans from ``since``, every dose start): read under the
-    patient's lock, before the site's, so the site's lock is held for less."""
-    return await store.appointments.patient_times(conn, patient_id, since, ignoring)
-
-
 async def waitlist_patient(
     conn: Conn,
     p: Proposal,
@@ -267,13 +259,16 @@ async def plan_and_book(
     site_row = await store.sites.get_site(conn, p.site_id)
     if site_row is None:
         return await wait("site_not_configured")
-    mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring, store=store)
+    # read under the patient's lock, before the site's, so the site's lock is held for less
+    mine, doses = await store.appointments.patient_times(conn, p.patient_id, p.now, ignoring)
     await store.sites.serialize_site(conn, p.site_id)
     protocol = protocol or site_row.as_protocol()
     site = site_row.as_site()
     for attempt in range(deps.planning.replan_attempts):
         if attempt:
-            mine, doses = await _patient_times(conn, p.patient_id, p.now, ignoring, store=store)
+            mine, doses = await store.appointments.patient_times(
+                conn, p.patient_id, p.now, ignoring
+            )
         calendar = await deps.calendars.calendar(conn, site.site_id, p.now)
         found = plan(site, protocol, calendar, mine, doses)
         if isinstance(found, NoFit):
