@@ -113,8 +113,10 @@ def checkin_event(pid: str, site_id: str, at: datetime, *, suicidal: bool) -> Cl
 
 
 async def seen_checkin_at(api: httpx.AsyncClient, pid: str, at: datetime) -> dict[str, Any]:
-    """The patient's monitoring once the check-in stamped ``at`` was applied: every event
-    published before it for the same patient (same partition) was handled by then."""
+    """The patient's monitoring once the check-in stamped ``at`` was applied: every
+    check-in published before it for the same patient (same topic and partition) was
+    handled by then. Events on other topics may not have been: no order holds across
+    topics."""
 
     async def fetch() -> dict[str, Any] | None:
         r = await api.get(f"/v1/patients/{pid}/monitoring")
