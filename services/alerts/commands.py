@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Histogram
 
@@ -45,7 +46,9 @@ TIME_TO_ACKNOWLEDGE = Histogram(
 @metrics.counted_on_commit
 async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
     """Replace the site's tiers. Alerts in flight keep the policy they opened with; a
-    paging alert opened while nobody was on call takes this one and pages now."""
+    paging alert opened while nobody was on call takes this one and pages now, as does
+    a critical one paging the network ops on-call in the site's place (the network's
+    policy: a site's critical alert that found nobody on call at all)."""
     refused = [
         {
             "field": f"tiers[{i}].recipients[{j}].webhook_url",
@@ -64,11 +67,22 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
         row = await repo.put_oncall(conn, site_id, tiers, now)
         orphans = await repo.orphan_alerts(conn, site_id)
         for orphan in orphans:
-            adopted = await repo.update_alert(
-                conn,
-                orphan.alert_id,
-                {"policy": tiers, "policy_version": row.version, "updated_at": now},
-            )
+            values: dict[str, Any] = {
+                "policy": tiers,
+                "policy_version": row.version,
+                "policy_site": None,
+                "updated_at": now,
+            }
+            if orphan.site_id != site_id:  # the network's on-call, in place of the site's
+                values["policy_site"] = site_id
+            else:  # the site's own: its tier 1 is paged now, whoever paged before
+                values |= {
+                    "tiers_paged": 0,
+                    "last_escalated_at": None,
+                    "repages": 0,
+                    "last_repaged_at": None,
+                }
+            adopted = await repo.update_alert(conn, orphan.alert_id, values)
             await apply_decision(conn, deps, adopted, now)
     log.info("oncall_updated", site_id=site_id, tiers=len(tiers), adopted_alerts=len(orphans))
     return OncallOut.from_row(row)

@@ -229,6 +229,9 @@ class AlertRow(_Row):
     source_event_id: str | None = None
     policy_version: int | None = None
     updated_at: datetime | None = None
+    # whose on-call ``policy`` is: None for the alert's site, NETWORK_SITE for a critical
+    # alert that opened while its site had nobody on call (services/alerts/domain/dedup.py)
+    policy_site: str | None = None
 
     @property
     def held_by(self) -> str | None:

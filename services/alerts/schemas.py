@@ -322,6 +322,11 @@ class AlertDetail(AlertOut):
     acknowledged: Audit | None
     resolved: Audit | None
     policy: list[TierOut] | None = Field(description="the on-call tiers snapshotted at opening")
+    policy_site: str = Field(
+        description="whose on-call `policy` is: the alert's `site_id`, or `_network` for a "
+        "critical alert that opened while its site had nobody on call and pages the network "
+        "ops on-call in its place (until the site's on-call is put in place)"
+    )
     pages: list[PageOut]
 
     @classmethod
@@ -357,6 +362,7 @@ class AlertDetail(AlertOut):
                 "acknowledged": audit("acknowledged"),
                 "resolved": audit("resolved"),
                 "policy": alert.policy,
+                "policy_site": alert.policy_site or alert.site_id,
                 "pages": pages or [],
             }
         )

@@ -7,6 +7,9 @@ resolves by itself once the stage moves again. Processes are frozen with SIGSTOP
 stuck: their sockets stay open) and thawed with SIGCONT. The watchdog reaches PostgreSQL
 through a TCP relay of the test's (``DbLink``), so its database can be taken away from
 it alone: it then pages from memory and records the alert once the database is back.
+
+Last, the same network ops on-call standing in for a site with nobody on call: a
+patient's critical alert there pages it, until the site's own on-call is put in place.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import httpx
 import pytest
 
 from shared.db import connect_kwargs
+from tests.support.alerts import SUICIDAL, checkin, new_patient, new_site, tiers
 from tests.support.dblink import DbLink
 from tests.support.eventually import eventually
 from tests.support.stack import (
@@ -198,7 +202,11 @@ async def _metric(stack: Stack, name: str) -> float | None:
 
 
 def _ops_pages(stack: Stack) -> list[Any]:
-    return [r for r in stack.rx.delivered("/ops") if r.json and r.json.get("status") == "open"]
+    return [
+        r
+        for r in stack.rx.delivered("/ops")
+        if r.json and r.json.get("status") == "open" and r.json["kind"] == "pipeline_stalled"
+    ]
 
 
 async def _stall_and_recover(
@@ -316,3 +324,41 @@ async def _database_lost(stack: Stack, lose: Any) -> None:
     # the receiver got that page once (no second POST of it after the database came back)
     keys = [r.headers.get("idempotency-key") for r in stack.rx.delivered("/ops")]
     assert keys.count(key) == 1
+
+
+async def test_a_critical_alert_at_a_site_with_nobody_on_call_pages_the_network(
+    stack: Stack,
+) -> None:
+    """A suicide-risk check-in at a site nobody has put an on-call in place for pages the
+    network ops on-call rather than nobody; once the site's on-call is put, the alert is
+    the site's and pages its tier 1."""
+    async with (
+        httpx.AsyncClient(base_url=stack.intake_url, timeout=10) as intake,
+        httpx.AsyncClient(base_url=stack.alerts_url, timeout=10) as api,
+    ):
+        site_id = await new_site(api, None)
+        pid, _ = await new_patient(intake, site_id)
+        t0 = time.monotonic()
+        await checkin(intake, pid, SUICIDAL, suicidal_ideation=True)
+        ops = await stack.rx.wait_for_request(
+            lambda q: q.path == "/ops" and (q.json or {}).get("patient_id") == pid, timeout=15
+        )
+        paged_after = time.monotonic() - t0
+        assert (ops.json["kind"], ops.json["severity"]) == ("suicide_risk", "critical")
+        assert ops.json["site_id"] == site_id
+        alert_id = ops.json["alert_id"]
+        detail = (await api.get(f"/v1/alerts/{alert_id}")).json()
+        assert detail["policy_site"] == "_network"
+
+        r = await api.put(f"/v1/sites/{site_id}/oncall", json=tiers(stack.rx, "/site"))
+        assert r.status_code == 200, r.text
+        own = await stack.rx.wait_for_request(
+            lambda q: q.path == "/site" and (q.json or {}).get("alert_id") == alert_id, timeout=15
+        )
+        assert (own.json["tier"], own.json["reason"]) == (1, "initial")
+        detail = (await api.get(f"/v1/alerts/{alert_id}")).json()
+        assert detail["policy_site"] == site_id
+        assert detail["policy"] == r.json()["tiers"]
+        r = await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. site"})
+        assert r.status_code == 200, r.text
+    print(f"a critical alert with nobody on call at its site: the network paged {paged_after:.2f}s")

@@ -15,9 +15,15 @@ from services.alerts.alerting.people import Roster, load_roster
 from services.alerts.alerting.store import AlertStore
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
-from services.alerts.domain.dedup import Admission, admit, opening, released_by
+from services.alerts.domain.dedup import (
+    Admission,
+    admit,
+    falls_back_to_network,
+    opening,
+    released_by,
+)
 from services.alerts.domain.escalation import Decision, PageOrder, decide, escalation_level
-from services.alerts.domain.model import OncallPolicy, Status
+from services.alerts.domain.model import NETWORK_SITE, OncallPolicy, Status
 from services.alerts.domain.paging import (
     email_message,
     idempotency_key,
@@ -45,6 +51,10 @@ REACHED_NOBODY = Counter(
 )
 NOBODY_ON_CALL = Counter(
     "alerts_unpaged_no_oncall_total", "Paging alerts opened at a site with nobody on call"
+)
+NETWORK_FALLBACK = Counter(
+    "alerts_paged_network_fallback_total",
+    "Critical alerts opened at a site with nobody on call that paged the network ops on-call",
 )
 
 
@@ -121,7 +131,9 @@ async def _page_rows(
     def common(i: int, name: str, body: bytes, token: str, due: datetime) -> dict[str, Any]:
         return {
             "alert_id": row.alert_id,
-            "idempotency_key": idempotency_key(alert_id, order.tier, i, order.round),
+            "idempotency_key": idempotency_key(
+                alert_id, order.tier, i, order.round, row.policy_site
+            ),
             "tier": order.tier,
             "round": order.round,
             "reason": order.reason,
@@ -149,6 +161,7 @@ async def _page_rows(
             raised_at=row.raised_at,
             paged_at=now,
             ack_url=ack_url(deps, token),
+            via=row.policy_site,
         )
 
     for i, recipient in enumerate(tier.recipients):
@@ -290,7 +303,8 @@ async def _open(
     now: datetime,
     store: AlertStore,
 ) -> AlertRow:
-    """The new alert's row, with the site's on-call policy snapshotted."""
+    """The new alert's row, with its on-call policy snapshotted: the site's, or the
+    network's when it falls back to it (``oncall.site_id`` says which)."""
     row = await store.insert_alert(
         conn,
         {
@@ -307,6 +321,7 @@ async def _open(
             "source_event_id": source_event_id,
             "policy": oncall.tiers if oncall else None,
             "policy_version": oncall.version if oncall else None,
+            "policy_site": oncall.site_id if oncall and oncall.site_id != site_id else None,
             "inhibited_by": uuid.UUID(admission.inhibited_by) if admission.inhibited_by else None,
             "updated_at": now,
         },
@@ -353,12 +368,18 @@ async def raise_alert(
         await announce_changed(conn, row, "repeated", row.status, now)
         return row
     oncall = await store.get_oncall(conn, site_id)
+    network = None
+    if oncall is None and falls_back_to_network(signal.severity):
+        network = await store.get_oncall(conn, NETWORK_SITE)
+    outcome = opening(
+        signal.severity, admission, oncall=oncall is not None, network_oncall=network is not None
+    )
+    snapshot = network if outcome.paging == "page_network" else oncall
     row = await _open(
-        conn, patient_id, site_id, signal, source_event_id, oncall, admission, now, store
+        conn, patient_id, site_id, signal, source_event_id, snapshot, admission, now, store
     )
     held = [r for r in unresolved if str(r.alert_id) in admission.inhibit]
     await _inhibit(conn, held, row, now, store)
-    outcome = opening(signal.severity, admission, oncall=oncall is not None)
     await announce_raised(conn, row, outcome.pages_on_call)
     fields = {
         "alert_id": str(row.alert_id),
@@ -370,9 +391,16 @@ async def raise_alert(
     if outcome.paging == "nobody_on_call":
         metrics.after_commit(NOBODY_ON_CALL.inc)
         log.warning("alert_nobody_on_call", **fields, detail="no on-call policy for the site")
+    elif outcome.paging == "page_network":
+        metrics.after_commit(NETWORK_FALLBACK.inc)
+        log.warning(
+            "alert_nobody_on_call",
+            **fields,
+            detail="no on-call policy for the site: paging the network ops on-call",
+        )
     else:
         log.info("alert_raised", **fields, inhibited_by=admission.inhibited_by)
-    if outcome.paging == "page_now":
+    if outcome.pages_on_call:
         row = await apply_decision(conn, deps, row, now, store)
     return row
 

@@ -7,7 +7,8 @@ lower-severity alerts are recorded but not paged (the critical page already reac
 on-call); when that alert resolves, the ones it held back are released.
 
 ``opening`` says what a new alert does about paging: page now (the escalation rule,
-services/alerts/domain/escalation.py, picks the tier), hold its pages back as
+services/alerts/domain/escalation.py, picks the tier), page the network ops on-call
+in place of a site with nobody on call (critical only), hold its pages back as
 inhibited, record that nobody is on call, or nothing (a warning never pages).
 """
 
@@ -80,7 +81,7 @@ def released_by(resolved_id: str, open_alerts: Sequence[OpenAlert]) -> tuple[str
     )
 
 
-Paging = Literal["page_now", "inhibited", "nobody_on_call", "silent"]
+Paging = Literal["page_now", "page_network", "inhibited", "nobody_on_call", "silent"]
 
 
 @dataclass(frozen=True)
@@ -92,16 +93,27 @@ class Opening:
     @property
     def pages_on_call(self) -> bool:
         """Its pages go out now (``alert.raised``'s ``pages_on_call``)."""
-        return self.paging == "page_now"
+        return self.paging in ("page_now", "page_network")
 
 
-def opening(severity: Severity, admission: Admission, *, oncall: bool) -> Opening:
+def falls_back_to_network(severity: Severity) -> bool:
+    """A critical alert at a site with nobody on call pages the network ops on-call rather
+    than nobody (a suicide-risk alert must reach someone); a high one waits for the site."""
+    return severity is Severity.critical
+
+
+def opening(
+    severity: Severity, admission: Admission, *, oncall: bool, network_oncall: bool = False
+) -> Opening:
     """A new alert of ``severity``, admitted as ``admission``, at a site with (``oncall``)
-    or without an on-call policy."""
+    or without an on-call policy, in a network with (``network_oncall``) or without an ops
+    on-call policy."""
     if not pages(severity):
         return Opening("silent")
     if admission.inhibited_by is not None:
         return Opening("inhibited")
-    if not oncall:
-        return Opening("nobody_on_call")
-    return Opening("page_now")
+    if oncall:
+        return Opening("page_now")
+    if network_oncall and falls_back_to_network(severity):
+        return Opening("page_network")
+    return Opening("nobody_on_call")

@@ -37,9 +37,15 @@ def new_ack_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def idempotency_key(alert_id: str, tier: int, recipient: int, round_: int) -> str:
-    """Stable per (alert, tier, recipient); a re-page (round > 0) is a new page."""
+def idempotency_key(
+    alert_id: str, tier: int, recipient: int, round_: int, via: str | None = None
+) -> str:
+    """Stable per (alert, tier, recipient); a re-page (round > 0) is a new page. ``via``:
+    whose on-call the tier is when not the alert's site (the network's, standing in for a
+    site with nobody on call): the site's own tiers, paged once it has some, are new pages."""
     key = f"{alert_id}:t{tier + 1}:r{recipient}"
+    if via is not None:
+        key = f"{alert_id}:{via}:t{tier + 1}:r{recipient}"
     return key if round_ == 0 else f"{key}:repage{round_}"
 
 
@@ -59,12 +65,13 @@ def page_body(
     raised_at: datetime,
     paged_at: datetime,
     ack_url: str | None = None,
+    via: str | None = None,
 ) -> bytes:
     """The exact bytes POSTed (stored once, so retries and the signature never differ)."""
     return orjson.dumps(
         {
             "page_id": page_id,
-            "idempotency_key": idempotency_key(alert_id, tier, recipient, round_),
+            "idempotency_key": idempotency_key(alert_id, tier, recipient, round_, via),
             "alert_id": alert_id,
             "patient_id": patient_id,
             "site_id": site_id,

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from services.alerts.domain.dedup import falls_back_to_network
+from services.alerts.domain.model import NETWORK_SITE, PAGING
 from services.alerts.rows import AckTimesRow, AlertRow, CountRow
 from shared.db import Conn
 
@@ -21,12 +23,25 @@ async def unresolved_alerts(conn: Conn, patient_id: str) -> list[AlertRow]:
 
 
 async def orphan_alerts(conn: Conn, site_id: str) -> list[AlertRow]:
-    """The site's paging alerts opened while nobody was on call (still open), locked."""
-    rows = await conn.fetch(
-        "SELECT * FROM alerts WHERE site_id = $1 AND policy IS NULL "
-        "AND status = 'open' AND severity IN ('critical', 'high') FOR UPDATE",
-        site_id,
-    )
+    """The open paging alerts a new on-call policy of ``site_id`` takes, locked: the
+    site's opened while nobody was on call, and those paging the network ops on-call in
+    its place. For the network (NETWORK_SITE): its own opened while nobody was on call,
+    and every site's critical ones that found nobody on call at all."""
+    if site_id == NETWORK_SITE:
+        rows = await conn.fetch(
+            "SELECT * FROM alerts WHERE policy IS NULL AND status = 'open' "
+            "AND severity IN ('critical', 'high') "
+            "AND (site_id = $1 OR severity = ANY($2::text[])) FOR UPDATE",
+            site_id,
+            [s.value for s in PAGING if falls_back_to_network(s)],
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT * FROM alerts WHERE site_id = $1 "
+            "AND (policy IS NULL OR policy_site IS NOT NULL) "
+            "AND status = 'open' AND severity IN ('critical', 'high') FOR UPDATE",
+            site_id,
+        )
     return [AlertRow.of(r) for r in rows]
 
 

@@ -42,6 +42,17 @@ def test_idempotency_keys_differ_for_every_alert_tier_recipient_and_round() -> N
     assert len(keys) == len(combos)
 
 
+def test_a_stand_in_on_calls_pages_are_new_pages_to_the_sites_own() -> None:
+    """The network's tier 1, paged for a site with nobody on call, then the site's own
+    tier 1 once it has one: two pages, not one delivered twice (same tier and round)."""
+    assert idempotency_key("a-1", 0, 0, 0, "_network") == "a-1:_network:t1:r0"
+    assert idempotency_key("a-1", 0, 0, 2, "_network") == "a-1:_network:t1:r0:repage2"
+    combos = list(
+        itertools.product(["a-1", "a-2"], range(3), range(3), range(3), [None, "_network"])
+    )
+    assert len({idempotency_key(*c) for c in combos}) == len(combos)
+
+
 ids = st.text(min_size=1, max_size=20)
 small = st.integers(0, 50)
 

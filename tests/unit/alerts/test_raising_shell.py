@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from services.alerts import commands
 from services.alerts.alerting.raising import raise_all
 from services.alerts.domain import lifecycle, policy
-from services.alerts.domain.model import OncallPolicy, Tier
+from services.alerts.domain.model import NETWORK_SITE, OncallPolicy, Tier
 from services.alerts.rows import AlertRow, ClaimedPage
 from services.alerts.schemas import ActorIn
 from tests.unit.alerts.builders import T0, at, recipient
@@ -192,6 +192,57 @@ async def test_nobody_on_call_records_the_alert_unpaged_and_counts_it() -> None:
     assert shell.store.pages == []
     assert shell.raised(risk)["pages_on_call"] is False
     assert unpaged_total() == before + 1
+
+
+def network_total() -> float:
+    return REGISTRY.get_sample_value("alerts_paged_network_fallback_total") or 0.0
+
+
+# the network ops on-call (PUT /v1/oncall/network): one tier, the ops lead
+NETWORK_ON_CALL = OncallPolicy((Tier((recipient("ops"),), escalate_after_s=600),))
+
+
+async def test_a_critical_alert_with_nobody_on_call_pages_the_network_ops_on_call() -> None:
+    shell = Shell(on_call=False)
+    shell.store.put_oncall(NETWORK_SITE, NETWORK_ON_CALL)
+    before, unpaged = network_total(), unpaged_total()
+    await shell.signal(checkin(ideation=True, worsening=True))
+
+    risk, worse = shell.alert("suicide_risk"), shell.alert("worsening")
+    assert shell.paged(risk) == [(0, "ops", "initial")]
+    assert risk.policy_site == NETWORK_SITE  # what the site's own on-call PUT takes back
+    assert risk.policy is not None
+    assert risk.site_id == SITE
+    assert risk.next_check_at == at(600)  # escalates on the network's tiers
+    assert shell.raised(risk)["pages_on_call"] is True
+    assert network_total() == before + 1
+    assert unpaged_total() == unpaged
+    # the worsening alert is held back by the critical one, as anywhere
+    assert worse.inhibited_by == risk.alert_id
+    assert shell.paged(worse) == []
+
+
+async def test_a_high_alert_with_nobody_on_call_waits_for_the_site() -> None:
+    shell = Shell(on_call=False)
+    shell.store.put_oncall(NETWORK_SITE, NETWORK_ON_CALL)
+    before = unpaged_total()
+    await shell.signal(checkin(worsening=True))
+
+    worse = shell.alert("worsening")
+    assert shell.store.pages == []
+    assert worse.policy is None
+    assert worse.policy_site is None
+    assert unpaged_total() == before + 1
+
+
+async def test_a_site_with_on_call_never_pages_the_network() -> None:
+    shell = Shell()
+    shell.store.put_oncall(NETWORK_SITE, NETWORK_ON_CALL)
+    await shell.signal(checkin(ideation=True))
+
+    risk = shell.alert("suicide_risk")
+    assert [r for _, r, _ in shell.paged(risk)] == ["ann", "bob"]
+    assert risk.policy_site is None
 
 
 async def test_a_warning_is_recorded_and_never_paged() -> None:
