@@ -1,6 +1,7 @@
 """The network ops on-call standing in for a site with nobody on call (docs/domain.md "On-call
 tiers and escalation"), through the alerts shell against a real PostgreSQL: who a
-critical alert pages when its site has no on-call, and what each on-call PUT takes over.
+critical alert pages when its site has no on-call, or has one that reaches nobody now,
+and what each on-call PUT takes over.
 The end-to-end case (a check-in through the safety lane to a receiver) is in
 tests/integration/test_pipeline_watchdog.py, whose stack has a network on-call."""
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from services.alerts import commands
+from services.alerts import commands, rosters
 from services.alerts import repository as repo
 from services.alerts.alerting import make_deps
 from services.alerts.alerting.raising import raise_all
@@ -21,6 +22,7 @@ from services.alerts.app import MIGRATIONS
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.model import NETWORK_SITE
+from services.alerts.roster_schemas import ClinicianIn, ScheduleIn
 from services.alerts.rows import AlertRow
 from services.alerts.schemas import OncallIn
 from services.alerts.settings import SCHEMA, AlertsSettings
@@ -161,3 +163,55 @@ async def test_a_site_with_on_call_never_reaches_the_network(deps: Deps) -> None
     risk = await alert_of(deps, "p-1")
     assert risk.policy_site is None
     assert [p[:2] for p in await pages(deps, risk)] == [("ann", "initial")]
+
+
+async def nobody_on_shift(deps: Deps) -> OncallIn:
+    """A site's on-call of one tier naming a schedule whose first shift is next year: it
+    reaches nobody now (a coverage gap)."""
+    await rosters.put_clinician(
+        deps,
+        "c-later",
+        ClinicianIn.model_validate(
+            {
+                "name": "Later",
+                "timezone": "UTC",
+                "contact_methods": [{"id": "hook", "type": "webhook", "address": "http://x.test/"}],
+                "notification_rules": [{"contact_method": "hook", "after_s": 0}],
+            }
+        ),
+    )
+    await rosters.put_schedule(
+        deps,
+        "s-later",
+        ScheduleIn.model_validate(
+            {
+                "name": "Next year",
+                "timezone": "UTC",
+                "rotations": [
+                    {
+                        "participants": ["c-later"],
+                        "shift": "weekly",
+                        "handoff": "09:00",
+                        "start": f"{NOW.year + 1}-01-04",
+                    }
+                ],
+            }
+        ),
+    )
+    return OncallIn.model_validate({"tiers": [{"targets": [{"schedule_id": "s-later"}]}]})
+
+
+async def test_a_critical_alert_whose_site_tiers_reach_nobody_pages_the_network(
+    deps: Deps,
+) -> None:
+    await commands.put_oncall(deps, NETWORK_SITE, oncall("ops"))
+    await commands.put_oncall(deps, "s-1", await nobody_on_shift(deps))
+    await signal(deps, "p-1", "s-1", ideation())
+    await signal(deps, "p-2", "s-1", worsening())
+    risk, worse = await alert_of(deps, "p-1"), await alert_of(deps, "p-2")
+
+    assert risk.policy_site is None  # the site's tiers stay its policy
+    [(who, reason, key)] = await pages(deps, risk)
+    assert (who, reason) == ("ops", "initial")
+    assert key == f"{risk.alert_id}:_network-for-t1:t1:r0"
+    assert await pages(deps, worse) == []  # a high alert is logged and counted only

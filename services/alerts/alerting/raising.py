@@ -22,8 +22,15 @@ from services.alerts.domain.dedup import (
     opening,
     released_by,
 )
-from services.alerts.domain.escalation import Decision, PageOrder, decide, escalation_level
-from services.alerts.domain.model import NETWORK_SITE, OncallPolicy, Status
+from services.alerts.domain.escalation import (
+    Decision,
+    PageOrder,
+    decide,
+    escalation_level,
+    stand_in,
+    stand_in_via,
+)
+from services.alerts.domain.model import NETWORK_SITE, OncallPolicy, Severity, Status
 from services.alerts.domain.paging import (
     email_message,
     idempotency_key,
@@ -120,10 +127,12 @@ async def _page_rows(
     roster: Roster,
     order: PageOrder,
     now: datetime,
+    via: str | None = None,
 ) -> list[NewPage]:
     """The order's tier's pages: one per static recipient (a webhook), then one per
     notification rule of each clinician on call whom the page reaches (its channel, due
-    after the rule's delay). Each carries a one-use acknowledgement link."""
+    after the rule's delay). Each carries a one-use acknowledgement link. ``via``: whose
+    tiers these are when not the alert's site's (in the idempotency key)."""
     tier = tiers.tiers[order.tier]
     alert_id = str(row.alert_id)
     out: list[NewPage] = []
@@ -131,9 +140,7 @@ async def _page_rows(
     def common(i: int, name: str, body: bytes, token: str, due: datetime) -> dict[str, Any]:
         return {
             "alert_id": row.alert_id,
-            "idempotency_key": idempotency_key(
-                alert_id, order.tier, i, order.round, row.policy_site
-            ),
+            "idempotency_key": idempotency_key(alert_id, order.tier, i, order.round, via),
             "tier": order.tier,
             "round": order.round,
             "reason": order.reason,
@@ -161,7 +168,7 @@ async def _page_rows(
             raised_at=row.raised_at,
             paged_at=now,
             ack_url=ack_url(deps, token),
-            via=row.policy_site,
+            via=via,
         )
 
     for i, recipient in enumerate(tier.recipients):
@@ -234,12 +241,24 @@ async def apply_decision(
         ack_repage_after=deps.ack_repage_after,
         unreachable=roster.unreachable_tiers(tiers, row.severity, now),
     )
+    via = row.policy_site
     page_rows = [
-        p for order in d.pages for p in await _page_rows(conn, deps, row, tiers, roster, order, now)
+        p
+        for order in d.pages
+        for p in await _page_rows(conn, deps, row, tiers, roster, order, now, via)
     ]
     for order in d.pages:
         metrics.after_commit(PAGES_QUEUED.labels(order.reason).inc)
-    if d.pages and not page_rows:
+    reached = bool(page_rows)
+    instead = stand_in(
+        Severity(row.severity),
+        d.pages,
+        reached=reached,
+        own_policy=row.policy_site is None and row.site_id != NETWORK_SITE,
+    )
+    if instead is not None:  # a critical alert's tiers reached nobody: the network's
+        page_rows = await _network_pages(conn, deps, row, instead, d.pages, now, store)
+    if d.pages and not reached:
         # every tier this decision paged resolved to nobody reachable: the worst case
         # for a paging alert, said loudly (the coverage gaps list shows it ahead)
         metrics.after_commit(REACHED_NOBODY.labels(row.severity).inc)
@@ -250,6 +269,7 @@ async def apply_decision(
             kind=row.kind,
             severity=row.severity,
             tiers=[o.tier + 1 for o in d.pages],
+            network_paged=bool(page_rows),
         )
     if page_rows:
         # in the safety lane (Deps.first_attempt) leased to it, which POSTs them itself
@@ -287,6 +307,26 @@ async def apply_decision(
     if s.repages > before.repages:
         await announce_changed(conn, updated, "repaged", row.status, now)
     return updated
+
+
+async def _network_pages(
+    conn: Conn,
+    deps: Deps,
+    row: AlertRow,
+    order: PageOrder,
+    stood_in_for: tuple[PageOrder, ...],
+    now: datetime,
+    store: AlertStore,
+) -> list[NewPage]:
+    """The network ops on-call's pages of ``order`` (``stand_in``), standing in for the
+    site's orders that reached nobody; none when the network has no on-call either."""
+    network = await store.get_oncall(conn, NETWORK_SITE)
+    if network is None:
+        return []
+    tiers = network.policy()
+    roster = await load_roster(conn, tiers, now)
+    via = stand_in_via(NETWORK_SITE, stood_in_for)
+    return await _page_rows(conn, deps, row, tiers, roster, order, now, via)
 
 
 # --- raising ----------------------------------------------------------------------------

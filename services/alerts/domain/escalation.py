@@ -16,6 +16,9 @@
   quiet hours for a page that is not critical; services/alerts/alerting/people.py) is
   skipped at once: the next tier is paged in the same decision, never after the
   skipped tier's ``escalate_after_s``.
+
+``stand_in(...)``: when every tier a decision pages for a critical alert reaches nobody,
+the network ops on-call's tier 1 is paged in their place.
 """
 
 from __future__ import annotations
@@ -145,6 +148,25 @@ def _acknowledged(
         tier = min(max(alert.tiers_paged - 1, 0), len(policy.tiers) - 1)
     n = alert.repages + 1
     return Decision(_repaged(alert, n, now), (PageOrder(tier, n, "ack_timeout"),), now + after)
+
+
+def stand_in(
+    severity: Severity, orders: tuple[PageOrder, ...], *, reached: bool, own_policy: bool
+) -> PageOrder | None:
+    """The network ops on-call's page when a decision's ``orders`` for a critical alert on
+    its site's own policy (``own_policy``) reached nobody (``reached`` false): its tier 1,
+    in the round and for the reason of the last order it stands in for (which names the
+    page, ``stand_in_via``). A high alert's reaching nobody is logged and counted only."""
+    if not orders or reached or not own_policy or severity is not Severity.critical:
+        return None
+    last = orders[-1]
+    return PageOrder(0, last.round, last.reason)
+
+
+def stand_in_via(network: str, orders: tuple[PageOrder, ...]) -> str:
+    """What a stand-in page's idempotency key names beside its round: the network, and
+    the site tier it stands in for (each tier's page of a round is decided once)."""
+    return f"{network}-for-t{orders[-1].tier + 1}"
 
 
 def _repaged(state: EscalationState, n: int, now: datetime) -> EscalationState:

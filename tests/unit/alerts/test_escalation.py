@@ -14,6 +14,8 @@ from services.alerts.domain.escalation import (
     PageOrder,
     decide,
     escalation_level,
+    stand_in,
+    stand_in_via,
 )
 from services.alerts.domain.model import OncallPolicy, Severity, Status
 from tests.unit.alerts.builders import T0, at, oncall, sec
@@ -373,3 +375,38 @@ def test_a_skipped_middle_tier_does_not_hold_up_the_last() -> None:
     d = decide(d.state, POLICY, at(900), ack_repage_after=ACK_REPAGE, unreachable={1})
     assert [o.tier for o in d.pages] == [1, 2]
     assert d.next_check_at == at(900 + 300)
+
+
+# --- the network standing in for tiers that reach nobody -----------------------------------
+
+INITIAL = (PageOrder(0, 0, "initial"), PageOrder(1, 0, "escalation"))
+
+
+def test_a_critical_alert_whose_tiers_reached_nobody_pages_the_network_tier_1() -> None:
+    order = stand_in(Severity.critical, INITIAL, reached=False, own_policy=True)
+    # the round and reason of the last tier it stands in for
+    assert order == PageOrder(0, 0, "escalation")
+    repeat = (PageOrder(2, 3, "repeat"),)
+    assert stand_in(Severity.critical, repeat, reached=False, own_policy=True) == PageOrder(
+        0, 3, "repeat"
+    )
+
+
+@pytest.mark.parametrize(
+    ("severity", "orders", "reached", "own_policy"),
+    [
+        (Severity.high, INITIAL, False, True),  # a high alert: logged and counted only
+        (Severity.critical, INITIAL, True, True),  # someone was reached
+        (Severity.critical, (), False, True),  # nothing was paged this time
+        (Severity.critical, INITIAL, False, False),  # already on the network's tiers
+    ],
+)
+def test_no_stand_in_otherwise(
+    severity: Severity, orders: tuple[PageOrder, ...], reached: bool, own_policy: bool
+) -> None:
+    assert stand_in(severity, orders, reached=reached, own_policy=own_policy) is None
+
+
+def test_each_stand_in_is_named_for_the_site_tier_it_stands_in_for() -> None:
+    assert stand_in_via("_network", INITIAL) == "_network-for-t2"
+    assert stand_in_via("_network", (PageOrder(0, 0, "initial"),)) == "_network-for-t1"
