@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from services.alerts.domain.monitoring import MonitoringRule
+from services.alerts.domain.paging import host_allowed
 from shared.crypto import PhiKeySettings
 from shared.events import service_source
 
@@ -86,6 +88,17 @@ class AlertsSettings(PhiKeySettings):
     watchdog_outbox_schemas: str = "intake,scheduling,alerts"
     # The watchdog serves /metrics on this port when set.
     alerts_watchdog_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # A webhook the watchdog pages when it knows no network ops on-call: none was PUT, or
+    # the database has not answered since it started (it reads the on-call there). Set it
+    # to what the ops team watches anyway; it must pass PAGE_ALLOWED_HOSTS when that is set.
+    watchdog_fallback_webhook_url: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _fallback_allowed(self) -> Self:
+        url = self.watchdog_fallback_webhook_url
+        if url is not None and not host_allowed(str(url), self.allowed_hosts):
+            raise ValueError("WATCHDOG_FALLBACK_WEBHOOK_URL: the host is not in PAGE_ALLOWED_HOSTS")
+        return self
 
     @property
     def monitoring(self) -> MonitoringRule:

@@ -61,9 +61,15 @@ STAGE_AGE = Gauge(
 )
 STALLED = Gauge("pipeline_stalled", "1 while a pipeline_stalled alert is open")
 
+
 # What a database step survives: any failure of a statement or the connection
 # (shared/db.py) and whatever a consumer retries (shared/processing.py).
-DB_ERRORS = (*TRANSIENT, *db.DATABASE_ERRORS)
+class NotMigrated(Exception):
+    """The watchdog's tables are not known to be there yet: the database stage has not
+    answered (it stalls like any database outage)."""
+
+
+DB_ERRORS = (*TRANSIENT, *db.DATABASE_ERRORS, NotMigrated)
 
 
 async def bounded(step: Coroutine[Any, Any, T], timeout: float) -> T:
@@ -116,10 +122,29 @@ class Watchdog:
         self.adopted = False
         self.rng = random.Random()  # noqa: S311 (jitter)
         self.last_prune = 0.0
+        # serve_watchdog's migrations, running until the database first answers
+        self.migrations: asyncio.Task[bool] | None = None
+
+    @property
+    def fallback_tiers(self) -> TiersJson | None:
+        """WATCHDOG_FALLBACK_WEBHOOK_URL as one tier: paged when no network on-call is
+        known (none PUT, or no answer from the database since the start)."""
+        url = self.settings.watchdog_fallback_webhook_url
+        if url is None:
+            return None
+        recipient = {"name": "WATCHDOG_FALLBACK_WEBHOOK_URL", "webhook_url": str(url)}
+        return [
+            {
+                "recipients": [recipient],
+                "targets": [],
+                "escalate_after_s": self.settings.escalate_after_s,
+            }
+        ]
 
     @property
     def network(self) -> OncallPolicy:
-        return policy_of(self.network_tiers)
+        """Whom it pages from memory: the network on-call last read, else the fallback."""
+        return policy_of(self.network_tiers or self.fallback_tiers)
 
     @property
     def deps(self) -> Deps:
@@ -130,6 +155,11 @@ class Watchdog:
 
     async def look_at_database(self) -> None:
         """Every database-side mark, the network on-call and the open alert."""
+        if self.migrations is not None and not self.migrations.done():
+            raise NotMigrated("its tables are not ready yet (the database has not answered)")
+        if self.migrations is not None and self.migrations.exception() is not None:
+            failed, self.migrations = self.migrations.exception(), None
+            raise NotMigrated(f"its migrations failed: {failed!r}")
         if self.pool is None:
             self.pool = await db.create_pool(
                 self.settings.database_url, SCHEMA, min_size=1, max_size=4
@@ -258,6 +288,8 @@ class Watchdog:
         if self.network.empty:
             log.warning("pipeline_stalled_nobody_on_call", alert_id=str(self.stall.alert_id))
             return
+        if not self.network_tiers:
+            log.warning("pipeline_stalled_paging_fallback", alert_id=str(self.stall.alert_id))
         pages = rule.first_pages(self.stall, self.network, utcnow(), lambda: str(uuid.uuid4()))
         self.stall.pages.extend(pages)
 
@@ -281,8 +313,9 @@ class Watchdog:
                 self.deps,
                 stall,
                 utcnow(),
-                tiers_read=self.network_tiers,
+                tiers_read=self.network_tiers or self.fallback_tiers,
                 version_read=self.network_version,
+                fallback=self.fallback_tiers,
             )
         stall.recorded = True
         stall.pages = []  # from now on the database holds them (db_work retries them)
@@ -367,12 +400,15 @@ async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # the tables must exist; after that it needs nothing to start
-    await db.migrate_when_up(settings.database_url, SCHEMA, migrations, "watchdog", stop)
     if settings.alerts_watchdog_metrics_port:
         start_http_server(settings.alerts_watchdog_metrics_port, addr=settings.http_host)
     async with httpx.AsyncClient(timeout=settings.page_timeout_s, follow_redirects=False) as http:
         dog = Watchdog(settings, http)
+        # it watches from the start: a database that is away (or hangs) when it starts is
+        # the first stall it pages, so its tables are made ready meanwhile, not first
+        dog.migrations = asyncio.create_task(
+            db.migrate_when_up(settings.database_url, SCHEMA, migrations, "watchdog", stop)
+        )
         broker = asyncio.create_task(dog.broker_loop())
         log.info(
             "watchdog_started",
@@ -388,9 +424,10 @@ async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
                 log.exception("watchdog_tick_failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.watchdog_interval_s)
-        broker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await broker
+        for task in (broker, dog.migrations):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *DB_ERRORS):
+                await task
         with contextlib.suppress(Exception):
             await asyncio.wait_for(dog.exporter.close(), 5)
         if dog.pool is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,8 @@ async def _looked(url: str) -> bool:
             text = (await client.get(url)).text
         except httpx.HTTPError:
             return False
-    return "pipeline_stage_progress_age_seconds{" in text
+    # a stage only the database tells of (the metric itself is there from the first tick)
+    return 'pipeline_stage_progress_age_seconds{stage="heartbeat"}' in text
 
 
 async def beats(dsn: str) -> int:
@@ -362,3 +364,41 @@ async def test_a_critical_alert_at_a_site_with_nobody_on_call_pages_the_network(
         r = await api.post(f"/v1/alerts/{alert_id}/resolve", json={"by": "Dr. site"})
         assert r.status_code == 200, r.text
     print(f"a critical alert with nobody on call at its site: the network paged {paged_after:.2f}s")
+
+
+async def test_a_watchdog_that_starts_into_a_hung_database_pages_its_fallback_webhook(
+    stack: Stack,
+) -> None:
+    """A second watchdog whose database hangs from its first connection never reads the
+    network on-call; with WATCHDOG_FALLBACK_WEBHOOK_URL it pages that (database stalled)
+    instead of nobody."""
+    dsn = stack.procs["alerts-api"].env["DATABASE_URL"]
+    link = DbLink(dsn)
+    hung_dsn = await link.start()
+    link.hang()
+    first = stack.procs["alerts-watchdog"]
+    proc = ServiceProcess(
+        "alerts-watchdog-hung",
+        ["services.alerts", "watchdog"],
+        {
+            **first.env,
+            "DATABASE_URL": hung_dsn,
+            "WATCHDOG_FALLBACK_WEBHOOK_URL": stack.rx.url("/fallback"),
+        },
+        ARTIFACTS / "logs" / f"watchdog-hung-{uuid.uuid4().hex[:6]}.log",
+    ).with_metrics("ALERTS_WATCHDOG_METRICS_PORT")
+    t0 = time.monotonic()
+    proc.start()
+    try:
+        page = await stack.rx.wait_for_request(
+            lambda q: q.path == "/fallback", timeout=STALL_S + 15, what="the fallback page"
+        )
+        paged_after = time.monotonic() - t0
+        assert (page.json["kind"], page.json["severity"]) == ("pipeline_stalled", "critical")
+        assert page.signature_ok
+        assert '"pipeline_stalled_paging_fallback"' in proc.logs()
+    finally:
+        await asyncio.to_thread(proc.kill, signal.SIGKILL)
+        link.mend()
+        await link.close()
+    print(f"a watchdog started into a hung database paged its fallback after {paged_after:.1f}s")

@@ -41,15 +41,17 @@ async def record_stall(
     *,
     tiers_read: TiersJson | None,
     version_read: int | None,
+    fallback: TiersJson | None = None,
 ) -> bool:
     """The alert's row and the pages made from memory (the caller's transaction); pages
     for anyone not yet paged are queued by the escalation rule (apply_decision,
     services/alerts/alerting/raising.py). ``tiers_read``/``version_read``: the network
-    on-call the memory pages went to. False when an earlier try had committed it."""
+    on-call the memory pages went to; ``fallback``: the tiers paged when the network has
+    no on-call (WATCHDOG_FALLBACK_WEBHOOK_URL). False when an earlier try had committed it."""
     if await repo.get_alert(conn, str(stall.alert_id)) is not None:
         return False  # committed by an earlier try whose answer never came back (a timeout)
     oncall = await repo.get_oncall(conn, NETWORK_SITE)
-    tiers = oncall.tiers if oncall else (tiers_read if stall.pages else None)
+    tiers = oncall.tiers if oncall else (tiers_read if stall.pages else fallback)
     made = stall.pages
     row = await repo.insert_alert(
         conn,
