@@ -19,13 +19,19 @@ kafka_tool_opts() {
   echo "-Dlog4j.configuration=file:$ROOT/deploy/kafka/log4j.properties"
 }
 
+# The broker's JIT and GC options: KAFKA_JVM_PERFORMANCE_OPTS overrides them, as in
+# Kafka's own kafka-run-class.sh, whose G1 options these are, plus one of ours:
+# -XX:TieredStopAtLevel=1 compiles with C1 only. On a machine whose 2 cores the broker
+# shares with the whole stack, C2's compiler thread took more CPU than the broker's
+# own work for the first minutes of load (docs/performance.md, "The broker's JIT").
+KAFKA_PERF_DEFAULT="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1"
+
 # kafka_java_opts LOGDIR HEAP: a broker's JVM options, mostly those of Kafka's own
 # kafka-run-class.sh and kafka-server-start.sh.
 kafka_java_opts() {
   echo "$2"
   kafka_tool_opts "$1"
-  echo "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20"
-  echo "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+  echo "${KAFKA_JVM_PERFORMANCE_OPTS:-$KAFKA_PERF_DEFAULT}"
   echo "-XX:+ExitOnOutOfMemoryError"
 }
 

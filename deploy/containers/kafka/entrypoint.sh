@@ -28,9 +28,10 @@ if [[ ! -s "$DATA/meta.properties" ]]; then
   java "${JAVA_OPTS[@]}" -cp '/opt/kafka/libs/*' kafka.tools.StorageTool format \
     --ignore-formatted -t "$cid" -c "$PROPS" >/dev/null
 fi
-# Kafka's own scripts' JVM options (deploy/bin/kafka-lib.sh kafka_java_opts)
+# Kafka's own scripts' JVM options, C1 only (deploy/bin/kafka-lib.sh kafka_java_opts)
+PERF="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35"
+PERF="$PERF -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1"
 # shellcheck disable=SC2086
 exec java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} "${JAVA_OPTS[@]}" \
-  -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-  -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
+  ${KAFKA_JVM_PERFORMANCE_OPTS:-$PERF} -XX:+ExitOnOutOfMemoryError \
   -cp '/opt/kafka/libs/*' kafka.Kafka "$PROPS"
