@@ -7,27 +7,21 @@ tests/integration/test_pipeline_watchdog.py, whose stack has a network on-call."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 
 from services.alerts import commands, rosters
 from services.alerts import repository as repo
-from services.alerts.alerting import make_deps
 from services.alerts.alerting.raising import raise_all
-from services.alerts.app import MIGRATIONS
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.model import NETWORK_SITE
 from services.alerts.roster_schemas import ClinicianIn, ScheduleIn
 from services.alerts.rows import AlertRow
 from services.alerts.schemas import OncallIn
-from services.alerts.settings import SCHEMA, AlertsSettings
-from shared import db
-from tools.stack import BASE_DSN, drop_database, with_database
+from tests.support.alerts import alerts_deps
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +30,8 @@ NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def deps() -> AsyncIterator[Deps]:
-    name = f"care_fallback_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = with_database(BASE_DSN, name)
-    await db.migrate(dsn, SCHEMA, db.migration_files(MIGRATIONS))
-    pool = await db.create_pool(dsn, SCHEMA, min_size=1, max_size=4)
-    try:
-        yield make_deps(AlertsSettings(database_url=dsn), pool, lambda: NOW)
-    finally:
-        await pool.close()
-        await drop_database(name)
+    async with alerts_deps(NOW, "care_fallback") as d:
+        yield d
 
 
 def oncall(*names: str) -> OncallIn:

@@ -6,21 +6,16 @@ miss is one ``checkin.missed`` in the outbox in order, and the counters add up."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import orjson
 import pytest
 
-from services.alerts.alerting import make_deps
-from services.alerts.app import MIGRATIONS
 from services.alerts.deps import Deps
-from services.alerts.settings import SCHEMA, AlertsSettings
 from services.alerts.timers import fire_deadlines
 from shared import db
-from tools.stack import BASE_DSN, drop_database, with_database
+from tests.support.alerts import alerts_deps
 
 pytestmark = pytest.mark.integration
 
@@ -30,23 +25,15 @@ DUE = 1200  # more than one batch per lane
 
 @pytest.fixture
 async def deps() -> AsyncIterator[Deps]:
-    name = f"care_timers_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = with_database(BASE_DSN, name)
-    settings = AlertsSettings(
-        database_url=dsn, timer_batch=100, checkin_interval_s=86400, checkin_grace_s=43200
-    )
-    await db.migrate(dsn, SCHEMA, db.migration_files(MIGRATIONS))
-    pool = await db.create_pool(dsn, SCHEMA, min_size=1, max_size=6)
-    try:
-        yield make_deps(settings, pool, lambda: NOW)
-    finally:
-        await pool.close()
-        await drop_database(name)
+    async with alerts_deps(
+        NOW,
+        "care_timers",
+        pool_size=6,
+        timer_batch=100,
+        checkin_interval_s=86400,
+        checkin_grace_s=43200,
+    ) as d:
+        yield d
 
 
 async def seed(conn: db.Conn) -> None:
