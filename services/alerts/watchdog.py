@@ -29,7 +29,7 @@ import contextlib
 import random
 import signal
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,7 +122,9 @@ class Watchdog:
         self.adopted = False
         self.rng = random.Random()  # noqa: S311 (jitter)
         self.last_prune = 0.0
-        # serve_watchdog's migrations, running until the database first answers
+        # its migrations (``migrate`` starts them: serve_watchdog), running until the
+        # database first answers; started again should they fail
+        self.migrate: Callable[[], asyncio.Task[bool]] | None = None
         self.migrations: asyncio.Task[bool] | None = None
 
     @property
@@ -158,7 +160,9 @@ class Watchdog:
         if self.migrations is not None and not self.migrations.done():
             raise NotMigrated("its tables are not ready yet (the database has not answered)")
         if self.migrations is not None and self.migrations.exception() is not None:
-            failed, self.migrations = self.migrations.exception(), None
+            failed = self.migrations.exception()
+            log.error("watchdog_migrations_failed", error=repr(failed))
+            self.migrations = self.migrate() if self.migrate else None  # again
             raise NotMigrated(f"its migrations failed: {failed!r}")
         if self.pool is None:
             self.pool = await db.create_pool(
@@ -406,9 +410,10 @@ async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
         dog = Watchdog(settings, http)
         # it watches from the start: a database that is away (or hangs) when it starts is
         # the first stall it pages, so its tables are made ready meanwhile, not first
-        dog.migrations = asyncio.create_task(
+        dog.migrate = lambda: asyncio.create_task(
             db.migrate_when_up(settings.database_url, SCHEMA, migrations, "watchdog", stop)
         )
+        dog.migrations = dog.migrate()
         broker = asyncio.create_task(dog.broker_loop())
         log.info(
             "watchdog_started",
@@ -425,9 +430,10 @@ async def serve_watchdog(settings: AlertsSettings, migrations: Path) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.watchdog_interval_s)
         for task in (broker, dog.migrations):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *DB_ERRORS):
-                await task
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         with contextlib.suppress(Exception):
             await asyncio.wait_for(dog.exporter.close(), 5)
         if dog.pool is not None:
