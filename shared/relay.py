@@ -81,7 +81,7 @@ class RelayConfig:
     # request per partition and one update carry what arrived meanwhile rather than one
     # event each. Idle (the last batch longer ago), an event goes out at once. The
     # safety lane never waits.
-    linger_s: float = 0.05
+    linger_s: float = 0.02
 
 
 @dataclass
