@@ -14,7 +14,7 @@ from services.alerts.alerting.notices import notify_others
 from services.alerts.alerting.raising import announce_changed, apply_decision, release
 from services.alerts.alerting.store import AlertStore
 from services.alerts.deps import Deps
-from services.alerts.domain import lifecycle
+from services.alerts.domain import escalation, lifecycle
 from services.alerts.domain.model import Kind, Status
 from services.alerts.domain.paging import host_allowed
 from services.alerts.rosters import check_targets
@@ -76,11 +76,12 @@ async def put_oncall(deps: Deps, site_id: str, body: OncallIn) -> OncallOut:
             if orphan.site_id != site_id:  # the network's on-call, in place of the site's
                 values["policy_site"] = site_id
             else:  # the site's own: its tier 1 is paged now, whoever paged before
+                fresh = escalation.taken_over(orphan.escalation())
                 values |= {
-                    "tiers_paged": 0,
-                    "last_escalated_at": None,
-                    "repages": 0,
-                    "last_repaged_at": None,
+                    "tiers_paged": fresh.tiers_paged,
+                    "last_escalated_at": fresh.last_escalated_at,
+                    "repages": fresh.repages,
+                    "last_repaged_at": fresh.last_repaged_at,
                 }
             adopted = await repo.update_alert(conn, orphan.alert_id, values)
             await apply_decision(conn, deps, adopted, now)

@@ -62,13 +62,13 @@ STAGE_AGE = Gauge(
 STALLED = Gauge("pipeline_stalled", "1 while a pipeline_stalled alert is open")
 
 
-# What a database step survives: any failure of a statement or the connection
-# (shared/db.py) and whatever a consumer retries (shared/processing.py).
 class NotMigrated(Exception):
     """The watchdog's tables are not known to be there yet: the database stage has not
     answered (it stalls like any database outage)."""
 
 
+# What a database step survives: any failure of a statement or the connection
+# (shared/db.py) and whatever a consumer retries (shared/processing.py).
 DB_ERRORS = (*TRANSIENT, *db.DATABASE_ERRORS, NotMigrated)
 
 
@@ -126,22 +126,21 @@ class Watchdog:
         # database first answers; started again should they fail
         self.migrate: Callable[[], asyncio.Task[bool]] | None = None
         self.migrations: asyncio.Task[bool] | None = None
-
-    @property
-    def fallback_tiers(self) -> TiersJson | None:
-        """WATCHDOG_FALLBACK_WEBHOOK_URL as one tier: paged when no network on-call is
-        known (none PUT, or no answer from the database since the start)."""
-        url = self.settings.watchdog_fallback_webhook_url
-        if url is None:
-            return None
-        recipient = {"name": "WATCHDOG_FALLBACK_WEBHOOK_URL", "webhook_url": str(url)}
-        return [
-            {
-                "recipients": [recipient],
-                "targets": [],
-                "escalate_after_s": self.settings.escalate_after_s,
-            }
-        ]
+        # WATCHDOG_FALLBACK_WEBHOOK_URL as one tier: paged when no network on-call is
+        # known (none PUT, or no answer from the database since the start)
+        url = settings.watchdog_fallback_webhook_url
+        fallback = {"name": "WATCHDOG_FALLBACK_WEBHOOK_URL", "webhook_url": str(url)}
+        self.fallback_tiers: TiersJson | None = (
+            None
+            if url is None
+            else [
+                {
+                    "recipients": [fallback],
+                    "targets": [],
+                    "escalate_after_s": settings.escalate_after_s,
+                }
+            ]
+        )
 
     @property
     def network(self) -> OncallPolicy:

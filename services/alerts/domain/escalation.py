@@ -150,6 +150,12 @@ def _acknowledged(
     return Decision(_repaged(alert, n, now), (PageOrder(tier, n, "ack_timeout"),), now + after)
 
 
+def taken_over(alert: EscalationState) -> EscalationState:
+    """An open alert whose site's own on-call takes it over from the network's tiers (or
+    from nobody): escalation starts over on the new tiers, tier 1 first."""
+    return replace(alert, tiers_paged=0, last_escalated_at=None, repages=0, last_repaged_at=None)
+
+
 def stand_in(
     severity: Severity, orders: tuple[PageOrder, ...], *, reached: bool, own_policy: bool
 ) -> PageOrder | None:

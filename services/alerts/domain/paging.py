@@ -43,9 +43,8 @@ def idempotency_key(
     """Stable per (alert, tier, recipient); a re-page (round > 0) is a new page. ``via``:
     whose on-call the tier is when not the alert's site (the network's, standing in for a
     site with nobody on call): the site's own tiers, paged once it has some, are new pages."""
-    key = f"{alert_id}:t{tier + 1}:r{recipient}"
-    if via is not None:
-        key = f"{alert_id}:{via}:t{tier + 1}:r{recipient}"
+    scope = alert_id if via is None else f"{alert_id}:{via}"
+    key = f"{scope}:t{tier + 1}:r{recipient}"
     return key if round_ == 0 else f"{key}:repage{round_}"
 
 

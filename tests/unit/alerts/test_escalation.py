@@ -16,6 +16,7 @@ from services.alerts.domain.escalation import (
     escalation_level,
     stand_in,
     stand_in_via,
+    taken_over,
 )
 from services.alerts.domain.model import OncallPolicy, Severity, Status
 from tests.unit.alerts.builders import T0, at, oncall, sec
@@ -410,3 +411,13 @@ def test_no_stand_in_otherwise(
 def test_each_stand_in_is_named_for_the_site_tier_it_stands_in_for() -> None:
     assert stand_in_via("_network", INITIAL) == "_network-for-t2"
     assert stand_in_via("_network", (PageOrder(0, 0, "initial"),)) == "_network-for-t1"
+
+
+def test_an_alert_taken_over_by_its_sites_on_call_starts_over_at_tier_1() -> None:
+    paged = paged_all().state
+    fresh = taken_over(paged)
+    assert (fresh.tiers_paged, fresh.last_escalated_at, fresh.repages) == (0, None, 0)
+    assert fresh.last_repaged_at is None
+    assert (fresh.severity, fresh.status) == (paged.severity, paged.status)
+    d = run(fresh, T0)
+    assert [(o.tier, o.reason) for o in d.pages] == [(0, "initial")]
