@@ -94,15 +94,36 @@ async def create_pool(
     return pool
 
 
-async def warm_pool(pool: asyncpg.Pool, statements: Sequence[str], connections: int) -> None:
+async def warm_pool(
+    pool: asyncpg.Pool,
+    statements: Sequence[str],
+    connections: int,
+    rehearse: Sequence[str] = (),
+) -> None:
     """Before the first request: open ``connections`` of the pool and have each one's
     server session parse and plan-check ``statements`` (the hot paths), so that the
-    catalog lookups of a new session and its first parse are not a client's wait."""
+    catalog lookups of a new session and its first parse are not a client's wait.
+
+    ``rehearse``: statements each session runs once, in a transaction rolled back, for
+    what only running does: a trigger's PL/pgSQL function is compiled, and its queries
+    planned, by the first statement of a session that fires it (the outbox's NOTIFY
+    trigger, shared/outbox.py ``WARM_UP``). Nothing of them is kept or sent: a NOTIFY
+    is only delivered at commit. Without this the first burst after a start (several
+    requests at once, so fresh sessions) answered in 40-160 ms instead of 3
+    (docs/performance.md, "Cold start")."""
     async with contextlib.AsyncExitStack() as held:
         conns = [await held.enter_async_context(pool.acquire()) for _ in range(connections)]
         for conn in conns:
             for sql in statements:
                 await conn.prepare(sql)
+            if rehearse:
+                tx = conn.transaction()
+                await tx.start()
+                try:
+                    for sql in rehearse:
+                        await conn.execute(sql)
+                finally:
+                    await tx.rollback()
 
 
 @contextlib.asynccontextmanager

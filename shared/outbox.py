@@ -72,6 +72,14 @@ async def enqueue(conn: Conn, event: CloudEvent, *, priority: int = ROUTINE) -> 
     )
 
 
+# A row that fires the outbox's trigger, for ``shared.db.warm_pool``'s rehearsal at start
+# (always rolled back: never stored, never relayed, its NOTIFY never sent).
+WARM_UP = (
+    "INSERT INTO outbox (event_id, topic, key, value) "
+    "VALUES (gen_random_uuid(), 'warm-up', 'warm-up', ''::bytea)"
+)
+
+
 # One statement for a batch (one trigger run, one NOTIFY): the ids follow the array order.
 async def enqueue_many(conn: Conn, events: list[CloudEvent]) -> None:
     """Several routine events in one statement, in order (one trigger run, one NOTIFY)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.retry import Backoff
@@ -53,6 +53,8 @@ class CommonSettings(ProcessSettings):
     # once; the rest wait at the gate, before their body is parsed (shared/web.py
     # RoutineGate), so a check-in never queues behind them in the event loop.
     routine_concurrency: int = Field(default=8, ge=1)
+    # Connections per process's pool: opened at start (``db_pool_min``), and up to
+    # ``db_pool_max`` under load; one above the minimum closes after 5 idle minutes.
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     # A consumer's transaction left idle this long (its process frozen or starved of CPU
@@ -105,6 +107,22 @@ class CommonSettings(ProcessSettings):
     consumer_fetch_max_wait_ms: int = Field(default=50, ge=0, le=1000)
     # Where a consumer group with no committed offsets starts (tests use "latest").
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    # A service whose pool opens whole at start when DB_POOL_MIN is not set (its minimum
+    # is then DB_POOL_MAX); otherwise the minimum defaults to 2, never above the maximum.
+    pool_opened_whole: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> Self:
+        if "db_pool_min" not in self.model_fields_set:
+            whole = self.pool_opened_whole
+            least = self.db_pool_max if whole else min(self.db_pool_min, self.db_pool_max)
+            object.__setattr__(self, "db_pool_min", least)  # settings are frozen once built
+        elif self.db_pool_min > self.db_pool_max:
+            raise ValueError(
+                f"DB_POOL_MIN ({self.db_pool_min}) is above DB_POOL_MAX ({self.db_pool_max})"
+            )
+        return self
 
     def backoff(self, *, initial_s: float | None = None, max_s: float | None = None) -> Backoff:
         """A fresh backoff with this configuration's numbers (shared/retry.py)."""

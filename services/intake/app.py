@@ -15,7 +15,7 @@ from services.intake import fhir_api, phi_at_rest, repository
 from services.intake.api import router
 from services.intake.deps import Deps
 from services.intake.settings import SCHEMA, IntakeSettings
-from shared import db
+from shared import db, outbox
 from shared.access import Rule
 from shared.clock import utcnow
 from shared.fhir_web import install_fhir
@@ -77,9 +77,9 @@ def create_app(settings: IntakeSettings, clock: Callable[[], datetime] = utcnow)
             app.state.deps = dataclasses.replace(app.state.deps, safety_pool=safety_pool)
             # the first requests after a start are not the slow ones (docs/performance.md)
             cipher.encrypt("warm-up")  # the cipher's first use sets up its backend
-            hot = repository.HOT_STATEMENTS
-            await db.warm_pool(app.state.deps.pool, hot, settings.db_pool_min)
-            await db.warm_pool(safety_pool, hot, settings.safety_db_pool_size)
+            hot, rehearse = repository.HOT_STATEMENTS, (outbox.WARM_UP,)
+            await db.warm_pool(app.state.deps.pool, hot, settings.db_pool_min, rehearse)
+            await db.warm_pool(safety_pool, hot, settings.safety_db_pool_size, rehearse)
             try:
                 yield
             finally:

@@ -31,6 +31,14 @@ class IntakeSettings(PhiKeySettings):
     mbc_worsening_rise: int = MbcPolicy.worsening_rise
     mbc_relapse_total: int = MbcPolicy.relapse_total
 
+    # The API's pool opens whole at start (DB_POOL_MAX connections, each session warmed:
+    # services/intake/app.py) unless DB_POOL_MIN says otherwise: patients' requests come
+    # in bursts, and a burst that needed new connections waited 40-160 ms for them (each
+    # session set up and warmed) where connections kept open answer in 3; one above the
+    # minimum closes again after 5 idle minutes, and the next burst would wait again
+    # (docs/performance.md, "Cold start").
+    pool_opened_whole = True
+
     # Connections kept for the safety lane alone (services/intake/deps.py): a
     # check-in or intake signalling suicide risk never waits for one behind routine work.
     safety_db_pool_size: int = Field(default=2, ge=1)

@@ -118,6 +118,48 @@ async def test_warming_opens_the_connections_and_fails_the_start_on_a_broken_sta
         await db.warm_pool(pool, ["SELECT * FROM no_such_table"], 1)
 
 
+async def test_warming_rehearses_writes_in_every_session_and_keeps_nothing_of_them(
+    pool: asyncpg.Pool,
+) -> None:
+    """A rehearsed insert fires its table's trigger once per session (the sequence the
+    trigger draws from, which no rollback undoes, counts them) and leaves no row and no
+    NOTIFY behind."""
+    name = f"warm_{uuid.uuid4().hex[:8]}"
+    setup = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
+    heard: list[str] = []
+    await setup.add_listener(name, lambda *args: heard.append(args[-1]))
+    try:
+        await setup.execute(
+            f"""
+            CREATE TABLE {name} (x int);
+            CREATE SEQUENCE {name}_fired;
+            CREATE FUNCTION {name}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM nextval('{name}_fired');
+                PERFORM pg_notify('{name}', 'inserted');
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER {name}_t AFTER INSERT ON {name}
+                FOR EACH STATEMENT EXECUTE FUNCTION {name}_notify();
+            """
+        )
+        await db.warm_pool(pool, ["SELECT $1::int + 1"], 3, [f"INSERT INTO {name} VALUES (1)"])
+        assert pool.get_size() == 3
+        fired = await setup.fetchval(
+            f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {name}_fired"
+        )
+        assert fired == 3  # once in each session
+        assert await setup.fetchval(f"SELECT count(*) FROM {name}") == 0
+        await setup.execute("SELECT 1")  # a round trip for any notification to arrive
+        assert heard == []
+    finally:
+        await setup.execute(
+            f"DROP TABLE IF EXISTS {name}; DROP FUNCTION IF EXISTS {name}_notify(); "
+            f"DROP SEQUENCE IF EXISTS {name}_fired"
+        )
+        await setup.close()
+
+
 async def test_a_transaction_left_idle_is_ended_and_its_row_locks_freed() -> None:
     """A consumer frozen mid-transaction (CONSUMER_IDLE_IN_TRANSACTION_S) does not hold
     the rows it locked for good: PostgreSQL ends its session, a waiter gets the row, and
