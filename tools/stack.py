@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -54,14 +54,31 @@ class Space:
     kafka: str = KAFKA
 
 
-async def create_space(kind: str, *, kafka: str = KAFKA, replication: int = 1) -> Space:
-    run = uuid.uuid4().hex[:6]
-    name = f"care_{kind}_{run}"
+async def create_database(name: str) -> str:
+    """A new empty database ``name`` on the server of ``DATABASE_URL``; its URL."""
     admin = await asyncpg.connect(BASE_DSN, **connect_kwargs(BASE_DSN))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    return with_database(BASE_DSN, name)
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(kind: str) -> AsyncIterator[str]:
+    """A database of its own for a block (``<kind>_<random>``, dropped after it); its URL."""
+    name = f"{kind}_{uuid.uuid4().hex[:6]}"
+    dsn = await create_database(name)
+    try:
+        yield dsn
+    finally:
+        await drop_database(name)
+
+
+async def create_space(kind: str, *, kafka: str = KAFKA, replication: int = 1) -> Space:
+    run = uuid.uuid4().hex[:6]
+    name = f"care_{kind}_{run}"
+    await create_database(name)
     prefix = f"{kind}-{run}."
     servers = kafka.split(",")
     await ensure_topics(servers, [prefix + t for t in ALL_TOPICS], replication=replication)

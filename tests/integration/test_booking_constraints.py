@@ -5,9 +5,7 @@ before (another site's room of the same name, a cancelled booking's slot) still 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,27 +14,13 @@ import pytest
 from services.scheduling.app import MIGRATIONS as SCHEDULING_MIGRATIONS
 from services.scheduling.settings import SCHEMA
 from shared import db
-from tools.stack import BASE_DSN, drop_database, with_database
+from tools.stack import scratch_database
 
 pytestmark = pytest.mark.integration
 
 MIGRATIONS = db.migration_files(SCHEDULING_MIGRATIONS)
 KEYED = "0007_hashed_exclusion_keys"
 AT = datetime(2099, 3, 2, 9, tzinfo=UTC)
-
-
-@contextlib.asynccontextmanager
-async def _database() -> AsyncIterator[str]:
-    name = f"booking_keys_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(BASE_DSN, name)
-    finally:
-        await drop_database(name)
 
 
 async def _book(
@@ -87,7 +71,7 @@ async def _refused(conn: asyncpg.Connection, *args: object, **kw: object) -> str
 async def test_bookings_made_before_the_migration_still_refuse_overlaps_after_it() -> None:
     before = [m for m in MIGRATIONS if m[0] < KEYED]
     assert len(before) < len(MIGRATIONS)  # the migration under test is there
-    async with _database() as dsn:
+    async with scratch_database("booking_keys") as dsn:
         await db.migrate(dsn, SCHEMA, before)
         conn = await asyncpg.connect(dsn, **db.connect_kwargs(dsn, SCHEMA))
         try:

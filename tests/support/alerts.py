@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
@@ -31,7 +30,7 @@ from tests.support.stack import (
 )
 from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver, Received
-from tools.stack import BASE_DSN, drop_database, with_database
+from tools.stack import scratch_database
 
 
 @contextlib.asynccontextmanager
@@ -41,22 +40,13 @@ async def alerts_deps(
     """The alerts shell's Deps on a database of its own (``name`` and a random suffix;
     migrated, dropped afterwards), its clock fixed at ``now``, ``settings`` over the
     defaults: the shell in process against a real PostgreSQL."""
-    name = f"{name}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(BASE_DSN, **db.connect_kwargs(BASE_DSN))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = with_database(BASE_DSN, name)
-    try:
+    async with scratch_database(name) as dsn:
         await db.migrate(dsn, SCHEMA, db.migration_files(MIGRATIONS))
         pool = await db.create_pool(dsn, SCHEMA, min_size=1, max_size=pool_size)
         try:
             yield make_deps(AlertsSettings(database_url=dsn, **settings), pool, lambda: now)
         finally:
             await pool.close()
-    finally:
-        await drop_database(name)
 
 
 def tiers(receiver: PageReceiver, *paths: str, escalate_after_s: int = 2) -> dict[str, Any]:
