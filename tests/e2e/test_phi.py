@@ -36,7 +36,6 @@ from tests.support.eventually import eventually
 from tests.support.scheduling import appointments, site_body
 from tests.support.stack import (
     ARTIFACTS,
-    BASE_DSN,
     PHI_KEY,
     ROOT,
     AlertsStack,
@@ -44,11 +43,10 @@ from tests.support.stack import (
     IntakeStack,
     SchedulingStack,
     ServiceProcess,
-    drop_database,
     free_port,
+    scratch_database,
     service_env,
     wait_ready,
-    with_database,
 )
 from tools.factories import checkin_body, intake_body, phi_strings
 from tools.page_receiver import PageReceiver
@@ -201,12 +199,8 @@ async def test_phi_is_stored_encrypted_and_the_api_still_answers(
 @pytest.fixture
 async def fresh_database() -> AsyncIterator[str]:
     """A database of its own: this test changes keys, which the session's API must not see."""
-    name = f"care_test_phi_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield with_database(BASE_DSN, name)
-    await drop_database(name)
+    async with scratch_database("care_test_phi") as dsn:
+        yield dsn
 
 
 def intake_api(dsn: str, keys: str, **extra: str) -> tuple[str, ServiceProcess]:

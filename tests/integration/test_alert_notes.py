@@ -25,18 +25,16 @@ from tests.support.alerts import SUICIDAL, checkin, new_patient, new_site
 from tests.support.eventually import eventually
 from tests.support.stack import (
     ARTIFACTS,
-    BASE_DSN,
     PHI_KEY,
     ROOT,
     AlertsStack,
     EventLog,
     IntakeStack,
     ServiceProcess,
-    drop_database,
     free_port,
+    scratch_database,
     service_env,
     wait_ready,
-    with_database,
 )
 
 pytestmark = pytest.mark.integration
@@ -235,12 +233,8 @@ async def test_only_a_clinician_reads_a_note_and_the_audit_trail_keeps_none(
 
 @pytest.fixture
 async def fresh_database() -> AsyncIterator[str]:
-    name = f"care_test_notes_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield with_database(BASE_DSN, name)
-    await drop_database(name)
+    async with scratch_database("care_test_notes") as dsn:
+        yield dsn
 
 
 LEGACY_ACK = "legacy ack: spoke with her husband"

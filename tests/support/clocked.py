@@ -27,17 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.support.eventually import eventually
 from tests.support.stack import (
     ARTIFACTS,
-    BASE_DSN,
     EventLog,
     ServiceProcess,
     channels_env,
+    create_database,
     drop_database,
     for_the_session,
     free_port,
@@ -45,7 +44,6 @@ from tests.support.stack import (
     stop_all,
     topic_log,
     wait_ready,
-    with_database,
 )
 from tools.fake_twilio import FakeTwilio
 from tools.mail_sink import MailSink
@@ -165,10 +163,7 @@ async def clocked(fake_twilio: FakeTwilio, mail_sink: MailSink) -> AsyncIterator
     """A second stack on the dev clock (see ``ClockedStack``)."""
     run = uuid.uuid4().hex[:8]
     name = f"care_clock_{run}"
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = with_database(BASE_DSN, name)
+    dsn = await create_database(name)
     prefix = f"clock-{run}."
     ports = {s: free_port() for s in SERVICES}
     env = service_env(

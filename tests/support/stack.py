@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,11 +33,13 @@ from tools.stack import KAFKA as KAFKA
 from tools.stack import ROOT as ROOT
 from tools.stack import ServiceProcess as ServiceProcess
 from tools.stack import Space as Space
+from tools.stack import create_database as create_database
 from tools.stack import create_space as create_space
 from tools.stack import delete_topics as delete_topics
 from tools.stack import drop_database as drop_database
 from tools.stack import drop_space as drop_space
 from tools.stack import free_port as free_port
+from tools.stack import scratch_database as scratch_database
 from tools.stack import stop_all as stop_all
 from tools.stack import wait_ready as wait_ready
 from tools.stack import with_database as with_database
@@ -58,12 +59,8 @@ def topic(name: str) -> str:
 
 @pytest.fixture(scope="session")
 async def database() -> AsyncIterator[str]:
-    name = f"care_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield with_database(BASE_DSN, name)
-    await drop_database(name)
+    async with scratch_database("care_test") as dsn:
+        yield dsn
 
 
 @dataclass
