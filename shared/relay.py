@@ -89,16 +89,16 @@ class _Lane:
     name: str
     query: str
     producer: AIOKafkaProducer
-    # payloads of the outbox's NOTIFY that are not for this lane (shared/migrations/
-    # 0000_outbox_wake_lanes.sql: 'routine' when a statement wrote routine rows only)
-    ignores: frozenset[str] = frozenset()
+    # the outbox's NOTIFY channel this lane listens on, after the schema: the safety
+    # lane's is notified only by statements that wrote a safety-lane row, so routine
+    # writes never reach its session (shared/migrations/0000_outbox_wake_safety_channel.sql)
+    channel: str = "_outbox"
     # under load, wait this long before a batch so that it carries more events
     linger_s: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        if payload not in self.ignores:
-            self.wake.set()
+    def notified(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
+        self.wake.set()
 
 
 class OutboxRelay:
@@ -113,7 +113,7 @@ class OutboxRelay:
     ) -> None:
         self.config = config
         self.lanes = (
-            _Lane("safety", URGENT, urgent_producer or producer, ignores=frozenset({"routine"})),
+            _Lane("safety", URGENT, urgent_producer or producer, channel="_outbox_safety"),
             _Lane("routine", ROUTINE, producer, linger_s=config.linger_s),
         )
         # makes a fresh producer for a lane (by name) when its own is broken for good
@@ -226,7 +226,7 @@ class OutboxRelay:
             await first_pass.wait()
         conn = leader or await self._connect(lane.name)
         try:
-            await conn.add_listener(f"{self.config.schema}_outbox", lane.notified)
+            await conn.add_listener(f"{self.config.schema}{lane.channel}", lane.notified)
             loop = asyncio.get_running_loop()
             last_batch = float("-inf")
             while not self._stopping.is_set():

@@ -114,16 +114,26 @@ async def test_the_safety_lane_never_waits_for_the_linger(probe: Probe) -> None:
 
 
 async def test_a_routine_write_notifies_the_routine_lane_only(probe: Probe) -> None:
-    payloads: asyncio.Queue[str] = asyncio.Queue()
+    """A routine write notifies '<schema>_outbox' only, so the safety lane's session,
+    listening on '<schema>_outbox_safety', is never woken by one; a safety-lane write
+    notifies both (the routine payload 'safety' too, for a relay from before the
+    migration, whose safety lane still listens on '<schema>_outbox')."""
+    got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     listener = await asyncpg.connect(probe.dsn)
     try:
-        await listener.add_listener(
-            f"{probe_worker.SCHEMA}_outbox", lambda *args: payloads.put_nowait(args[3])
-        )
+        for channel in ("_outbox", "_outbox_safety"):
+            await listener.add_listener(
+                f"{probe_worker.SCHEMA}{channel}",
+                lambda _c, _p, ch, payload: got.put_nowait((ch, payload)),
+            )
         await probe.enqueue()
-        assert await asyncio.wait_for(payloads.get(), 10) == "routine"
         await probe.enqueue(priority=outbox.SAFETY)
-        assert await asyncio.wait_for(payloads.get(), 10) == "safety"
+        await probe.enqueue()  # delivered after the safety write's two: nothing between
+        seen = [await asyncio.wait_for(got.get(), 10) for _ in range(4)]
+        routine, safety = f"{probe_worker.SCHEMA}_outbox", f"{probe_worker.SCHEMA}_outbox_safety"
+        assert seen[0] == (routine, "routine")
+        assert sorted(seen[1:3]) == [(routine, "safety"), (safety, "")]
+        assert seen[3] == (routine, "routine")
     finally:
         await listener.close()
 

@@ -1,5 +1,5 @@
-"""Which of the outbox's NOTIFY payloads wake which relay lane (shared/relay.py,
-shared/migrations/0000_outbox_wake_lanes.sql)."""
+"""Which of the outbox's NOTIFY channels wake which relay lane (shared/relay.py,
+shared/migrations/0000_outbox_wake_safety_channel.sql)."""
 
 from __future__ import annotations
 
@@ -16,22 +16,20 @@ def lanes() -> dict[str, Any]:
     return {lane.name: lane for lane in relay.lanes}
 
 
-@pytest.mark.parametrize(
-    ("payload", "safety", "routine"),
-    [
-        ("routine", False, True),  # routine rows only: the safety lane sleeps on
-        ("safety", True, True),  # a safety-lane row (perhaps beside routine ones)
-        ("", True, True),  # an older trigger's payload: both look
-    ],
-)
-def test_a_notification_wakes_the_lanes_it_concerns(
-    payload: str, safety: bool, routine: bool
-) -> None:
+def test_each_lane_listens_on_its_own_channel() -> None:
+    """The safety lane's channel is notified only by statements that wrote a safety-lane
+    row (shared/migrations/0000_outbox_wake_safety_channel.sql): a routine write never
+    reaches its session. The routine lane keeps the channel every write notifies."""
     by_name = lanes()
-    for lane in by_name.values():
-        lane.notified(None, 1, "intake_outbox", payload)
-    assert by_name["safety"].wake.is_set() is safety
-    assert by_name["routine"].wake.is_set() is routine
+    assert by_name["safety"].channel == "_outbox_safety"
+    assert by_name["routine"].channel == "_outbox"
+
+
+@pytest.mark.parametrize("payload", ["routine", "safety", ""])
+def test_a_notification_on_a_lanes_channel_wakes_it(payload: str) -> None:
+    for lane in lanes().values():
+        lane.notified(None, 1, "intake" + lane.channel, payload)
+        assert lane.wake.is_set()
 
 
 def test_only_the_routine_lane_lingers() -> None:
