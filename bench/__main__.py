@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench import alerts, cost, dashboard, intake, mixed, scheduling, watchdog
+from bench import alerts, cost, dashboard, intake, mixed, scheduling, sizing, watchdog
 from bench.load import line, ms, open_loop, pct
 from bench.stack import stack
 from shared.db import connect_kwargs
@@ -118,6 +118,7 @@ async def main(sections: list[str]) -> None:
         await cost.section(200, 5 if QUICK else 10)
     if "cost" in sections or "mixed" in sections:
         await cost.section_consumers(200, 5 if QUICK else 10)
+        await sizing.section(seconds=5 if QUICK else 10)
     if "scheduling" in sections:
         await scheduling_section()
     if "dashboard" in sections:
