@@ -90,8 +90,8 @@ class _Lane:
     query: str
     producer: AIOKafkaProducer
     # the outbox's NOTIFY channel this lane listens on, after the schema: the safety
-    # lane's is notified only by statements that wrote a safety-lane row, so routine
-    # writes never reach its session (shared/migrations/0000_outbox_wake_safety_channel.sql)
+    # lane's is notified only by statements that wrote a safety-lane row, so no routine
+    # write's notification is sent to it (shared/migrations/0000_outbox_wake_safety_channel.sql)
     channel: str = "_outbox"
     # under load, wait this long before a batch so that it carries more events
     linger_s: float = 0.0

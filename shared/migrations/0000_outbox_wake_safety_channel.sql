@@ -1,10 +1,11 @@
 -- The safety relay lane listens on a channel of its own, '<schema>_outbox_safety'
 -- (shared/relay.py), which only a statement that wrote a safety-lane row notifies. Under
 -- 0000_outbox_wake_lanes.sql both lanes listened on '<schema>_outbox' and the safety
--- lane ignored the payload 'routine'; PostgreSQL still delivered every routine write's
--- notification to its session, and the relay still woke to read it: about 0.05 ms of
--- database CPU per routine event, and a wake-up of the relay, for nothing
--- (docs/performance.md, "The safety lane's own channel").
+-- lane ignored the payload 'routine', but every routine write's notification was still
+-- sent to it and the relay woke to read it. Now none is sent to it. (PostgreSQL still
+-- signals every listening session of the database at each NOTIFY, whatever its
+-- channels, so its session still wakes briefly: 0.050 -> 0.033 ms of database CPU per
+-- routine check-in, docs/performance.md.)
 --
 -- '<schema>_outbox' keeps its payloads ('routine' for routine rows only, 'safety' when a
 -- safety-lane row is among them): the routine lane wakes on any, and a relay from before

@@ -18,8 +18,8 @@ def lanes() -> dict[str, Any]:
 
 def test_each_lane_listens_on_its_own_channel() -> None:
     """The safety lane's channel is notified only by statements that wrote a safety-lane
-    row (shared/migrations/0000_outbox_wake_safety_channel.sql): a routine write never
-    reaches its session. The routine lane keeps the channel every write notifies."""
+    row (shared/migrations/0000_outbox_wake_safety_channel.sql): no routine write's
+    notification is sent to it. The routine lane keeps the channel every write notifies."""
     by_name = lanes()
     assert by_name["safety"].channel == "_outbox_safety"
     assert by_name["routine"].channel == "_outbox"
