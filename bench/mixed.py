@@ -169,9 +169,9 @@ async def _run(
     # Two clients, as in a real network: intakes come from the clinics' staff, check-ins
     # from the patients' phones, and a check-in never waits for one of the 512
     # connections that intakes queued at the routine gate hold (shared/web.py). With one
-    # shared client, the check-ins (an ideation one among them) waited in the client
-    # once the intakes in flight filled its connections, and the page latency measured
-    # that queue, not the stack.
+    # shared client, once the intakes in flight filled its connections (at 100/s, when
+    # they wait more than 5 s), check-ins, an ideation one among them, waited in the
+    # client, and the page latency measured that queue, not the stack.
     async with (
         aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=512), timeout=REQUEST_TIMEOUT

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import orjson
 
-from bench.cost import _checkins, _cpu_s, _pids_of, _steady
+from bench.cost import _checkins, _snapshot, _steady
 from bench.load import open_loop
 from bench.scheduling import SITE
 from bench.stack import Stack, stack
@@ -45,12 +45,9 @@ def _client_s() -> float:
 
 
 def _stack_cpu(st: Stack) -> dict[str, float]:
-    """Seconds of CPU so far of every process of the stack, PostgreSQL's and the broker's."""
-    return {
-        **{name: _cpu_s(pid) for name, pid in st.pids.items()},
-        "postgresql": sum(_cpu_s(p) for p in _pids_of(b"postgres")),
-        "kafka broker": sum(_cpu_s(p) for p in _pids_of(b"kafka.Kafka")),
-    }
+    """Seconds of CPU so far of every process of the stack, PostgreSQL's and the broker's
+    (bench/cost.py's snapshot without the load client, which is counted apart)."""
+    return {k: v for k, v in _snapshot(st).items() if k != "load client"}
 
 
 async def _spent(
