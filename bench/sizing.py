@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
 import time
 from collections.abc import Awaitable, Callable
 
@@ -39,15 +38,13 @@ TARGET_CHECKINS = 300.0
 CORES = 2
 
 
-def _client_s() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
+CLIENT = "load client"  # bench/cost.py's snapshot counts this process too: kept apart
 
 
 def _stack_cpu(st: Stack) -> dict[str, float]:
     """Seconds of CPU so far of every process of the stack, PostgreSQL's and the broker's
-    (bench/cost.py's snapshot without the load client, which is counted apart)."""
-    return {k: v for k, v in _snapshot(st).items() if k != "load client"}
+    (bench/cost.py's snapshot without the load client)."""
+    return {k: v for k, v in _snapshot(st).items() if k != CLIENT}
 
 
 async def _spent(
@@ -56,11 +53,11 @@ async def _spent(
     """ms of CPU per item by process for ``load`` (``n`` items) and until the stack
     settled, the idle rate over that time taken off; and the load client's ms per item."""
     await st.settle()
-    before, client, t0 = _stack_cpu(st), _client_s(), time.monotonic()
+    before, t0 = _snapshot(st), time.monotonic()
     await load()
     await st.settle()
-    after, elapsed = _stack_cpu(st), time.monotonic() - t0
-    client_ms = (_client_s() - client) * 1000 / n
+    after, elapsed = _snapshot(st), time.monotonic() - t0
+    client_ms = (after.pop(CLIENT) - before.pop(CLIENT)) * 1000 / n
     # a process idle meanwhile comes out a hair either side of 0: counted as 0
     per = {k: max(0.0, (after[k] - before[k] - idle[k] * elapsed) * 1000 / n) for k in after}
     return per, client_ms
