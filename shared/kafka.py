@@ -16,15 +16,21 @@ HEALTH_TOPIC = "_interval.health"
 
 
 def idempotent_producer(
-    servers: list[str], client_id: str, request_timeout_ms: int = 15000
+    servers: list[str],
+    client_id: str,
+    request_timeout_ms: int = 15000,
+    max_batch_bytes: int = 16384,
 ) -> AIOKafkaProducer:
-    """acks=all + idempotence: a retried send is never written twice to a partition."""
+    """acks=all + idempotence: a retried send is never written twice to a partition.
+    ``max_batch_bytes``: the most one partition's batch of a produce request carries
+    (aiokafka's default is 16 KiB)."""
     return AIOKafkaProducer(
         bootstrap_servers=servers,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         linger_ms=0,
+        max_batch_size=max_batch_bytes,
         request_timeout_ms=request_timeout_ms,
         retry_backoff_ms=100,
     )

@@ -350,7 +350,10 @@ async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Even
 
     def new_producer(lane: str) -> AIOKafkaProducer:
         return idempotent_producer(
-            settings.kafka_servers, f"{schema}-relay-{lane}", settings.kafka_request_timeout_ms
+            settings.kafka_servers,
+            f"{schema}-relay-{lane}",
+            settings.kafka_request_timeout_ms,
+            settings.outbox_producer_batch_bytes,
         )
 
     def waiting(event: str) -> Callable[[BaseException, float], None]:
