@@ -87,6 +87,20 @@ async def enqueue_many(conn: Conn, events: list[CloudEvent]) -> None:
         await conn.execute(insert_sql(1), *arrays([(e, ROUTINE) for e in events]))
 
 
+async def enqueue_encoded(conn: Conn, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+    """``enqueue_many`` for routine events already encoded: (event_id, topic, key, value)
+    rows, as ``row`` gives them (``shared.events.new_event_bytes`` builds the value)."""
+    if rows:
+        await conn.execute(
+            insert_sql(1),
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [ROUTINE] * len(rows),
+        )
+
+
 async def measure_backlog(pool: asyncpg.Pool, schema: str) -> None:
     """Refresh the backlog gauges (called when /metrics is scraped)."""
     async with pool.acquire() as conn:

@@ -38,7 +38,8 @@ async def deps() -> AsyncIterator[Deps]:
 
 async def seed(conn: db.Conn) -> None:
     """DUE patients whose deadline passed an hour ago (5 misses on record each), one
-    three days behind (three deadlines passed), and one not due until tomorrow."""
+    three days behind (three deadlines passed), one not due until tomorrow, and one
+    discharged since its deadline was set (a miss on record from last week)."""
     await conn.execute(
         "INSERT INTO patients (patient_id, site_id, started_at, next_due_at, deadline_at, "
         "total_misses, updated_at) "
@@ -60,6 +61,16 @@ async def seed(conn: db.Conn) -> None:
             next_due,
             next_due + timedelta(hours=12),
         )
+    await conn.execute(
+        "INSERT INTO patients (patient_id, site_id, started_at, discharged_at, next_due_at, "
+        "deadline_at, total_misses, last_missed_at, updated_at) "
+        "VALUES ('p-discharged', 's-1', $1, $2, $3, $4, 1, $5, $2)",
+        NOW - timedelta(days=9),
+        NOW - timedelta(days=1),
+        NOW - timedelta(hours=14),
+        NOW - timedelta(hours=2),
+        NOW - timedelta(days=7),
+    )
 
 
 async def test_batches_in_flight_at_once_fire_every_deadline_once_in_order(deps: Deps) -> None:
@@ -73,7 +84,7 @@ async def test_batches_in_flight_at_once_fire_every_deadline_once_in_order(deps:
         return fired
 
     fired = await asyncio.gather(*(drain() for _ in range(4)))
-    assert sum(fired) == DUE + 1  # each due patient taken by exactly one batch
+    assert sum(fired) == DUE + 2  # each due patient taken by exactly one batch
     assert await fire_deadlines(deps, NOW) == 0  # nothing fires twice
 
     async with deps.pool.acquire() as conn:
@@ -100,5 +111,10 @@ async def test_batches_in_flight_at_once_fire_every_deadline_once_in_order(deps:
     assert patients["p-behind"]["deadline_at"] > NOW
     assert patients["p-later"]["total_misses"] == 0
     assert patients["p-later"]["last_missed_at"] is None
+    # discharged since: its stale deadline is cleared, and no miss is counted or dated
+    assert not [m for m in missed if m["patient_id"] == "p-discharged"]
+    assert patients["p-discharged"]["deadline_at"] is None
+    assert patients["p-discharged"]["total_misses"] == 1
+    assert patients["p-discharged"]["last_missed_at"] == NOW - timedelta(days=7)
     # p-behind reached the threshold (2): its missed_checkins alert is in the same outbox
     assert any(r["topic"] == "alert.raised" and r["key"] == "p-behind" for r in rows)

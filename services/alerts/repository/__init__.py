@@ -58,8 +58,8 @@ from services.alerts.repository.patients import (
     lock_patient,
     monitor_args,
     monitoring_counts,
+    save_deadlines,
     save_monitor,
-    save_monitors,
 )
 from services.alerts.repository.pipeline import (
     WAKE_CHANNEL,
@@ -146,8 +146,8 @@ __all__ = [
     "record_heartbeat",
     "refuse_page",
     "repeat_alert",
+    "save_deadlines",
     "save_monitor",
-    "save_monitors",
     "schedules_by_id",
     "stage_ages",
     "touch_progress",

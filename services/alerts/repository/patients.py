@@ -68,28 +68,43 @@ async def save_monitor(conn: Conn, args: tuple[Any, ...]) -> None:
     await conn.execute(_SAVE_MONITOR, *args)
 
 
-# The same change for a whole batch in one statement (the timers' misses): one row of
-# ``monitor_args`` per patient, passed as one array per column.
-_SAVE_MONITORS = """
+# The timers' change for a whole batch of due deadlines in one statement: a deadline
+# moves only the next due time, its deadline and the run of misses (the rows are locked
+# by ``due_patients`` in the same transaction), so five arrays carry it, not every
+# column of the row; ``$6`` is the time of the pass. A due row with no miss (monitoring
+# ended since its deadline was set) only has its deadline cleared.
+_SAVE_DEADLINES = """
     UPDATE patients p
-    SET site_id = u.site_id, started_at = u.started_at, discharged_at = u.discharged_at,
-        next_due_at = u.next_due_at, deadline_at = u.deadline_at,
-        consecutive_misses = u.consecutive_misses, last_checkin_at = u.last_checkin_at,
+    SET next_due_at = u.next_due_at, deadline_at = u.deadline_at,
+        consecutive_misses = u.consecutive_misses,
         total_misses = p.total_misses + u.missed,
-        last_missed_at = coalesce(u.last_missed_at, p.last_missed_at), updated_at = u.updated_at
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                $5::timestamptz[], $6::timestamptz[], $7::int[], $8::timestamptz[], $9::int[],
-                $10::timestamptz[], $11::timestamptz[])
-         AS u(patient_id, site_id, started_at, discharged_at, next_due_at, deadline_at,
-              consecutive_misses, last_checkin_at, missed, last_missed_at, updated_at)
+        last_missed_at = CASE WHEN u.missed > 0 THEN $6 ELSE p.last_missed_at END,
+        updated_at = $6
+    FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::int[])
+         AS u(patient_id, next_due_at, deadline_at, consecutive_misses, missed)
     WHERE p.patient_id = u.patient_id
 """
 
 
-async def save_monitors(conn: Conn, args: Sequence[tuple[Any, ...]]) -> None:
-    """``save_monitor`` for every row of ``args`` (each patient once), in one round trip."""
-    if args:
-        await conn.execute(_SAVE_MONITORS, *(list(col) for col in zip(*args, strict=True)))
+async def save_deadlines(
+    conn: Conn,
+    now: datetime,
+    fired: Sequence[tuple[str, Monitor, int]],
+    rule: MonitoringRule,
+) -> None:
+    """The timers' pass at ``now`` over locked due rows, in one round trip: for each
+    (patient_id, the monitor after its deadlines, misses counted), its next due time and
+    deadline, its run of misses, and ``missed`` more in its total."""
+    if fired:
+        await conn.execute(
+            _SAVE_DEADLINES,
+            [pid for pid, _, _ in fired],
+            [m.next_due_at for _, m, _ in fired],
+            [m.deadline(rule) for _, m, _ in fired],
+            [m.consecutive_misses for _, m, _ in fired],
+            [missed for _, _, missed in fired],
+            now,
+        )
 
 
 async def due_patients(conn: Conn, now: datetime, limit: int) -> list[PatientRow]:

@@ -4,13 +4,14 @@ and validated against a CloudEvents 1.0 JSON Schema (tests/support/interop.py)."
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import jsonschema
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka
 from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
+from pydantic import ValidationError
 
 from services.intake.heartbeat import KEY as HEARTBEAT_KEY
 from shared import events
@@ -176,6 +177,49 @@ def test_every_event_type_reads_in_the_sdk_as_structured_mode_and_is_a_valid_clo
     assert event.get_source().startswith("urn:interval:")
     assert event.get_time() == NOW
     assert PAYLOADS[payload.topic].model_validate(event.get_data()) == payload
+
+
+@pytest.mark.parametrize("payload", EXAMPLES, ids=lambda p: p.topic)
+@pytest.mark.parametrize(
+    "at",
+    [
+        NOW,
+        NOW.replace(microsecond=123456),
+        NOW.astimezone(timezone(timedelta(hours=-5))),
+        NOW.replace(microsecond=1).astimezone(timezone(timedelta(hours=5, minutes=30))),
+    ],
+    ids=["utc", "utc-micro", "minus-5", "plus-5-30-micro"],
+)
+def test_an_event_encoded_without_its_envelope_model_is_the_same_bytes(
+    payload: Payload, at: datetime
+) -> None:
+    """``new_event_bytes`` (the timers' burst) writes what ``new_event(...).to_bytes()``
+    writes, for every event type: only the id differs, and it is the one returned."""
+    subject = HEARTBEAT_KEY if isinstance(payload, PipelineHeartbeat) else PID
+    source = SOURCES[producers()[payload.topic]]
+    event_id, value = events.new_event_bytes(payload, source=source, subject=subject, time=at)
+    model = new_event(payload, source=source, subject=subject, time=at)
+    assert value == model.model_copy(update={"id": event_id}).to_bytes()
+    assert events.CloudEvent.from_bytes(value).id == event_id
+    check_message(payload.topic, subject.encode(), value, dict(kafka_headers()))
+
+
+@pytest.mark.parametrize(
+    ("source", "subject", "at"),
+    [
+        ("", PID, NOW),
+        ("urn:interval:alerts", "", NOW),
+        ("urn:interval:alerts", PID, NOW.replace(tzinfo=None)),
+    ],
+    ids=["no-source", "no-subject", "naive-time"],
+)
+def test_an_event_encoded_without_its_envelope_model_refuses_what_the_model_refuses(
+    source: str, subject: str, at: datetime
+) -> None:
+    with pytest.raises(ValidationError):
+        new_event(EXAMPLES[0], source=source, subject=subject, time=at)
+    with pytest.raises(ValueError, match=r"source and a subject|timezone-aware"):
+        events.new_event_bytes(EXAMPLES[0], source=source, subject=subject, time=at)
 
 
 def test_a_ce_header_beside_a_structured_event_makes_the_sdk_read_binary_mode_and_fail() -> None:
