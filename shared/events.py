@@ -401,9 +401,10 @@ def new_event_bytes(
     """``(event.id, event.to_bytes())`` of ``new_event(payload, ...)``, the same bytes,
     without the envelope model: for a writer of thousands of events at once (the
     timers' burst of missed check-ins, services/alerts/timers.py), where building and
-    dumping the envelope was half an event's cost. The payload is still a validated
-    model; the envelope's checks that could fail on our inputs are made here
-    (tests/unit/shared/test_cloudevents_interop.py holds them to ``new_event``'s bytes)."""
+    dumping the envelope was a quarter of an event's cost (19 -> 14 us). The payload
+    is still a validated model; the envelope's checks that could fail on our inputs are
+    made here (tests/unit/shared/test_cloudevents_interop.py holds them to
+    ``new_event``'s bytes)."""
     if not source or not subject:
         raise ValueError("an event needs a source and a subject")
     if time.tzinfo is None or time.utcoffset() is None:

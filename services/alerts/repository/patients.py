@@ -33,22 +33,16 @@ async def lock_patient(conn: Conn, patient_id: str, site_id: str, now: datetime)
 _SAVE_MONITOR = """
     UPDATE patients
     SET site_id = $2, started_at = $3, discharged_at = $4, next_due_at = $5, deadline_at = $6,
-        consecutive_misses = $7, last_checkin_at = $8,
-        total_misses = total_misses + $9, last_missed_at = coalesce($10, last_missed_at),
-        updated_at = $11
+        consecutive_misses = $7, last_checkin_at = $8, updated_at = $9
     WHERE patient_id = $1
 """
 
 
 def monitor_args(
-    patient_id: str,
-    site_id: str,
-    m: Monitor,
-    rule: MonitoringRule,
-    now: datetime,
-    missed: int = 0,
-    last_missed_at: datetime | None = None,
+    patient_id: str, site_id: str, m: Monitor, rule: MonitoringRule, now: datetime
 ) -> tuple[Any, ...]:
+    """The parameters of ``save_monitor``: a reaction's change of the monitor (a check-in,
+    a dose, a discharge; the timers' misses go through ``save_deadlines``)."""
     return (
         patient_id,
         site_id,
@@ -58,8 +52,6 @@ def monitor_args(
         m.deadline(rule),
         m.consecutive_misses,
         m.last_checkin_at,
-        missed,
-        last_missed_at,
         now,
     )
 
