@@ -81,15 +81,10 @@ WARM_UP = (
 
 
 # One statement for a batch (one trigger run, one NOTIFY): the ids follow the array order.
-async def enqueue_many(conn: Conn, events: list[CloudEvent]) -> None:
-    """Several routine events in one statement, in order (one trigger run, one NOTIFY)."""
-    if events:
-        await conn.execute(insert_sql(1), *arrays([(e, ROUTINE) for e in events]))
-
-
 async def enqueue_encoded(conn: Conn, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
-    """``enqueue_many`` for routine events already encoded: (event_id, topic, key, value)
-    rows, as ``row`` gives them (``shared.events.new_event_bytes`` builds the value)."""
+    """Several routine events in one statement, in order (one trigger run, one NOTIFY),
+    already encoded: (event_id, topic, key, value) rows, as ``row`` gives them
+    (``shared.events.new_event_bytes`` builds the value)."""
     if rows:
         await conn.execute(
             insert_sql(1),
