@@ -13,6 +13,7 @@ they do not know yet (docs/events.md, "Evolving an event").
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -395,8 +396,27 @@ def new_event(payload: Payload, *, source: str, subject: str, time: datetime) ->
 _TIME = TypeAdapter(AwareDatetime)
 
 
+def uuid4_strings(n: int) -> list[str]:
+    """``n`` random (version 4, RFC 4122) UUIDs as strings, from one read of the OS's
+    random source: ``str(uuid.uuid4())`` reads it once per id and builds a ``UUID`` on the
+    way, 3.3 us an id against 0.8 here (a burst of the timers is 100,000 event ids)."""
+    raw = bytearray(os.urandom(16 * n))
+    out: list[str] = []
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # the RFC 4122 variant
+        h = raw[i : i + 16].hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
 def new_event_bytes(
-    payload: Payload, *, source: str, subject: str, time: datetime
+    payload: Payload,
+    *,
+    source: str,
+    subject: str,
+    time: datetime,
+    event_id: str | None = None,
 ) -> tuple[str, bytes]:
     """``(event.id, event.to_bytes())`` of ``new_event(payload, ...)``, the same bytes,
     without the envelope model: for a writer of thousands of events at once (the
@@ -404,12 +424,13 @@ def new_event_bytes(
     dumping the envelope was a quarter of an event's cost (19 -> 14 us). The payload
     is still a validated model; the envelope's checks that could fail on our inputs are
     made here (tests/unit/shared/test_cloudevents_interop.py holds them to
-    ``new_event``'s bytes)."""
+    ``new_event``'s bytes). ``event_id``: one of ``uuid4_strings`` (a new one if None)."""
     if not source or not subject:
         raise ValueError("an event needs a source and a subject")
     if time.tzinfo is None or time.utcoffset() is None:
         raise ValueError("an event's time must be timezone-aware")
-    event_id = str(uuid.uuid4())
+    if event_id is None:
+        event_id = str(uuid.uuid4())
     envelope = {
         "specversion": "1.0",
         "id": event_id,

@@ -63,33 +63,42 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
     misses at the threshold raises (or repeats) ``missed_checkins``."""
     rule = deps.monitoring
     async with deps.pool.acquire() as conn, conn.transaction():
-        rows = await repo.due_patients(conn, now, deps.timer_batch)
-        if not rows:
+        due = await repo.due_patients(conn, now, deps.timer_batch)
+        if not due:
             return 0
-        fired: list[tuple[str, Monitor, int]] = []
-        out: list[tuple[str, str, str, bytes]] = []
+        fired: list[tuple[repo.DuePatient, Monitor, int]] = []
+        found: list[tuple[PatientRow, events.CheckinMissed]] = []
         raise_for: list[tuple[PatientRow, int]] = []
-        for row in rows:
+        for d in due:
+            row = d.row
             m, misses = on_deadline(row.monitor(), now, rule)
             for miss in misses:
-                payload = events.CheckinMissed(
-                    patient_id=row.patient_id,
-                    site_id=row.site_id,
-                    due_at=miss.due_at,
-                    deadline_at=miss.deadline_at,
-                    missed_at=now,
-                    consecutive_misses=miss.consecutive,
+                found.append(
+                    (
+                        row,
+                        events.CheckinMissed(
+                            patient_id=row.patient_id,
+                            site_id=row.site_id,
+                            due_at=miss.due_at,
+                            deadline_at=miss.deadline_at,
+                            missed_at=now,
+                            consecutive_misses=miss.consecutive,
+                        ),
+                    )
                 )
-                # encoded at once (no envelope model): a site's 9:00 is 100,000 of them
-                event_id, value = events.new_event_bytes(
-                    payload, source=SOURCE, subject=row.patient_id, time=now
-                )
-                out.append((event_id, payload.topic, row.patient_id, value))
                 if policy.from_misses(miss.consecutive, rule.threshold, now):
                     raise_for.append((row, miss.consecutive))
             metrics.after_commit(MISSED.inc, len(misses))
-            fired.append((row.patient_id, m, len(misses)))
+            fired.append((d, m, len(misses)))
         await repo.save_deadlines(conn, now, fired, rule)
+        # encoded at once (no envelope model, the ids in one draw): a site's 9:00 is
+        # 100,000 of them
+        out: list[tuple[str, str, str, bytes]] = []
+        for (row, payload), event_id in zip(found, events.uuid4_strings(len(found)), strict=True):
+            event_id, value = events.new_event_bytes(
+                payload, source=SOURCE, subject=row.patient_id, time=now, event_id=event_id
+            )
+            out.append((event_id, payload.topic, row.patient_id, value))
         await outbox.enqueue_encoded(conn, out)
         for row, consecutive in raise_for:
             await raise_all(
@@ -101,7 +110,7 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
                 None,
                 now,
             )
-        return len(rows)
+        return len(due)
 
 
 @metrics.counted_on_commit

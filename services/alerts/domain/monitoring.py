@@ -98,14 +98,26 @@ def on_deadline(
     ``limit``; the next due time then skips to the present)."""
     misses: list[Miss] = []
     deadline = m.deadline(rule)
-    while deadline is not None and deadline <= now and len(misses) < limit:
-        assert m.next_due_at is not None
-        n = m.consecutive_misses + 1
-        misses.append(Miss(due_at=m.next_due_at, deadline_at=deadline, consecutive=n))
-        m = replace(m, consecutive_misses=n, next_due_at=m.next_due_at + rule.interval)
-        deadline = m.deadline(rule)
-    if deadline is not None and deadline <= now:  # hit the limit: skip to the present
-        assert m.next_due_at is not None
-        behind = (now - deadline) // rule.interval + 1
-        m = replace(m, next_due_at=m.next_due_at + behind * rule.interval)
-    return m, misses
+    if deadline is None or deadline > now:
+        return m, misses
+    # the timers call this for every due row of a burst (services/alerts/timers.py):
+    # the loop moves two locals and builds the monitor once, not once per miss
+    assert m.next_due_at is not None
+    due, n = m.next_due_at, m.consecutive_misses
+    while deadline <= now and len(misses) < limit:
+        n += 1
+        misses.append(Miss(due_at=due, deadline_at=deadline, consecutive=n))
+        due += rule.interval
+        deadline = due + rule.grace
+    if deadline <= now:  # hit the limit: skip to the present
+        due += ((now - deadline) // rule.interval + 1) * rule.interval
+    return (
+        Monitor(
+            started_at=m.started_at,
+            discharged_at=m.discharged_at,
+            next_due_at=due,
+            consecutive_misses=n,
+            last_checkin_at=m.last_checkin_at,
+        ),
+        misses,
+    )

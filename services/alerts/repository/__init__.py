@@ -53,6 +53,7 @@ from services.alerts.repository.pages import (
     use_ack_token,
 )
 from services.alerts.repository.patients import (
+    DuePatient,
     due_patients,
     get_patient,
     lock_patient,
@@ -91,6 +92,7 @@ from services.alerts.repository.rosters import (
 
 __all__ = [
     "WAKE_CHANNEL",
+    "DuePatient",
     "ack_times",
     "attempts_of",
     "audit",

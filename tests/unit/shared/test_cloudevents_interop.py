@@ -4,6 +4,7 @@ and validated against a CloudEvents 1.0 JSON Schema (tests/support/interop.py)."
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import jsonschema
@@ -202,6 +203,30 @@ def test_an_event_encoded_without_its_envelope_model_is_the_same_bytes(
     assert value == model.model_copy(update={"id": event_id}).to_bytes()
     assert events.CloudEvent.from_bytes(value).id == event_id
     check_message(payload.topic, subject.encode(), value, dict(kafka_headers()))
+
+
+def test_event_ids_drawn_in_one_go_are_canonical_distinct_version_4_uuids() -> None:
+    """The timers' burst takes its event ids from ``uuid4_strings``: each is what
+    ``str(uuid.UUID(...))`` prints for a random RFC 4122 UUID, and none repeats."""
+    ids = events.uuid4_strings(20_000)
+    assert len(ids) == 20_000 == len(set(ids))
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+    assert events.uuid4_strings(0) == []
+    # 122 random bits each: the fixed bits are the only ones every id shares
+    assert len({text[14] for text in ids}) == 1
+    assert {text[19] for text in ids} == set("89ab")
+    assert len({text[0] for text in ids}) == 16
+
+
+def test_an_event_given_its_id_carries_it() -> None:
+    (event_id,) = events.uuid4_strings(1)
+    got, value = events.new_event_bytes(
+        EXAMPLES[0], source="urn:interval:alerts", subject=PID, time=NOW, event_id=event_id
+    )
+    assert got == event_id == events.CloudEvent.from_bytes(value).id
 
 
 @pytest.mark.parametrize(
