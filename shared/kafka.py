@@ -1,4 +1,5 @@
-"""Kafka adapters: the idempotent producer, topic creation and a readiness round trip."""
+"""Kafka adapters: the idempotent producer and sending a round in order, topic creation
+and a readiness round trip."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 HEALTH_TOPIC = "_interval.health"
 
@@ -34,6 +37,62 @@ def idempotent_producer(
         request_timeout_ms=request_timeout_ms,
         retry_backoff_ms=100,
     )
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+async def send_in_order(
+    producer: AIOKafkaProducer,
+    messages: Sequence[tuple[str, bytes, bytes]],
+    headers: Sequence[tuple[str, bytes]],
+) -> None:
+    """Send (topic, key, value) ``messages`` with ``headers`` and return once the broker
+    has acknowledged every one; raises as ``send`` would if one fails. Each key's
+    messages are written in the order given.
+
+    One record batch per partition (several if one would pass the producer's batch
+    size) through ``send_batch``, rather than ``send`` per message: aiokafka's
+    per-message path (a future, a metadata lookup and partitioning per message, a result
+    set per message) cost the relay 21 us of CPU a message against 8 this way
+    (docs/performance.md). A key's partition is the one ``send`` would pick, aiokafka's
+    default partitioner over the topic's partitions in order (murmur2 of the key, as the
+    Java client's), so no key moves. Batches of one partition are queued in turn; with
+    idempotence aiokafka keeps one in flight per partition, so their order holds."""
+    per_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    partitions: dict[str, list[int]] = {}
+    for topic, key, value in messages:
+        known = partitions.get(topic)
+        if known is None:
+            known = partitions[topic] = sorted(await producer.partitions_for(topic))
+        target = (topic, _PARTITIONER(key, known, known))
+        per_partition.setdefault(target, []).append((key, value))
+    # every partition's batches in order; the first of each is queued before any second
+    # (queueing a second waits until the first has gone to the broker)
+    rounds: list[list[tuple[str, int, Any]]] = []
+    for (topic, partition), records in per_partition.items():
+        batch = producer.create_batch()
+        n = 0
+        for key, value in records:
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                _next_round(rounds, n).append((topic, partition, batch))
+                n += 1
+                batch = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    raise MessageSizeTooLargeError(f"a message of {len(value)} bytes to {topic}")
+        _next_round(rounds, n).append((topic, partition, batch))
+    futures = [
+        await producer.send_batch(batch, topic, partition=partition)
+        for queued in rounds
+        for topic, partition, batch in queued
+    ]
+    await asyncio.gather(*futures)
+
+
+def _next_round(rounds: list[list[tuple[str, int, Any]]], n: int) -> list[tuple[str, int, Any]]:
+    while len(rounds) <= n:
+        rounds.append([])
+    return rounds[n]
 
 
 async def ensure_topics(

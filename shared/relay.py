@@ -14,6 +14,7 @@ as the safety net, and survives database and broker outages by retrying.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import signal
@@ -31,12 +32,15 @@ from shared import db, devclock
 from shared.db import DATABASE_ERRORS, Conn, connect_kwargs
 from shared.events import TOPICS, kafka_headers
 from shared.heap import freeze_startup
-from shared.kafka import idempotent_producer
+from shared.kafka import idempotent_producer, send_in_order
 from shared.logging import get_logger
 from shared.retry import Backoff, pause, until_done
 from shared.settings import CommonSettings
 
 log = get_logger(__name__)
+
+# every relayed message's headers (structured mode, shared/events.py kafka_headers)
+_HEADERS = kafka_headers()
 
 PUBLISHED = Counter("outbox_published_total", "Events published by the outbox relay", ["topic"])
 RELAY_LEADER = Gauge("outbox_relay_leader", "1 when this relay holds the publishing lock")
@@ -265,24 +269,20 @@ class OutboxRelay:
         rows = await conn.fetch(lane.query, self.config.batch_size)
         if not rows:
             return 0
-        # Send the whole batch, then wait: aiokafka keeps one in-flight batch per
-        # partition with idempotence on, so the order per key is the id order.
-        futures = [
-            await lane.producer.send(
-                self.config.topic_prefix + r["topic"],
-                value=bytes(r["value"]),
-                key=r["key"].encode(),
-                headers=kafka_headers(),  # structured mode: no ce_ header
-            )
-            for r in rows
-        ]
-        await asyncio.gather(*futures)
+        # The whole round in record batches, then wait: each key's events in id order
+        # (shared/kafka.py send_in_order); rows are marked only once all are acknowledged.
+        prefix = self.config.topic_prefix
+        await send_in_order(
+            lane.producer,
+            [(prefix + r["topic"], r["key"].encode(), r["value"]) for r in rows],
+            _HEADERS,  # structured mode: no ce_ header
+        )
         await conn.execute(
             "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
             [r["id"] for r in rows],
         )
-        for r in rows:
-            PUBLISHED.labels(r["topic"]).inc()
+        for topic, n in collections.Counter(r["topic"] for r in rows).items():
+            PUBLISHED.labels(topic).inc(n)
         return len(rows)
 
     async def _cleanup(self, conn: Conn) -> None:
