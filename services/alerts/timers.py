@@ -88,8 +88,8 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
                 )
                 if policy.from_misses(miss.consecutive, rule.threshold, now):
                     raise_for.append((row, miss.consecutive))
-            metrics.after_commit(MISSED.inc, len(misses))
             fired.append((d, m, len(misses)))
+        metrics.after_commit(MISSED.inc, len(found))  # once a batch, not once a row
         await repo.save_deadlines(conn, now, fired, rule)
         # encoded at once (no envelope model, the ids in one draw): a site's 9:00 is
         # 100,000 of them

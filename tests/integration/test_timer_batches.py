@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.alerts.deps import Deps
 from services.alerts.timers import fire_deadlines
@@ -83,6 +84,7 @@ async def test_batches_in_flight_at_once_fire_every_deadline_once_in_order(deps:
             fired += n
         return fired
 
+    counted_before = REGISTRY.get_sample_value("checkins_missed_total") or 0.0
     fired = await asyncio.gather(*(drain() for _ in range(4)))
     assert sum(fired) == DUE + 2  # each due patient taken by exactly one batch
     assert await fire_deadlines(deps, NOW) == 0  # nothing fires twice
@@ -98,6 +100,8 @@ async def test_batches_in_flight_at_once_fire_every_deadline_once_in_order(deps:
         }
     missed = [orjson.loads(r["value"])["data"] for r in rows if r["topic"] == "checkin.missed"]
     assert len(missed) == DUE + 3
+    # the misses counter counts each once, after its batch committed
+    assert REGISTRY.get_sample_value("checkins_missed_total") == counted_before + DUE + 3
     assert len({(m["patient_id"], m["due_at"]) for m in missed}) == len(missed)
     behind = [m for m in missed if m["patient_id"] == "p-behind"]
     assert [m["consecutive_misses"] for m in behind] == [1, 2, 3]
