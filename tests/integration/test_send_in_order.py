@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.events import kafka_headers
 from shared.kafka import ensure_topics, idempotent_producer, send_in_order
-from tools.stack import KAFKA
+from tools.stack import KAFKA, delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,10 @@ async def test_a_round_lands_whole_in_order_per_key_on_the_partitions_send_picks
     finally:
         await producer.stop()
 
-    got = await _read(topic, len(messages) + len(KEYS))
+    try:
+        got = await _read(topic, len(messages) + len(KEYS))
+    finally:
+        await delete_topics([topic])
     sent = [g for g in got if g[2] >= 0]
     assert len(sent) == len(messages)  # all there, none twice
     order: dict[str, list[int]] = defaultdict(list)
