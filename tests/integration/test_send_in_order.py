@@ -20,16 +20,16 @@ pytestmark = pytest.mark.integration
 
 KEYS = [f"p-{i}" for i in range(40)]
 PER_KEY = 50
+# (partition, key, the message's number, its headers); -1: one of the probes of ``send``
+Read = tuple[int, str, int, list[tuple[str, bytes]]]
 
 
-async def _read(
-    topic: str, count: int, timeout_s: float = 30.0
-) -> list[tuple[int, str, int, list[tuple[str, bytes]]]]:
+async def _read(topic: str, count: int, timeout_s: float = 30.0) -> list[Read]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=[KAFKA], auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
-    got: list[tuple[int, str, int, list[tuple[str, bytes]]]] = []
+    got: list[Read] = []
     try:
         async with asyncio.timeout(timeout_s):
             while len(got) < count:
@@ -44,9 +44,9 @@ async def _read(
     return got
 
 
-async def test_a_round_lands_whole_in_order_per_key_on_the_partitions_send_picks() -> None:
-    topic = f"probe-send-in-order-{uuid.uuid4().hex[:8]}"
-    await ensure_topics([KAFKA], [topic])
+async def _send_and_read(topic: str) -> tuple[list[Read], dict[str, int], int]:
+    """(what a reader finds on ``topic``, the partition ``send`` picks per key, how many
+    messages ``send_in_order`` sent)."""
     # 16 KiB batches hold about 28 of these messages: each partition's ~330 take a dozen
     producer = idempotent_producer([KAFKA], "probe-send-in-order", max_batch_bytes=16384)
     await producer.start()
@@ -62,13 +62,18 @@ async def test_a_round_lands_whole_in_order_per_key_on_the_partitions_send_picks
         }
     finally:
         await producer.stop()
+    return await _read(topic, len(messages) + len(KEYS)), send_picks, len(messages)
 
+
+async def test_a_round_lands_whole_in_order_per_key_on_the_partitions_send_picks() -> None:
+    topic = f"probe-send-in-order-{uuid.uuid4().hex[:8]}"
+    await ensure_topics([KAFKA], [topic])
     try:
-        got = await _read(topic, len(messages) + len(KEYS))
+        got, send_picks, count = await _send_and_read(topic)
     finally:
         await delete_topics([topic])
     sent = [g for g in got if g[2] >= 0]
-    assert len(sent) == len(messages)  # all there, none twice
+    assert len(sent) == count  # all there, none twice
     order: dict[str, list[int]] = defaultdict(list)
     for partition, key, n, headers in sent:
         assert partition == send_picks[key]
