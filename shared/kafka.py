@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -67,33 +68,24 @@ async def send_in_order(
             known = partitions[topic] = sorted(await producer.partitions_for(topic))
         target = (topic, _PARTITIONER(key, known, known))
         per_partition.setdefault(target, []).append((key, value))
-    # every partition's batches in order; the first of each is queued before any second
-    # (queueing a second waits until the first has gone to the broker)
-    rounds: list[list[tuple[str, int, Any]]] = []
+    queues: list[list[tuple[str, int, Any]]] = []  # each partition's batches, in order
     for (topic, partition), records in per_partition.items():
-        batch = producer.create_batch()
-        n = 0
+        batches = [producer.create_batch()]
         for key, value in records:
-            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            if batches[-1].append(timestamp=None, key=key, value=value, headers=headers) is None:
                 # full: a new batch takes it (an empty batch takes its first record
                 # whatever its size; the broker refuses one over its own limit)
-                _next_round(rounds, n).append((topic, partition, batch))
-                n += 1
-                batch = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=headers)
-        _next_round(rounds, n).append((topic, partition, batch))
+                batches.append(producer.create_batch())
+                batches[-1].append(timestamp=None, key=key, value=value, headers=headers)
+        queues.append([(topic, partition, batch) for batch in batches])
+    # the first batch of every partition is queued before any second one (queueing a
+    # second waits until the first has gone to the broker)
     futures = [
         await producer.send_batch(batch, topic, partition=partition)
-        for queued in rounds
-        for topic, partition, batch in queued
+        for wave in itertools.zip_longest(*queues)
+        for topic, partition, batch in filter(None, wave)
     ]
     await asyncio.gather(*futures)
-
-
-def _next_round(rounds: list[list[tuple[str, int, Any]]], n: int) -> list[tuple[str, int, Any]]:
-    while len(rounds) <= n:
-        rounds.append([])
-    return rounds[n]
 
 
 async def ensure_topics(

@@ -95,7 +95,7 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
         # 100,000 of them
         out: list[tuple[str, str, str, bytes]] = []
         for (row, payload), event_id in zip(found, events.uuid4_strings(len(found)), strict=True):
-            event_id, value = events.new_event_bytes(
+            _, value = events.new_event_bytes(
                 payload, source=SOURCE, subject=row.patient_id, time=now, event_id=event_id
             )
             out.append((event_id, payload.topic, row.patient_id, value))
