@@ -2,9 +2,10 @@
 
 Delivery guarantee: at least once, in order per patient. The relay publishes
 unpublished rows in id order (in two lanes: the safety lane's rows, and the routine
-rest; see URGENT below) with an idempotent acks=all producer and marks them
-published only after the broker acknowledged them; a crash in between
-re-publishes (same event id), which consumers drop through their inbox. One
+rest; see URGENT below) with an idempotent acks=all producer, and takes them out
+of the outbox (a record of each stays in ``outbox_published`` for 7 days) only
+after the broker acknowledged them; a crash in between re-publishes (same event
+id), which consumers drop through their inbox. One
 relay per service publishes at a time (a PostgreSQL advisory lock elects it),
 which keeps the per-patient order even when several instances run; the others
 wait as hot standbys. It is woken by LISTEN/NOTIFY on commit, with a slow poll
@@ -62,6 +63,19 @@ ROUTINE = (
     "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL "
     "AND priority = 0 ORDER BY id LIMIT $1"
 )
+
+# A published round leaves the outbox, and a narrow record of each of its events (not
+# the event: that is on Kafka) goes to outbox_published, in one statement: deleting a
+# row writes a few bytes, where marking it published in place wrote a new version of
+# the whole row and its index entries (shared/migrations/0000_outbox_published.sql).
+_PUBLISHED = """
+    WITH gone AS (
+        DELETE FROM outbox WHERE id = ANY($1::bigint[])
+        RETURNING id, event_id, topic, key, priority, created_at
+    )
+    INSERT INTO outbox_published (id, event_id, topic, key, priority, created_at, published_at)
+    SELECT id, event_id, topic, key, priority, created_at, clock_timestamp() FROM gone
+"""
 
 
 def _leader_key(schema: str) -> int:
@@ -124,7 +138,7 @@ class OutboxRelay:
         # (see _replace_producer)
         self.new_producer = new_producer
         self._stopping = asyncio.Event()
-        self._last_cleanup = 0.0
+        self._last_cleanup: float | None = None  # the first idle pass cleans up
 
     @property
     def producers(self) -> list[AIOKafkaProducer]:
@@ -154,8 +168,8 @@ class OutboxRelay:
         broker restart the broker may no longer know its producer id and answers every
         send with OutOfOrderSequenceNumber (aiokafka does not reset the sequence, KIP-360),
         so the same producer would retry forever and nothing would be published again.
-        A new producer (a new producer id) starts its sequences afresh. Rows are still
-        marked only after their acknowledgement: a batch that did land under the old
+        A new producer (a new producer id) starts its sequences afresh. Rows still
+        leave the outbox only after their acknowledgement: a batch that did land under the old
         producer is sent again, with the same event ids, and consumers drop the repeat."""
         if self.new_producer is None:
             return
@@ -270,28 +284,28 @@ class OutboxRelay:
         if not rows:
             return 0
         # The whole round in record batches, then wait: each key's events in id order
-        # (shared/kafka.py send_in_order); rows are marked only once all are acknowledged.
+        # (shared/kafka.py send_in_order); rows leave the outbox only once all are acknowledged.
         prefix = self.config.topic_prefix
         await send_in_order(
             lane.producer,
             [(prefix + r["topic"], r["key"].encode(), r["value"]) for r in rows],
             _HEADERS,  # structured mode: no ce_ header
         )
-        await conn.execute(
-            "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in rows],
-        )
+        await conn.execute(_PUBLISHED, [r["id"] for r in rows])
         for topic, n in collections.Counter(r["topic"] for r in rows).items():
             PUBLISHED.labels(topic).inc(n)
         return len(rows)
 
     async def _cleanup(self, conn: Conn) -> None:
+        """Records of published events older than the retention, once an hour (the
+        first idle pass after a start included: the loop's clock starts near the
+        machine's boot, so ``0`` as the last time skipped the first hour after one)."""
         now = asyncio.get_running_loop().time()
-        if now - self._last_cleanup < 3600:
+        if self._last_cleanup is not None and now - self._last_cleanup < 3600:
             return
         self._last_cleanup = now
         await conn.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)",
+            "DELETE FROM outbox_published WHERE published_at < now() - make_interval(days => $1)",
             self.config.retention_days,
         )
 

@@ -35,7 +35,7 @@ async def outbox_rows(dsn: str, subject: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         return int(
-            await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE key = $1", subject)
+            await conn.fetchval("SELECT count(*) FROM intake.outbox_events WHERE key = $1", subject)
         )
     finally:
         await conn.close()
@@ -437,7 +437,8 @@ async def test_concurrent_submissions_of_one_checkin_store_and_publish_it_once(
     conn = await asyncpg.connect(intake.dsn)
     try:
         published = await conn.fetchval(
-            "SELECT count(*) FROM intake.outbox WHERE topic = 'checkin.recorded' AND key = $1",
+            "SELECT count(*) FROM intake.outbox_events "
+            "WHERE topic = 'checkin.recorded' AND key = $1",
             pid,
         )
         elsewhere = await conn.fetchval(

@@ -40,7 +40,7 @@ class Probe:
 
     async def published(self, event_ids: list[str]) -> list[datetime]:
         rows = await self.conn.fetch(
-            "SELECT event_id::text AS id, published_at FROM outbox "
+            "SELECT event_id::text AS id, published_at FROM outbox_published "
             "WHERE event_id = ANY($1::uuid[])",
             event_ids,
         )
@@ -186,8 +186,9 @@ async def test_the_routine_fetch_reads_only_unpublished_rows_however_many_were_p
                 "SELECT gen_random_uuid(), 'checkin.recorded', 'k', '\\x00' "
                 "FROM generate_series(1, 20000)"
             )
-            # published as the relay does, by update: their entries stay in the indexes
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE id <= 19990")
+            # published as the relay does, by delete: their entries stay in the indexes
+            # until a vacuum (as they did when it marked them published in place)
+            await conn.execute("DELETE FROM outbox WHERE id <= 19990")
             await conn.execute("ANALYZE outbox")
             await conn.execute("SET plan_cache_mode = force_generic_plan")  # as prepared
             await conn.execute(f"PREPARE routine(int) AS {ROUTINE}")
@@ -209,3 +210,112 @@ async def test_the_routine_fetch_reads_only_unpublished_rows_however_many_were_p
             await conn.close()
     finally:
         await drop_space(space)
+
+
+async def test_a_published_event_leaves_the_outbox_and_a_record_of_it_stays(probe: Probe) -> None:
+    """Once acknowledged, an event's row leaves the outbox (which holds only what is still
+    to be published) and a record of it (ids, topic, key, lane, when written and when
+    published; not the event, which is on Kafka) stays in ``outbox_published``."""
+    routine = await probe.enqueue()
+    urgent = await probe.enqueue(priority=outbox.SAFETY)
+    await probe.when_published([routine, urgent])
+    ids = [routine, urgent]
+    assert (
+        await probe.conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_id = ANY($1::uuid[])", ids
+        )
+        == 0
+    )
+    records = {
+        r["event_id"]: r
+        for r in await probe.conn.fetch(
+            "SELECT event_id::text, topic, key, priority, created_at, published_at "
+            "FROM outbox_published WHERE event_id = ANY($1::uuid[])",
+            ids,
+        )
+    }
+    assert set(records) == set(ids)
+    assert (records[routine]["priority"], records[urgent]["priority"]) == (
+        outbox.ROUTINE,
+        outbox.SAFETY,
+    )
+    for r in records.values():
+        assert r["topic"] == "checkin.recorded"
+        assert r["key"].startswith("p-")
+        assert r["created_at"] <= r["published_at"]
+    # the view of every event written, published or not: each once
+    assert (
+        await probe.conn.fetchval(
+            "SELECT count(*) FROM outbox_events WHERE event_id = ANY($1::uuid[])", ids
+        )
+        == 2
+    )
+
+
+async def test_records_of_published_events_are_kept_for_the_retention_and_no_longer() -> None:
+    """The relay's first idle pass after its start deletes records older than the
+    retention (7 days by default), and only those."""
+    space = await create_space("retention")
+    await db.migrate(space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
+    conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
+    await conn.execute(
+        "INSERT INTO outbox_published "
+        "(id, event_id, topic, key, priority, created_at, published_at) "
+        "SELECT g, gen_random_uuid(), 'checkin.recorded', 'k', 0, t, t "
+        "FROM generate_series(1, 4) g, LATERAL (SELECT now() - make_interval(days => g * 3)) x(t)"
+    )  # published 3, 6, 9 and 12 days ago
+    producer = idempotent_producer([KAFKA], "relay-test-retention")
+    await producer.start()
+    relay = OutboxRelay(RelayConfig(dsn=space.dsn, schema=probe_worker.SCHEMA), producer)
+    task = asyncio.create_task(relay.run())
+    try:
+        kept = await eventually(
+            lambda: conn.fetch("SELECT id FROM outbox_published ORDER BY id"),
+            lambda rows: len(rows) < 4,
+            what="the old records deleted",
+        )
+        assert [r["id"] for r in kept] == [1, 2]
+    finally:
+        relay.stop()
+        await task
+        await producer.stop()
+        await conn.close()
+        await drop_space(space)
+
+
+async def test_the_migration_moves_rows_published_before_it_to_the_record() -> None:
+    """A database whose relay marked rows published in place: the migration moves those
+    to ``outbox_published`` (published time kept) and leaves the unpublished ones to be
+    published."""
+    space = await create_space("migrate")
+    files = db.migration_files(probe_worker.MIGRATIONS)
+    before = [f for f in files if f[0] != "0000_outbox_published"]
+    assert len(before) == len(files) - 1
+    try:
+        await db.migrate(space.dsn, probe_worker.SCHEMA, before)
+        conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
+        try:
+            await conn.execute(
+                "INSERT INTO outbox (event_id, topic, key, value, priority, published_at) "
+                "SELECT gen_random_uuid(), 'checkin.recorded', 'k' || g, '\\x00', g % 2, "
+                "CASE WHEN g <= 3 THEN now() - make_interval(hours => g) END "
+                "FROM generate_series(1, 5) g"
+            )
+            marked = await conn.fetch(
+                "SELECT event_id, published_at FROM outbox WHERE published_at IS NOT NULL"
+            )
+            await db.migrate(space.dsn, probe_worker.SCHEMA, files)
+            left = await conn.fetch("SELECT key, published_at FROM outbox ORDER BY id")
+            moved = await conn.fetch(
+                "SELECT event_id, published_at, priority FROM outbox_published"
+            )
+        finally:
+            await conn.close()
+    finally:
+        await drop_space(space)
+    assert [(r["key"], r["published_at"]) for r in left] == [("k4", None), ("k5", None)]
+    assert {(r["event_id"], r["published_at"]) for r in moved} == {
+        (r["event_id"], r["published_at"]) for r in marked
+    }
+    assert len(moved) == 3
+    assert {r["priority"] for r in moved} == {0, 1}

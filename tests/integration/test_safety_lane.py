@@ -395,7 +395,8 @@ async def test_the_relay_publishes_a_safety_signal_before_the_backlog(
             what="the backlog published",
         )
         rows = await conn.fetch(
-            "SELECT topic, priority, published_at FROM intake.outbox WHERE key = ANY($1::text[])",
+            "SELECT topic, priority, published_at FROM intake.outbox_events "
+            "WHERE key = ANY($1::text[])",
             [b["patient"]["patient_id"] for b in bodies],
         )
     finally:

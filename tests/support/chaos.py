@@ -527,7 +527,8 @@ async def _timelines(conn: asyncpg.Connection, load: Load, late: dict[str, float
             return "-" if t is None else f"{(t.timestamp() - at) * 1000:.0f}"
 
         out = await conn.fetch(
-            "SELECT topic, created_at, published_at FROM intake.outbox WHERE key = $1 ORDER BY id",
+            "SELECT topic, created_at, published_at FROM intake.outbox_events "
+            "WHERE key = $1 ORDER BY id",
             pid,
         )
         alert = await conn.fetchrow(
