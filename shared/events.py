@@ -13,9 +13,10 @@ they do not know yet (docs/events.md, "Evolving an event").
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -393,9 +394,6 @@ def new_event(payload: Payload, *, source: str, subject: str, time: datetime) ->
     )
 
 
-_TIME = TypeAdapter(AwareDatetime)
-
-
 def uuid4_strings(n: int) -> list[str]:
     """``n`` random (version 4, RFC 4122) UUIDs as strings, from one read of the OS's
     random source: ``str(uuid.uuid4())`` reads it once per id and builds a ``UUID`` on the
@@ -410,39 +408,69 @@ def uuid4_strings(n: int) -> list[str]:
     return out
 
 
-def new_event_bytes(
-    payload: Payload,
+# the field types ``new_events_bytes`` writes with orjson exactly as pydantic would
+_FLAT_FIELD_TYPES = (str, int, bool, datetime, AwareDatetime)
+_P = TypeVar("_P", bound=Payload)
+
+
+@functools.cache
+def _flat_list(model: type[_P]) -> TypeAdapter[list[_P]]:
+    refused = [
+        name for name, f in model.model_fields.items() if f.annotation not in _FLAT_FIELD_TYPES
+    ]
+    if refused:
+        raise TypeError(
+            f"{model.__name__} has fields other than str, int, bool or datetime: {refused}"
+        )
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def new_events_bytes(
+    model: type[_P],
+    payloads: Sequence[dict[str, Any]],
     *,
     source: str,
-    subject: str,
+    subjects: Sequence[str],
     time: datetime,
-    event_id: str | None = None,
-) -> tuple[str, bytes]:
-    """``(event.id, event.to_bytes())`` of ``new_event(payload, ...)``, the same bytes,
-    without the envelope model: for a writer of thousands of events at once (the
-    timers' burst of missed check-ins, services/alerts/timers.py), where building and
-    dumping the envelope was a quarter of an event's cost (19 -> 14 us). The payload
-    is still a validated model; the envelope's checks that could fail on our inputs are
-    made here (tests/unit/shared/test_cloudevents_interop.py holds them to
-    ``new_event``'s bytes). ``event_id``: one of ``uuid4_strings`` (a new one if None)."""
-    if not source or not subject:
+    event_ids: Sequence[str],
+) -> list[bytes]:
+    """The bytes of ``new_event(model(**p), source=source, subject=s, time=time)`` with
+    id ``i``, for each payload, subject and id (``uuid4_strings``), without a model per
+    envelope: for a writer of thousands of events at once (the timers' burst of missed
+    check-ins, services/alerts/timers.py). The payloads are validated by the model, as
+    one list (in pydantic's core, 3 us each against 4 one by one, and a payload the model
+    refuses raises ``ValidationError`` for the batch); the envelope's checks that could
+    fail on our inputs are made here; orjson writes each event (its datetimes as pydantic
+    does, "Z" for UTC): 9 -> 5.4 us an event with its payload. For models whose fields
+    are all str, int, bool or datetime (``TypeError`` otherwise);
+    tests/unit/shared/test_cloudevents_interop.py holds the bytes to ``new_event``'s."""
+    adapter = _flat_list(model)
+    if not (len(payloads) == len(subjects) == len(event_ids)):
+        raise ValueError("one subject and one event id per payload")
+    if not source or not all(subjects):
         raise ValueError("an event needs a source and a subject")
     if time.tzinfo is None or time.utcoffset() is None:
         raise ValueError("an event's time must be timezone-aware")
-    if event_id is None:
-        event_id = str(uuid.uuid4())
-    envelope = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": source,
-        "type": payload.topic,
-        "subject": subject,
-        "time": _TIME.dump_python(time, mode="json"),
-        "datacontenttype": "application/json",
-        "dataschema": dataschema(type(payload)),
-        "data": payload.model_dump(mode="json"),
-    }
-    return event_id, orjson.dumps(envelope)
+    schema = dataschema(model)
+    return [
+        orjson.dumps(
+            {
+                "specversion": "1.0",
+                "id": event_id,
+                "source": source,
+                "type": model.topic,
+                "subject": subject,
+                "time": time,
+                "datacontenttype": "application/json",
+                "dataschema": schema,
+                "data": payload.__dict__,  # the fields, in order (frozen, no extras)
+            },
+            option=orjson.OPT_UTC_Z,
+        )
+        for payload, subject, event_id in zip(
+            adapter.validate_python(payloads), subjects, event_ids, strict=True
+        )
+    ]
 
 
 def kafka_headers() -> list[tuple[str, bytes]]:

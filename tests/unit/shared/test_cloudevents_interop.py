@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka
 from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.intake.heartbeat import KEY as HEARTBEAT_KEY
@@ -180,29 +183,117 @@ def test_every_event_type_reads_in_the_sdk_as_structured_mode_and_is_a_valid_clo
     assert PAYLOADS[payload.topic].model_validate(event.get_data()) == payload
 
 
-@pytest.mark.parametrize("payload", EXAMPLES, ids=lambda p: p.topic)
-@pytest.mark.parametrize(
-    "at",
-    [
-        NOW,
-        NOW.replace(microsecond=123456),
-        NOW.astimezone(timezone(timedelta(hours=-5))),
-        NOW.replace(microsecond=1).astimezone(timezone(timedelta(hours=5, minutes=30))),
-    ],
-    ids=["utc", "utc-micro", "minus-5", "plus-5-30-micro"],
-)
-def test_an_event_encoded_without_its_envelope_model_is_the_same_bytes(
-    payload: Payload, at: datetime
+FLAT = [
+    p
+    for p in EXAMPLES
+    if isinstance(p, (CheckinMissed, PatientDischarged, SeriesWaitlisted, PipelineHeartbeat))
+]
+TIMES = dict(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1))
+ZONES = [
+    UTC,
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=5, minutes=30)),
+    ZoneInfo("Europe/London"),  # zero offset in winter, not UTC
+    ZoneInfo("America/New_York"),
+]
+
+
+def encoded_one_by_one(payloads: list[Payload], at: datetime, ids: list[str]) -> list[bytes]:
+    out = []
+    for payload, event_id in zip(payloads, ids, strict=True):
+        subject = HEARTBEAT_KEY if isinstance(payload, PipelineHeartbeat) else PID
+        source = SOURCES[producers()[payload.topic]]
+        event = new_event(payload, source=source, subject=subject, time=at)
+        out.append(event.model_copy(update={"id": event_id}).to_bytes())
+    return out
+
+
+def encoded_at_once(payloads: list[Payload], at: datetime, ids: list[str]) -> list[bytes]:
+    model = type(payloads[0])
+    subject = HEARTBEAT_KEY if model is PipelineHeartbeat else PID
+    return events.new_events_bytes(
+        model,
+        [p.model_dump() for p in payloads],
+        source=SOURCES[producers()[model.topic]],
+        subjects=[subject] * len(payloads),
+        time=at,
+        event_ids=ids,
+    )
+
+
+@pytest.mark.parametrize("payload", FLAT, ids=lambda p: p.topic)
+def test_events_encoded_at_once_are_the_bytes_of_new_event_for_every_flat_event_type(
+    payload: Payload,
 ) -> None:
-    """``new_event_bytes`` (the timers' burst) writes what ``new_event(...).to_bytes()``
-    writes, for every event type: only the id differs, and it is the one returned."""
+    """``new_events_bytes`` (the timers' burst) writes what ``new_event(...).to_bytes()``
+    writes, given the same id; the events read as valid CloudEvents."""
+    ids = events.uuid4_strings(1)
+    (value,) = encoded_at_once([payload], NOW, ids)
+    assert [value] == encoded_one_by_one([payload], NOW, ids)
     subject = HEARTBEAT_KEY if isinstance(payload, PipelineHeartbeat) else PID
-    source = SOURCES[producers()[payload.topic]]
-    event_id, value = events.new_event_bytes(payload, source=source, subject=subject, time=at)
-    model = new_event(payload, source=source, subject=subject, time=at)
-    assert value == model.model_copy(update={"id": event_id}).to_bytes()
-    assert events.CloudEvent.from_bytes(value).id == event_id
     check_message(payload.topic, subject.encode(), value, dict(kafka_headers()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stamps=st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(1970, 1, 2),
+                max_value=datetime(2200, 1, 1),
+                timezones=st.sampled_from(ZONES),
+            ),
+            st.integers(min_value=1, max_value=10_000),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    at=st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from(ZONES),
+    ),
+)
+def test_missed_check_ins_encoded_at_once_are_the_bytes_of_new_event_at_any_time_and_zone(
+    stamps: list[tuple[datetime, int]], at: datetime
+) -> None:
+    """Datetimes (microseconds or none, UTC, offsets, zones at a zero offset that are not
+    UTC) and counts written by orjson as pydantic writes them."""
+    payloads: list[Payload] = [
+        CheckinMissed(
+            patient_id=f"p-{i}",
+            site_id=SITE,
+            due_at=when,
+            deadline_at=when + timedelta(hours=2),
+            missed_at=at,
+            consecutive_misses=n,
+        )
+        for i, (when, n) in enumerate(stamps)
+    ]
+    ids = events.uuid4_strings(len(payloads))
+    assert encoded_at_once(payloads, at, ids) == encoded_one_by_one(payloads, at, ids)
+
+
+@pytest.mark.parametrize("payload", [p for p in EXAMPLES if p not in FLAT], ids=lambda p: p.topic)
+def test_events_with_other_field_types_are_not_encoded_at_once(payload: Payload) -> None:
+    """orjson is trusted to write str, int, bool and datetime as pydantic does, nothing
+    else (a nested model, a tuple, a literal, an optional)."""
+    with pytest.raises(TypeError, match="fields other than"):
+        encoded_at_once([payload], NOW, events.uuid4_strings(1))
+
+
+def test_a_payload_the_model_refuses_refuses_the_whole_batch() -> None:
+    good = EXAMPLES[[p.topic for p in EXAMPLES].index("checkin.missed")].model_dump()
+    bad = {**good, "consecutive_misses": 0}
+    with pytest.raises(ValidationError):
+        events.new_events_bytes(
+            CheckinMissed,
+            [good, bad],
+            source="urn:interval:alerts",
+            subjects=[PID, PID],
+            time=NOW,
+            event_ids=events.uuid4_strings(2),
+        )
 
 
 def test_event_ids_drawn_in_one_go_are_canonical_distinct_version_4_uuids() -> None:
@@ -221,14 +312,6 @@ def test_event_ids_drawn_in_one_go_are_canonical_distinct_version_4_uuids() -> N
     assert len({text[0] for text in ids}) == 16
 
 
-def test_an_event_given_its_id_carries_it() -> None:
-    (event_id,) = events.uuid4_strings(1)
-    got, value = events.new_event_bytes(
-        EXAMPLES[0], source="urn:interval:alerts", subject=PID, time=NOW, event_id=event_id
-    )
-    assert got == event_id == events.CloudEvent.from_bytes(value).id
-
-
 @pytest.mark.parametrize(
     ("source", "subject", "at"),
     [
@@ -238,13 +321,34 @@ def test_an_event_given_its_id_carries_it() -> None:
     ],
     ids=["no-source", "no-subject", "naive-time"],
 )
-def test_an_event_encoded_without_its_envelope_model_refuses_what_the_model_refuses(
+def test_events_encoded_at_once_refuse_what_the_envelope_model_refuses(
     source: str, subject: str, at: datetime
 ) -> None:
+    payload = EXAMPLES[[p.topic for p in EXAMPLES].index("checkin.missed")]
     with pytest.raises(ValidationError):
-        new_event(EXAMPLES[0], source=source, subject=subject, time=at)
+        new_event(payload, source=source, subject=subject, time=at)
     with pytest.raises(ValueError, match=r"source and a subject|timezone-aware"):
-        events.new_event_bytes(EXAMPLES[0], source=source, subject=subject, time=at)
+        events.new_events_bytes(
+            CheckinMissed,
+            [payload.model_dump()],
+            source=source,
+            subjects=[subject],
+            time=at,
+            event_ids=events.uuid4_strings(1),
+        )
+
+
+def test_events_encoded_at_once_need_a_subject_and_an_id_each() -> None:
+    payload = EXAMPLES[[p.topic for p in EXAMPLES].index("checkin.missed")].model_dump()
+    with pytest.raises(ValueError, match="one subject and one event id per payload"):
+        events.new_events_bytes(
+            CheckinMissed,
+            [payload, payload],
+            source="urn:interval:alerts",
+            subjects=[PID],
+            time=NOW,
+            event_ids=events.uuid4_strings(2),
+        )
 
 
 def test_a_ce_header_beside_a_structured_event_makes_the_sdk_read_binary_mode_and_fail() -> None:
