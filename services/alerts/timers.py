@@ -35,7 +35,6 @@ from services.alerts.alerting.raising import apply_decision, raise_all
 from services.alerts.deps import Deps
 from services.alerts.domain import policy
 from services.alerts.domain.monitoring import Monitor, on_deadline
-from services.alerts.rows import PatientRow
 from services.alerts.settings import SCHEMA, SOURCE, AlertsSettings
 from services.alerts.shifts import ShiftNotices
 from shared import db, devclock, events, metrics, outbox
@@ -68,15 +67,14 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
             return 0
         fired: list[tuple[repo.DuePatient, Monitor, int]] = []
         found: list[dict[str, Any]] = []  # the checkin.missed payloads
-        raise_for: list[tuple[PatientRow, int]] = []
+        raise_for: list[tuple[repo.DuePatient, int]] = []
         for d in due:
-            row = d.row
-            m, misses = on_deadline(row.monitor(), now, rule)
+            m, misses = on_deadline(d.monitor, now, rule)
             for miss in misses:
                 found.append(
                     {
-                        "patient_id": row.patient_id,
-                        "site_id": row.site_id,
+                        "patient_id": d.patient_id,
+                        "site_id": d.site_id,
                         "due_at": miss.due_at,
                         "deadline_at": miss.deadline_at,
                         "missed_at": now,
@@ -84,7 +82,7 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
                     }
                 )
                 if policy.from_misses(miss.consecutive, rule.threshold, now):
-                    raise_for.append((row, miss.consecutive))
+                    raise_for.append((d, miss.consecutive))
             fired.append((d, m, len(misses)))
         metrics.after_commit(MISSED.inc, len(found))  # once a batch, not once a row
         await repo.save_deadlines(conn, now, fired, rule)
@@ -100,15 +98,13 @@ async def fire_deadlines(deps: Deps, now: datetime) -> int:
             time=now,
             event_ids=ids,
         )
-        topic = events.CheckinMissed.topic
-        out = [(i, topic, s, v) for i, s, v in zip(ids, subjects, values, strict=True)]
-        await outbox.enqueue_encoded(conn, out)
-        for row, consecutive in raise_for:
+        await outbox.enqueue_encoded(conn, events.CheckinMissed.topic, ids, subjects, values)
+        for d, consecutive in raise_for:
             await raise_all(
                 conn,
                 deps,
-                row.patient_id,
-                row.site_id,
+                d.patient_id,
+                d.site_id,
                 policy.from_misses(consecutive, rule.threshold, now),
                 None,
                 now,

@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY
 
 from services.alerts.deps import Deps
 from services.alerts.timers import fire_deadlines
-from shared import db
+from shared import db, outbox
+from shared.events import uuid4_strings
 from tests.support.alerts import alerts_deps
 
 pytestmark = pytest.mark.integration
@@ -122,3 +123,16 @@ async def test_batches_in_flight_at_once_fire_every_deadline_once_in_order(deps:
     assert patients["p-discharged"]["last_missed_at"] == NOW - timedelta(days=7)
     # p-behind reached the threshold (2): its missed_checkins alert is in the same outbox
     assert any(r["topic"] == "alert.raised" and r["key"] == "p-behind" for r in rows)
+
+
+async def test_encoded_events_without_a_key_or_value_each_are_refused_and_nothing_is_written(
+    deps: Deps,
+) -> None:
+    """``shared.outbox.enqueue_encoded`` pairs the i-th id, key and value: a batch whose
+    lists differ in length would pair them wrongly, so it is refused whole."""
+    async with deps.pool.acquire() as conn:
+        with pytest.raises(ValueError, match="one event id, one key and one value"):
+            await outbox.enqueue_encoded(
+                conn, "checkin.missed", uuid4_strings(2), ["p-1", "p-2"], [b"{}"]
+            )
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.alerts.domain.monitoring import Monitor, MonitoringRule
 from services.alerts.rows import PatientRow, SiteMonitoringRow
@@ -83,13 +83,16 @@ _SAVE_DEADLINES = """
 """
 
 
-@dataclass(frozen=True, slots=True)
-class DuePatient:
+class DuePatient(NamedTuple):
     """A due row as ``due_patients`` locked it: its ctid (where ``save_deadlines`` finds
-    it again in the same transaction) and its columns."""
+    it again in the same transaction), the patient, the site and the monitor (only the
+    columns the timers read: a burst builds 100,000, and a whole ``PatientRow`` each
+    was 2.5 us more)."""
 
     tid: tuple[int, int]
-    row: PatientRow
+    patient_id: str
+    site_id: str
+    monitor: Monitor
 
 
 async def save_deadlines(
@@ -105,7 +108,7 @@ async def save_deadlines(
         await conn.execute(
             _SAVE_DEADLINES,
             [d.tid for d, _, _ in fired],
-            [d.row.patient_id for d, _, _ in fired],
+            [d.patient_id for d, _, _ in fired],
             [m.next_due_at for _, m, _ in fired],
             [m.deadline(rule) for _, m, _ in fired],
             [m.consecutive_misses for _, m, _ in fired],
@@ -115,18 +118,18 @@ async def save_deadlines(
 
 
 _DUE = (
-    f"SELECT ctid, {', '.join(f.name for f in fields(PatientRow))} FROM patients "  # noqa: S608
-    "WHERE deadline_at <= $1 ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    f"SELECT ctid, patient_id, site_id, {', '.join(f.name for f in fields(Monitor))} "  # noqa: S608
+    "FROM patients WHERE deadline_at <= $1 ORDER BY deadline_at LIMIT $2 "
+    "FOR UPDATE SKIP LOCKED"
 )
 
 
 async def due_patients(conn: Conn, now: datetime, limit: int) -> list[DuePatient]:
     """The due rows (deadline at or before ``now``), earliest first, at most ``limit``,
-    locked for this transaction; rows another transaction holds are skipped. The columns
-    are named in ``PatientRow``'s order, so each is built by position (a burst builds
-    100,000)."""
+    locked for this transaction; rows another transaction holds are skipped. The
+    monitor's columns are named in ``Monitor``'s order, so it is built by position."""
     rows = await conn.fetch(_DUE, now, limit)
-    return [DuePatient(r[0], PatientRow(*r[1:])) for r in rows]
+    return [DuePatient(r[0], r[1], r[2], Monitor(*r[3:])) for r in rows]
 
 
 async def get_patient(conn: Conn, patient_id: str) -> PatientRow | None:
