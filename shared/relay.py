@@ -5,11 +5,11 @@ unpublished rows in id order (in two lanes: the safety lane's rows, and the rout
 rest; see URGENT below) with an idempotent acks=all producer, and takes them out
 of the outbox (a record of each stays in ``outbox_published`` for 7 days) only
 after the broker acknowledged them; a crash in between re-publishes (same event
-id), which consumers drop through their inbox. One
-relay per service publishes at a time (a PostgreSQL advisory lock elects it),
-which keeps the per-patient order even when several instances run; the others
-wait as hot standbys. It is woken by LISTEN/NOTIFY on commit, with a slow poll
-as the safety net, and survives database and broker outages by retrying.
+id), which consumers drop through their inbox. One relay per service publishes
+at a time (a PostgreSQL advisory lock elects it), which keeps the per-patient
+order even when several instances run; the others wait as hot standbys. It is
+woken by LISTEN/NOTIFY on commit, with a slow poll as the safety net, and
+survives database and broker outages by retrying.
 """
 
 from __future__ import annotations
@@ -169,8 +169,9 @@ class OutboxRelay:
         send with OutOfOrderSequenceNumber (aiokafka does not reset the sequence, KIP-360),
         so the same producer would retry forever and nothing would be published again.
         A new producer (a new producer id) starts its sequences afresh. Rows still
-        leave the outbox only after their acknowledgement: a batch that did land under the old
-        producer is sent again, with the same event ids, and consumers drop the repeat."""
+        leave the outbox only after their acknowledgement: a batch that did land under
+        the old producer is sent again, with the same event ids, and consumers drop the
+        repeat."""
         if self.new_producer is None:
             return
         old = lane.producer
@@ -284,7 +285,7 @@ class OutboxRelay:
         if not rows:
             return 0
         # The whole round in record batches, then wait: each key's events in id order
-        # (shared/kafka.py send_in_order); rows leave the outbox only once all are acknowledged.
+        # (shared/kafka.py send_in_order); rows leave the outbox once all are acknowledged.
         prefix = self.config.topic_prefix
         await send_in_order(
             lane.producer,
