@@ -6,6 +6,7 @@ routine write does not even wake it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -57,6 +58,28 @@ class Probe:
 
         got: list[datetime] = await eventually(check, what=f"{len(event_ids)} published")
         return got
+
+
+@contextlib.asynccontextmanager
+async def migrated_space(
+    name: str, files: list[tuple[str, str]] | None = None
+) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """A database of its own with the probe worker's migrations (``files``: only these),
+    and a connection to it: (its dsn, the connection)."""
+    space = await create_space(name)
+    try:
+        await db.migrate(
+            space.dsn,
+            probe_worker.SCHEMA,
+            db.migration_files(probe_worker.MIGRATIONS) if files is None else files,
+        )
+        conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
+        try:
+            yield space.dsn, conn
+        finally:
+            await conn.close()
+    finally:
+        await drop_space(space)
 
 
 @pytest.fixture
@@ -174,42 +197,30 @@ async def test_the_routine_fetch_reads_only_unpublished_rows_however_many_were_p
     entries for published rows stay until a vacuum, the planner chose a bitmap scan that
     visited every row published since the last vacuum, on every fetch: 2-6 ms a fetch
     after a minute of load (docs/performance.md)."""
-    space = await create_space("fetch")
-    try:
-        await db.migrate(
-            space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS)
+    async with migrated_space("fetch") as (_, conn):
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, value) "
+            "SELECT gen_random_uuid(), 'checkin.recorded', 'k', '\\x00' "
+            "FROM generate_series(1, 20000)"
         )
-        conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
-        try:
-            await conn.execute(
-                "INSERT INTO outbox (event_id, topic, key, value) "
-                "SELECT gen_random_uuid(), 'checkin.recorded', 'k', '\\x00' "
-                "FROM generate_series(1, 20000)"
+        # published as the relay does, by delete: their entries stay in the indexes
+        # until a vacuum (as they did when it marked them published in place)
+        await conn.execute("DELETE FROM outbox WHERE id <= 19990")
+        await conn.execute("ANALYZE outbox")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")  # as prepared
+        await conn.execute(f"PREPARE routine(int) AS {ROUTINE}")
+        for _ in range(2):  # the first pass marks the dead entries it meets
+            (plan,) = json.loads(
+                await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE routine(200)")
             )
-            # published as the relay does, by delete: their entries stay in the indexes
-            # until a vacuum (as they did when it marked them published in place)
-            await conn.execute("DELETE FROM outbox WHERE id <= 19990")
-            await conn.execute("ANALYZE outbox")
-            await conn.execute("SET plan_cache_mode = force_generic_plan")  # as prepared
-            await conn.execute(f"PREPARE routine(int) AS {ROUTINE}")
-            for _ in range(2):  # the first pass marks the dead entries it meets
-                (plan,) = json.loads(
-                    await conn.fetchval(
-                        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE routine(200)"
-                    )
-                )
-            top = plan["Plan"]
-            scan = top["Plans"][0]
-            assert (scan["Node Type"], scan.get("Index Name")) == (
-                "Index Scan",
-                "outbox_unpublished_routine",
-            ), plan
-            assert top["Actual Rows"] == 10
-            assert top["Shared Hit Blocks"] + top.get("Shared Read Blocks", 0) < 100, plan
-        finally:
-            await conn.close()
-    finally:
-        await drop_space(space)
+        top = plan["Plan"]
+        scan = top["Plans"][0]
+        assert (scan["Node Type"], scan.get("Index Name")) == (
+            "Index Scan",
+            "outbox_unpublished_routine",
+        ), plan
+        assert top["Actual Rows"] == 10
+        assert top["Shared Hit Blocks"] + top.get("Shared Read Blocks", 0) < 100, plan
 
 
 async def test_a_published_event_leaves_the_outbox_and_a_record_of_it_stays(probe: Probe) -> None:
@@ -255,64 +266,50 @@ async def test_a_published_event_leaves_the_outbox_and_a_record_of_it_stays(prob
 async def test_records_of_published_events_are_kept_for_the_retention_and_no_longer() -> None:
     """The relay's first idle pass after its start deletes records older than the
     retention (7 days by default), and only those."""
-    space = await create_space("retention")
-    await db.migrate(space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
-    conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
-    await conn.execute(
-        "INSERT INTO outbox_published "
-        "(id, event_id, topic, key, priority, created_at, published_at) "
-        "SELECT g, gen_random_uuid(), 'checkin.recorded', 'k', 0, t, t "
-        "FROM generate_series(1, 4) g, LATERAL (SELECT now() - make_interval(days => g * 3)) x(t)"
-    )  # published 3, 6, 9 and 12 days ago
-    producer = idempotent_producer([KAFKA], "relay-test-retention")
-    await producer.start()
-    relay = OutboxRelay(RelayConfig(dsn=space.dsn, schema=probe_worker.SCHEMA), producer)
-    task = asyncio.create_task(relay.run())
-    try:
-        kept = await eventually(
-            lambda: conn.fetch("SELECT id FROM outbox_published ORDER BY id"),
-            lambda rows: len(rows) < 4,
-            what="the old records deleted",
-        )
-        assert [r["id"] for r in kept] == [1, 2]
-    finally:
-        relay.stop()
-        await task
-        await producer.stop()
-        await conn.close()
-        await drop_space(space)
+    async with migrated_space("retention") as (dsn, conn):
+        await conn.execute(
+            "INSERT INTO outbox_published "
+            "(id, event_id, topic, key, priority, created_at, published_at) "
+            "SELECT g, gen_random_uuid(), 'checkin.recorded', 'k', 0, t, t FROM "
+            "generate_series(1, 4) g, LATERAL (SELECT now() - make_interval(days => g * 3)) x(t)"
+        )  # published 3, 6, 9 and 12 days ago
+        producer = idempotent_producer([KAFKA], "relay-test-retention")
+        await producer.start()
+        relay = OutboxRelay(RelayConfig(dsn=dsn, schema=probe_worker.SCHEMA), producer)
+        task = asyncio.create_task(relay.run())
+        try:
+            kept = await eventually(
+                lambda: conn.fetch("SELECT id FROM outbox_published ORDER BY id"),
+                lambda rows: len(rows) < 4,
+                what="the old records deleted",
+            )
+        finally:
+            relay.stop()
+            await task
+            await producer.stop()
+    assert [r["id"] for r in kept] == [1, 2]
 
 
 async def test_the_migration_moves_rows_published_before_it_to_the_record() -> None:
     """A database whose relay marked rows published in place: the migration moves those
     to ``outbox_published`` (published time kept) and leaves the unpublished ones to be
     published."""
-    space = await create_space("migrate")
     files = db.migration_files(probe_worker.MIGRATIONS)
     before = [f for f in files if f[0] != "0000_outbox_published"]
     assert len(before) == len(files) - 1
-    try:
-        await db.migrate(space.dsn, probe_worker.SCHEMA, before)
-        conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
-        try:
-            await conn.execute(
-                "INSERT INTO outbox (event_id, topic, key, value, priority, published_at) "
-                "SELECT gen_random_uuid(), 'checkin.recorded', 'k' || g, '\\x00', g % 2, "
-                "CASE WHEN g <= 3 THEN now() - make_interval(hours => g) END "
-                "FROM generate_series(1, 5) g"
-            )
-            marked = await conn.fetch(
-                "SELECT event_id, published_at FROM outbox WHERE published_at IS NOT NULL"
-            )
-            await db.migrate(space.dsn, probe_worker.SCHEMA, files)
-            left = await conn.fetch("SELECT key, published_at FROM outbox ORDER BY id")
-            moved = await conn.fetch(
-                "SELECT event_id, published_at, priority FROM outbox_published"
-            )
-        finally:
-            await conn.close()
-    finally:
-        await drop_space(space)
+    async with migrated_space("migrate", before) as (dsn, conn):
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, value, priority, published_at) "
+            "SELECT gen_random_uuid(), 'checkin.recorded', 'k' || g, '\\x00', g % 2, "
+            "CASE WHEN g <= 3 THEN now() - make_interval(hours => g) END "
+            "FROM generate_series(1, 5) g"
+        )
+        marked = await conn.fetch(
+            "SELECT event_id, published_at FROM outbox WHERE published_at IS NOT NULL"
+        )
+        await db.migrate(dsn, probe_worker.SCHEMA, files)
+        left = await conn.fetch("SELECT key, published_at FROM outbox ORDER BY id")
+        moved = await conn.fetch("SELECT event_id, published_at, priority FROM outbox_published")
     assert [(r["key"], r["published_at"]) for r in left] == [("k4", None), ("k5", None)]
     assert {(r["event_id"], r["published_at"]) for r in moved} == {
         (r["event_id"], r["published_at"]) for r in marked
