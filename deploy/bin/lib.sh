@@ -14,7 +14,8 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 
 DEFAULT_KAFKA="127.0.0.1:9092"
-DEFAULT_DATABASE_URL="postgresql://care:care@127.0.0.1:5432/care"
+# the local server by its Unix socket (deploy/bin/postgres.sh lets role care in there by password)
+DEFAULT_DATABASE_URL="postgresql://care:care@/care?host=/var/run/postgresql&port=5432"
 
 # The HTTP services started by deploy/supervisord.conf: "program|readiness URL".
 # Adding a service = one [program:x] block in supervisord.conf + one line here

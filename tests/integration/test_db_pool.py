@@ -13,7 +13,7 @@ import pytest
 
 from shared import db
 from shared.processing import TRANSIENT, EventProcessor
-from shared.settings import CommonSettings
+from shared.settings import DEFAULT_DATABASE_URL, CommonSettings
 from tests.support.eventually import eventually
 from tools.stack import BASE_DSN
 
@@ -96,6 +96,30 @@ async def test_a_waiter_cancelled_before_it_gets_the_lock_never_holds_it_later(
 
 async def _waiting(name: str) -> bool:
     return await advisory_sessions(name, granted=False) > 0
+
+
+@pytest.mark.skipif(
+    BASE_DSN != DEFAULT_DATABASE_URL, reason="DATABASE_URL names another server"
+)
+async def test_the_default_url_reaches_the_local_server_by_its_socket_with_a_password() -> None:
+    """With no DATABASE_URL, every process talks to the local server over its Unix socket
+    (cheaper than loopback TCP: shared/settings.py), logged in as ``care`` by password
+    (deploy/bin/postgres.sh adds that rule to pg_hba.conf, ahead of Debian's peer rule):
+    no client address, a session of ``care``, and a wrong password refused there."""
+    pool = await db.create_pool(DEFAULT_DATABASE_URL, "public", min_size=1, max_size=1)
+    try:
+        row = await pool.fetchrow(
+            "SELECT inet_client_addr() AS addr, current_user AS who, "
+            "(SELECT client_port FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS port"
+        )
+    finally:
+        await pool.close()
+    assert row is not None
+    assert row["addr"] is None and row["port"] == -1  # a Unix socket, not TCP
+    assert row["who"] == "care"
+    wrong = DEFAULT_DATABASE_URL.replace("care:care@", "care:not-the-password@")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(wrong, timeout=5)
 
 
 async def test_a_connection_goes_back_without_an_open_transaction(pool: asyncpg.Pool) -> None:
