@@ -98,9 +98,7 @@ async def _waiting(name: str) -> bool:
     return await advisory_sessions(name, granted=False) > 0
 
 
-@pytest.mark.skipif(
-    BASE_DSN != DEFAULT_DATABASE_URL, reason="DATABASE_URL names another server"
-)
+@pytest.mark.skipif(BASE_DSN != DEFAULT_DATABASE_URL, reason="DATABASE_URL names another server")
 async def test_the_default_url_reaches_the_local_server_by_its_socket_with_a_password() -> None:
     """With no DATABASE_URL, every process talks to the local server over its Unix socket
     (cheaper than loopback TCP: shared/settings.py), logged in as ``care`` by password
@@ -115,7 +113,8 @@ async def test_the_default_url_reaches_the_local_server_by_its_socket_with_a_pas
     finally:
         await pool.close()
     assert row is not None
-    assert row["addr"] is None and row["port"] == -1  # a Unix socket, not TCP
+    assert row["addr"] is None  # a Unix socket, not TCP
+    assert row["port"] == -1
     assert row["who"] == "care"
     wrong = DEFAULT_DATABASE_URL.replace("care:care@", "care:not-the-password@")
     with pytest.raises(asyncpg.InvalidPasswordError):
