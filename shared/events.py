@@ -321,6 +321,13 @@ ALL_TOPICS: tuple[str, ...] = tuple(t for topic in TOPICS for t in (topic, dlq_t
 # --- envelope ---------------------------------------------------------------
 
 
+# An envelope attribute a consumer stores (the id in its inbox, the subject as a key):
+# PostgreSQL's text cannot hold a NUL character, so an attribute with one is refused
+# here, where the event is dead-lettered as invalid, rather than by the inbox's INSERT,
+# which a consumer retries as the database's fault, holding the partition for good.
+_NO_NUL = r"^[^\x00]+$"
+
+
 class CloudEvent(BaseModel):
     """CloudEvents 1.0, structured mode; ``type`` is the topic, ``subject`` the patient,
     ``source`` the emitting service (``service_source``), ``dataschema`` the payload's
@@ -330,13 +337,14 @@ class CloudEvent(BaseModel):
     # our producers set no extension attribute; a reader ignores any (``tolerant=True``)
     model_config = ConfigDict(frozen=True, extra="forbid")
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, pattern=_NO_NUL)
     source: str = Field(
         min_length=1,
+        pattern=_NO_NUL,
         description="the emitting service: urn:interval:intake | scheduling | alerts",
     )
-    type: str = Field(min_length=1)
-    subject: str = Field(min_length=1)
+    type: str = Field(min_length=1, pattern=_NO_NUL)
+    subject: str = Field(min_length=1, pattern=_NO_NUL)
     time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = Field(

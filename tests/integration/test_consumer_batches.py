@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 
@@ -269,3 +270,29 @@ async def test_an_ignore_predicate_that_raises_leaves_the_event_to_its_handler(
     part = Partition(topic)
     assert await processor.process(part.message(checkin_event(f"oops-{run}"))) == "applied"
     assert [s for s, _ in await applied(conn, run)] == [f"oops-{run}"]
+
+
+async def test_an_event_id_the_database_cannot_store_is_dead_lettered_not_retried_forever(
+    processor: EventProcessor, topic: str, conn: asyncpg.Connection
+) -> None:
+    """A CloudEvent id is any non-empty string, but PostgreSQL's text holds no NUL
+    character: such an id cannot go into the inbox. That is the message's fault, not the
+    database's, so it is dead-lettered at once (in a batch too) and its partition goes
+    on; retried as if the database were away, it would hold the partition for good."""
+    run = uuid.uuid4().hex[:6]
+    part = Partition(topic)
+    raw = orjson.loads(checkin_event(f"nul-{run}").to_bytes())
+    raw["id"] = f"bad\u0000id-{run}"
+    poison = orjson.dumps(raw)
+    outcome = await asyncio.wait_for(processor.process(part.message(poison)), 10)
+    assert outcome == "dead_lettered"
+    batch = [
+        part.message(checkin_event(f"a-{run}")),
+        part.message(poison),
+        part.message(checkin_event(f"b-{run}")),
+    ]
+    outcomes = await asyncio.wait_for(processor.process_batch(batch), 10)
+    assert outcomes == ["applied", "dead_lettered", "applied"]
+    assert [s for s, _ in await applied(conn, run)] == [f"a-{run}", f"b-{run}"]
+    records = await read_topic(dlq_topic(topic), expected=2)
+    assert [r.headers["dlq.reason"].decode() for r in records] == ["invalid_cloudevent"] * 2
