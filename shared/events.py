@@ -18,12 +18,13 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.logging import get_logger
+from shared.validation import NoNul
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -325,7 +326,7 @@ ALL_TOPICS: tuple[str, ...] = tuple(t for topic in TOPICS for t in (topic, dlq_t
 # PostgreSQL's text cannot hold a NUL character, so an attribute with one is refused
 # here, where the event is dead-lettered as invalid, rather than by the inbox's INSERT,
 # which a consumer retries as the database's fault, holding the partition for good.
-_NO_NUL = r"^[^\x00]+$"
+_Attribute = Annotated[str, Field(min_length=1), NoNul]
 
 
 class CloudEvent(BaseModel):
@@ -337,14 +338,12 @@ class CloudEvent(BaseModel):
     # our producers set no extension attribute; a reader ignores any (``tolerant=True``)
     model_config = ConfigDict(frozen=True, extra="forbid")
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(min_length=1, pattern=_NO_NUL)
-    source: str = Field(
-        min_length=1,
-        pattern=_NO_NUL,
+    id: _Attribute
+    source: _Attribute = Field(
         description="the emitting service: urn:interval:intake | scheduling | alerts",
     )
-    type: str = Field(min_length=1, pattern=_NO_NUL)
-    subject: str = Field(min_length=1, pattern=_NO_NUL)
+    type: _Attribute
+    subject: _Attribute
     time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = Field(
