@@ -325,8 +325,11 @@ ALL_TOPICS: tuple[str, ...] = tuple(t for topic in TOPICS for t in (topic, dlq_t
 # An envelope attribute a consumer stores (the id in its inbox, the subject as a key):
 # PostgreSQL's text cannot hold a NUL character, so an attribute with one is refused
 # here, where the event is dead-lettered as invalid, rather than by the inbox's INSERT,
-# which a consumer retries as the database's fault, holding the partition for good.
+# which a consumer retries as the database's fault, holding the partition for good. For
+# the same reason the id is at most 256 characters (1,024 bytes): the inbox's primary
+# key holds an entry of at most about 2,700.
 _Attribute = Annotated[str, Field(min_length=1), NoNul]
+ID_MAX_LENGTH = 256
 
 
 class CloudEvent(BaseModel):
@@ -338,7 +341,7 @@ class CloudEvent(BaseModel):
     # our producers set no extension attribute; a reader ignores any (``tolerant=True``)
     model_config = ConfigDict(frozen=True, extra="forbid")
     specversion: Literal["1.0"] = "1.0"
-    id: _Attribute
+    id: Annotated[_Attribute, Field(max_length=ID_MAX_LENGTH)]
     source: _Attribute = Field(
         description="the emitting service: urn:interval:intake | scheduling | alerts",
     )

@@ -11,6 +11,8 @@ subjects transiently while they have a row in ``probe.gate``, and lets every eve
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import uuid
 from collections.abc import AsyncIterator
 
@@ -272,17 +274,26 @@ async def test_an_ignore_predicate_that_raises_leaves_the_event_to_its_handler(
     assert [s for s, _ in await applied(conn, run)] == [f"oops-{run}"]
 
 
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "bad\u0000id",  # PostgreSQL's text holds no NUL character
+        # random text past what one btree index entry holds (about 2,700 bytes)
+        "".join(random.choices(string.ascii_letters + string.digits, k=4000)),
+    ],
+    ids=["nul", "too-long"],
+)
 async def test_an_event_id_the_database_cannot_store_is_dead_lettered_not_retried_forever(
-    processor: EventProcessor, topic: str, conn: asyncpg.Connection
+    processor: EventProcessor, topic: str, conn: asyncpg.Connection, bad_id: str
 ) -> None:
-    """A CloudEvent id is any non-empty string, but PostgreSQL's text holds no NUL
-    character: such an id cannot go into the inbox. That is the message's fault, not the
-    database's, so it is dead-lettered at once (in a batch too) and its partition goes
-    on; retried as if the database were away, it would hold the partition for good."""
+    """A CloudEvent id the inbox cannot store (a NUL character; longer than an index
+    entry can be) is the message's fault, not the database's: it is dead-lettered at
+    once (in a batch too) and its partition goes on. Retried as if the database were
+    away, it would hold the partition for good."""
     run = uuid.uuid4().hex[:6]
     part = Partition(topic)
-    raw = orjson.loads(checkin_event(f"nul-{run}").to_bytes())
-    raw["id"] = f"bad\u0000id-{run}"
+    raw = orjson.loads(checkin_event(f"bad-{run}").to_bytes())
+    raw["id"] = f"{bad_id}-{run}"
     poison = orjson.dumps(raw)
     outcome = await asyncio.wait_for(processor.process(part.message(poison)), 10)
     assert outcome == "dead_lettered"

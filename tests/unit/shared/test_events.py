@@ -19,6 +19,7 @@ from shared.events import (
     ALL_TOPICS,
     ASYNCAPI_ID,
     CONTRACT_VERSION,
+    ID_MAX_LENGTH,
     PAYLOADS,
     CheckinAssessment,
     CloudEvent,
@@ -229,6 +230,34 @@ def test_a_reader_refuses_a_bad_envelope_beside_an_extension() -> None:
     with pytest.raises(ValidationError) as refused:
         CloudEvent.from_bytes(orjson.dumps(wire), tolerant=True)
     assert [e["loc"] for e in refused.value.errors()] == [("subject",)]
+
+
+@pytest.mark.parametrize("attribute", ["id", "source", "type", "subject"])
+def test_an_envelope_attribute_with_a_nul_character_is_refused(attribute: str) -> None:
+    """No consumer's inbox (PostgreSQL text) could store it: refused as a bad envelope,
+    so a consumer dead-letters it instead of retrying its INSERT for good."""
+    wire = orjson.loads(
+        new_event(screened(), source="urn:interval:intake", subject="p-1", time=NOW).to_bytes()
+    )
+    wire[attribute] = f"a\u0000{wire[attribute]}"
+    for tolerant in (False, True):
+        with pytest.raises(ValidationError) as refused:
+            CloudEvent.from_bytes(orjson.dumps(wire), tolerant=tolerant)
+        assert [e["loc"] for e in refused.value.errors()] == [(attribute,)]
+
+
+def test_an_event_id_is_at_most_256_characters() -> None:
+    """What the inbox's primary key can hold whatever the characters (4 bytes each at
+    most); a longer one is refused as a bad envelope."""
+    wire = orjson.loads(
+        new_event(screened(), source="urn:interval:intake", subject="p-1", time=NOW).to_bytes()
+    )
+    wire["id"] = "\U0001f600" * ID_MAX_LENGTH  # 4 bytes each in UTF-8
+    assert CloudEvent.from_bytes(orjson.dumps(wire), tolerant=True).id == wire["id"]
+    wire["id"] += "x"
+    with pytest.raises(ValidationError) as refused:
+        CloudEvent.from_bytes(orjson.dumps(wire), tolerant=True)
+    assert [e["loc"] for e in refused.value.errors()] == [("id",)]
 
 
 def test_a_reader_logs_each_unknown_field_name_once_and_never_its_value() -> None:
