@@ -48,15 +48,13 @@ care_ok() {
   local n
   n="$(PGPASSWORD=care PGCONNECT_TIMEOUT=3 psql -X -q -h "$SOCKET_DIR" -p "$PORT" -U care -d care \
     -tAc 'show max_connections' 2>/dev/null)" || return 1
-  [[ "$n" =~ ^[0-9]+$ ]] && ((n >= MAX_CONNECTIONS)) && care_connects
+  [[ "$n" =~ ^[0-9]+$ ]] && ((n >= MAX_CONNECTIONS)) && care_connects_by 127.0.0.1
 }
-care_connects() {
-  local host
-  for host in "$SOCKET_DIR" 127.0.0.1; do
-    PGPASSWORD=care PGCONNECT_TIMEOUT=3 psql -X -q -h "$host" -p "$PORT" -U care -d care \
-      -tAc 'select 1' >/dev/null 2>&1 || return 1
-  done
+care_connects_by() {
+  PGPASSWORD=care PGCONNECT_TIMEOUT=3 psql -X -q -h "$1" -p "$PORT" -U care -d care \
+    -tAc 'select 1' >/dev/null 2>&1
 }
+care_connects() { care_connects_by "$SOCKET_DIR" && care_connects_by 127.0.0.1; }
 
 # allow_care_by_socket VER NAME: Debian's pg_hba.conf lets local (socket) connections in
 # by peer authentication only, i.e. as the operating system user of the same name; the

@@ -22,7 +22,7 @@ from shared.relay import ROUTINE, OutboxRelay, RelayConfig
 from tests.support import probe_worker
 from tests.support.eventually import eventually
 from tests.support.probes import checkin_event
-from tools.stack import KAFKA, create_space, drop_space
+from tools.stack import KAFKA, Space, create_space, drop_space
 
 pytestmark = pytest.mark.integration
 
@@ -63,9 +63,9 @@ class Probe:
 @contextlib.asynccontextmanager
 async def migrated_space(
     name: str, files: list[tuple[str, str]] | None = None
-) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+) -> AsyncIterator[tuple[Space, asyncpg.Connection]]:
     """A database of its own with the probe worker's migrations (``files``: only these),
-    and a connection to it: (its dsn, the connection)."""
+    and a connection to it: (the space, the connection)."""
     space = await create_space(name)
     try:
         await db.migrate(
@@ -75,7 +75,7 @@ async def migrated_space(
         )
         conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
         try:
-            yield space.dsn, conn
+            yield space, conn
         finally:
             await conn.close()
     finally:
@@ -84,27 +84,23 @@ async def migrated_space(
 
 @pytest.fixture
 async def probe() -> AsyncIterator[Probe]:
-    space = await create_space("relay")
-    await db.migrate(space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
-    await ensure_topics([KAFKA], [space.prefix + "checkin.recorded"])
-    conn = await asyncpg.connect(space.dsn, **db.connect_kwargs(space.dsn, probe_worker.SCHEMA))
-    config = RelayConfig(
-        dsn=space.dsn, schema=probe_worker.SCHEMA, topic_prefix=space.prefix, linger_s=LINGER_S
-    )
-    producers = [idempotent_producer([KAFKA], f"relay-test-{lane}") for lane in ("r", "s")]
-    for p in producers:
-        await p.start()
-    relay = OutboxRelay(config, producers[0], urgent_producer=producers[1])
-    task = asyncio.create_task(relay.run())
-    try:
-        yield Probe(space.dsn, conn)
-    finally:
-        relay.stop()
-        await task
+    async with migrated_space("relay") as (space, conn):
+        await ensure_topics([KAFKA], [space.prefix + "checkin.recorded"])
+        config = RelayConfig(
+            dsn=space.dsn, schema=probe_worker.SCHEMA, topic_prefix=space.prefix, linger_s=LINGER_S
+        )
+        producers = [idempotent_producer([KAFKA], f"relay-test-{lane}") for lane in ("r", "s")]
         for p in producers:
-            await p.stop()
-        await conn.close()
-        await drop_space(space)
+            await p.start()
+        relay = OutboxRelay(config, producers[0], urgent_producer=producers[1])
+        task = asyncio.create_task(relay.run())
+        try:
+            yield Probe(space.dsn, conn)
+        finally:
+            relay.stop()
+            await task
+            for p in producers:
+                await p.stop()
 
 
 async def test_events_arriving_while_busy_go_together_after_the_linger(probe: Probe) -> None:
@@ -165,8 +161,6 @@ async def test_a_relay_stopped_before_its_safety_lane_connected_stops() -> None:
     """Stopped while its safety lane is still connecting (a SIGTERM right after a start):
     the routine lane waits for the safety lane's first pass, which never comes, and must
     not wait for ever (it did: the shutdown hung)."""
-    space = await create_space("relay")
-    await db.migrate(space.dsn, probe_worker.SCHEMA, db.migration_files(probe_worker.MIGRATIONS))
     connecting = asyncio.Event()
 
     class SlowSafetyLane(OutboxRelay):
@@ -176,19 +170,19 @@ async def test_a_relay_stopped_before_its_safety_lane_connected_stops() -> None:
                 await self._stopping.wait()  # still connecting when the relay is stopped
             return await super()._connect(lane)
 
-    config = RelayConfig(dsn=space.dsn, schema=probe_worker.SCHEMA, topic_prefix=space.prefix)
-    producer = idempotent_producer([KAFKA], "relay-test-stop")
-    await producer.start()
-    relay = SlowSafetyLane(config, producer)
-    task = asyncio.create_task(relay.run())
-    try:
-        await asyncio.wait_for(connecting.wait(), 10)
-        relay.stop()
-        await asyncio.wait_for(task, 10)
-    finally:
-        task.cancel()
-        await producer.stop()
-        await drop_space(space)
+    async with migrated_space("relay") as (space, _):
+        config = RelayConfig(dsn=space.dsn, schema=probe_worker.SCHEMA, topic_prefix=space.prefix)
+        producer = idempotent_producer([KAFKA], "relay-test-stop")
+        await producer.start()
+        relay = SlowSafetyLane(config, producer)
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.wait_for(connecting.wait(), 10)
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+        finally:
+            task.cancel()
+            await producer.stop()
 
 
 async def test_the_routine_fetch_reads_only_unpublished_rows_however_many_were_published() -> None:
@@ -266,7 +260,7 @@ async def test_a_published_event_leaves_the_outbox_and_a_record_of_it_stays(prob
 async def test_records_of_published_events_are_kept_for_the_retention_and_no_longer() -> None:
     """The relay's first idle pass after its start deletes records older than the
     retention (7 days by default), and only those."""
-    async with migrated_space("retention") as (dsn, conn):
+    async with migrated_space("retention") as (space, conn):
         await conn.execute(
             "INSERT INTO outbox_published "
             "(id, event_id, topic, key, priority, created_at, published_at) "
@@ -275,7 +269,7 @@ async def test_records_of_published_events_are_kept_for_the_retention_and_no_lon
         )  # published 3, 6, 9 and 12 days ago
         producer = idempotent_producer([KAFKA], "relay-test-retention")
         await producer.start()
-        relay = OutboxRelay(RelayConfig(dsn=dsn, schema=probe_worker.SCHEMA), producer)
+        relay = OutboxRelay(RelayConfig(dsn=space.dsn, schema=probe_worker.SCHEMA), producer)
         task = asyncio.create_task(relay.run())
         try:
             kept = await eventually(
@@ -297,7 +291,7 @@ async def test_the_migration_moves_rows_published_before_it_to_the_record() -> N
     files = db.migration_files(probe_worker.MIGRATIONS)
     before = [f for f in files if f[0] != "0000_outbox_published"]
     assert len(before) == len(files) - 1
-    async with migrated_space("migrate", before) as (dsn, conn):
+    async with migrated_space("migrate", before) as (space, conn):
         await conn.execute(
             "INSERT INTO outbox (event_id, topic, key, value, priority, published_at) "
             "SELECT gen_random_uuid(), 'checkin.recorded', 'k' || g, '\\x00', g % 2, "
@@ -307,7 +301,7 @@ async def test_the_migration_moves_rows_published_before_it_to_the_record() -> N
         marked = await conn.fetch(
             "SELECT event_id, published_at FROM outbox WHERE published_at IS NOT NULL"
         )
-        await db.migrate(dsn, probe_worker.SCHEMA, files)
+        await db.migrate(space.dsn, probe_worker.SCHEMA, files)
         left = await conn.fetch("SELECT key, published_at FROM outbox ORDER BY id")
         moved = await conn.fetch("SELECT event_id, published_at, priority FROM outbox_published")
     assert [(r["key"], r["published_at"]) for r in left] == [("k4", None), ("k5", None)]
