@@ -176,7 +176,7 @@ async def series_latency(
 ) -> tuple[list[float], int]:
     """POST eligible intakes at ``rate``/s, spread round-robin over ``sites`` new sites;
     seconds until all 12 sessions of each were proposed. Bookings at one site take its
-    lock in turn (services/scheduling/repository/sites.py, serialize_site); sites do not wait
+    lock in turn (services/scheduling/repository/sites.py, serialized_site); sites do not wait
     on each other."""
     tag = f"bench-{int(time.time())}-{int(rate)}"
     site_ids = [f"{tag}-{n}" for n in range(sites)]

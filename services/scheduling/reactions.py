@@ -21,7 +21,8 @@ from services.scheduling.domain.lifecycle import Status
 from services.scheduling.planner.booking import Proposal
 from services.scheduling.planner.followups import change_status, propose_worsening, retry
 from services.scheduling.planner.proposals import propose_series
-from services.scheduling.repository import appointments, patients, series, waitlist
+from services.scheduling.repository import appointments, patients, waitlist
+from services.scheduling.rows import CourseStanding
 from shared import events
 from shared.db import Conn
 from shared.logging import get_logger
@@ -39,17 +40,16 @@ async def on_intake_screened(
 ) -> None:
     """The patient's latest intake decides whether they may be scheduled; an older one
     arriving late changes nothing. A cleared one starts a course if none is running."""
-    await patients.serialize_patient(conn, p.patient_id)
-    patient = await patients.locked_patient(conn, p.patient_id, p.site_id)
+    patient = await patients.serialized_locked_patient(conn, p.patient_id, p.site_id)
     if not is_newer_intake(
         p.submitted_at, p.intake_id, patient.intake_submitted_at, patient.intake_id
     ):
         log.info("older_intake_ignored", patient_id=p.patient_id, intake_id=p.intake_id)
         return
-    await patients.take_intake(
+    course = await patients.take_intake(
         conn, p.patient_id, p.site_id, _prefs(p), p.intake_id, p.submitted_at, p.decision
     )
-    await _start_course(conn, deps, p.patient_id, p.site_id, p.intake_id, p.submitted_at)
+    await _start_course(conn, deps, course, p.site_id, p.intake_id, p.submitted_at)
 
 
 async def on_intake_reviewed(
@@ -63,26 +63,27 @@ async def on_intake_reviewed(
     if patient is None or patient.intake_id != p.intake_id:
         log.info("review_not_of_latest_intake", patient_id=p.patient_id, intake_id=p.intake_id)
         return
-    await _start_course(conn, deps, p.patient_id, p.site_id, p.intake_id, p.reviewed_at)
+    course = await patients.course_standing(conn, p.patient_id)
+    assert course is not None, "the patient's row is locked"
+    await _start_course(conn, deps, course, p.site_id, p.intake_id, p.reviewed_at)
 
 
 async def _start_course(
     conn: Conn,
     deps: Deps,
-    patient_id: str,
+    course: CourseStanding,
     site_id: str,
     intake_id: str,
     started_at: datetime,
 ) -> None:
     """A cleared patient with no course running (none yet, or the last one discharged)
-    starts one: a new induction series, the new intake its baseline."""
-    standing = await patients.standing(conn, patient_id)
-    assert standing is not None
+    starts one: a new induction series, the new intake its baseline. ``course``: the
+    patient's standing as just read under their lock."""
+    standing, patient_id = course.standing, course.standing.patient_id
     if not cleared(standing.decision, standing.review):
         log.info("not_cleared", patient_id=patient_id, decision=standing.decision)
         return
-    has_induction = await series.has_series(conn, patient_id, "induction")
-    if not starts_new_course(standing.discharged_at, has_induction):
+    if not starts_new_course(standing.discharged_at, course.has_induction):
         log.info("induction_exists", patient_id=patient_id)
         return
     standing = await patients.start_course(conn, patient_id, started_at)

@@ -191,6 +191,15 @@ class StandingRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CourseStanding:
+    """What decides whether a course starts (services/scheduling/reactions.py): the
+    patient's standing, and whether they have an induction series yet."""
+
+    standing: StandingRow
+    has_induction: bool
+
+
+@dataclass(frozen=True, slots=True)
 class HeldRow:
     patient_id: str
     site_id: str

@@ -12,20 +12,23 @@ from services.alerts.rows import PatientRow, SiteMonitoringRow
 from shared.db import Conn
 
 _LOCK_PATIENT = "SELECT * FROM patients WHERE patient_id = $1 FOR UPDATE"
+_CREATE_PATIENT = (
+    "INSERT INTO patients (patient_id, site_id, updated_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (patient_id) DO NOTHING RETURNING *"
+)
 
 
 async def lock_patient(conn: Conn, patient_id: str, site_id: str, now: datetime) -> PatientRow:
     """The patient's row, locked for this transaction (created on first sight). One
-    round trip when the patient is known, as nearly always (every reaction starts here)."""
+    round trip when the patient is known, as nearly always (every reaction starts here);
+    two on first sight: the row this transaction inserts is its own until it commits
+    (another transaction's insert of the patient waits on it), so it needs no lock of
+    its own. Only when another transaction created the patient meanwhile is it read
+    again, locked."""
     row = await conn.fetchrow(_LOCK_PATIENT, patient_id)
     if row is None:
-        await conn.execute(
-            "INSERT INTO patients (patient_id, site_id, updated_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (patient_id) DO NOTHING",
-            patient_id,
-            site_id,
-            now,
-        )
+        row = await conn.fetchrow(_CREATE_PATIENT, patient_id, site_id, now)
+    if row is None:
         row = await conn.fetchrow(_LOCK_PATIENT, patient_id)
     assert row is not None
     return PatientRow.of(row)

@@ -256,12 +256,11 @@ async def plan_and_book(
             return await wait(reason.value)
         await store.waitlist.remove(conn, p.patient_id, p.purpose, into.place)
         return NotProposed(reason)
-    site_row = await store.sites.get_site(conn, p.site_id)
-    if site_row is None:
-        return await wait("site_not_configured")
     # read under the patient's lock, before the site's, so the site's lock is held for less
     mine, doses = await store.appointments.patient_times(conn, p.patient_id, p.now, ignoring)
-    await store.sites.serialize_site(conn, p.site_id)
+    site_row = await store.sites.serialized_site(conn, p.site_id)
+    if site_row is None:
+        return await wait("site_not_configured")
     protocol = protocol or site_row.as_protocol()
     site = site_row.as_site()
     for attempt in range(deps.planning.replan_attempts):

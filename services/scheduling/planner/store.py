@@ -89,9 +89,7 @@ class Series(Protocol):
 
 
 class Sites(Protocol):
-    async def get_site(self, conn: Conn, site_id: str) -> SiteRow | None: ...
-
-    async def serialize_site(self, conn: Conn, site_id: str) -> None: ...
+    async def serialized_site(self, conn: Conn, site_id: str) -> SiteRow | None: ...
 
 
 class Waitlist(Protocol):

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.scheduling.rows import HeldRow, PatientRow, StandingRow
+import asyncpg
+
+from services.scheduling.rows import CourseStanding, HeldRow, PatientRow, StandingRow
 from shared.db import Conn
 
 _COLUMNS = (
@@ -38,42 +40,26 @@ async def lock_patient(conn: Conn, patient_id: str) -> PatientRow | None:
     return None if row is None else PatientRow(*row)
 
 
-_LOCKED = (
-    "INSERT INTO patients (patient_id, site_id) VALUES ($1, $2) "  # noqa: S608 (constants)
+# The patient's advisory lock (``serialize_patient``) is taken while the row to insert
+# is produced, so before the upsert looks at the table: the same order as the two
+# statements, in one round trip. A sub-select with a volatile function in its target
+# list is never flattened into the outer query, so the lock is always taken.
+_SERIALIZED_LOCKED = (
+    "INSERT INTO patients (patient_id, site_id) "  # noqa: S608 (constants)
+    "SELECT $1, $2 FROM (SELECT pg_advisory_xact_lock(hashtext('scheduling.patient'), "
+    "hashtext($1))) AS serialized "
     "ON CONFLICT (patient_id) DO UPDATE SET site_id = patients.site_id "
     f"RETURNING {_COLUMNS}"
 )
 
 
-async def locked_patient(conn: Conn, patient_id: str, site_id: str) -> PatientRow:
-    """The patient's row, created at ``site_id`` when new, locked (as ``lock_patient``):
-    one statement (an upsert that changes nothing locks the row it finds)."""
-    row = await conn.fetchrow(_LOCKED, patient_id, site_id)
+async def serialized_locked_patient(conn: Conn, patient_id: str, site_id: str) -> PatientRow:
+    """``serialize_patient``, then the patient's row, created at ``site_id`` when new,
+    locked (as ``lock_patient``): one statement (an upsert that changes nothing locks the
+    row it finds)."""
+    row = await conn.fetchrow(_SERIALIZED_LOCKED, patient_id, site_id)
     assert row is not None
     return PatientRow(*row)
-
-
-async def take_intake(
-    conn: Conn,
-    patient_id: str,
-    site_id: str,
-    preferences: dict[str, Any] | None,
-    intake_id: str,
-    submitted_at: datetime,
-    decision: str,
-) -> None:
-    """The patient's latest intake (the caller has checked that it is the latest): its
-    site, preferences and decision. Never touches the discharge."""
-    await conn.execute(
-        "UPDATE patients SET site_id = $2, preferences = $3, intake_id = $4, "
-        "intake_submitted_at = $5, decision = $6 WHERE patient_id = $1",
-        patient_id,
-        site_id,
-        preferences,
-        intake_id,
-        submitted_at,
-        decision,
-    )
 
 
 # The patient's standing (``standing``) from ``{source}``: the table, or a CTE of the row.
@@ -86,6 +72,60 @@ _STANDING_OF = """
     WHERE p.patient_id = $1
 """
 _STANDING = _STANDING_OF.format(source="patients")
+# ``_STANDING_OF`` and whether the patient has an induction series (``CourseStanding``)
+_COURSE_STANDING_OF = _STANDING_OF.replace(
+    "AS held_since",
+    "AS held_since, EXISTS (SELECT 1 FROM series s WHERE s.patient_id = p.patient_id "
+    "AND s.purpose = 'induction') AS has_induction",
+)
+assert _COURSE_STANDING_OF != _STANDING_OF
+_TAKE_INTAKE = """
+    WITH p AS (
+        UPDATE patients SET site_id = $2, preferences = $3, intake_id = $4,
+                            intake_submitted_at = $5, decision = $6
+        WHERE patient_id = $1
+        RETURNING patient_id, site_id, preferences, discharged_at, decision, intake_id
+    )
+    """ + _COURSE_STANDING_OF.format(source="p")  # noqa: S608 (constants)
+
+
+def _course_standing(row: asyncpg.Record) -> CourseStanding:
+    *standing, has_induction = row
+    return CourseStanding(StandingRow(*standing), bool(has_induction))
+
+
+async def take_intake(
+    conn: Conn,
+    patient_id: str,
+    site_id: str,
+    preferences: dict[str, Any] | None,
+    intake_id: str,
+    submitted_at: datetime,
+    decision: str,
+) -> CourseStanding:
+    """The patient's latest intake (the caller has checked that it is the latest and
+    holds the patient's row): its site, preferences and decision. Never touches the
+    discharge. Returns the patient's standing as it now is (``course_standing``), read by
+    the same statement."""
+    row = await conn.fetchrow(
+        _TAKE_INTAKE,
+        patient_id,
+        site_id,
+        preferences,
+        intake_id,
+        submitted_at,
+        decision,
+    )
+    assert row is not None, "take_intake: the caller holds the patient's row"
+    return _course_standing(row)
+
+
+async def course_standing(conn: Conn, patient_id: str) -> CourseStanding | None:
+    """``standing``, and whether the patient has an induction series, by one read."""
+    row = await conn.fetchrow(_COURSE_STANDING_OF.format(source="patients"), patient_id)
+    return None if row is None else _course_standing(row)
+
+
 _START_COURSE = """
     WITH p AS (
         UPDATE patients SET discharged_at = NULL, course_started_at = $2

@@ -100,16 +100,6 @@ async def get_series(conn: Conn, series_id: str) -> SeriesRow | None:
     return None if row is None else SeriesRow(*row)
 
 
-async def has_series(conn: Conn, patient_id: str, purpose: str) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM series WHERE patient_id = $1 AND purpose = $2)",
-            patient_id,
-            purpose,
-        )
-    )
-
-
 async def inductions(conn: Conn, site_id: str) -> list[InductionRow]:
     """The site's induction series: whether a dose is still planned, which were completed."""
     rows = await conn.fetch(

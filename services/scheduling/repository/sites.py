@@ -65,12 +65,23 @@ async def list_sites(conn: Conn) -> list[SiteRow]:
     return [_site(r) for r in rows]
 
 
-async def serialize_site(conn: Conn, site_id: str) -> None:
-    """Take the site's booking lock (held to commit), always after the patient's: one
-    transaction at a time plans and books at a site. Concurrent bookings at one site
-    (a worker's partitions are handled at once) waited on each other's rows through
-    the exclusion constraints and deadlocked; planning on a calendar nobody else is
-    changing also never loses a race."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('scheduling.site'), hashtext($1))", site_id
-    )
+# The site's lock, then its row (a row of NULLs when there is no such site). The
+# sub-select calls a volatile function, so it is never flattened away: the lock is
+# taken whether or not the site exists. The row is read as of the statement's start, as
+# a read before the lock would be; what must be read after the lock (the calendar:
+# services/scheduling/repository/calendars.py) is read by the next statement.
+_SERIALIZED_SITE = (
+    f"SELECT {_COLUMNS} FROM (SELECT pg_advisory_xact_lock(hashtext('scheduling.site'), "  # noqa: S608
+    "hashtext($1))) AS serialized LEFT JOIN sites ON sites.site_id = $1"
+)
+
+
+async def serialized_site(conn: Conn, site_id: str) -> SiteRow | None:
+    """Take the site's booking lock (held to commit), always after the patient's, and
+    read the site (None: not configured), in one round trip. One transaction at a time
+    plans and books at a site: concurrent bookings at one site (a worker's partitions
+    are handled at once) waited on each other's rows through the exclusion constraints
+    and deadlocked; planning on a calendar nobody else is changing also never loses a
+    race."""
+    row = await conn.fetchrow(_SERIALIZED_SITE, site_id)
+    return None if row is None or row["site_id"] is None else _site(row)

@@ -269,11 +269,8 @@ class FakeScheduling:
 
     # --- sites ---
 
-    async def get_site(self, conn: Conn, site_id: str) -> SiteRow | None:
+    async def serialized_site(self, conn: Conn, site_id: str) -> SiteRow | None:
         return self.sites_.get(site_id)
-
-    async def serialize_site(self, conn: Conn, site_id: str) -> None:
-        return None
 
     # --- waitlist ---
 
