@@ -33,7 +33,7 @@ async def _migrated() -> AsyncIterator[str]:
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn, **db.connect_kwargs(dsn, SCHEMA))
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, **db.connect_kwargs(dsn, SCHEMA))
     # jsonb as Python objects, as the services' pools have it (shared/db.py)
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     return conn
