@@ -78,7 +78,6 @@ _COURSE_STANDING_OF = _STANDING_OF.replace(
     "AS held_since, EXISTS (SELECT 1 FROM series s WHERE s.patient_id = p.patient_id "
     "AND s.purpose = 'induction') AS has_induction",
 )
-assert _COURSE_STANDING_OF != _STANDING_OF
 _TAKE_INTAKE = """
     WITH p AS (
         UPDATE patients SET site_id = $2, preferences = $3, intake_id = $4,
