@@ -124,6 +124,22 @@ class CheckinRecorded(Payload):
     suicidal_ideation: bool
     assessment: CheckinAssessment
 
+    def flagged(self) -> bool:
+        """Whether the check-in asks something of scheduling (a hold while at risk, or a
+        maintenance session on worsening): then ``checkin.flagged`` carries it too."""
+        return self.suicidal_ideation or self.phq9_item9_positive or self.assessment.worsening
+
+
+class CheckinFlagged(CheckinRecorded):
+    """The same check-in as its ``checkin.recorded``, published beside it (same
+    statement, right after it) only when it asks something of scheduling: suicidal
+    ideation, PHQ-9 item 9 positive, or a worsening verdict. Scheduling reads this topic
+    instead of every check-in (about 3 in 100 are flagged), so it no longer fetches and
+    drops the rest (docs/performance.md). The payload is ``checkin.recorded``'s, field for
+    field; the event has its own ``id``."""
+
+    topic: ClassVar[str] = "checkin.flagged"
+
 
 class SafetySignal(Payload):
     """A suicide-risk signal on its own topic, so that nothing queues in front of it
@@ -291,6 +307,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         IntakeScreened,
         IntakeReviewed,
         CheckinRecorded,
+        CheckinFlagged,
         SafetySignal,
         PipelineHeartbeat,
         PatientDischarged,

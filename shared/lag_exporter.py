@@ -95,7 +95,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "scheduling": (
         events.IntakeScreened.topic,
         events.IntakeReviewed.topic,
-        events.CheckinRecorded.topic,
+        events.CheckinFlagged.topic,
         events.PatientDischarged.topic,
         events.AlertRaised.topic,
         events.AlertChanged.topic,

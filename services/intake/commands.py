@@ -220,7 +220,9 @@ def _checkin_events(
     checkin: NewCheckin, site_id: str, reasons: tuple[str, ...], now: datetime
 ) -> list[tuple[events.CloudEvent, int]]:
     """A check-in's events with their outbox priorities: the safety lane's first (relayed
-    in a lane of its own) when it signals suicide risk, then the check-in itself."""
+    in a lane of its own) when it signals suicide risk, then the check-in itself, then,
+    when it asks something of scheduling, its ``checkin.flagged`` twin (shared/events.py
+    CheckinFlagged)."""
     verdict = checkin.assessment
     payload = events.CheckinRecorded(
         checkin_id=checkin.checkin_id,
@@ -241,6 +243,11 @@ def _checkin_events(
     )
     pid = checkin.patient_id
     announce = [(events.new_event(payload, source=SOURCE, subject=pid, time=now), outbox.ROUTINE)]
+    if payload.flagged():
+        twin = events.CheckinFlagged(**dict(payload))
+        announce.append(
+            (events.new_event(twin, source=SOURCE, subject=pid, time=now), outbox.ROUTINE)
+        )
     if reasons:
         signal = _signal_event(
             checkin.checkin_id, "checkin", pid, site_id, checkin.submitted_at, reasons, now

@@ -119,12 +119,12 @@ async def on_checkin_recorded(
 
 
 def quiet_checkin(p: events.CheckinRecorded) -> bool:
-    """A check-in that changes nothing here (no risk, not worsening), as most are: the
-    worker only counts it (shared/processing.py Route.ignore), without a statement or the
-    patient's lock, so it never waits behind a series being proposed for the same
-    patient. The others go one at a time: every other reaction here may lock its site's
-    calendar."""
-    return not (p.suicidal_ideation or p.phq9_item9_positive or p.assessment.worsening)
+    """A check-in that changes nothing here (no risk, not worsening). The worker reads
+    ``checkin.flagged``, which carries only the others, so this is a guard: such an event
+    is only counted (shared/processing.py Route.ignore), without a statement or the
+    patient's lock. The flagged go one at a time: every other reaction here may lock its
+    site's calendar."""
+    return not p.flagged()
 
 
 async def on_patient_discharged(
@@ -172,7 +172,9 @@ async def on_alert(
 REACTIONS = (
     Reaction(events.IntakeScreened, on_intake_screened),
     Reaction(events.IntakeReviewed, on_intake_reviewed),
-    Reaction(events.CheckinRecorded, on_checkin_recorded, ignore=quiet_checkin),
+    # only the check-ins that ask something of scheduling (shared/events.py
+    # CheckinFlagged): the rest, most of them, never reach this worker
+    Reaction(events.CheckinFlagged, on_checkin_recorded, ignore=quiet_checkin),
     Reaction(events.PatientDischarged, on_patient_discharged),
     # the hold while at risk (docs/domain.md, "Who is scheduled, and when")
     Reaction(events.AlertRaised, on_alert),

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from services.scheduling.reactions import quiet_checkin
-from shared.events import CheckinRecorded, CloudEvent
+from shared.events import CheckinFlagged, CloudEvent
 from tests.support.clocked import ClockedStack
 from tests.support.eventually import eventually
 from tools.factories import checkin_body, intake_body
@@ -125,29 +125,30 @@ def assert_spaced(starts: list[datetime], gap: timedelta = timedelta(hours=48)) 
 
 async def handled_checkins(clocked: ClockedStack) -> None:
     """Wait until the scheduling worker has handled every check-in intake has written
-    that it acts on (their event ids are in scheduling's inbox; a calm one it ignores
-    and records nowhere: services/scheduling/reactions.py ``quiet_checkin``): what they
-    did, or did not do, is final."""
+    that it acts on (the ids of their ``checkin.flagged`` twins are in scheduling's
+    inbox; a calm check-in has no twin, and one that came to it all the same would be
+    ignored and recorded nowhere: services/scheduling/reactions.py ``quiet_checkin``):
+    what they did, or did not do, is final."""
     conn = await asyncpg.connect(clocked.dsn)
 
     async def unhandled() -> int:
         written = await conn.fetch(
             "SELECT o.event_id::text AS id, EXISTS (SELECT 1 FROM scheduling.inbox i "
             "WHERE i.event_id = o.event_id::text) AS seen "
-            "FROM intake.outbox_events o WHERE o.topic LIKE '%checkin.recorded'"
+            "FROM intake.outbox_events o WHERE o.topic LIKE '%checkin.flagged'"
         )
         # each event as the worker reads it, from Kafka: the outbox keeps only a record
         # of a published one (shared/migrations/0000_outbox_published.sql)
         on_kafka = {
             e.id: e
-            for e in (CloudEvent.from_bytes(r.value) for r in clocked.events.on("checkin.recorded"))
+            for e in (CloudEvent.from_bytes(r.value) for r in clocked.events.on("checkin.flagged"))
         }
 
         def waiting(r: asyncpg.Record) -> bool:
             event = on_kafka.get(r["id"])
             if event is None:  # not on Kafka yet: whether it is acted on is not known yet
                 return True
-            return not r["seen"] and not quiet_checkin(CheckinRecorded.model_validate(event.data))
+            return not r["seen"] and not quiet_checkin(CheckinFlagged.model_validate(event.data))
 
         return sum(map(waiting, written))
 

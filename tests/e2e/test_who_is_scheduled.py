@@ -86,9 +86,10 @@ async def worsen(
     now = datetime.now(UTC)  # after the intake's submitted_at (tools.factories: 1 min ago)
     await post_checkin(intake_http, pid, REMISSION, now - timedelta(seconds=20))
     body = await post_checkin(intake_http, pid, RELAPSE, now - timedelta(seconds=10))
-    await handled(scheduling.dsn, event_log, "checkin.recorded", {"checkin_id": body["checkin_id"]})
+    # scheduling reads the flagged twin (shared/events.py CheckinFlagged)
+    await handled(scheduling.dsn, event_log, "checkin.flagged", {"checkin_id": body["checkin_id"]})
     [recorded] = [
-        d for d in event_log.data("checkin.recorded") if d["checkin_id"] == body["checkin_id"]
+        d for d in event_log.data("checkin.flagged") if d["checkin_id"] == body["checkin_id"]
     ]
     assert recorded["assessment"]["worsening"] is True
 

@@ -30,6 +30,7 @@ JOURNEY = {
     "intake.screened",
     "intake.reviewed",
     "checkin.recorded",
+    "checkin.flagged",
     "safety.signal",
     "pipeline.heartbeat",
     "patient.discharged",

@@ -272,6 +272,17 @@ async def test_checkins_carry_the_measurement_based_care_verdict(
     assert by_id[worse["checkin_id"]].data["assessment"]["lowest_total"] == 2
     assert by_id[mood_only["checkin_id"]].data["suicidal_ideation"] is True
     assert by_id[mood_only["checkin_id"]].data["phq9_total"] is None
+    # scheduling's topic carries the worsening and the ideation check-ins, never the
+    # calm one: each the recorded payload field for field, as an event of its own
+    await eventually(
+        lambda: len(events_for(event_log, "checkin.flagged", pid)) == 2,
+        what="two checkin.flagged",
+    )
+    flagged = {e.data["checkin_id"]: e for e in events_for(event_log, "checkin.flagged", pid)}
+    assert set(flagged) == {worse["checkin_id"], mood_only["checkin_id"]}
+    for checkin_id, twin in flagged.items():
+        assert twin.data == by_id[checkin_id].data
+        assert twin.id != by_id[checkin_id].id
     for c in (better, worse, mood_only):
         assert not event_log.containing(c["note"]), "a check-in note reached a topic"
 

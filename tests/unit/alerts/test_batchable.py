@@ -101,7 +101,7 @@ def test_only_the_reactions_that_lock_the_patient_alone_may_share() -> None:
     # check-ins are ignored instead (Route.ignore), which needs no transaction at all
     assert not [r for r in scheduling.REACTIONS if r.batch is not None]
     ignoring = [r.payload.topic for r in scheduling.REACTIONS if r.ignore is not None]
-    assert ignoring == ["checkin.recorded"]
+    assert ignoring == ["checkin.flagged"]
 
 
 @pytest.mark.parametrize(
