@@ -63,6 +63,12 @@ ROUTINE = (
     "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL "
     "AND priority = 0 ORDER BY id LIMIT $1"
 )
+# The one lane of a relay without a safety lane (RelayConfig.safety_lane): every row,
+# safety-lane rows first should one ever be written. The two lanes' fetches one after
+# the other, each on its own partial index (an ORDER BY priority DESC, id over the
+# whole outbox has no index and sorted every unpublished row and dead entry: three
+# times the relay's database CPU per intake); the append returns them in this order.
+EVERY = f"({URGENT}) UNION ALL ({ROUTINE}) LIMIT $1"  # noqa: S608 (our own constants)
 
 # A published round leaves the outbox, and a narrow record of each of its events (not
 # the event: that is on Kafka) goes to outbox_published, in one statement: deleting a
@@ -100,6 +106,14 @@ class RelayConfig:
     # event each. Idle (the last batch longer ago), an event goes out at once. The
     # safety lane never waits.
     linger_s: float = 0.02
+    # Whether the service writes safety-lane rows (shared/outbox.py SAFETY; only intake
+    # does). Without, the relay runs one lane that publishes every row: one database
+    # session and one producer fewer, and above all one listener fewer. PostgreSQL 15
+    # signals every listening session of the database at each NOTIFY whatever its
+    # channel, ~30 us of its CPU per listener per notification (docs/performance.md), and
+    # an idle safety lane of scheduling or alerts was signalled for every check-in and
+    # intake of the whole stack to wait for rows its service never writes.
+    safety_lane: bool = True
 
 
 @dataclass
@@ -130,10 +144,13 @@ class OutboxRelay:
         urgent_producer: AIOKafkaProducer | None = None,
     ) -> None:
         self.config = config
-        self.lanes = (
-            _Lane("safety", URGENT, urgent_producer or producer, channel="_outbox_safety"),
-            _Lane("routine", ROUTINE, producer, linger_s=config.linger_s),
-        )
+        if config.safety_lane:
+            self.lanes: tuple[_Lane, ...] = (
+                _Lane("safety", URGENT, urgent_producer or producer, channel="_outbox_safety"),
+                _Lane("routine", ROUTINE, producer, linger_s=config.linger_s),
+            )
+        else:
+            self.lanes = (_Lane("routine", EVERY, producer, linger_s=config.linger_s),)
         # makes a fresh producer for a lane (by name) when its own is broken for good
         # (see _replace_producer)
         self.new_producer = new_producer
@@ -214,12 +231,15 @@ class OutboxRelay:
             # connection is lost leadership); the safety lane on a connection of its own.
             # The routine lane starts once the safety lane has published what was waiting
             # (after an outage or a takeover the signals go out before the backlog).
-            safety, routine = self.lanes
             first_pass = asyncio.Event()
-            tasks = [
-                asyncio.create_task(self._lane(safety, None, first_pass)),
-                asyncio.create_task(self._lane(routine, conn, first_pass, wait=True)),
-            ]
+            if len(self.lanes) == 2:
+                safety, routine = self.lanes
+                tasks = [
+                    asyncio.create_task(self._lane(safety, None, first_pass)),
+                    asyncio.create_task(self._lane(routine, conn, first_pass, wait=True)),
+                ]
+            else:  # no safety lane (RelayConfig.safety_lane)
+                tasks = [asyncio.create_task(self._lane(self.lanes[0], conn, first_pass))]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for t in done:
@@ -333,7 +353,11 @@ async def serve_relay(
     schema: str,
     migrations: Path,
     tasks: Sequence[RelayTask] = (),
+    *,
+    safety_lane: bool = True,
 ) -> None:
+    """The service's relay until SIGTERM. ``safety_lane``: whether the service writes
+    safety-lane rows (RelayConfig.safety_lane)."""
     devclock.refuse_unless_loopback(settings, f"{schema} relay")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -341,7 +365,7 @@ async def serve_relay(
         loop.add_signal_handler(sig, stop.set)
     # start even while the database or broker is still coming up
     await db.migrate_when_up(settings.database_url, schema, migrations, "relay")
-    relay = await _start_relay(settings, schema, stop)
+    relay = await _start_relay(settings, schema, stop, safety_lane)
     task = asyncio.create_task(relay.run())
     extra = [asyncio.create_task(t()) for t in tasks]
     freeze_startup()  # started: what exists now leaves the collector's walks
@@ -358,7 +382,9 @@ async def serve_relay(
     log.info("relay_stopped", schema=schema)
 
 
-async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Event) -> OutboxRelay:
+async def _start_relay(
+    settings: CommonSettings, schema: str, stop: asyncio.Event, safety_lane: bool
+) -> OutboxRelay:
     """The relay with its producers started (waiting for the broker), its metrics port
     open and, with DEV_CLOCK=1, the stack's time known (else a no-op)."""
     backoff = settings.backoff()
@@ -374,8 +400,10 @@ async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Even
     def waiting(event: str) -> Callable[[BaseException, float], None]:
         return lambda exc, delay: log.warning(event, error=repr(exc), retry_in_s=delay)
 
-    producer, urgent_producer = new_producer("routine"), new_producer("safety")
-    for p in (producer, urgent_producer):
+    producer = new_producer("routine")
+    urgent_producer = new_producer("safety") if safety_lane else None
+    started = [p for p in (producer, urgent_producer) if p is not None]
+    for p in started:
         await until_done(
             p.start,
             retry_on=(KafkaError,),
@@ -384,7 +412,7 @@ async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Even
             stop=stop,
         )
     # the first events after a start do not wait for their topic's metadata
-    await warm_topics((producer, urgent_producer), [settings.topic(t) for t in TOPICS])
+    await warm_topics(started, [settings.topic(t) for t in TOPICS])
     if settings.relay_metrics_port:
         start_http_server(settings.relay_metrics_port, addr=settings.http_host)
     await until_done(
@@ -402,5 +430,6 @@ async def _start_relay(settings: CommonSettings, schema: str, stop: asyncio.Even
         topic_prefix=settings.kafka_topic_prefix,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
+        safety_lane=safety_lane,
     )
     return OutboxRelay(config, producer, new_producer, urgent_producer)

@@ -95,7 +95,8 @@ def _serve(role: str, service: str, settings: AlertsSettings) -> int:
             return 2
         serve(api, settings, settings.alerts_port)
     elif role == "relay":
-        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
+        # alerts writes no safety-lane row (shared/outbox.py SAFETY): one lane, one listener
+        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS, safety_lane=False))
     elif role == "timers":
         uvloop.run(serve_timers(settings, MIGRATIONS))
     elif role == "safety":

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "api":
         serve(create_app(settings), settings, settings.scheduling_port)
     elif args.role == "relay":
-        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS))
+        # scheduling writes no safety-lane row (shared/outbox.py SAFETY): one lane, one listener
+        uvloop.run(serve_relay(settings, SCHEMA, MIGRATIONS, safety_lane=False))
     else:
         calendars = CalendarCache()  # the worker process's one, for reactions and timers
         processor = create_processor(settings, calendars=calendars)

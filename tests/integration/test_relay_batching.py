@@ -157,6 +157,46 @@ async def test_a_routine_write_notifies_the_routine_lane_only(probe: Probe) -> N
         await listener.close()
 
 
+async def test_a_relay_without_a_safety_lane_publishes_every_row_from_one_session() -> None:
+    """Scheduling's and alerts' relays (RelayConfig.safety_lane False): one lane on one
+    database session, so one listener fewer signalled at every NOTIFY of the database.
+    A safety-lane row, which neither service writes, is published all the same, and a
+    write wakes the lane at once (the poll here is 30 s)."""
+    async with migrated_space("relay-one-lane") as (space, conn):
+        await ensure_topics([KAFKA], [space.prefix + "checkin.recorded"])
+        probe = Probe(space.dsn, conn)
+        waiting = [await probe.enqueue() for _ in range(3)]
+        waiting.append(await probe.enqueue(priority=outbox.SAFETY))
+        config = RelayConfig(
+            dsn=space.dsn,
+            schema=probe_worker.SCHEMA,
+            topic_prefix=space.prefix,
+            poll_interval_s=30,
+            safety_lane=False,
+        )
+        producer = idempotent_producer([KAFKA], "relay-test-one-lane")
+        await producer.start()
+        relay = OutboxRelay(config, producer)
+        task = asyncio.create_task(relay.run())
+        try:
+            await probe.when_published(waiting)
+            sessions = await conn.fetch(
+                "SELECT application_name FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'relay-%'"
+            )
+            assert [r["application_name"] for r in sessions] == [
+                f"relay-{probe_worker.SCHEMA}-leader"
+            ]
+            for priority in (outbox.ROUTINE, outbox.SAFETY):
+                t0 = asyncio.get_running_loop().time()
+                await probe.when_published([await probe.enqueue(priority=priority)])
+                assert asyncio.get_running_loop().time() - t0 < 5, "not woken by the write"
+        finally:
+            relay.stop()
+            await task
+            await producer.stop()
+
+
 async def test_a_relay_stopped_before_its_safety_lane_connected_stops() -> None:
     """Stopped while its safety lane is still connecting (a SIGTERM right after a start):
     the routine lane waits for the safety lane's first pass, which never comes, and must
