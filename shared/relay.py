@@ -64,11 +64,11 @@ ROUTINE = (
     "AND priority = 0 ORDER BY id LIMIT $1"
 )
 # The one lane of a relay without a safety lane (RelayConfig.safety_lane): every row,
-# safety-lane rows first should one ever be written. The two lanes' fetches one after
-# the other, each on its own partial index (an ORDER BY priority DESC, id over the
-# whole outbox has no index and sorted every unpublished row and dead entry: three
-# times the relay's database CPU per intake); the append returns them in this order.
-EVERY = f"({URGENT}) UNION ALL ({ROUTINE}) LIMIT $1"  # noqa: S608 (our own constants)
+# safety-lane rows first should one ever be written: the two lanes' fetches one after
+# the other, each on its own partial index, which the append returns in this order (an
+# ORDER BY priority DESC, id over the whole outbox has no index to walk, so it would
+# sort every unpublished row).
+EVERY = f"({URGENT}) UNION ALL ({ROUTINE}) LIMIT $1"
 
 # A published round leaves the outbox, and a narrow record of each of its events (not
 # the event: that is on Kafka) goes to outbox_published, in one statement: deleting a
