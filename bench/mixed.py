@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from bench.load import CLIENT_NICE, client_first, line
+from bench.load import CLIENT_NICE, client_first, line, pct
 from bench.stack import Stack, stack
 from shared.db import connect_kwargs
 from tools.factories import checkin_body, intake_body
@@ -96,6 +97,7 @@ class _Load:
     intake_lat: list[float] = field(default_factory=list)
     checkin_lat: list[float] = field(default_factory=list)
     sent_at: dict[str, float] = field(default_factory=dict)  # patient -> ideation sent
+    sent_wall: dict[str, float] = field(default_factory=dict)  # the same, wall clock
     accepted: list[str] = field(default_factory=list)
     suicidal: list[str] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
@@ -128,6 +130,7 @@ class _Load:
         body = checkin_body(pid, SUICIDAL if ideation else CALM, suicidal_ideation=ideation)
         if ideation:
             self.sent_at[pid] = time.monotonic()
+            self.sent_wall[pid] = time.time()
         try:
             async with self.patients.post(f"{self.st.urls['intake']}/v1/checkins", json=body) as r:
                 await r.read()
@@ -210,6 +213,53 @@ async def _run(
     return load.intake_lat, load.checkin_lat, page_lat, counts
 
 
+# Where an ideation check-in's page spent its time, from what the stack stores: the
+# check-in row's insert, the safety signal's record of publication, the page's first
+# POST (docs/performance.md, "The load client's own wait").
+_STAGES = """
+    SELECT c.patient_id,
+        extract(epoch FROM c.created_at) AS stored,
+        (SELECT extract(epoch FROM min(o.published_at)) FROM intake.outbox_published o
+         WHERE o.topic = 'safety.signal' AND o.key = c.patient_id) AS relayed,
+        (SELECT extract(epoch FROM min(a.started_at)) FROM alerts.alerts al
+         JOIN alerts.pages p ON p.alert_id = al.alert_id
+         JOIN alerts.page_attempts a ON a.page_id = p.page_id
+         WHERE al.patient_id = c.patient_id) AS posted
+    FROM intake.checkins c WHERE c.suicidal_ideation AND c.patient_id = ANY($1::text[])
+"""
+
+
+async def _page_stages(db: asyncpg.Connection, load: _Load, pages: dict[str, float]) -> None:
+    """Print each stage's p50/p99 over the paged ideation check-ins: before the intake
+    API stored it (the client's send, the network, the API's queue), the relay's safety
+    lane, the alerts safety lane until its first POST, the POST until received."""
+    now_wall, now_mono = time.time(), time.monotonic()
+    paged = [p for p in load.suicidal if p in pages]
+    stages: dict[str, list[float]] = {
+        "sent -> stored": [],
+        "stored -> relayed": [],
+        "relayed -> POST": [],
+        "POST -> received": [],
+    }
+    for r in await db.fetch(_STAGES, paged):
+        pid = r["patient_id"]
+        if r["relayed"] is None or r["posted"] is None:
+            continue
+        received = now_wall - (now_mono - pages[pid])
+        points = [load.sent_wall[pid], float(r["stored"]), float(r["relayed"])]
+        points += [float(r["posted"]), received]
+        for values, (a, b) in zip(stages.values(), itertools.pairwise(points), strict=True):
+            values.append(b - a)
+    if stages["sent -> stored"]:
+        print(
+            "  ideation pages, where the time went (p50 / p99 ms): "
+            + ", ".join(
+                f"{name} {1000 * pct(v, 50):.0f} / {1000 * pct(v, 99):.0f}"
+                for name, v in stages.items()
+            )
+        )
+
+
 async def _effects(
     st: Stack, receiver: PageReceiver, load: _Load
 ) -> tuple[list[float], dict[str, int]]:
@@ -229,6 +279,7 @@ async def _effects(
     db = await asyncpg.connect(st.dsn, **connect_kwargs(st.dsn))
     caught_up = -1.0
     try:
+        await _page_stages(db, load, pages)
         while time.monotonic() < deadline:
             backlog = await db.fetchval(
                 "SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)"
