@@ -9,6 +9,16 @@ alerts safety lane, timers, watchdog and API, the broker and PostgreSQL) keep th
 under overload the kernel runs them first and the routine backlog waits instead. Lowering
 one's own priority needs no privilege. It is per thread on Linux and inherited by the
 threads created afterwards, so it is called first thing in ``main``.
+
+One process goes the other way: intake's API, where every suicide-risk signal enters,
+raises its own priority to ``SAFETY_ENTRY_NICE`` (-5) where the system allows it
+(``lead_the_cpu``; root, or CAP_SYS_NICE). On a saturated machine a process at the
+default priority gets one share among PostgreSQL's many backends and the broker's
+threads, each at the same priority; the API, one thread for every request, then fell
+behind, and check-ins on new connections waited seconds to be read
+(docs/performance.md, "Two minutes at 100%"). Where it is not allowed (a container
+without the capability) the API runs on as started and says so; give it a CPU weight
+of its own there (a cgroup's ``cpu.weight``).
 """
 
 from __future__ import annotations
@@ -32,4 +42,19 @@ def yield_to_safety(nice: int, process: str) -> int:
         log.warning("priority_unchanged", process=process, nice=nice, error=repr(exc))
         return current
     log.info("priority_lowered", process=process, nice=nice)
+    return nice
+
+
+def lead_the_cpu(nice: int, process: str) -> int:
+    """Raise this process's CPU priority to niceness ``nice`` where allowed (never lower
+    it; 0 leaves it as started); returns the niceness it runs at."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice == 0 or nice >= current:
+        return current
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:  # no privilege to raise it: run on at the priority we have
+        log.warning("priority_not_raised", process=process, nice=nice, error=repr(exc))
+        return current
+    log.info("priority_raised", process=process, nice=nice)
     return nice

@@ -22,6 +22,7 @@ from services.intake.settings import SCHEMA, IntakeSettings
 from shared.crypto import PhiKeyError, new_key
 from shared.encrypted import rotate_main
 from shared.logging import configure_logging
+from shared.priority import lead_the_cpu
 from shared.relay import serve_relay
 from shared.service import serve
 
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             rotate=phi_at_rest.rotate_phi,
             check=args.check,
         )
-    if args.role == "api":
+    if args.role == "api":  # where suicide-risk signals enter (shared/priority.py)
+        lead_the_cpu(settings.safety_entry_nice, "intake-api")
         try:
             app = create_app(settings)
         except PhiKeyError as exc:

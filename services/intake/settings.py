@@ -39,6 +39,13 @@ class IntakeSettings(PhiKeySettings):
     # (docs/performance.md, "Cold start").
     pool_opened_whole = True
 
+    # The API is where a suicide-risk signal enters: it raises its own CPU priority at
+    # start to this niceness where the system allows it (shared/priority.py
+    # lead_the_cpu; 0 leaves it as started). On a saturated machine it otherwise gets one
+    # share among PostgreSQL's many backends, and new connections waited seconds to be
+    # accepted (docs/performance.md, "Two minutes at 100%").
+    safety_entry_nice: int = Field(default=-5, ge=-20, le=0)
+
     # Connections kept for the safety lane alone (services/intake/deps.py): a
     # check-in or intake signalling suicide risk never waits for one behind routine work.
     safety_db_pool_size: int = Field(default=2, ge=1)
