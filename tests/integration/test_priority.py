@@ -6,23 +6,13 @@ SAFETY_ENTRY_NICE where the machine allows it."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
 from tests.support.eventually import eventually
+from tests.support.priority import MAY_RAISE
 from tests.support.stack import AlertsStack, IntakeStack, SchedulingStack
 from tools.stack import ServiceProcess
-
-# whether this machine lets a process raise its own priority (root, or CAP_SYS_NICE)
-MAY_RAISE = (
-    subprocess.run(
-        [sys.executable, "-c", "import os; os.setpriority(os.PRIO_PROCESS, 0, -1)"],
-        capture_output=True,
-    ).returncode
-    == 0
-)
 
 
 def _nice(proc: ServiceProcess) -> int | None:

@@ -1,5 +1,6 @@
-"""Routine processes lower their own CPU priority, never raise it (shared/priority.py).
-Each case runs in a child process: a lowered priority cannot be taken back."""
+"""Routine processes lower their own CPU priority, never raise it; intake's API raises
+its own where allowed, never lowers it (shared/priority.py). Each case runs in a child
+process: a lowered priority cannot be taken back."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ import sys
 
 import pytest
 
+from tests.support.priority import MAY_RAISE
+
 CHILD = """
 import os, sys
-from shared.priority import yield_to_safety
-os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[1]))
-got = yield_to_safety(int(sys.argv[2]), "test")
+from shared import priority
+os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[2]))
+got = getattr(priority, sys.argv[1])(int(sys.argv[3]), "test")
 print(got, os.getpriority(os.PRIO_PROCESS, 0))
 """
 
 
-def _child(start: int, asked: int) -> tuple[int, int]:
+def _child(function: str, start: int, asked: int) -> tuple[int, int]:
+    """(what ``function`` returned, the niceness the child then ran at)."""
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(start), str(asked)],
+        [sys.executable, "-c", CHILD, function, str(start), str(asked)],
         capture_output=True,
         text=True,
         check=True,
@@ -38,36 +42,7 @@ def _child(start: int, asked: int) -> tuple[int, int]:
     ],
 )
 def test_priority_is_only_ever_lowered(start: int, asked: int, expected: int) -> None:
-    assert _child(start, asked) == (expected, expected)
-
-
-LEAD = """
-import os, sys
-from shared.priority import lead_the_cpu
-os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[1]))
-got = lead_the_cpu(int(sys.argv[2]), "test")
-print(got, os.getpriority(os.PRIO_PROCESS, 0))
-"""
-
-# whether this machine lets a process raise its own priority (root, or CAP_SYS_NICE)
-MAY_RAISE = (
-    subprocess.run(
-        [sys.executable, "-c", "import os; os.setpriority(os.PRIO_PROCESS, 0, -1)"],
-        capture_output=True,
-    ).returncode
-    == 0
-)
-
-
-def _lead(start: int, asked: int) -> tuple[int, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", LEAD, str(start), str(asked)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    returned, actual = out.stdout.splitlines()[-1].split()
-    return int(returned), int(actual)
+    assert _child("yield_to_safety", start, asked) == (expected, expected)
 
 
 @pytest.mark.parametrize(
@@ -76,8 +51,8 @@ def _lead(start: int, asked: int) -> tuple[int, int]:
         (0, -5, -5),  # the intake API at the default: raised where allowed
         (5, -5, -5),
         (0, 0, 0),  # SAFETY_ENTRY_NICE=0: left alone
-        (-10, -5, -10),  # started higher already (e.g. by an operator): never lowered
         (3, 0, 3),
+        (-10, -5, -10),  # started higher already (e.g. by an operator): never lowered
     ],
 )
 def test_the_safety_entry_only_ever_raises_its_priority(
@@ -85,5 +60,5 @@ def test_the_safety_entry_only_ever_raises_its_priority(
 ) -> None:
     if start < 0 and not MAY_RAISE:
         pytest.skip("this machine lets no process raise its priority")
-    expected = raised if MAY_RAISE or raised >= start else start
-    assert _lead(start, asked) == (expected, expected)
+    expected = raised if MAY_RAISE else start
+    assert _child("lead_the_cpu", start, asked) == (expected, expected)
