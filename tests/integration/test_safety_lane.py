@@ -403,7 +403,8 @@ async def test_the_relay_publishes_a_safety_signal_before_the_backlog(
         await conn.close()
     signal_at = next(r["published_at"] for r in rows if r["topic"] == "safety.signal")
     routine = [r["published_at"] for r in rows if r["topic"] != "safety.signal"]
-    assert len(routine) == 41  # 40 screens and the check-in's routine event
+    # 40 screens, the check-in's routine event and its checkin.flagged twin (scheduling's)
+    assert len(routine) == 42
     assert signal_at < min(routine)
 
 
