@@ -232,14 +232,15 @@ class OutboxRelay:
             # The routine lane starts once the safety lane has published what was waiting
             # (after an outage or a takeover the signals go out before the backlog).
             first_pass = asyncio.Event()
-            if len(self.lanes) == 2:
+            if self.config.safety_lane:
                 safety, routine = self.lanes
                 tasks = [
                     asyncio.create_task(self._lane(safety, None, first_pass)),
                     asyncio.create_task(self._lane(routine, conn, first_pass, wait=True)),
                 ]
-            else:  # no safety lane (RelayConfig.safety_lane)
-                tasks = [asyncio.create_task(self._lane(self.lanes[0], conn, first_pass))]
+            else:
+                (only,) = self.lanes
+                tasks = [asyncio.create_task(self._lane(only, conn, first_pass))]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for t in done:
