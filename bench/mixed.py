@@ -19,6 +19,7 @@ import orjson
 
 from bench.load import CLIENT_NICE, client_first, line, pct
 from bench.stack import Stack, stack
+from bench.waits import watching
 from shared.db import connect_kwargs
 from tools.factories import checkin_body, intake_body
 from tools.page_receiver import PageReceiver
@@ -206,7 +207,11 @@ async def _run(
                 load.checkin(start + 1 + i / checkin_rate)
                 for i in range(int((seconds - 1) * checkin_rate))
             ]
-            await asyncio.gather(*tasks)
+            # what the intake API waited for meanwhile: the CPU, or its statements
+            async with watching(st.pids["intake-api"], st.dsn, connect_kwargs(st.dsn)) as waits:
+                await asyncio.gather(*tasks)
+    for row in waits.lines():
+        print(row)
     page_lat, counts = await _effects(st, receiver, load)
     if load.errors:
         print("  client errors: " + ", ".join(f"{k} {v}" for k, v in load.errors.most_common()))
