@@ -76,7 +76,7 @@ def build_app(
         generate_unique_id_function=operation_id,
     )
     # innermost: the request's latency and access log count its wait at the gate
-    install_routine_gate(app, routine, settings.routine_concurrency)
+    install_routine_gate(app, routine, settings.routine_concurrency, settings.routine_queue_max)
     _install_middleware(app, settings, schema, max_body_bytes, rules)
     app.include_router(router, generate_unique_id_function=operation_id)
     if settings.dev_clock:

@@ -57,6 +57,10 @@ class CommonSettings(ProcessSettings):
     # once; the rest wait at the gate, before their body is parsed (shared/web.py
     # RoutineGate), so a check-in never queues behind them in the event loop.
     routine_concurrency: int = Field(default=8, ge=1)
+    # At most this many wait there; one more is refused at once (503 with Retry-After,
+    # nothing read or changed), so that under overload what the gate lets in is answered
+    # in time. 0: never refused.
+    routine_queue_max: int = Field(default=256, ge=0)
     # Connections per process's pool: opened at start (``db_pool_min``), and up to
     # ``db_pool_max`` under load; one above the minimum closes after 5 idle minutes.
     db_pool_min: int = Field(default=2, ge=1)

@@ -42,6 +42,10 @@ GATE_WAITING = Gauge(
     "http_routine_waiting",
     "Routine requests waiting for their turn at the gate (shared/web.py RoutineGate)",
 )
+GATE_REFUSED = Counter(
+    "http_routine_refused_total",
+    "Routine requests refused (503) because the gate's queue was full (shared/web.py RoutineGate)",
+)
 
 # A site's id in a path, as intakes name sites (any other id could never have a patient,
 # nor be paged for).
@@ -293,21 +297,35 @@ class RoutineGate:
     overload a service's routine requests (e.g. intakes) then queue in this gate and not
     in the event loop, where every step of a request on the safety path (a check-in:
     docs/domain.md "Safety signals first") would wait behind a step of each of them.
-    Nothing is refused: a request waits for its turn, in arrival order."""
+    A request waits for its turn, in arrival order; when ``queue_max`` (> 0) are waiting
+    already, one more is refused at once (503, ``Retry-After``), its body unread and
+    nothing changed. Under overload the service then answers what it took in time,
+    instead of working through a queue of requests whose clients have given up
+    (docs/performance.md, "What the API waits for under overload")."""
 
-    def __init__(self, inner: Any, routine: frozenset[tuple[str, str]], limit: int) -> None:
+    def __init__(
+        self, inner: Any, routine: frozenset[tuple[str, str]], limit: int, queue_max: int = 0
+    ) -> None:
         self.inner = inner
         self.routine = routine
         self.gate = asyncio.Semaphore(limit)
+        self.queue_max = queue_max
+        self.waiting = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in self.routine:
             await self.inner(scope, receive, send)
             return
+        if self.queue_max and self.waiting >= self.queue_max:
+            GATE_REFUSED.inc()
+            await _OVERLOADED(scope, receive, send)
+            return
+        self.waiting += 1
         GATE_WAITING.inc()
         try:
             await self.gate.acquire()
         finally:
+            self.waiting -= 1
             GATE_WAITING.dec()
         try:
             await self.inner(scope, receive, send)
@@ -315,9 +333,21 @@ class RoutineGate:
             self.gate.release()
 
 
-def install_routine_gate(app: FastAPI, routine: Sequence[tuple[str, str]], limit: int) -> None:
+# The gate's refusal: the same for every request, so made once.
+_OVERLOADED = JSONResponse(
+    error_body("overloaded", "too many requests of this kind are waiting; send it again shortly"),
+    503,
+    headers={"Retry-After": "1"},
+)
+
+
+def install_routine_gate(
+    app: FastAPI, routine: Sequence[tuple[str, str]], limit: int, queue_max: int = 0
+) -> None:
     if routine:
-        app.add_middleware(RoutineGate, routine=frozenset(routine), limit=limit)
+        app.add_middleware(
+            RoutineGate, routine=frozenset(routine), limit=limit, queue_max=queue_max
+        )
 
 
 class NulGuard:

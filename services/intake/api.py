@@ -18,7 +18,7 @@ from services.intake.schemas import (
     PatientMeasures,
     Review,
 )
-from shared.web import ERRORS, JSONResponse
+from shared.web import ERRORS, ErrorBody, JSONResponse
 
 router = APIRouter(prefix="/v1")
 
@@ -32,7 +32,16 @@ def deps(request: Request) -> Deps:
     "/intakes",
     status_code=201,
     response_model=IntakeOut,
-    responses={**ERRORS, 200: {"model": IntakeOut, "description": "An identical replay"}},
+    responses={
+        **ERRORS,
+        200: {"model": IntakeOut, "description": "An identical replay"},
+        503: {
+            "model": ErrorBody,
+            "description": "`overloaded`: too many intakes are waiting already "
+            "(ROUTINE_QUEUE_MAX); nothing was read or stored; send it again after "
+            "`Retry-After` seconds",
+        },
+    },
     summary="Submit an intake screen (201 new, 200 identical replay)",
 )
 async def submit_intake(body: IntakeIn, request: Request) -> Response:
