@@ -82,6 +82,7 @@ async def test_a_full_queue_refuses_the_next_at_once_and_serves_the_rest() -> No
                 seen["running"] == 3
                 and waiting() - before == 5
                 and refused() - refused_before == 12
+                and sum(t.done() for t in flood) == 12  # the refusals answered
             ),
             timeout=5,
             every=0,
