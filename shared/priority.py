@@ -36,13 +36,8 @@ def yield_to_safety(nice: int, process: str) -> int:
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if nice <= current:
         return current
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except OSError as exc:  # a sandbox that forbids it: run on, at the priority we have
-        log.warning("priority_unchanged", process=process, nice=nice, error=repr(exc))
-        return current
-    log.info("priority_lowered", process=process, nice=nice)
-    return nice
+    # refused only by a sandbox that forbids it
+    return _renice(current, nice, process, "priority_lowered", "priority_unchanged")
 
 
 def lead_the_cpu(nice: int, process: str) -> int:
@@ -51,10 +46,16 @@ def lead_the_cpu(nice: int, process: str) -> int:
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if nice == 0 or nice >= current:
         return current
+    # refused without the privilege (root, CAP_SYS_NICE)
+    return _renice(current, nice, process, "priority_raised", "priority_not_raised")
+
+
+def _renice(current: int, nice: int, process: str, done: str, refused: str) -> int:
+    """Set this process's niceness; where the system refuses, run on at ``current``."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except OSError as exc:  # no privilege to raise it: run on at the priority we have
-        log.warning("priority_not_raised", process=process, nice=nice, error=repr(exc))
+    except OSError as exc:
+        log.warning(refused, process=process, nice=nice, error=repr(exc))
         return current
-    log.info("priority_raised", process=process, nice=nice)
+    log.info(done, process=process, nice=nice)
     return nice
